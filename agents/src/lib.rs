@@ -1,0 +1,9 @@
+//! Learning code for tame: what trains or solves a policy on a `tame-envs` environment.
+//!
+//! Agents report metrics through the small [`Logger`] trait; the `tame` binary implements it
+//! with its TensorBoard writer, so this crate knows nothing about file formats.
+
+mod logger;
+pub mod run;
+
+pub use logger::{Logger, NullLogger};

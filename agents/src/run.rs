@@ -1,0 +1,56 @@
+//! The contract between a training loop and the binary that runs it: where metrics,
+//! checkpoints and progress go, how a run is stopped early, and what it reports at the end.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::Logger;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every running training loop to stop at its next step (set on Ctrl-C).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was requested; training loops poll this once per step or generation.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Progress of a run, for the progress bar.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Environment steps taken so far.
+    pub step: u64,
+    /// Environment steps the run will take.
+    pub total: u64,
+    /// Return of the most recent finished training episode.
+    pub last_return: Option<f64>,
+    /// Most recent evaluation mean return.
+    pub last_eval: Option<f64>,
+}
+
+/// Everything a training loop needs from outside.
+pub struct RunCtx<'a> {
+    pub logger: &'a mut dyn Logger,
+    /// Where checkpoints go; `None` disables them (tests, benchmarks).
+    pub checkpoint_dir: Option<&'a Path>,
+    /// Called now and then with the run's progress.
+    pub progress: &'a mut dyn FnMut(&Progress),
+}
+
+/// What a finished (or stopped) run reports; the binary turns it into `summary.json`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrainSummary {
+    /// Environment steps actually taken.
+    pub steps: u64,
+    /// Returns of the final deterministic evaluation, one per episode.
+    pub final_eval_returns: Vec<f64>,
+    /// Mean policy entropy over the final evaluation's states, where the policy has one.
+    pub final_policy_entropy: Option<f64>,
+    /// Fraction of final evaluation episodes that reached the goal, where the env has one.
+    pub success_rate: Option<f64>,
+    /// True when the run ended early because a stop was requested.
+    pub interrupted: bool,
+}

@@ -1,0 +1,8 @@
+//! Bakes libtorch's directory into the `tame` binary's rpath, so it runs without
+//! LD_LIBRARY_PATH. torch-sys exports the directory only to direct dependents.
+fn main() {
+    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+}

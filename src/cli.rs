@@ -1,0 +1,31 @@
+//! Command-line interface: one subcommand per job, each implemented in `cmd/`.
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// tame: see what smoothing does to learning.
+///
+/// Soft (entropy-regularized, temperature τ) against hard-argmax policies, and Gaussian
+/// smoothing in parameter space (evolution strategies, width σ), on native environments.
+#[derive(Debug, Parser)]
+#[command(name = "tame", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Environments: list them, replay Gymnasium traces, measure steps per second.
+    #[command(subcommand)]
+    Env(cmd::env::EnvCommand),
+}
+
+/// Parses `std::env::args` and runs the chosen subcommand.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Env(c) => cmd::env::run(c),
+    }
+}

@@ -1,0 +1,5 @@
+//! The `tame` binary's library: command line, configs, run directories, logging and reports.
+
+pub mod cli;
+mod cmd;
+pub mod fsutil;
