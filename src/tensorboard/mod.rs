@@ -4,9 +4,13 @@
 mod hparams;
 mod markdown;
 mod proto;
+mod reader;
 mod record;
 mod writer;
 
 pub use hparams::{HParamValue, HParams, SessionStatus};
 pub use markdown::config_markdown;
+pub use reader::{
+    find_runs, read_events, HistogramPoint, RunEvents, RunHParams, ScalarPoint, TextPoint,
+};
 pub use writer::{EventWriter, DEFAULT_FLUSH_INTERVAL};
