@@ -4,7 +4,8 @@
 use anyhow::Context;
 use serde_json::Value;
 
-/// `| key | value |` rows for every leaf of `config`, nested keys joined with dots.
+/// `| key | value |` rows for every leaf of `config`, sorted by key, nested keys joined
+/// with dots.
 pub fn config_markdown(config: &impl serde::Serialize) -> anyhow::Result<String> {
     let value = serde_json::to_value(config).context("turning the config into a table")?;
     let mut rows = Vec::new();
@@ -61,8 +62,8 @@ mod tests {
             net: Inner { hidden: vec![256, 256], lr: 3e-4 },
         };
         let md = config_markdown(&cfg).unwrap();
-        let expected = "| key | value |\n|---|---|\n| agent | sac |\n| tau | none |\n\
-                        | note | a\\|b<br>c |\n| net.hidden | [256,256] |\n| net.lr | 0.0003 |\n";
+        let expected = "| key | value |\n|---|---|\n| agent | sac |\n| net.hidden | [256,256] |\n\
+                        | net.lr | 0.0003 |\n| note | a\\|b<br>c |\n| tau | none |\n";
         assert_eq!(md, expected);
     }
 }

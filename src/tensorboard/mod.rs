@@ -14,3 +14,6 @@ pub use reader::{
     find_runs, read_events, HistogramPoint, RunEvents, RunHParams, ScalarPoint, TextPoint,
 };
 pub use writer::{EventWriter, DEFAULT_FLUSH_INTERVAL};
+
+#[cfg(test)]
+mod tests;
