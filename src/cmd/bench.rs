@@ -13,12 +13,41 @@ use crate::tensorboard::{read_events, EventWriter};
 pub enum BenchCommand {
     /// TensorBoard writer: time to log N scalars, flush them durably and read them back.
     Tb(TbArgs),
+    /// Test helper (tests/tensorboard_durability.rs): logs N scalars, flushes, prints
+    /// "flushed", then keeps logging unflushed scalars until killed.
+    #[command(hide = true)]
+    TbDurabilityChild {
+        dir: PathBuf,
+        scalars: u64,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Tb(args) => bench_tb(args),
+        BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
     }
+}
+
+fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {
+    let mut writer = EventWriter::create(dir)?;
+    for step in 0..scalars {
+        writer.add_scalar("durable/x", step, step as f64)?;
+    }
+    writer.flush()?;
+    println!("flushed");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    // Bounded, so a parent that never kills us does not leave us running.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let mut step = 0;
+    while Instant::now() < deadline {
+        writer.add_scalar("unflushed/y", step, 0.0)?;
+        step += 1;
+        if step % 1000 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
