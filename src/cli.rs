@@ -23,6 +23,8 @@ enum Command {
     /// Speed measurements: print figures for one component.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
+    Inspect(cmd::inspect::InspectArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -32,5 +34,6 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Env(c) => cmd::env::run(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Inspect(a) => cmd::inspect::run(a),
     }
 }
