@@ -36,8 +36,11 @@ fn inspect_reports_each_run_from_hparams_config_or_name() {
     // No hparams: config.toml (nested table), and the name for what it lacks.
     let b = root.join("sweep/b");
     drop(log_returns(&b, &[-3.0, -1.0]));
-    std::fs::write(b.join("config.toml"), "agent = \"es\"\n[train]\nenv = \"cartpole\"\ntau = 0.5\n")
-        .unwrap();
+    std::fs::write(
+        b.join("config.toml"),
+        "agent = \"es\"\n[train]\nenv = \"cartpole\"\ntau = 0.5\n",
+    )
+    .unwrap();
 
     // Only the name.
     let c = root.join("pendulum__sac__tauauto__seed4__20250101-000000");

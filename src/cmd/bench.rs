@@ -16,10 +16,7 @@ pub enum BenchCommand {
     /// Test helper (tests/tensorboard_durability.rs): logs N scalars, flushes, prints
     /// "flushed", then keeps logging unflushed scalars until killed.
     #[command(hide = true)]
-    TbDurabilityChild {
-        dir: PathBuf,
-        scalars: u64,
-    },
+    TbDurabilityChild { dir: PathBuf, scalars: u64 },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -103,11 +100,7 @@ fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).ok();
     }
     if read_back as u64 != args.scalars || !events.problems.is_empty() {
-        bail!(
-            "read back {read_back} of {} scalars ({})",
-            args.scalars,
-            events.problems.join("; ")
-        );
+        bail!("read back {read_back} of {} scalars ({})", args.scalars, events.problems.join("; "));
     }
 
     let per_sec = args.scalars as f64 / log_secs;

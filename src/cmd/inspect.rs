@@ -49,7 +49,10 @@ const COLUMNS: [&str; 11] =
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     if !args.path.exists() {
-        bail!("{} does not exist (give a run directory or a directory of runs)", args.path.display());
+        bail!(
+            "{} does not exist (give a run directory or a directory of runs)",
+            args.path.display()
+        );
     }
     let runs = find_runs(&args.path)?;
     if runs.is_empty() {
@@ -148,9 +151,9 @@ fn read_config(dir: &Path) -> Option<toml::Table> {
 
 /// `key` at the top level of the config, or in one of its tables.
 fn config_value(config: &toml::Table, key: &str) -> Option<Value> {
-    let found = config.get(key).or_else(|| {
-        config.values().filter_map(|v| v.as_table()).find_map(|t| t.get(key))
-    })?;
+    let found = config
+        .get(key)
+        .or_else(|| config.values().filter_map(|v| v.as_table()).find_map(|t| t.get(key)))?;
     Some(match found {
         toml::Value::String(s) => Value::from(s.as_str()),
         toml::Value::Integer(i) => Value::from(*i),
@@ -215,7 +218,15 @@ fn to_table(rows: &[Row], tag: &str) -> String {
             .zip(&widths)
             .enumerate()
             // Text columns left-aligned, numbers right-aligned.
-            .map(|(i, (c, w))| if i < 5 || i == 6 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .map(
+                |(i, (c, w))| {
+                    if i < 5 || i == 6 {
+                        format!("{c:<w$}")
+                    } else {
+                        format!("{c:>w$}")
+                    }
+                },
+            )
             .collect();
         out.push_str(padded.join("  ").trim_end());
         out.push('\n');

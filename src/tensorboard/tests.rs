@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::*;
 use super::record;
+use super::*;
 
 /// A fresh directory under the system temp dir, unique to this test.
 fn scratch_dir(name: &str) -> PathBuf {

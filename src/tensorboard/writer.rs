@@ -62,9 +62,7 @@ impl EventWriter {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => break (path, file),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("creating {}", path.display()))
-                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
             }
         };
         let mut writer = EventWriter {
