@@ -14,7 +14,8 @@ pub enum BenchCommand {
     /// TensorBoard writer: time to log N scalars, flush them durably and read them back.
     Tb(TbArgs),
     /// Test helper (tests/tensorboard_durability.rs): logs N scalars, flushes, prints
-    /// "flushed", then keeps logging unflushed scalars until killed.
+    /// "flushed", then keeps logging like a training loop until killed or interrupted
+    /// (Ctrl-C: flushes and prints "stopped after M").
     #[command(hide = true)]
     TbDurabilityChild { dir: PathBuf, scalars: u64 },
 }
@@ -37,13 +38,16 @@ fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {
     // Bounded, so a parent that never kills us does not leave us running.
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let mut step = 0;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !tame_agents::run::stop_requested() {
         writer.add_scalar("unflushed/y", step, 0.0)?;
         step += 1;
-        if step % 1000 == 0 {
+        if step % 100 == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+    // What a training loop does when it sees the stop: end the run and flush.
+    writer.flush()?;
+    println!("stopped after {step}");
     Ok(())
 }
 
