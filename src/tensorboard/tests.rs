@@ -72,6 +72,20 @@ fn every_record_type_round_trips() {
 }
 
 #[test]
+fn hparams_without_metrics_write_no_experiment_record() {
+    let dir = scratch_dir("nometrics");
+    let mut w = EventWriter::create(&dir).unwrap();
+    w.write_hparams(&HParams::new().with("sigma", 0.02)).unwrap();
+    drop(w);
+    let run = read_events(&dir).unwrap();
+    let hp = run.hparams.unwrap();
+    assert_eq!(hp.values["sigma"], HParamValue::Num(0.02));
+    assert!(hp.metrics.is_empty());
+    assert_eq!(hp.end, None);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn two_writers_in_one_directory_in_one_second_keep_separate_files() {
     let dir = scratch_dir("twowriters");
     let mut a = EventWriter::create(&dir).unwrap();

@@ -117,8 +117,11 @@ impl EventWriter {
         self.push_value(tag, step, Some(meta), summary_value::Value::Tensor(tensor))
     }
 
-    /// Records the run's hyperparameters: the session start (values and start time) and the
-    /// experiment record naming the hparam and metric columns of TensorBoard's HParams tab.
+    /// Records the run's hyperparameters: the session start (values and start time) and,
+    /// when `hparams.metrics` is not empty, the experiment record naming the hparam and
+    /// metric columns of TensorBoard's HParams tab. TensorBoard uses the first experiment
+    /// record it finds for all runs; without one it takes the union of every run's hparams
+    /// as columns and every scalar tag as a metric.
     pub fn write_hparams(&mut self, hparams: &HParams) -> anyhow::Result<()> {
         for (name, value) in &hparams.values {
             if name.is_empty() {
@@ -146,7 +149,9 @@ impl EventWriter {
                 })
                 .collect(),
         };
-        self.push_hparams(EXPERIMENT_TAG, hparams_plugin_data::Data::Experiment(experiment))?;
+        if !hparams.metrics.is_empty() {
+            self.push_hparams(EXPERIMENT_TAG, hparams_plugin_data::Data::Experiment(experiment))?;
+        }
         let start = proto::SessionStartInfo {
             hparams: hparams.values.iter().map(|(k, v)| (k.clone(), v.to_proto())).collect(),
             group_name: String::new(),
