@@ -1,5 +1,6 @@
 //! `tame env`: list environments, replay Gymnasium traces, benchmark stepping.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ pub enum EnvCommand {
         #[arg(long = "env", value_delimiter = ',', default_values_t = ["cartpole".to_string(), "pendulum".to_string()])]
         envs: Vec<String>,
         /// Copies in the vectorized env.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 1024)]
         num_envs: usize,
         /// Env steps per measurement (summed over copies).
         #[arg(long, default_value_t = 20_000_000)]
@@ -65,6 +66,7 @@ fn limit_text(limit: Option<u32>) -> String {
 }
 
 fn list(as_json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     let specs = tame_envs::builtin_specs();
     if as_json {
         for s in &specs {
@@ -75,38 +77,39 @@ fn list(as_json: bool) -> anyhow::Result<()> {
                 "action_space": s.action_space.to_string(),
                 "time_limit": s.time_limit,
             });
-            println!("{o}");
+            writeln!(out, "{o}")?;
         }
         return Ok(());
     }
     for s in &specs {
-        println!("{:<22} {}", s.name, s.description);
+        writeln!(out, "{:<22} {}", s.name, s.description)?;
         if let Some(id) = s.gymnasium_id {
-            println!("    gymnasium id:  {id}");
+            writeln!(out, "    gymnasium id:  {id}")?;
         }
-        println!("    observations:  {}", s.observation_space);
-        println!("    actions:       {}", s.action_space);
-        println!("    time limit:    {}", limit_text(s.time_limit));
+        writeln!(out, "    observations:  {}", s.observation_space)?;
+        writeln!(out, "    actions:       {}", s.action_space)?;
+        writeln!(out, "    time limit:    {}", limit_text(s.time_limit))?;
     }
-    println!();
-    println!("{}", tame_envs::NAME_SYNTAX);
+    writeln!(out)?;
+    writeln!(out, "{}", tame_envs::NAME_SYNTAX)?;
     Ok(())
 }
 
 fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
     let reports = tame_envs::parity::check_file(file)?;
+    let mut out = std::io::stdout().lock();
     if reports.is_empty() {
         bail!("{} holds no traces", file.display());
     }
     if !as_json {
-        println!(
+        writeln!(out, 
             "{:<24} {:<26} {:>6} {:>12} {:>12} {:>10} {:>6}",
             "trace", "env", "steps", "max |dobs|", "max rel dr", "flags", "result"
-        );
+        )?;
     }
     for r in &reports {
         if as_json {
-            println!("{}", serde_json::to_string(r)?);
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
             continue;
         }
         let flags = match r.first_flag_mismatch {
@@ -117,7 +120,7 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
             Some(p) => (format!("p {p:.1e}"), "-".to_string()),
             None => (format!("{:.1e}", r.max_obs_dev), format!("{:.1e}", r.max_reward_rel_dev)),
         };
-        println!(
+        writeln!(out, 
             "{:<24} {:<26} {:>6} {:>12} {:>12} {:>10} {:>6}",
             r.name,
             r.env,
@@ -126,9 +129,9 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
             rew_col,
             flags,
             if r.ok { "ok" } else { "FAIL" }
-        );
+        )?;
         if let Some(e) = &r.error {
-            println!("    error: {e}");
+            writeln!(out, "    error: {e}")?;
         }
     }
     let failed: Vec<&str> = reports.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
@@ -318,6 +321,7 @@ fn bench(envs: &[String], num_envs: usize, steps: u64, threads: &[usize], as_jso
     if let Some(t) = threads.iter().find(|&&t| t == 0) {
         bail!("--threads {t}: thread counts must be at least 1");
     }
+    let mut out = std::io::stdout().lock();
     for name in envs {
         tame_envs::make(name).with_context(|| format!("--env {name}"))?;
         for &t in threads {
@@ -330,17 +334,17 @@ fn bench(envs: &[String], num_envs: usize, steps: u64, threads: &[usize], as_jso
                         "steps": m.steps, "seconds": m.seconds, "steps_per_sec": sps,
                         "cpu_seconds": m.cpu_seconds, "steps_per_cpu_sec": per_cpu,
                     });
-                    println!("{o}");
+                    writeln!(out, "{o}")?;
                 } else {
                     let cpu = per_cpu.map_or(String::new(), |c| format!("  ({:.2} M per CPU-second)", c / 1e6));
-                    println!(
+                    writeln!(out, 
                         "{:<14} {:<7} num_envs={:<6} threads={:<3} {:>8.2} M steps/s{cpu}",
                         m.env,
                         m.mode,
                         m.num_envs,
                         m.threads,
                         sps / 1e6
-                    );
+                    )?;
                 }
             }
         }
