@@ -3,3 +3,4 @@
 pub mod cli;
 mod cmd;
 pub mod fsutil;
+pub mod plot;
