@@ -285,21 +285,7 @@ pub fn certify(
     eps: f64,
     range: f64,
 ) -> Result<Certificate, SmoothingError> {
-    if !(eps > 0.0 && eps.is_finite()) {
-        return Err(SmoothingError::BadParameter(format!("eps = {eps}; it must be a positive finite width")));
-    }
-    if !(range >= 2.0 && range.is_finite()) {
-        return Err(SmoothingError::BadParameter(format!(
-            "range = {range}; it must be at least 2 so that the grid holds every kink (at 0, 1 and 4/3)"
-        )));
-    }
-    if !objective.accepted().contains(&smoothing) {
-        return Err(SmoothingError::Unsupported {
-            objective: objective.name(),
-            smoothing: smoothing.name(),
-            accepted: names(objective.accepted(), Smoothing::name),
-        });
-    }
+    validate(objective, smoothing, eps, range)?;
     let pwl = objective.pwl();
     let xs = grid(&pwl, range, eps);
     let smoothed: Vec<(f64, f64)> = xs.iter().map(|&x| smoothed_at(objective, &pwl, smoothing, eps, x)).collect();
@@ -364,6 +350,25 @@ pub fn certify(
         ],
         notes,
     })
+}
+
+fn validate(objective: Objective, smoothing: Smoothing, eps: f64, range: f64) -> Result<(), SmoothingError> {
+    if !(eps > 0.0 && eps.is_finite()) {
+        return Err(SmoothingError::BadParameter(format!("eps = {eps}; it must be a positive finite width")));
+    }
+    if !(range >= 2.0 && range.is_finite()) {
+        return Err(SmoothingError::BadParameter(format!(
+            "range = {range}; it must be at least 2 so that the grid holds every kink (at 0, 1 and 4/3)"
+        )));
+    }
+    if !objective.accepted().contains(&smoothing) {
+        return Err(SmoothingError::Unsupported {
+            objective: objective.name(),
+            smoothing: smoothing.name(),
+            accepted: names(objective.accepted(), Smoothing::name),
+        });
+    }
+    Ok(())
 }
 
 /// (Range of S − L if known, bound on the Lipschitz constant of the smoothed gradient.)
@@ -513,4 +518,32 @@ fn largest_eigenvalue_softmax_jacobian(p: &[f64]) -> f64 {
         }
     }
     best
+}
+
+/// One point of a smoothed curve: x, L(x), S_ε[L](x) and S_ε[L]'(x).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct CurvePoint {
+    pub x: f64,
+    pub loss: f64,
+    pub smoothed: f64,
+    pub smoothed_grad: f64,
+}
+
+/// L and its smoothing at `n + 1` evenly spaced points over [−range, range], for plots.
+pub fn smoothed_curve(
+    objective: Objective,
+    smoothing: Smoothing,
+    eps: f64,
+    range: f64,
+    n: usize,
+) -> Result<Vec<CurvePoint>, SmoothingError> {
+    validate(objective, smoothing, eps, range)?;
+    let pwl = objective.pwl();
+    Ok((0..=n.max(1))
+        .map(|i| -range + 2.0 * range * i as f64 / n.max(1) as f64)
+        .map(|x| {
+            let (smoothed, smoothed_grad) = smoothed_at(objective, &pwl, smoothing, eps, x);
+            CurvePoint { x, loss: objective.value(x), smoothed, smoothed_grad }
+        })
+        .collect())
 }

@@ -12,7 +12,7 @@ pub mod gaussian;
 pub mod moreau;
 pub mod ops;
 
-pub use certificate::{certify, certify_gridworld, Certificate, Entry, Objective, Smoothing};
+pub use certificate::{certify, certify_gridworld, smoothed_curve, Certificate, CurvePoint, Entry, Objective, Smoothing};
 pub use gaussian::{Estimate, GaussianSmoothing};
 
 /// Bad smoothing requests; each names the bad value and what is accepted.
