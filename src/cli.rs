@@ -20,6 +20,10 @@ enum Command {
     /// Environments: list them, replay Gymnasium traces, measure steps per second.
     #[command(subcommand)]
     Env(cmd::env::EnvCommand),
+    /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
+    Solve(cmd::solve::SolveArgs),
+    /// The smoothing certificate K_smooth, measured beside its bounds (objectives or gridworlds).
+    Certify(cmd::certify::CertifyArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -27,5 +31,7 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Env(c) => cmd::env::run(c),
+        Command::Solve(a) => cmd::solve::run(a),
+        Command::Certify(a) => cmd::certify::run(a),
     }
 }

@@ -81,8 +81,8 @@ pub struct LinePanel {
 pub struct HeatPanel {
     pub title: String,
     pub values: Vec<Vec<f64>>,
-    /// `arrows[row][col] = (d_col, d_row)` in cells (length ≤ 1 draws inside the cell);
-    /// empty for no arrows.
+    /// `arrows[row][col] = (d_col, d_row)`; drawn from the cell centre, scaled so that the
+    /// longest arrow of the panel spans 0.45 cells. Empty for no arrows.
     pub arrows: Vec<Vec<(f64, f64)>>,
     /// Print each cell's value.
     pub annotate: bool,
@@ -101,7 +101,7 @@ pub fn line_panels(path: &Path, panels: &[LinePanel], columns: usize) -> anyhow:
     })
 }
 
-/// Draws heat maps side by side into `path`, sharing one colour scale.
+/// Draws heat maps side by side into `path`, each with its own colour scale (given in its title).
 pub fn heat_panels(path: &Path, panels: &[HeatPanel]) -> anyhow::Result<()> {
     let (rows, cols) = panels
         .first()
@@ -112,11 +112,11 @@ pub fn heat_panels(path: &Path, panels: &[HeatPanel]) -> anyhow::Result<()> {
     }
     let cell = (560 / cols.max(rows)).clamp(24, 80) as u32;
     let (w, h) = (cell * cols as u32 + 40, cell * rows as u32 + 90);
-    let all = panels.iter().flat_map(|p| p.values.iter().flatten()).copied().filter(|v| v.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     render(path, (w * panels.len() as u32, h), |root| {
         let areas = root.split_evenly((1, panels.len()));
         for (panel, area) in panels.iter().zip(&areas) {
+            let finite = panel.values.iter().flatten().copied().filter(|v| v.is_finite());
+            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
             draw_heat_panel(area, panel, (lo, hi), cell)?;
         }
         Ok(())
@@ -249,7 +249,8 @@ fn draw_line_panel(area: &Area<'_>, panel: &LinePanel) -> anyhow::Result<()> {
         if !s.label.is_empty() {
             anno.label(s.label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
-        if !s.dashed {
+        // Markers only where they can be told apart (sweeps, not dense curves).
+        if !s.dashed && pts.len() <= 60 {
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
         }
     }
@@ -311,16 +312,17 @@ fn draw_heat_panel(area: &Area<'_>, panel: &HeatPanel, (lo, hi): (f64, f64), cel
             }
         }
     }
+    let longest = panel.arrows.iter().flatten().map(|&(dc, dr)| (dc * dc + dr * dr).sqrt()).fold(0.0, f64::max);
     for (r, row) in panel.arrows.iter().enumerate() {
         for (c, &(dc, dr)) in row.iter().enumerate() {
             let len = (dc * dc + dr * dr).sqrt();
-            if !(len > 1e-3) {
+            if !(len > 1e-3 * longest) {
                 continue;
             }
-            // Arrow from the cell centre, 0.4 cells at full length, with a two-stroke head.
+            // Arrow from the cell centre with a two-stroke head.
             let (cx, cy) = (c as f64 + 0.5, r as f64 + 0.55);
             let (ux, uy) = (dc / len, dr / len);
-            let l = 0.4 * len.min(1.0);
+            let l = 0.45 * len / longest;
             let tip = (cx + ux * l, cy + uy * l);
             let head = 0.14;
             let back = |s: f64| (tip.0 - head * (ux * 0.8 - s * uy * 0.6), tip.1 - head * (uy * 0.8 + s * ux * 0.6));

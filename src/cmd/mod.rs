@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod env;
+pub mod certify;
+pub mod solve;
