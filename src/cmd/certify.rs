@@ -22,30 +22,30 @@ pub struct CertifyArgs {
     #[arg(long, conflicts_with = "env")]
     smoothing: Option<String>,
     /// Smoothing width eps (> 0). Default: 0.1. Not with --env (there eps = --tau).
-    #[arg(long, conflicts_with = "env")]
+    #[arg(long, conflicts_with = "env", allow_negative_numbers = true)]
     eps: Option<f64>,
     /// Half-width R of the grid [-R, R] the objective's entries are measured on (>= 2).
-    #[arg(long, default_value_t = 3.0, conflicts_with = "env")]
+    #[arg(long, default_value_t = 3.0, conflicts_with = "env", allow_negative_numbers = true)]
     range: f64,
     /// Certify a gridworld instead (e.g. frozenlake8x8): the soft Bellman operator's
     /// log-sum-exp smoothing of the max, with eps = tau, from the exact solver.
     #[arg(long)]
     env: Option<String>,
     /// Temperature tau (> 0) for --env; required there unless --sweep.
-    #[arg(long, requires = "env")]
+    #[arg(long, requires = "env", allow_negative_numbers = true)]
     tau: Option<f64>,
     /// Discount gamma in [0, 1) for --env. Default: 0.99.
-    #[arg(long, requires = "env")]
+    #[arg(long, requires = "env", allow_negative_numbers = true)]
     gamma: Option<f64>,
     /// Compute the certificate across a log-spaced range of eps (tau with --env), print each
     /// entry against eps with its fitted log-log slope (1 = linear in eps).
     #[arg(long)]
     sweep: bool,
     /// Smallest eps of the sweep. Default: 1e-3 (1e-4 with --env).
-    #[arg(long, requires = "sweep")]
+    #[arg(long, requires = "sweep", allow_negative_numbers = true)]
     eps_min: Option<f64>,
     /// Largest eps of the sweep. Default: 1 (100 with --env).
-    #[arg(long, requires = "sweep")]
+    #[arg(long, requires = "sweep", allow_negative_numbers = true)]
     eps_max: Option<f64>,
     /// Number of sweep points, log-spaced from --eps-min to --eps-max (>= 2).
     #[arg(long, default_value_t = 13, requires = "sweep")]

@@ -17,10 +17,10 @@ pub struct SolveArgs {
     #[arg(long)]
     env: String,
     /// Temperature tau >= 0 of the soft solution (0 = the hard-argmax limit).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     tau: f64,
     /// Discount gamma in [0, 1).
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(long, default_value_t = 0.99, allow_negative_numbers = true)]
     gamma: f64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
