@@ -316,7 +316,7 @@ fn draw_heat_panel(area: &Area<'_>, panel: &HeatPanel, (lo, hi): (f64, f64), cel
     for (r, row) in panel.arrows.iter().enumerate() {
         for (c, &(dc, dr)) in row.iter().enumerate() {
             let len = (dc * dc + dr * dr).sqrt();
-            if !(len > 1e-3 * longest) {
+            if len.is_nan() || len <= 1e-3 * longest {
                 continue;
             }
             // Arrow from the cell centre with a two-stroke head.

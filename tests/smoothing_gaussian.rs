@@ -38,7 +38,8 @@ fn closed_form_of_smoothed_abs_matches_quadrature() {
 fn smoothing_a_lipschitz_function_stays_within_l_eps_expected_norm() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     // 1-Lipschitz in the Euclidean norm: ‖x‖₂ and max_i x_i; 3-Lipschitz: 3·|x₀ − 0.5|.
-    let fns: [(&str, f64, fn(&[f64]) -> f64); 3] = [
+    type Lipschitz = (&'static str, f64, fn(&[f64]) -> f64);
+    let fns: [Lipschitz; 3] = [
         ("norm", 1.0, |x| x.iter().map(|v| v * v).sum::<f64>().sqrt()),
         ("max", 1.0, |x| x.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
         ("3abs", 3.0, |x| 3.0 * (x[0] - 0.5).abs()),

@@ -332,7 +332,7 @@ fn check_table(t: &TransitionTable) -> Result<(), ExactError> {
         for (a, outcomes) in row.iter().enumerate() {
             let mut total = 0.0;
             for o in outcomes {
-                if o.next_state >= t.n_states || !(o.prob >= 0.0) || !o.reward.is_finite() {
+                if o.next_state >= t.n_states || !is_probability(o.prob) || !o.reward.is_finite() {
                     return bad(format!("state {s} action {a}: bad outcome {o:?}"));
                 }
                 total += o.prob;
@@ -343,10 +343,15 @@ fn check_table(t: &TransitionTable) -> Result<(), ExactError> {
         }
     }
     let total: f64 = t.initial.iter().map(|&(_, p)| p).sum();
-    if t.initial.iter().any(|&(s, p)| s >= t.n_states || !(p >= 0.0)) || (total - 1.0).abs() > 1e-9 {
+    if t.initial.iter().any(|&(s, p)| s >= t.n_states || !is_probability(p)) || (total - 1.0).abs() > 1e-9 {
         return bad(format!("initial distribution {:?} is not a distribution over the states", t.initial));
     }
     Ok(())
+}
+
+/// A finite number in [0, 1] (false for NaN).
+fn is_probability(p: f64) -> bool {
+    (0.0..=1.0).contains(&p)
 }
 
 fn check_policy(t: &TransitionTable, policy: &[Vec<f64>]) -> Result<(), ExactError> {
@@ -359,7 +364,7 @@ fn check_policy(t: &TransitionTable, policy: &[Vec<f64>]) -> Result<(), ExactErr
     }
     for (s, p) in policy.iter().enumerate() {
         let total: f64 = p.iter().sum();
-        if p.len() != t.n_actions || p.iter().any(|x| !(*x >= 0.0)) || (total - 1.0).abs() > 1e-9 {
+        if p.len() != t.n_actions || p.iter().any(|x| !is_probability(*x)) || (total - 1.0).abs() > 1e-9 {
             return Err(ExactError::BadPolicy(format!(
                 "state {s}: {p:?} is not a distribution over {} actions",
                 t.n_actions

@@ -91,15 +91,15 @@ impl Objective {
     /// As `intercept + slope·x + Σ c·relu(x − k) + Σ d·1[x > k]`, which every kink-wise
     /// smoothing acts on term by term.
     fn pwl(self) -> Pwl {
-        let (intercept, slope, kinks, steps): (f64, f64, Vec<(f64, f64)>, Vec<(f64, f64)>) = match self {
-            Self::Abs => (0.0, -1.0, vec![(0.0, 2.0)], vec![]),
-            Self::Relu => (0.0, 0.0, vec![(0.0, 1.0)], vec![]),
+        let pwl = |intercept, slope, kinks, steps| Pwl { intercept, slope, kinks, steps };
+        match self {
+            Self::Abs => pwl(0.0, -1.0, vec![(0.0, 2.0)], vec![]),
+            Self::Relu => pwl(0.0, 0.0, vec![(0.0, 1.0)], vec![]),
             // relu(1 − x) = (1 − x) + relu(x − 1).
-            Self::Hinge => (1.0, -1.0, vec![(1.0, 1.0)], vec![]),
-            Self::Max => (0.0, -1.0, vec![(0.0, 1.5), (4.0 / 3.0, 1.5)], vec![]),
-            Self::ZeroOne => (1.0, 0.0, vec![], vec![(0.0, -1.0)]),
-        };
-        Pwl { intercept, slope, kinks, steps }
+            Self::Hinge => pwl(1.0, -1.0, vec![(1.0, 1.0)], vec![]),
+            Self::Max => pwl(0.0, -1.0, vec![(0.0, 1.5), (4.0 / 3.0, 1.5)], vec![]),
+            Self::ZeroOne => pwl(1.0, 0.0, vec![], vec![(0.0, -1.0)]),
+        }
     }
 
     /// The affine pieces (a, b) with L(x) = max_i (a·x + b), where L is such a max.
