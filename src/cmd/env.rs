@@ -44,7 +44,7 @@ pub enum EnvCommand {
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
         threads: Vec<usize>,
         /// Print one JSON object per measurement (env, mode, num_envs, threads, steps,
-        /// seconds, steps_per_sec).
+        /// seconds, steps_per_sec, cpu_seconds, steps_per_cpu_sec).
         #[arg(long)]
         json: bool,
     },
@@ -199,6 +199,31 @@ struct Measurement {
     threads: usize,
     steps: u64,
     seconds: f64,
+    /// CPU time all threads of this process spent during the measurement (Linux only).
+    cpu_seconds: Option<f64>,
+}
+
+/// User + system CPU seconds of this process so far, from /proc/self/stat (Linux; the
+/// kernel counts in ticks of 1/100 s). On a shared machine, steps per CPU-second shows
+/// what the env costs when other processes take the wall clock.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Runs `f`, returning its result with the wall and CPU seconds it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, Option<f64>) {
+    let cpu0 = process_cpu_seconds();
+    let start = Instant::now();
+    let out = f();
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    (out, seconds, cpu)
 }
 
 /// One `Box<dyn Env>` per thread, each stepped `steps / threads` times.
@@ -206,8 +231,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
     let per_thread = (steps / threads as u64).max(1);
     let probe = tame_envs::make(name)?;
     let pool = ActionPool::new(&probe.action_space(), POOL_EXTRA + 1)?;
-    let start = Instant::now();
-    let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+    let (results, seconds, cpu_seconds) = timed(|| -> Vec<anyhow::Result<()>> { std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let pool = &pool;
@@ -235,8 +259,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("bench thread panicked"))).collect()
-    });
-    let seconds = start.elapsed().as_secs_f64();
+    })});
     for r in results {
         r?;
     }
@@ -247,6 +270,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
         threads,
         steps: per_thread * threads as u64,
         seconds,
+        cpu_seconds,
     })
 }
 
@@ -264,11 +288,13 @@ fn bench_vector(name: &str, num_envs: usize, steps: u64, threads: usize) -> anyh
         for k in 0..10 {
             venv.step(actions.window(k, num_envs))?;
         }
-        let start = Instant::now();
-        for k in 0..iters as usize {
-            venv.step(actions.window((k * 7) % POOL_EXTRA, num_envs))?;
-        }
-        let seconds = start.elapsed().as_secs_f64();
+        let (stepped, seconds, cpu_seconds) = timed(|| -> anyhow::Result<()> {
+            for k in 0..iters as usize {
+                venv.step(actions.window((k * 7) % POOL_EXTRA, num_envs))?;
+            }
+            Ok(())
+        });
+        stepped?;
         std::hint::black_box(venv.obs());
         Ok(Measurement {
             env: name.to_string(),
@@ -277,6 +303,7 @@ fn bench_vector(name: &str, num_envs: usize, steps: u64, threads: usize) -> anyh
             threads,
             steps: iters * num_envs as u64,
             seconds,
+            cpu_seconds,
         })
     })
 }
@@ -296,15 +323,18 @@ fn bench(envs: &[String], num_envs: usize, steps: u64, threads: &[usize], as_jso
         for &t in threads {
             for m in [bench_single(name, steps, t)?, bench_vector(name, num_envs, steps, t)?] {
                 let sps = m.steps as f64 / m.seconds;
+                let per_cpu = m.cpu_seconds.filter(|c| *c > 0.0).map(|c| m.steps as f64 / c);
                 if as_json {
                     let o = json!({
                         "env": m.env, "mode": m.mode, "num_envs": m.num_envs, "threads": m.threads,
                         "steps": m.steps, "seconds": m.seconds, "steps_per_sec": sps,
+                        "cpu_seconds": m.cpu_seconds, "steps_per_cpu_sec": per_cpu,
                     });
                     println!("{o}");
                 } else {
+                    let cpu = per_cpu.map_or(String::new(), |c| format!("  ({:.2} M per CPU-second)", c / 1e6));
                     println!(
-                        "{:<14} {:<7} num_envs={:<6} threads={:<3} {:>8.2} M steps/s",
+                        "{:<14} {:<7} num_envs={:<6} threads={:<3} {:>8.2} M steps/s{cpu}",
                         m.env,
                         m.mode,
                         m.num_envs,
