@@ -25,6 +25,10 @@ enum Command {
     Bench(cmd::bench::BenchCommand),
     /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
     Inspect(cmd::inspect::InspectArgs),
+    /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
+    Solve(cmd::solve::SolveArgs),
+    /// The smoothing certificate K_smooth, measured beside its bounds (objectives or gridworlds).
+    Certify(cmd::certify::CertifyArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -35,5 +39,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Env(c) => cmd::env::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Solve(a) => cmd::solve::run(a),
+        Command::Certify(a) => cmd::certify::run(a),
     }
 }

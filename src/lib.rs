@@ -5,3 +5,4 @@ mod cmd;
 pub mod fsutil;
 pub mod interrupt;
 pub mod tensorboard;
+pub mod plot;

@@ -3,7 +3,9 @@
 //! Agents report metrics through the small [`Logger`] trait; the `tame` binary implements it
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
+pub mod exact;
 mod logger;
 pub mod run;
+pub mod smoothing;
 
 pub use logger::{Logger, NullLogger};

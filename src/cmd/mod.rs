@@ -3,3 +3,5 @@
 pub mod bench;
 pub mod env;
 pub mod inspect;
+pub mod certify;
+pub mod solve;
