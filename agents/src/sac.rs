@@ -424,7 +424,7 @@ impl SacAgent {
     }
 
     /// One gradient step on critics, actor and temperature, then the Polyak update.
-    /// Returns `None` (without touching any weight) if a loss is NaN or infinite.
+    /// Returns `None`, skipping the optimiser step of that loss, if a loss is NaN or infinite.
     pub fn update(&mut self, batch: &crate::replay::Batch) -> Option<UpdateLosses> {
         let tau = self.tau();
         let not_done = 1.0 - &batch.terminated;
@@ -557,7 +557,8 @@ impl SacAgent {
                 Head::Discrete { .. } => {
                     let (probs, log_probs) = self.discrete_policy(&obs);
                     let a = probs.argmax(-1, false).int64_value(&[0]) as usize;
-                    let h = -(probs * log_probs).sum(Kind::Float).double_value(&[]);
+                    // + 0.0 turns the −0.0 of a one-hot policy into 0.
+                    let h = -(probs * log_probs).sum(Kind::Float).double_value(&[]) + 0.0;
                     (PolicyAction::Discrete(a), Some(h))
                 }
                 Head::Continuous { .. } => {
@@ -830,7 +831,7 @@ impl Trainer {
     }
 
     /// The configured number of gradient steps, once warm-up is over. Errors, naming the
-    /// step, if a loss is not finite; the weights are then left as they were.
+    /// step, if a loss is not finite.
     pub fn train_step(&mut self) -> anyhow::Result<Option<UpdateLosses>> {
         if self.step < self.config.learning_starts.max(1) {
             return Ok(None);
@@ -840,11 +841,7 @@ impl Trainer {
             let batch = self.replay.sample(self.config.batch_size, &mut self.rng);
             match self.agent.update(&batch) {
                 Some(l) => last = Some(l),
-                None => bail!(
-                    "a loss became NaN or infinite at step {}; training stopped (the last \
-                     checkpoint was written before it and is intact)",
-                    self.step
-                ),
+                None => bail!("a loss became NaN or infinite at step {}; training stopped", self.step),
             }
         }
         Ok(last)
@@ -860,6 +857,7 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
     let mut sps_clock = (Instant::now(), 0u64);
     let mut last_losses = None;
     let mut interrupted = false;
+    let mut last_checkpoint = None;
 
     while trainer.step < run.steps {
         if stop_requested() {
@@ -873,8 +871,17 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
             ctx.logger.scalar("charts/episodic_length", step, end.length as f64)?;
             progress.last_return = Some(end.episode_return);
         }
-        if let Some(l) = trainer.train_step()? {
-            last_losses = Some(l);
+        match trainer.train_step() {
+            Ok(Some(l)) => last_losses = Some(l),
+            Ok(None) => {}
+            Err(e) => {
+                ctx.logger.flush()?;
+                let kept = match (&checkpoint, last_checkpoint) {
+                    (Some(path), Some(at)) => format!("the last good checkpoint, from step {at}, is intact at {}", path.display()),
+                    _ => "no checkpoint had been written yet".to_string(),
+                };
+                return Err(anyhow::anyhow!("{e:#}; {kept}"));
+            }
         }
         if step % log_every == 0 {
             if let Some(l) = &last_losses {
@@ -892,6 +899,7 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
             progress.last_eval = Some(stats.mean_return());
             if let Some(path) = &checkpoint {
                 trainer.agent.save(path, step)?;
+                last_checkpoint = Some(step);
             }
             ctx.logger.flush()?;
         }
