@@ -5,6 +5,8 @@
 //! tensors (`[members, in, out]`), so that SAC's twin critics run as one batched matmul per
 //! layer instead of two: half the op count, same arithmetic.
 
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use tch::{nn, Kind, Tensor};
 
 /// A ReLU multilayer perceptron with a linear output layer.
@@ -18,21 +20,34 @@ pub struct Mlp {
 
 impl Mlp {
     /// Creates the variables under `path` with PyTorch's default `nn.Linear` initialisation
-    /// (weights and biases uniform in ±1/√fan_in), drawn from tch's seeded generator.
-    pub fn new(path: &nn::Path, sizes: &[usize], members: Option<usize>) -> Self {
+    /// (weights and biases uniform in ±1/√fan_in), drawn from `rng` (not tch's process-global
+    /// generator, so that agents built in parallel stay reproducible).
+    pub fn new(path: &nn::Path, sizes: &[usize], members: Option<usize>, rng: &mut ChaCha8Rng) -> Self {
+        Self::build(path, sizes, members, |shape, bound| {
+            let n = shape.iter().product::<i64>() as usize;
+            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect();
+            Tensor::from_slice(&values).view(shape)
+        })
+    }
+
+    fn build(
+        path: &nn::Path,
+        sizes: &[usize],
+        members: Option<usize>,
+        mut init: impl FnMut(&[i64], f64) -> Tensor,
+    ) -> Self {
         let members = members.map(|m| m as i64);
         let mut weights = Vec::new();
         let mut biases = Vec::new();
         for (i, pair) in sizes.windows(2).enumerate() {
             let (fan_in, fan_out) = (pair[0] as i64, pair[1] as i64);
             let bound = 1.0 / (fan_in as f64).sqrt();
-            let init = nn::Init::Uniform { lo: -bound, up: bound };
             let (w_shape, b_shape) = match members {
                 None => (vec![fan_in, fan_out], vec![fan_out]),
                 Some(m) => (vec![m, fan_in, fan_out], vec![m, 1, fan_out]),
             };
-            weights.push(path.var(&format!("w{i}"), &w_shape, init));
-            biases.push(path.var(&format!("b{i}"), &b_shape, init));
+            weights.push(path.var_copy(&format!("w{i}"), &init(&w_shape, bound)));
+            biases.push(path.var_copy(&format!("b{i}"), &init(&b_shape, bound)));
         }
         Mlp { weights, biases, members }
     }
@@ -116,7 +131,7 @@ pub fn polyak_update(target: &mut Mlp, source: &Mlp, polyak: f64) {
 
 /// Creates a fresh copy of `source`'s shape and values under `path` (for target networks).
 pub fn clone_mlp(path: &nn::Path, sizes: &[usize], members: Option<usize>, source: &Mlp) -> Mlp {
-    let mut m = Mlp::new(path, sizes, members);
+    let mut m = Mlp::build(path, sizes, members, |shape, _| Tensor::zeros(shape, (Kind::Float, tch::Device::Cpu)));
     m.copy_from(source);
     m
 }
@@ -129,13 +144,14 @@ pub fn all_finite(t: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
     use tch::Device;
 
     #[test]
     fn ensemble_members_match_separate_networks() {
-        tch::manual_seed(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let twin = Mlp::new(&vs.root().sub("twin"), &[3, 8, 2], Some(2));
+        let twin = Mlp::new(&vs.root().sub("twin"), &[3, 8, 2], Some(2), &mut rng);
         let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
         let y = twin.forward(&x);
         assert_eq!(y.size(), vec![2, 5, 2]);
@@ -149,10 +165,10 @@ mod tests {
 
     #[test]
     fn polyak_moves_target_by_the_given_fraction() {
-        tch::manual_seed(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let src = Mlp::new(&vs.root().sub("a"), &[2, 4, 1], None);
-        let mut tgt = Mlp::new(&vs.root().sub("b"), &[2, 4, 1], None);
+        let src = Mlp::new(&vs.root().sub("a"), &[2, 4, 1], None, &mut rng);
+        let mut tgt = Mlp::new(&vs.root().sub("b"), &[2, 4, 1], None, &mut rng);
         let before: Vec<Tensor> = tgt.params().iter().map(|t| t.detach().copy()).collect();
         polyak_update(&mut tgt, &src, 0.25);
         for ((t, b), s) in tgt.params().iter().zip(&before).zip(src.params()) {
@@ -164,9 +180,9 @@ mod tests {
 
     #[test]
     fn frozen_forward_gives_no_weight_gradients() {
-        tch::manual_seed(2);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = Mlp::new(&vs.root(), &[2, 4, 1], None);
+        let net = Mlp::new(&vs.root(), &[2, 4, 1], None, &mut rng);
         let x = Tensor::randn([3, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         net.forward_frozen(&x).sum(Kind::Float).backward();
         assert!(!net.params()[0].grad().defined());

@@ -17,9 +17,10 @@
 //! Q (clipped double Q, ε-greedy exploration as in DQN); continuous, the deterministic actor
 //! tanh(μ(s)) trained to maximise min Q (as in DDPG/TD3, with Gaussian exploration noise).
 //!
-//! Randomness: network initialisation and the reparameterisation noise of updates come from
-//! tch's generator, seeded with `tch::manual_seed(seed)`; replay sampling, warm-up and
-//! exploration from a `ChaCha8Rng` seeded with the same seed.
+//! Randomness: every draw comes from `ChaCha8Rng`s seeded with the run's seed (one stream for
+//! replay sampling, warm-up and exploration; one for initial weights and the
+//! reparameterisation noise of updates), never from tch's process-global generator, so that
+//! runs in one process do not disturb each other.
 
 use std::path::Path;
 use std::time::Instant;
@@ -265,6 +266,8 @@ pub struct SacAgent {
     _target_vs: nn::VarStore,
     critic_target: Mlp,
     temperature: Temperature,
+    /// Reparameterisation noise ε of the updates.
+    noise_rng: ChaCha8Rng,
 }
 
 /// Losses of the latest update, kept as tensors so that they are read only when logged.
@@ -278,9 +281,9 @@ pub struct UpdateLosses {
 }
 
 impl SacAgent {
-    /// Builds the networks for the given spaces. Call `tch::manual_seed` first for
-    /// reproducible initial weights.
-    pub fn new(config: &SacConfig, tau: Tau, obs_space: &Space, action_space: &Space) -> anyhow::Result<Self> {
+    /// Builds the networks for the given spaces; initial weights and update noise come from
+    /// `rng`.
+    pub fn new(config: &SacConfig, tau: Tau, obs_space: &Space, action_space: &Space, mut rng: ChaCha8Rng) -> anyhow::Result<Self> {
         let obs = match obs_space {
             Space::Discrete(n) => ObsEncoding::OneHot(*n),
             Space::Box { low, .. } => ObsEncoding::Raw(low.len()),
@@ -313,9 +316,9 @@ impl SacAgent {
             if discrete { layer_sizes(obs_dim, action_dim) } else { layer_sizes(obs_dim + action_dim, 1) };
 
         let actor_vs = nn::VarStore::new(Device::Cpu);
-        let actor = Mlp::new(&actor_vs.root().sub("actor"), &actor_sizes, None);
+        let actor = Mlp::new(&actor_vs.root().sub("actor"), &actor_sizes, None, &mut rng);
         let critic_vs = nn::VarStore::new(Device::Cpu);
-        let critic = Mlp::new(&critic_vs.root().sub("critic"), &critic_sizes, Some(2));
+        let critic = Mlp::new(&critic_vs.root().sub("critic"), &critic_sizes, Some(2), &mut rng);
         let mut target_vs = nn::VarStore::new(Device::Cpu);
         let critic_target = clone_mlp(&target_vs.root().sub("critic_target"), &critic_sizes, Some(2), &critic);
         target_vs.freeze();
@@ -358,6 +361,7 @@ impl SacAgent {
             _target_vs: target_vs,
             critic_target,
             temperature,
+            noise_rng: rng,
         })
     }
 
@@ -392,8 +396,8 @@ impl SacAgent {
     ///   u = μ(s) + σ(s)·ε, ε ~ N(0, I);  a = tanh(u);
     ///   log π(a|s) = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh²(u_j))],
     /// with log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability. At τ = 0 the policy
-    /// is its σ → 0 limit a = tanh(μ(s)), whose τ·log π term is zero.
-    fn continuous_sample(&self, obs: &Tensor) -> (Tensor, Tensor) {
+    /// is its σ → 0 limit a = tanh(μ(s)), whose τ·log π term is zero. `eps` is ε, `[B, d]`.
+    fn continuous_sample(&self, obs: &Tensor, eps: &Tensor) -> (Tensor, Tensor) {
         let out = self.actor.forward(obs);
         let parts = out.chunk(2, -1);
         let mean = &parts[0];
@@ -401,8 +405,7 @@ impl SacAgent {
             return (mean.tanh(), Tensor::zeros([obs.size()[0]], (Kind::Float, Device::Cpu)));
         }
         let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
-        let eps = mean.randn_like();
-        let u = mean + log_std.exp() * &eps;
+        let u = mean + log_std.exp() * eps;
         let log_gauss = eps.square() * -0.5 - &log_std - 0.5 * (2.0 * std::f64::consts::PI).ln();
         let log_jacobian = (-&u - (&u * -2.0).softplus() + 2f64.ln()) * 2.0;
         let log_pi = (log_gauss - log_jacobian).sum_dim_intlist(-1, false, Kind::Float);
@@ -423,11 +426,28 @@ impl SacAgent {
         (log_probs.exp(), log_probs)
     }
 
+    /// Standard normal noise of shape `[rows, action dim]` from `rng`.
+    fn normal_noise(&self, rows: i64, rng: &mut ChaCha8Rng) -> Tensor {
+        let d = self.stored_action_dim() as i64;
+        let values: Vec<f32> = (0..rows * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        Tensor::from_slice(&values).view([rows, d])
+    }
+
     /// One gradient step on critics, actor and temperature, then the Polyak update.
     /// Returns `None`, skipping the optimiser step of that loss, if a loss is NaN or infinite.
     pub fn update(&mut self, batch: &crate::replay::Batch) -> Option<UpdateLosses> {
         let tau = self.tau();
         let not_done = 1.0 - &batch.terminated;
+        // ε for the target's a' and for the actor loss's a, drawn up front (continuous only).
+        let (eps_next, eps_now) = if self.discrete() || self.hard {
+            (Tensor::new(), Tensor::new())
+        } else {
+            let rows = batch.obs.size()[0];
+            let mut rng = std::mem::replace(&mut self.noise_rng, ChaCha8Rng::seed_from_u64(0));
+            let pair = (self.normal_noise(rows, &mut rng), self.normal_noise(rows, &mut rng));
+            self.noise_rng = rng;
+            pair
+        };
 
         // Critic loss (Haarnoja et al. 2018, eq. 5 with the twin-min target of eq. 7):
         //   J_Q = E[(Q_i(s, a) − y)²],  y = r + γ(1 − d)·V̄(s'),
@@ -441,7 +461,7 @@ impl SacAgent {
                 let soft = q_next - &tau * (log_probs + self.log_reference);
                 (probs * soft).sum_dim_intlist(-1, false, Kind::Float)
             } else {
-                let (a_next, log_pi) = self.continuous_sample(&batch.next_obs);
+                let (a_next, log_pi) = self.continuous_sample(&batch.next_obs, &eps_next);
                 let input = Tensor::cat(&[&batch.next_obs, &a_next], -1);
                 let q_next = self.critic_target.forward(&input).amin(0, false).squeeze_dim(-1);
                 q_next - &tau * (log_pi + self.log_reference)
@@ -479,7 +499,7 @@ impl SacAgent {
                 (Some(loss), Some(log_probs.detach()), Some(probs.detach()))
             }
         } else {
-            let (a, log_pi) = self.continuous_sample(&batch.obs);
+            let (a, log_pi) = self.continuous_sample(&batch.obs, &eps_now);
             let input = Tensor::cat(&[&batch.obs, &a], -1);
             let q = self.critic.forward_frozen(&input).amin(0, false).squeeze_dim(-1);
             let loss = (&tau * &log_pi - q).mean(Kind::Float);
@@ -564,7 +584,12 @@ impl SacAgent {
                 Head::Continuous { .. } => {
                     let out = self.actor.forward(&obs);
                     let mean = Vec::<f32>::try_from(out.chunk(2, -1)[0].tanh().flatten(0, -1)).unwrap_or_default();
-                    let h = (!self.hard).then(|| -self.continuous_sample(&obs).1.double_value(&[0]));
+                    // One-sample entropy estimate with fixed noise, so evaluation stays a
+                    // deterministic function of the weights.
+                    let h = (!self.hard).then(|| {
+                        let eps = self.normal_noise(1, &mut ChaCha8Rng::seed_from_u64(0));
+                        -self.continuous_sample(&obs, &eps).1.double_value(&[0])
+                    });
                     (self.to_env_action(&mean), h)
                 }
             }
@@ -747,8 +772,10 @@ impl Trainer {
     pub fn new(config: &SacConfig, tau: Tau, seed: u64, total_steps: u64, mut env: Box<dyn Env>) -> anyhow::Result<Self> {
         let mut config = config.clone();
         config.resolve(&env.action_space(), tau)?;
-        tch::manual_seed(seed as i64);
-        let agent = SacAgent::new(&config, tau, &env.observation_space(), &env.action_space())?;
+        // Stream 0: replay, warm-up, exploration; stream 1: weights and update noise.
+        let mut agent_rng = ChaCha8Rng::seed_from_u64(seed);
+        agent_rng.set_stream(1);
+        let agent = SacAgent::new(&config, tau, &env.observation_space(), &env.action_space(), agent_rng)?;
         let capacity = config.buffer_size.min(total_steps.max(1) as usize);
         let replay = ReplayBuffer::new(capacity, agent.obs.dim(), agent.stored_action_dim());
         let mut raw_obs = vec![0.0; env.observation_space().dim()];
@@ -1085,6 +1112,8 @@ mod tests {
     }
 
     fn run(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>) -> TrainSummary {
+        // Tiny networks: one thread is fastest, and immune to a busy second core.
+        tch::set_num_threads(1);
         let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5 };
         let mut logger = NullLogger;
         let mut progress = |_: &Progress| {};
@@ -1138,6 +1167,7 @@ mod tests {
         let path = dir.join("latest.safetensors");
         t.agent.save(&path, 300).unwrap();
         let mut fresh = Trainer::new(&config, Tau::Auto, 2, 10, seek()).unwrap().agent;
+        assert_ne!(fresh.act_deterministic(&[0.3]).0, t.agent.act_deterministic(&[0.3]).0);
         assert_eq!(fresh.load(&path).unwrap(), 300);
         for x in [-1.0f32, 0.3] {
             assert_eq!(fresh.act_deterministic(&[x]).0, t.agent.act_deterministic(&[x]).0);
@@ -1160,12 +1190,12 @@ mod tests {
 
     #[test]
     fn squashed_gaussian_log_prob_matches_change_of_variables() {
-        tch::manual_seed(0);
         let config = small(Regularizer::Entropy);
         let agent = SacAgent::new(&config, Tau::Fixed(0.2), &Space::Box { low: vec![0.0], high: vec![1.0] },
-            &Space::Box { low: vec![-1.0], high: vec![1.0] }).unwrap();
+            &Space::Box { low: vec![-1.0], high: vec![1.0] }, ChaCha8Rng::seed_from_u64(0)).unwrap();
         let obs = Tensor::from_slice(&[0.5f32]).view([1, 1]).repeat([4, 1]);
-        let (a, log_pi) = agent.continuous_sample(&obs);
+        let eps = agent.normal_noise(4, &mut ChaCha8Rng::seed_from_u64(1));
+        let (a, log_pi) = agent.continuous_sample(&obs, &eps);
         let out = agent.actor.forward(&obs);
         let parts = out.chunk(2, -1);
         let (mean, std) = (&parts[0], parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX).exp());

@@ -37,7 +37,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (stats, step, entropies) = match cfg.agent {
         AgentKind::Sac => {
             let config = cfg.file.sac.clone().unwrap_or_default();
-            let mut agent = sac::SacAgent::new(&config, cfg.tau, &env.observation_space(), &env.action_space())?;
+            let mut agent = sac::SacAgent::new(
+                &config,
+                cfg.tau,
+                &env.observation_space(),
+                &env.action_space(),
+                rand::SeedableRng::seed_from_u64(cfg.seed),
+            )?;
             let step = agent.load(&checkpoint).with_context(|| format!("run {}", args.run_dir.display()))?;
             let mut entropies = Vec::new();
             let stats = sac::eval_agent(&agent, env.as_mut(), episodes, &mut entropies)?;
