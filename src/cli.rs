@@ -27,6 +27,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Reload a run's latest checkpoint and evaluate it deterministically.
     Eval(cmd::eval::EvalArgs),
+    /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
+    Inspect(cmd::inspect::InspectArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -38,5 +40,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
     }
 }

@@ -17,12 +17,10 @@ pub enum BenchCommand {
     /// update, and this machine's sgemm rate measured in the same run.
     Sac(SacBenchArgs),
     /// Test helper (tests/tensorboard_durability.rs): logs N scalars, flushes, prints
-    /// "flushed", then keeps logging unflushed scalars until killed.
+    /// "flushed", then keeps logging like a training loop until killed or interrupted
+    /// (Ctrl-C: flushes and prints "stopped after M").
     #[command(hide = true)]
-    TbDurabilityChild {
-        dir: PathBuf,
-        scalars: u64,
-    },
+    TbDurabilityChild { dir: PathBuf, scalars: u64 },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -44,13 +42,16 @@ fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {
     // Bounded, so a parent that never kills us does not leave us running.
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let mut step = 0;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !tame_agents::run::stop_requested() {
         writer.add_scalar("unflushed/y", step, 0.0)?;
         step += 1;
-        if step % 1000 == 0 {
+        if step % 100 == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+    // What a training loop does when it sees the stop: end the run and flush.
+    writer.flush()?;
+    println!("stopped after {step}");
     Ok(())
 }
 
@@ -107,11 +108,7 @@ fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).ok();
     }
     if read_back as u64 != args.scalars || !events.problems.is_empty() {
-        bail!(
-            "read back {read_back} of {} scalars ({})",
-            args.scalars,
-            events.problems.join("; ")
-        );
+        bail!("read back {read_back} of {} scalars ({})", args.scalars, events.problems.join("; "));
     }
 
     let per_sec = args.scalars as f64 / log_secs;

@@ -4,3 +4,4 @@ pub mod bench;
 pub mod env;
 pub mod eval;
 pub mod train;
+pub mod inspect;

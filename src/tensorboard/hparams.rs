@@ -98,6 +98,7 @@ impl HParamValue {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HParams {
     pub values: BTreeMap<String, HParamValue>,
+    /// Metric columns; empty means no experiment record (see `EventWriter::write_hparams`).
     pub metrics: Vec<String>,
 }
 

@@ -48,6 +48,7 @@ pub struct SummaryValue {
 
 pub mod summary_value {
     /// What a [`SummaryValue`](super::SummaryValue) holds.
+    #[allow(clippy::enum_variant_names)] // names mirror the .proto fields
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Value {
         #[prost(float, tag = "2")]
@@ -222,6 +223,7 @@ pub struct PbValue {
 
 pub mod pb_value {
     /// The value's kind.
+    #[allow(clippy::enum_variant_names)] // names mirror the .proto fields
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Kind {
         #[prost(double, tag = "2")]

@@ -136,7 +136,8 @@ fn read_file(file: &Path, bytes: &[u8], run: &mut RunEvents) {
     }
     if let Some(damage) = damage {
         let kept = frames.len();
-        run.problems.push(format!("{}: {damage} (kept the {kept} records before it)", file.display()));
+        run.problems
+            .push(format!("{}: {damage} (kept the {kept} records before it)", file.display()));
     }
 }
 
@@ -183,7 +184,8 @@ fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
                     .join("\n");
                 run.texts.entry(value.tag).or_default().push(TextPoint { step, wall_time, text });
             }
-            (_, Some((HPARAMS_PLUGIN, content))) => match proto::HParamsPluginData::decode(content) {
+            (_, Some((HPARAMS_PLUGIN, content))) => match proto::HParamsPluginData::decode(content)
+            {
                 Ok(data) => add_hparams(data, run),
                 Err(e) => run.problems.push(format!(
                     "{}: hparams record {:?}: {e}",
@@ -200,11 +202,8 @@ fn add_hparams(data: proto::HParamsPluginData, run: &mut RunEvents) {
     let hp = run.hparams.get_or_insert_with(RunHParams::default);
     match data.data {
         Some(hparams_plugin_data::Data::Experiment(exp)) => {
-            hp.metrics = exp
-                .metric_infos
-                .into_iter()
-                .filter_map(|m| m.name.map(|n| n.tag))
-                .collect();
+            hp.metrics =
+                exp.metric_infos.into_iter().filter_map(|m| m.name.map(|n| n.tag)).collect();
         }
         Some(hparams_plugin_data::Data::SessionStartInfo(start)) => {
             hp.values = start

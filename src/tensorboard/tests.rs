@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::*;
 use super::record;
+use super::*;
 
 /// A fresh directory under the system temp dir, unique to this test.
 fn scratch_dir(name: &str) -> PathBuf {
@@ -68,6 +68,20 @@ fn every_record_type_round_trips() {
         assert!(got.start_time.is_some());
         assert_eq!(got.end.map(|(s, _)| s), Some(SessionStatus::Success));
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn hparams_without_metrics_write_no_experiment_record() {
+    let dir = scratch_dir("nometrics");
+    let mut w = EventWriter::create(&dir).unwrap();
+    w.write_hparams(&HParams::new().with("sigma", 0.02)).unwrap();
+    drop(w);
+    let run = read_events(&dir).unwrap();
+    let hp = run.hparams.unwrap();
+    assert_eq!(hp.values["sigma"], HParamValue::Num(0.02));
+    assert!(hp.metrics.is_empty());
+    assert_eq!(hp.end, None);
     std::fs::remove_dir_all(&dir).ok();
 }
 

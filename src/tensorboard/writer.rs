@@ -62,9 +62,7 @@ impl EventWriter {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => break (path, file),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("creating {}", path.display()))
-                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
             }
         };
         let mut writer = EventWriter {
@@ -96,8 +94,10 @@ impl EventWriter {
 
     /// Logs a scalar (stored as f32, as TensorBoard does).
     pub fn add_scalar(&mut self, tag: &str, step: u64, value: f64) -> anyhow::Result<()> {
-        let value = summary_value::Value::SimpleValue(value as f32);
-        self.push_value(tag, step, None, value)
+        let step = checked_step(tag, step)?;
+        self.scratch.clear();
+        encode_scalar_event(&mut self.scratch, unix_now(), step, tag, value as f32);
+        self.append_scratch()
     }
 
     /// Logs a histogram of `values` in equal-width buckets between their min and max.
@@ -119,8 +119,11 @@ impl EventWriter {
         self.push_value(tag, step, Some(meta), summary_value::Value::Tensor(tensor))
     }
 
-    /// Records the run's hyperparameters: the session start (values and start time) and the
-    /// experiment record naming the hparam and metric columns of TensorBoard's HParams tab.
+    /// Records the run's hyperparameters: the session start (values and start time) and,
+    /// when `hparams.metrics` is not empty, the experiment record naming the hparam and
+    /// metric columns of TensorBoard's HParams tab. TensorBoard uses the first experiment
+    /// record it finds for all runs; without one it takes the union of every run's hparams
+    /// as columns and every scalar tag as a metric.
     pub fn write_hparams(&mut self, hparams: &HParams) -> anyhow::Result<()> {
         for (name, value) in &hparams.values {
             if name.is_empty() {
@@ -148,7 +151,9 @@ impl EventWriter {
                 })
                 .collect(),
         };
-        self.push_hparams(EXPERIMENT_TAG, hparams_plugin_data::Data::Experiment(experiment))?;
+        if !hparams.metrics.is_empty() {
+            self.push_hparams(EXPERIMENT_TAG, hparams_plugin_data::Data::Experiment(experiment))?;
+        }
         let start = proto::SessionStartInfo {
             hparams: hparams.values.iter().map(|(k, v)| (k.clone(), v.to_proto())).collect(),
             group_name: String::new(),
@@ -210,8 +215,7 @@ impl EventWriter {
         metadata: Option<proto::SummaryMetadata>,
         value: summary_value::Value,
     ) -> anyhow::Result<()> {
-        let step = i64::try_from(step)
-            .with_context(|| format!("step {step} of {tag:?} does not fit TensorBoard's i64"))?;
+        let step = checked_step(tag, step)?;
         let summary = proto::Summary {
             value: vec![proto::SummaryValue { tag: tag.to_owned(), metadata, value: Some(value) }],
         };
@@ -222,6 +226,11 @@ impl EventWriter {
         let ev = proto::Event { wall_time: unix_now(), step, what: Some(what) };
         self.scratch.clear();
         ev.encode(&mut self.scratch).context("encoding a TensorBoard event")?;
+        self.append_scratch()
+    }
+
+    /// Frames the event encoded in `scratch` into the buffer; flushes when the interval passed.
+    fn append_scratch(&mut self) -> anyhow::Result<()> {
         record::append_frame(&mut self.buf, &self.scratch);
         if self.last_flush.elapsed() >= self.flush_interval {
             self.flush()
@@ -251,6 +260,41 @@ impl tame_agents::Logger for EventWriter {
     fn flush(&mut self) -> anyhow::Result<()> {
         EventWriter::flush(self)
     }
+}
+
+fn checked_step(tag: &str, step: u64) -> anyhow::Result<i64> {
+    i64::try_from(step)
+        .with_context(|| format!("step {step} of {tag:?} does not fit TensorBoard's i64"))
+}
+
+/// Encodes `Event { wall_time, step, summary { value { tag, simple_value } } }` exactly as
+/// prost would, without building the messages: scalars are the hot path (no allocation).
+fn encode_scalar_event(out: &mut Vec<u8>, wall_time: f64, step: i64, tag: &str, value: f32) {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+    let len_field = |n: usize| 1 + encoded_len_varint(n as u64) + n;
+    // proto3 leaves default scalars out; a oneof member (simple_value) is always written.
+    let tag_len = if tag.is_empty() { 0 } else { len_field(tag.len()) };
+    let value_len = tag_len + 5;
+    let summary_len = len_field(value_len);
+    if wall_time != 0.0 {
+        encode_key(1, WireType::SixtyFourBit, out);
+        out.extend_from_slice(&wall_time.to_le_bytes());
+    }
+    if step != 0 {
+        encode_key(2, WireType::Varint, out);
+        encode_varint(step as u64, out);
+    }
+    encode_key(5, WireType::LengthDelimited, out);
+    encode_varint(summary_len as u64, out);
+    encode_key(1, WireType::LengthDelimited, out);
+    encode_varint(value_len as u64, out);
+    if !tag.is_empty() {
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(tag.len() as u64, out);
+        out.extend_from_slice(tag.as_bytes());
+    }
+    encode_key(2, WireType::ThirtyTwoBit, out);
+    out.extend_from_slice(&value.to_le_bytes());
 }
 
 fn plugin_metadata(plugin: &str, content: Vec<u8>) -> proto::SummaryMetadata {
@@ -338,6 +382,29 @@ mod tests {
         // 0.0 ..= 0.1 land in the first bucket (min included, upper edge included).
         assert_eq!(h.bucket[0], 11.0);
         assert_eq!(h.bucket[1], 10.0);
+    }
+
+    #[test]
+    fn hand_encoded_scalar_event_equals_prost_encoding() {
+        let tags = ["", "x", "losses/qf1_loss", &"t".repeat(300)];
+        for (wall_time, step, value) in
+            [(0.0, 0, 0.0f32), (1.7e9, 1, -1.5), (1.7e9 + 0.25, 1 << 40, f32::NAN)]
+        {
+            for tag in tags {
+                let mut hand = Vec::new();
+                encode_scalar_event(&mut hand, wall_time, step, tag, value);
+                let summary = proto::Summary {
+                    value: vec![proto::SummaryValue {
+                        tag: tag.to_owned(),
+                        metadata: None,
+                        value: Some(summary_value::Value::SimpleValue(value)),
+                    }],
+                };
+                let ev =
+                    proto::Event { wall_time, step, what: Some(event::What::Summary(summary)) };
+                assert_eq!(hand, ev.encode_to_vec(), "tag {tag:?} step {step}");
+            }
+        }
     }
 
     #[test]
