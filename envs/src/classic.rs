@@ -116,9 +116,20 @@ impl PendulumState {
 #[inline(always)]
 fn angle_normalize(x: f64) -> f64 {
     use std::f64::consts::PI;
+    let c = 2.0 * PI;
     let y = x + PI;
-    // In range, the modulo is the identity; skipping fmod there is exact and much cheaper.
-    let m = if (0.0..2.0 * PI).contains(&y) { y } else { y.rem_euclid(2.0 * PI) };
+    // One period either side, rem_euclid's result is y, y − c (exact by Sterbenz's lemma, as
+    // fmod is) or y + c (the same rounded addition rem_euclid and NumPy do); skipping the
+    // fmod call there gives identical bits at a fraction of the cost.
+    let m = if (0.0..c).contains(&y) {
+        y
+    } else if (c..2.0 * c).contains(&y) {
+        y - c
+    } else if (-c..0.0).contains(&y) {
+        y + c
+    } else {
+        y.rem_euclid(c)
+    };
     m - PI
 }
 
@@ -261,6 +272,11 @@ mod tests {
     #[test]
     fn angle_normalize_matches_floored_modulo() {
         use std::f64::consts::PI;
+        for k in -4000..4000 {
+            let x = k as f64 * 0.00731 + if k % 2 == 0 { 1e-13 } else { 0.0 };
+            let y = x + PI;
+            assert_eq!(angle_normalize(x).to_bits(), (y.rem_euclid(2.0 * PI) - PI).to_bits(), "x = {x}");
+        }
         for &x in &[-10.0, -PI, -1.0, 0.0, 1.0, PI, 3.5, 100.0] {
             let floored = ((x + PI) - (2.0 * PI) * ((x + PI) / (2.0 * PI)).floor()) - PI;
             assert!((angle_normalize(x) - floored).abs() < 1e-12, "x = {x}");

@@ -85,7 +85,7 @@ impl ActKind for f64 {
                     return Err(EnvError::WrongActionDim { got: v.len(), expected: 1 });
                 }
                 // f64 values beyond f32's range would become ±inf in the f32 action dtype.
-                if !(v[0].abs() <= f32::MAX as f64) {
+                if !v[0].is_finite() || v[0].abs() > f32::MAX as f64 {
                     return Err(EnvError::NonFiniteAction { index: 0, value: v[0] });
                 }
                 // Rounded to f32, the action space's dtype, as Gymnasium's traces were made.

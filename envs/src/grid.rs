@@ -179,11 +179,11 @@ impl GridWorld {
         };
 
         let mut p = Vec::with_capacity(n);
-        for s in 0..n {
+        for (s, cell) in cells.iter().enumerate() {
             let mut per_action = Vec::with_capacity(4);
             for a in 0..4 {
                 let mut raw = Vec::new();
-                let terminal = matches!(cells[s], Cell::Goal | Cell::Hole);
+                let terminal = matches!(cell, Cell::Goal | Cell::Hole);
                 if rules.absorbing_terminals && terminal {
                     raw.push(Outcome { prob: 1.0, next_state: s, reward: 0.0, terminated: true });
                 } else if rules.success_rate < 1.0 {

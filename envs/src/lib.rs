@@ -71,7 +71,8 @@ pub trait Env: Send {
     fn observation_space(&self) -> Space;
     fn action_space(&self) -> Space;
     /// Starts an episode. `Some(seed)` reseeds the env's generator so that the same seed
-    /// always gives the same episode; `None` continues from the current generator.
+    /// always gives the same episode; `None` continues from the current generator (an env
+    /// never reset with a seed starts from seed 0: no draw ever comes from entropy).
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]);
     /// Advances one step and writes the next observation into `obs`.
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepResult, EnvError>;

@@ -1,5 +1,6 @@
 //! `tame env`: list environments, replay Gymnasium traces, benchmark stepping.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ pub enum EnvCommand {
         #[arg(long = "env", value_delimiter = ',', default_values_t = ["cartpole".to_string(), "pendulum".to_string()])]
         envs: Vec<String>,
         /// Copies in the vectorized env.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 1024)]
         num_envs: usize,
         /// Env steps per measurement (summed over copies).
         #[arg(long, default_value_t = 20_000_000)]
@@ -44,7 +45,7 @@ pub enum EnvCommand {
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
         threads: Vec<usize>,
         /// Print one JSON object per measurement (env, mode, num_envs, threads, steps,
-        /// seconds, steps_per_sec).
+        /// seconds, steps_per_sec, cpu_seconds, steps_per_cpu_sec).
         #[arg(long)]
         json: bool,
     },
@@ -65,6 +66,7 @@ fn limit_text(limit: Option<u32>) -> String {
 }
 
 fn list(as_json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     let specs = tame_envs::builtin_specs();
     if as_json {
         for s in &specs {
@@ -75,38 +77,39 @@ fn list(as_json: bool) -> anyhow::Result<()> {
                 "action_space": s.action_space.to_string(),
                 "time_limit": s.time_limit,
             });
-            println!("{o}");
+            writeln!(out, "{o}")?;
         }
         return Ok(());
     }
     for s in &specs {
-        println!("{:<22} {}", s.name, s.description);
+        writeln!(out, "{:<22} {}", s.name, s.description)?;
         if let Some(id) = s.gymnasium_id {
-            println!("    gymnasium id:  {id}");
+            writeln!(out, "    gymnasium id:  {id}")?;
         }
-        println!("    observations:  {}", s.observation_space);
-        println!("    actions:       {}", s.action_space);
-        println!("    time limit:    {}", limit_text(s.time_limit));
+        writeln!(out, "    observations:  {}", s.observation_space)?;
+        writeln!(out, "    actions:       {}", s.action_space)?;
+        writeln!(out, "    time limit:    {}", limit_text(s.time_limit))?;
     }
-    println!();
-    println!("{}", tame_envs::NAME_SYNTAX);
+    writeln!(out)?;
+    writeln!(out, "{}", tame_envs::NAME_SYNTAX)?;
     Ok(())
 }
 
 fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
     let reports = tame_envs::parity::check_file(file)?;
+    let mut out = std::io::stdout().lock();
     if reports.is_empty() {
         bail!("{} holds no traces", file.display());
     }
     if !as_json {
-        println!(
+        writeln!(out, 
             "{:<24} {:<26} {:>6} {:>12} {:>12} {:>10} {:>6}",
             "trace", "env", "steps", "max |dobs|", "max rel dr", "flags", "result"
-        );
+        )?;
     }
     for r in &reports {
         if as_json {
-            println!("{}", serde_json::to_string(r)?);
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
             continue;
         }
         let flags = match r.first_flag_mismatch {
@@ -117,7 +120,7 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
             Some(p) => (format!("p {p:.1e}"), "-".to_string()),
             None => (format!("{:.1e}", r.max_obs_dev), format!("{:.1e}", r.max_reward_rel_dev)),
         };
-        println!(
+        writeln!(out, 
             "{:<24} {:<26} {:>6} {:>12} {:>12} {:>10} {:>6}",
             r.name,
             r.env,
@@ -126,9 +129,9 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
             rew_col,
             flags,
             if r.ok { "ok" } else { "FAIL" }
-        );
+        )?;
         if let Some(e) = &r.error {
-            println!("    error: {e}");
+            writeln!(out, "    error: {e}")?;
         }
     }
     let failed: Vec<&str> = reports.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
@@ -199,6 +202,31 @@ struct Measurement {
     threads: usize,
     steps: u64,
     seconds: f64,
+    /// CPU time all threads of this process spent during the measurement (Linux only).
+    cpu_seconds: Option<f64>,
+}
+
+/// User + system CPU seconds of this process so far, from /proc/self/stat (Linux; the
+/// kernel counts in ticks of 1/100 s). On a shared machine, steps per CPU-second shows
+/// what the env costs when other processes take the wall clock.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Runs `f`, returning its result with the wall and CPU seconds it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, Option<f64>) {
+    let cpu0 = process_cpu_seconds();
+    let start = Instant::now();
+    let out = f();
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    (out, seconds, cpu)
 }
 
 /// One `Box<dyn Env>` per thread, each stepped `steps / threads` times.
@@ -206,8 +234,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
     let per_thread = (steps / threads as u64).max(1);
     let probe = tame_envs::make(name)?;
     let pool = ActionPool::new(&probe.action_space(), POOL_EXTRA + 1)?;
-    let start = Instant::now();
-    let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+    let (results, seconds, cpu_seconds) = timed(|| -> Vec<anyhow::Result<()>> { std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let pool = &pool;
@@ -235,8 +262,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("bench thread panicked"))).collect()
-    });
-    let seconds = start.elapsed().as_secs_f64();
+    })});
     for r in results {
         r?;
     }
@@ -247,6 +273,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
         threads,
         steps: per_thread * threads as u64,
         seconds,
+        cpu_seconds,
     })
 }
 
@@ -264,11 +291,13 @@ fn bench_vector(name: &str, num_envs: usize, steps: u64, threads: usize) -> anyh
         for k in 0..10 {
             venv.step(actions.window(k, num_envs))?;
         }
-        let start = Instant::now();
-        for k in 0..iters as usize {
-            venv.step(actions.window((k * 7) % POOL_EXTRA, num_envs))?;
-        }
-        let seconds = start.elapsed().as_secs_f64();
+        let (stepped, seconds, cpu_seconds) = timed(|| -> anyhow::Result<()> {
+            for k in 0..iters as usize {
+                venv.step(actions.window((k * 7) % POOL_EXTRA, num_envs))?;
+            }
+            Ok(())
+        });
+        stepped?;
         std::hint::black_box(venv.obs());
         Ok(Measurement {
             env: name.to_string(),
@@ -277,6 +306,7 @@ fn bench_vector(name: &str, num_envs: usize, steps: u64, threads: usize) -> anyh
             threads,
             steps: iters * num_envs as u64,
             seconds,
+            cpu_seconds,
         })
     })
 }
@@ -291,26 +321,30 @@ fn bench(envs: &[String], num_envs: usize, steps: u64, threads: &[usize], as_jso
     if let Some(t) = threads.iter().find(|&&t| t == 0) {
         bail!("--threads {t}: thread counts must be at least 1");
     }
+    let mut out = std::io::stdout().lock();
     for name in envs {
         tame_envs::make(name).with_context(|| format!("--env {name}"))?;
         for &t in threads {
             for m in [bench_single(name, steps, t)?, bench_vector(name, num_envs, steps, t)?] {
                 let sps = m.steps as f64 / m.seconds;
+                let per_cpu = m.cpu_seconds.filter(|c| *c > 0.0).map(|c| m.steps as f64 / c);
                 if as_json {
                     let o = json!({
                         "env": m.env, "mode": m.mode, "num_envs": m.num_envs, "threads": m.threads,
                         "steps": m.steps, "seconds": m.seconds, "steps_per_sec": sps,
+                        "cpu_seconds": m.cpu_seconds, "steps_per_cpu_sec": per_cpu,
                     });
-                    println!("{o}");
+                    writeln!(out, "{o}")?;
                 } else {
-                    println!(
-                        "{:<14} {:<7} num_envs={:<6} threads={:<3} {:>8.2} M steps/s",
+                    let cpu = per_cpu.map_or(String::new(), |c| format!("  ({:.2} M per CPU-second)", c / 1e6));
+                    writeln!(out, 
+                        "{:<14} {:<7} num_envs={:<6} threads={:<3} {:>8.2} M steps/s{cpu}",
                         m.env,
                         m.mode,
                         m.num_envs,
                         m.threads,
                         sps / 1e6
-                    );
+                    )?;
                 }
             }
         }
