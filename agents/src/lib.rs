@@ -4,8 +4,12 @@
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
 pub mod exact;
+pub mod eval;
 mod logger;
+pub mod nets;
+pub mod replay;
 pub mod run;
 pub mod smoothing;
+pub mod sac;
 
 pub use logger::{Logger, NullLogger};
