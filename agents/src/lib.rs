@@ -4,6 +4,9 @@
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
 mod logger;
+pub mod es;
+mod es_policy;
+mod es_rollout;
 pub mod run;
 
 pub use logger::{Logger, NullLogger};
