@@ -20,12 +20,17 @@ enum Command {
     /// Environments: list them, replay Gymnasium traces, measure steps per second.
     #[command(subcommand)]
     Env(cmd::env::EnvCommand),
+    /// Speed measurements: print figures for one component.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    crate::interrupt::install()?;
     match cli.command {
         Command::Env(c) => cmd::env::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
     }
 }

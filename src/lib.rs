@@ -3,3 +3,5 @@
 pub mod cli;
 mod cmd;
 pub mod fsutil;
+pub mod interrupt;
+pub mod tensorboard;

@@ -1,0 +1,146 @@
+//! `tame bench ...`: speed measurements that print figures (never timed tests).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use crate::tensorboard::{read_events, EventWriter};
+
+/// One subcommand per thing measured.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// TensorBoard writer: time to log N scalars, flush them durably and read them back.
+    Tb(TbArgs),
+    /// Test helper (tests/tensorboard_durability.rs): logs N scalars, flushes, prints
+    /// "flushed", then keeps logging unflushed scalars until killed.
+    #[command(hide = true)]
+    TbDurabilityChild {
+        dir: PathBuf,
+        scalars: u64,
+    },
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Tb(args) => bench_tb(args),
+        BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
+    }
+}
+
+fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {
+    let mut writer = EventWriter::create(dir)?;
+    for step in 0..scalars {
+        writer.add_scalar("durable/x", step, step as f64)?;
+    }
+    writer.flush()?;
+    println!("flushed");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    // Bounded, so a parent that never kills us does not leave us running.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let mut step = 0;
+    while Instant::now() < deadline {
+        writer.add_scalar("unflushed/y", step, 0.0)?;
+        step += 1;
+        if step % 1000 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct TbArgs {
+    /// Scalars to log in total.
+    #[arg(long, default_value_t = 1_000_000)]
+    scalars: u64,
+    /// Distinct tags the scalars cycle through (like an agent's losses and returns).
+    #[arg(long, default_value_t = 8)]
+    tags: u64,
+    /// Directory for the event file; a fresh temporary directory (removed after) if absent.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
+    if args.tags == 0 {
+        bail!("--tags must be at least 1, got 0");
+    }
+    let (dir, remove_after) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => {
+            let d = std::env::temp_dir().join(format!("tame-bench-tb-{}", std::process::id()));
+            (d, true)
+        }
+    };
+    let tags: Vec<String> = (0..args.tags).map(|i| format!("bench/metric_{i}")).collect();
+    let mut writer = EventWriter::create(&dir)?;
+    let path = writer.path().to_path_buf();
+
+    let start = Instant::now();
+    for i in 0..args.scalars {
+        let tag = &tags[(i % args.tags) as usize];
+        writer.add_scalar(tag, i / args.tags, (i as f64).sin())?;
+    }
+    let log_secs = start.elapsed().as_secs_f64();
+    let flush_start = Instant::now();
+    writer.flush()?;
+    let flush_secs = flush_start.elapsed().as_secs_f64();
+    drop(writer);
+    let bytes = std::fs::metadata(&path)
+        .with_context(|| format!("reading the size of {}", path.display()))?
+        .len();
+
+    let read_start = Instant::now();
+    let events = read_events(&path)?;
+    let read_secs = read_start.elapsed().as_secs_f64();
+    let read_back: usize = events.scalars.values().map(Vec::len).sum();
+    if remove_after {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    if read_back as u64 != args.scalars || !events.problems.is_empty() {
+        bail!(
+            "read back {read_back} of {} scalars ({})",
+            args.scalars,
+            events.problems.join("; ")
+        );
+    }
+
+    let per_sec = args.scalars as f64 / log_secs;
+    if args.json {
+        let out = serde_json::json!({
+            "bench": "tb",
+            "scalars": args.scalars,
+            "tags": args.tags,
+            "log_seconds": log_secs,
+            "scalars_per_sec": per_sec,
+            "flush_seconds": flush_secs,
+            "log_and_flush_seconds": log_secs + flush_secs,
+            "file_bytes": bytes,
+            "read_seconds": read_secs,
+            "scalars_read_back": read_back,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "logged {} scalars over {} tags in {:.3} s ({:.2} M scalars/s), durable flush {:.3} s",
+            args.scalars,
+            args.tags,
+            log_secs,
+            per_sec / 1e6,
+            flush_secs
+        );
+        println!(
+            "file {:.1} MB ({:.1} bytes/scalar); read back all {} in {:.3} s",
+            bytes as f64 / 1e6,
+            bytes as f64 / args.scalars as f64,
+            read_back,
+            read_secs
+        );
+    }
+    Ok(())
+}
