@@ -108,9 +108,10 @@ impl Activations {
 /// Forward pass of `LANES` members at once.
 ///
 /// `params` holds `num_params × LANES` values, `x` holds `inputs × LANES`, `out` receives
-/// `outputs × LANES`, all lane-interleaved. Uses AVX2 when the CPU has it; the arithmetic is
-/// the same sequence of IEEE operations on every path (no fused multiply-add), so the numbers
-/// do not depend on which path ran.
+/// `outputs × LANES`, all lane-interleaved. Uses AVX2 + FMA when the CPU has them. Every path
+/// runs the same sequence of correctly rounded IEEE operations (`mul_add` is one rounding
+/// whether done by the FMA unit or in software), so the numbers never depend on the path;
+/// only CPUs without FMA pay for software fused multiply-adds.
 pub(crate) fn forward(
     shape: &MlpShape,
     params: &[f32],
@@ -119,8 +120,8 @@ pub(crate) fn forward(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
         unsafe { forward_avx2(shape, params, x, act, out) };
         return;
     }
@@ -128,7 +129,7 @@ pub(crate) fn forward(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn forward_avx2(
     shape: &MlpShape,
     params: &[f32],
@@ -156,20 +157,18 @@ fn forward_portable(
         let bias = &params[layer.b() * LANES..(layer.b() + layer.n_out) * LANES];
         let input = &src[..layer.n_in * LANES];
         if k + 1 == n_layers {
-            dense(w, bias, input, &mut out[..layer.n_out * LANES], layer.n_in, layer.n_out);
+            dense::<false>(w, bias, input, &mut out[..layer.n_out * LANES], layer.n_in, layer.n_out);
         } else {
-            let y = &mut dst[..layer.n_out * LANES];
-            dense(w, bias, input, y, layer.n_in, layer.n_out);
-            y.chunks_exact_mut(LANES).for_each(|v| v.iter_mut().for_each(|z| *z = tanh(*z)));
+            dense::<true>(w, bias, input, &mut dst[..layer.n_out * LANES], layer.n_in, layer.n_out);
             std::mem::swap(&mut src, &mut dst);
         }
     }
 }
 
-/// `y = x·W + b` for every lane. Eight outputs are accumulated together so that eight
-/// independent add chains hide the adder's latency.
+/// `y = x·W + b` for every lane, then tanh if `TANH`. Eight outputs are accumulated together
+/// so that eight independent add chains hide the adder's latency.
 #[inline(always)]
-fn dense(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n_in: usize, n_out: usize) {
+fn dense<const TANH: bool>(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n_in: usize, n_out: usize) {
     const TILE: usize = 8;
     let mut j = 0;
     while j + TILE <= n_out {
@@ -181,11 +180,14 @@ fn dense(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n_in: usize, n_out: usi
             let row = &w[(i * n_out + j) * LANES..(i * n_out + j + TILE) * LANES];
             for (acc_t, w_t) in acc.iter_mut().zip(row.chunks_exact(LANES)) {
                 for l in 0..LANES {
-                    acc_t[l] += w_t[l] * xi[l];
+                    acc_t[l] = w_t[l].mul_add(xi[l], acc_t[l]);
                 }
             }
         }
-        for (t, acc_t) in acc.iter().enumerate() {
+        for (t, acc_t) in acc.iter_mut().enumerate() {
+            if TANH {
+                acc_t.iter_mut().for_each(|z| *z = tanh(*z));
+            }
             y[(j + t) * LANES..(j + t + 1) * LANES].copy_from_slice(acc_t);
         }
         j += TILE;
@@ -196,8 +198,11 @@ fn dense(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n_in: usize, n_out: usi
         for (i, xi) in x.chunks_exact(LANES).enumerate().take(n_in) {
             let w_ij = &w[(i * n_out + j) * LANES..(i * n_out + j + 1) * LANES];
             for l in 0..LANES {
-                acc[l] += w_ij[l] * xi[l];
+                acc[l] = w_ij[l].mul_add(xi[l], acc[l]);
             }
+        }
+        if TANH {
+            acc.iter_mut().for_each(|z| *z = tanh(*z));
         }
         y[j * LANES..(j + 1) * LANES].copy_from_slice(&acc);
     }
@@ -221,10 +226,10 @@ pub(crate) fn tanh(x: f32) -> f32 {
     let r = t - k;
     // 2^r = e^(r·ln2) = Σ (r·ln2)^n / n!
     let u = r * std::f32::consts::LN_2;
-    let p = 1.0
-        + u * (1.0
-            + u * (1.0 / 2.0
-                + u * (1.0 / 6.0 + u * (1.0 / 24.0 + u * (1.0 / 120.0 + u * (1.0 / 720.0))))));
+    let mut p: f32 = 1.0 / 720.0;
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0] {
+        p = p.mul_add(u, c);
+    }
     // The integer k sits in the low mantissa bits of `shifted`; 2^k is k + 127 in the exponent.
     let k_int = shifted.to_bits().wrapping_sub(ROUND.to_bits());
     let scale = f32::from_bits(k_int.wrapping_add(127) << 23);
