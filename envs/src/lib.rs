@@ -4,12 +4,26 @@
 //! into a caller-owned buffer so that stepping never allocates. Time limits and episode
 //! statistics are wrappers, not part of each env. Gridworlds also hand out their exact
 //! transition table ([`TransitionTable`]) for the exact solvers.
+//!
+//! Entry points: [`make`] (one env by name, with Gymnasium's time limit), [`make_vec`]
+//! (N copies with auto-reset, for throughput), [`transition_table`] (gridworlds),
+//! [`spec`] / [`builtin_specs`] / [`time_limit`], and [`parity`] (replaying Gymnasium traces).
 
+mod classic;
+mod dynamics;
+mod grid;
+pub mod parity;
+mod registry;
 mod space;
 mod table;
+mod vector;
+mod wrappers;
 
+pub use registry::{builtin_specs, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
 pub use space::{Action, Space};
 pub use table::{Outcome, TransitionTable};
+pub use vector::{VecActions, VecEnv};
+pub use wrappers::{EpisodeStatistics, EpisodeStats, TimeLimit};
 
 /// What one `step` returns besides the observation (written into the caller's buffer).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,7 +42,7 @@ pub enum EnvError {
     DiscreteOutOfRange { action: usize, n: usize },
     #[error("action has {got} components but the action space has {expected}")]
     WrongActionDim { got: usize, expected: usize },
-    #[error("action component {index} is {value}; actions must be finite numbers")]
+    #[error("action component {index} is {value}; actions must be finite numbers within f32 range")]
     NonFiniteAction { index: usize, value: f64 },
     #[error("a {got} action was given to an env whose action space is {space}")]
     WrongActionKind { got: &'static str, space: String },
@@ -49,8 +63,10 @@ pub enum EnvError {
 /// A Gymnasium-style environment.
 ///
 /// Observations are `f32` (Gymnasium's dtype); internal state is kept in `f64`.
-/// Continuous actions are `f64`, so that replaying Gymnasium's traces is exact; out-of-bounds
-/// continuous actions are clipped as Gymnasium does, but NaN/inf are errors.
+/// Continuous actions are passed as `f64` and taken as float32 values, the dtype of
+/// Gymnasium's Box action spaces (its recorded traces replay bit for bit that way);
+/// out-of-bounds actions are clipped as Gymnasium does, but NaN, ±inf and values beyond
+/// f32's range are errors.
 pub trait Env: Send {
     fn observation_space(&self) -> Space;
     fn action_space(&self) -> Space;
@@ -65,4 +81,35 @@ pub trait Env: Send {
     /// Overwrites the internal state (as Gymnasium's `env.unwrapped.state = ...`) and
     /// writes the matching observation. The episode counts as running afterwards.
     fn set_state(&mut self, state: &[f64], obs: &mut [f32]) -> Result<(), EnvError>;
+    /// Gridworlds: `Some(true)` once the episode has ended in a goal cell (FrozenLake:
+    /// terminated with reward > 0; CliffWalking: terminated), `Some(false)` otherwise.
+    /// `None` for envs without a notion of success (classic control).
+    fn success(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// Lets wrappers such as [`TimeLimit`] and [`EpisodeStatistics`] wrap a boxed env.
+impl<E: Env + ?Sized> Env for Box<E> {
+    fn observation_space(&self) -> Space {
+        (**self).observation_space()
+    }
+    fn action_space(&self) -> Space {
+        (**self).action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        (**self).reset(seed, obs)
+    }
+    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepResult, EnvError> {
+        (**self).step(action, obs)
+    }
+    fn state(&self) -> Vec<f64> {
+        (**self).state()
+    }
+    fn set_state(&mut self, state: &[f64], obs: &mut [f32]) -> Result<(), EnvError> {
+        (**self).set_state(state, obs)
+    }
+    fn success(&self) -> Option<bool> {
+        (**self).success()
+    }
 }

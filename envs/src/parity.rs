@@ -1,0 +1,212 @@
+//! Parity with Gymnasium: replays recorded traces and compares transition tables.
+//!
+//! File format: `tests/fixtures/gymnasium/README.md`. A trace is replayed as it was recorded:
+//! `make(id)`, `reset(Some(0))`, `set_state(init_state)`, then every action in turn.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::{make, transition_table, Action, EnvError};
+
+/// Largest accepted absolute deviation of an observation component.
+pub const OBS_TOL: f64 = 1e-5;
+/// Largest accepted relative deviation of a reward (absolute where the reference is 0).
+pub const REWARD_REL_TOL: f64 = 1e-5;
+/// Largest accepted deviation of a transition probability (sums of thirds round differently
+/// by at most a few ulps; tables are otherwise compared exactly).
+pub const PROB_TOL: f64 = 1e-12;
+
+/// What replaying one entry of a fixture file found.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TraceReport {
+    pub name: String,
+    pub env: String,
+    /// Steps replayed (traces) or `(state, action)` pairs compared (tables).
+    pub steps: usize,
+    pub max_obs_dev: f64,
+    pub max_reward_rel_dev: f64,
+    /// First step whose `terminated` / `truncated` flags differ from the reference.
+    pub first_flag_mismatch: Option<usize>,
+    /// Tables only: the largest probability deviation after merging identical outcomes.
+    pub max_prob_dev: Option<f64>,
+    /// Something that stopped the comparison (bad entry, env error, differing outcomes).
+    pub error: Option<String>,
+    pub ok: bool,
+}
+
+impl TraceReport {
+    fn new(name: &str, env: &str) -> Self {
+        TraceReport {
+            name: name.to_string(),
+            env: env.to_string(),
+            steps: 0,
+            max_obs_dev: 0.0,
+            max_reward_rel_dev: 0.0,
+            first_flag_mismatch: None,
+            max_prob_dev: None,
+            error: None,
+            ok: false,
+        }
+    }
+    fn finish(mut self) -> Self {
+        self.ok = self.error.is_none()
+            && self.first_flag_mismatch.is_none()
+            && self.max_obs_dev <= OBS_TOL
+            && self.max_reward_rel_dev <= REWARD_REL_TOL
+            && self.max_prob_dev.is_none_or(|d| d <= PROB_TOL);
+        self
+    }
+}
+
+/// Replays every entry of a fixture file.
+pub fn check_file(path: &Path) -> Result<Vec<TraceReport>, EnvError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EnvError::Other(format!("cannot read {}: {e}", path.display())))?;
+    check_json(&text).map_err(|e| EnvError::Other(format!("{}: {e}", path.display())))
+}
+
+/// Replays every entry of a fixture file's text (an object of traces or tables).
+pub fn check_json(text: &str) -> Result<Vec<TraceReport>, EnvError> {
+    let root: Value = serde_json::from_str(text)
+        .map_err(|e| EnvError::Other(format!("not valid JSON: {e}")))?;
+    let entries = root.as_object().ok_or_else(|| {
+        EnvError::Other("expected a JSON object mapping trace names to traces".to_string())
+    })?;
+    Ok(entries
+        .iter()
+        .map(|(name, entry)| {
+            let env = entry.get("env").and_then(Value::as_str).unwrap_or("?");
+            let mut report = TraceReport::new(name, env);
+            let result = if entry.get("P").is_some() {
+                compare_table(entry, &mut report)
+            } else {
+                replay_trace(entry, &mut report)
+            };
+            if let Err(e) = result {
+                report.error = Some(e);
+            }
+            report.finish()
+        })
+        .collect())
+}
+
+fn replay_trace(entry: &Value, report: &mut TraceReport) -> Result<(), String> {
+    let init: Vec<f64> = entry
+        .get("init_state")
+        .and_then(Value::as_array)
+        .ok_or("missing init_state")?
+        .iter()
+        .map(|x| x.as_f64().ok_or("init_state holds a non-number"))
+        .collect::<Result<_, _>>()?;
+    let steps = entry.get("steps").and_then(Value::as_array).ok_or("missing steps")?;
+    let mut env = make(&report.env).map_err(|e| e.to_string())?;
+    let mut obs = vec![0.0f32; env.observation_space().dim()];
+    env.reset(Some(0), &mut obs);
+    env.set_state(&init, &mut obs).map_err(|e| e.to_string())?;
+    let mut action_buf = Vec::new();
+    for (k, step) in steps.iter().enumerate() {
+        let field = |key: &str| step.get(key).ok_or(format!("step {k}: missing {key}"));
+        let action = match field("action")? {
+            Value::Array(v) => {
+                action_buf.clear();
+                for x in v {
+                    action_buf.push(x.as_f64().ok_or(format!("step {k}: non-number action"))?);
+                }
+                Action::Continuous(&action_buf)
+            }
+            v => Action::Discrete(
+                v.as_u64().ok_or(format!("step {k}: action {v} is not an index or a list"))? as usize,
+            ),
+        };
+        let r = env.step(action, &mut obs).map_err(|e| format!("step {k}: {e}"))?;
+        let ref_obs = field("obs")?.as_array().ok_or(format!("step {k}: obs is not a list"))?;
+        if ref_obs.len() != obs.len() {
+            return Err(format!("step {k}: obs has {} components, reference {}", obs.len(), ref_obs.len()));
+        }
+        for (o, x) in obs.iter().zip(ref_obs) {
+            let x = x.as_f64().ok_or(format!("step {k}: obs holds a non-number"))?;
+            report.max_obs_dev = report.max_obs_dev.max((*o as f64 - x).abs());
+        }
+        let ref_r = field("reward")?.as_f64().ok_or(format!("step {k}: reward is not a number"))?;
+        let dev = (r.reward - ref_r).abs() / if ref_r == 0.0 { 1.0 } else { ref_r.abs() };
+        report.max_reward_rel_dev = report.max_reward_rel_dev.max(dev);
+        let flag = |key: &str| field(key)?.as_bool().ok_or(format!("step {k}: {key} is not a bool"));
+        if report.first_flag_mismatch.is_none()
+            && (flag("terminated")? != r.terminated || flag("truncated")? != r.truncated)
+        {
+            report.first_flag_mismatch = Some(k);
+        }
+        report.steps += 1;
+    }
+    Ok(())
+}
+
+/// Our name for a table entry's Gymnasium id and kwargs.
+fn table_env_name(entry: &Value) -> Result<String, String> {
+    let id = entry.get("env").and_then(Value::as_str).ok_or("missing env")?;
+    let kwargs = entry.get("kwargs").and_then(Value::as_object);
+    let get = |k: &str| kwargs.and_then(|m| m.get(k));
+    match id {
+        "FrozenLake-v1" => {
+            let base = match get("map_name").and_then(Value::as_str).unwrap_or("4x4") {
+                "4x4" => "frozenlake",
+                "8x8" => "frozenlake8x8",
+                other => return Err(format!("map_name {other} is not a built-in map")),
+            };
+            let slippery = get("is_slippery").and_then(Value::as_bool).unwrap_or(true);
+            Ok(format!("{base}:slippery={slippery}"))
+        }
+        "CliffWalking-v1" => Ok("cliffwalking".to_string()),
+        other => Err(format!("no tabular env for {other}")),
+    }
+}
+
+type Key = (usize, u64, bool);
+
+fn compare_table(entry: &Value, report: &mut TraceReport) -> Result<(), String> {
+    let name = table_env_name(entry)?;
+    let ours = transition_table(&name).map_err(|e| e.to_string())?;
+    let p = entry.get("P").and_then(Value::as_object).ok_or("P is not an object")?;
+    if p.len() != ours.n_states {
+        return Err(format!("reference has {} states, {name} has {}", p.len(), ours.n_states));
+    }
+    let mut max_dev: f64 = 0.0;
+    for (s, actions) in p {
+        let s: usize = s.parse().map_err(|_| format!("state key {s} is not an index"))?;
+        let actions = actions.as_object().ok_or(format!("P[{s}] is not an object"))?;
+        if s >= ours.n_states || actions.len() != ours.n_actions {
+            return Err(format!("P[{s}] does not match {name}'s {} states x {} actions", ours.n_states, ours.n_actions));
+        }
+        for (a, outcomes) in actions {
+            let a: usize = a.parse().map_err(|_| format!("action key {a} is not an index"))?;
+            let mut reference: BTreeMap<Key, f64> = BTreeMap::new();
+            for o in outcomes.as_array().ok_or(format!("P[{s}][{a}] is not a list"))? {
+                let o = o.as_array().filter(|o| o.len() == 4).ok_or(format!("P[{s}][{a}]: bad outcome {o}"))?;
+                let (prob, next, reward, term) = (o[0].as_f64(), o[1].as_u64(), o[2].as_f64(), o[3].as_bool());
+                let (Some(prob), Some(next), Some(reward), Some(term)) = (prob, next, reward, term) else {
+                    return Err(format!("P[{s}][{a}]: bad outcome {o:?}"));
+                };
+                *reference.entry((next as usize, reward.to_bits(), term)).or_insert(0.0) += prob;
+            }
+            let mine: BTreeMap<Key, f64> = ours
+                .p
+                .get(s)
+                .and_then(|row| row.get(a))
+                .ok_or(format!("{name} has no action {a} in state {s}"))?
+                .iter()
+                .map(|o| ((o.next_state, o.reward.to_bits(), o.terminated), o.prob))
+                .collect();
+            if reference.keys().ne(mine.keys()) {
+                return Err(format!("P[{s}][{a}]: outcomes differ: reference {reference:?}, ours {mine:?}"));
+            }
+            for (k, q) in &reference {
+                max_dev = max_dev.max((q - mine[k]).abs());
+            }
+            report.steps += 1;
+        }
+    }
+    report.max_prob_dev = Some(max_dev);
+    Ok(())
+}

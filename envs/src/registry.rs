@@ -1,0 +1,333 @@
+//! Env names: parsing CLI names, Gymnasium ids and map files into models, and building
+//! single envs, vectorized envs and transition tables from them.
+//!
+//! Syntax: `BASE[:OPTION=VALUE]...` (see [`NAME_SYNTAX`]).
+
+use crate::classic::{CartPole, MountainCarContinuous, Pendulum};
+use crate::dynamics::{Dynamics, Single};
+use crate::grid::{self, GridWorld, Rules};
+use crate::vector::{VecEnv, VecEnvImpl};
+use crate::wrappers::{Discretized, TimeLimit};
+use crate::{Env, EnvError, Space, TransitionTable};
+
+/// How env names are written, for `tame env list` and error messages.
+pub const NAME_SYNTAX: &str = "\
+Names: BASE[:OPTION=VALUE]... (case-insensitive BASE)
+  BASE: a name from the list, its Gymnasium id, or map:PATH for a map file
+        (PATH without ':'; cells S start, F frozen, H hole, G goal, C cliff, W wall,
+        one row per line, '#' lines are comments)
+  Options:
+    slippery=true|false  FrozenLake-style slipping (FrozenLake-v1: intended move 1/3,
+                         each perpendicular move 1/3); frozenlake and maps
+    slip=P               probability P in [0, 1] of slipping to one of the two perpendicular
+                         moves (P/2 each); frozenlake and maps (maps default to slip=0)
+    discrete=K           replace a Box action space by K >= 2 evenly spaced actions from
+                         low to high (e.g. pendulum:discrete=5)
+    limit=N|none         override the time limit (steps per episode)
+  Examples: frozenlake:slippery=false, frozenlake-noslip, map:configs/maps/bridge.txt:slip=0.1,
+            Pendulum-v1:discrete=9
+  Success on gridworlds: an episode succeeds when it ends in a goal cell G
+  (FrozenLake: terminated with reward > 0; CliffWalking: terminated). Env::success and
+  VecEnv::success report it.";
+
+/// One built-in env as listed by `tame env list`.
+#[derive(Clone, Debug)]
+pub struct EnvSpec {
+    /// The CLI name.
+    pub name: String,
+    pub gymnasium_id: Option<&'static str>,
+    pub observation_space: Space,
+    pub action_space: Space,
+    /// Steps after which an episode is truncated; `None` = no limit.
+    pub time_limit: Option<u32>,
+    pub description: &'static str,
+}
+
+/// Built-in bases: (CLI name, Gymnasium id, default time limit, description).
+const BUILTINS: &[(&str, Option<&str>, Option<u32>, &str)] = &[
+    ("cartpole", Some("CartPole-v1"), Some(500), "balance a pole on a cart; +1 per step"),
+    ("pendulum", Some("Pendulum-v1"), Some(200), "swing up a pendulum; torque in [-2, 2]"),
+    ("mountaincar", Some("MountainCarContinuous-v0"), Some(999), "drive up a hill; +100 at the goal"),
+    ("frozenlake", Some("FrozenLake-v1"), Some(100), "4x4 lake, slippery; reward 1 at the goal"),
+    ("frozenlake8x8", Some("FrozenLake8x8-v1"), Some(100), "8x8 lake, slippery; reward 1 at the goal"),
+    ("frozenlake-noslip", None, Some(100), "4x4 lake, not slippery (= frozenlake:slippery=false)"),
+    ("frozenlake8x8-noslip", None, Some(100), "8x8 lake, not slippery"),
+    ("cliffwalking", Some("CliffWalking-v1"), None, "4x12 cliff; -1 per step, -100 for the cliff"),
+];
+
+/// Time limit for map files unless `limit=` says otherwise (FrozenLake's).
+const MAP_TIME_LIMIT: u32 = 100;
+
+fn known_names() -> String {
+    let mut v: Vec<String> = BUILTINS
+        .iter()
+        .map(|(n, id, _, _)| match id {
+            Some(id) => format!("{n} ({id})"),
+            None => n.to_string(),
+        })
+        .collect();
+    v.push("map:PATH".to_string());
+    format!("{}; options :slippery=, :slip=, :discrete=K, :limit= (see `tame env list`)", v.join(", "))
+}
+
+#[derive(Clone)]
+enum Model {
+    CartPole,
+    Pendulum,
+    MountainCar,
+    Grid(Box<GridWorld>),
+}
+
+struct Parsed {
+    model: Model,
+    limit: Option<u32>,
+    discrete: Option<usize>,
+}
+
+fn bad_option(name: &str, why: String) -> EnvError {
+    EnvError::Other(format!("env name '{name}': {why}"))
+}
+
+fn parse(name: &str) -> Result<Parsed, EnvError> {
+    let mut parts = name.split(':');
+    let base_raw = parts.next().unwrap_or("");
+    let base = base_raw.to_ascii_lowercase();
+    let builtin = BUILTINS.iter().position(|(n, id, _, _)| {
+        *n == base || id.is_some_and(|id| id.to_ascii_lowercase() == base)
+    });
+    let map_path = if base == "map" {
+        match parts.next() {
+            Some(p) if !p.is_empty() => Some(p.to_string()),
+            _ => return Err(bad_option(name, "map: needs a path, as map:PATH".to_string())),
+        }
+    } else {
+        None
+    };
+    if builtin.is_none() && map_path.is_none() {
+        return Err(EnvError::UnknownEnv { name: name.to_string(), known: known_names() });
+    }
+
+    let mut limit = match builtin {
+        Some(i) => BUILTINS[i].2,
+        None => Some(MAP_TIME_LIMIT),
+    };
+    let mut success_rate: Option<f64> = None;
+    let mut discrete = None;
+    for opt in parts {
+        let (key, value) = opt.split_once('=').ok_or_else(|| {
+            bad_option(name, format!("option '{opt}' is not KEY=VALUE; accepted keys: slippery, slip, discrete, limit"))
+        })?;
+        match key {
+            "slippery" => {
+                success_rate = Some(match value {
+                    "true" => 1.0 / 3.0,
+                    "false" => 1.0,
+                    _ => return Err(bad_option(name, format!("slippery={value}; accepted: true, false"))),
+                })
+            }
+            "slip" => {
+                let p: f64 = value.parse().ok().filter(|p: &f64| (0.0..=1.0).contains(p)).ok_or_else(|| {
+                    bad_option(name, format!("slip={value}; accepted: a probability in [0, 1]"))
+                })?;
+                success_rate = Some(1.0 - p);
+            }
+            "discrete" => {
+                let k: usize = value.parse().ok().filter(|k| *k >= 2).ok_or_else(|| {
+                    bad_option(name, format!("discrete={value}; accepted: an integer K >= 2"))
+                })?;
+                discrete = Some(k);
+            }
+            "limit" => {
+                limit = if value == "none" {
+                    None
+                } else {
+                    Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        bad_option(name, format!("limit={value}; accepted: an integer >= 1 or none"))
+                    })?)
+                };
+            }
+            _ => {
+                return Err(bad_option(
+                    name,
+                    format!("unknown option '{key}'; accepted: slippery, slip, discrete, limit"),
+                ))
+            }
+        }
+    }
+
+    let lake = |text: &str, origin: &str, default_rate: f64| -> Result<Model, EnvError> {
+        let rows = grid::parse_map(text, origin)?;
+        let rules = Rules::frozenlake(success_rate.unwrap_or(default_rate));
+        Ok(Model::Grid(Box::new(GridWorld::new(&rows, &rules))))
+    };
+    let model = match (map_path, builtin.map(|i| BUILTINS[i].0)) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| EnvError::BadMap {
+                origin: path.clone(),
+                why: format!("cannot read the file: {e}"),
+            })?;
+            lake(&text, &path, 1.0)?
+        }
+        (None, Some("cartpole")) => Model::CartPole,
+        (None, Some("pendulum")) => Model::Pendulum,
+        (None, Some("mountaincar")) => Model::MountainCar,
+        (None, Some("frozenlake")) => lake(grid::FROZENLAKE_4X4, "frozenlake", 1.0 / 3.0)?,
+        (None, Some("frozenlake8x8")) => lake(grid::FROZENLAKE_8X8, "frozenlake8x8", 1.0 / 3.0)?,
+        (None, Some("frozenlake-noslip")) => lake(grid::FROZENLAKE_4X4, "frozenlake", 1.0)?,
+        (None, Some("frozenlake8x8-noslip")) => lake(grid::FROZENLAKE_8X8, "frozenlake8x8", 1.0)?,
+        (None, _) => {
+            let rows = grid::parse_map(grid::CLIFFWALKING, "cliffwalking")?;
+            Model::Grid(Box::new(GridWorld::new(&rows, &Rules::cliffwalking())))
+        }
+    };
+    let is_lake = matches!(builtin.map(|i| BUILTINS[i].0), Some(n) if n.starts_with("frozenlake"));
+    if success_rate.is_some() && !(is_lake || base == "map") {
+        return Err(bad_option(name, "slippery= and slip= apply only to frozenlake and map: envs".to_string()));
+    }
+    if discrete.is_some() && !matches!(model, Model::Pendulum | Model::MountainCar) {
+        return Err(bad_option(
+            name,
+            "discrete= applies only to Box action spaces (pendulum, mountaincar)".to_string(),
+        ));
+    }
+    Ok(Parsed { model, limit, discrete })
+}
+
+/// Something generic over the model type, so that each model gets its own monomorphised code.
+trait WithDynamics {
+    type Out;
+    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Self::Out;
+}
+
+fn dispatch<W: WithDynamics>(p: Parsed, w: W) -> W::Out {
+    match (p.model, p.discrete) {
+        (Model::CartPole, _) => w.with(CartPole, p.limit),
+        (Model::Pendulum, None) => w.with(Pendulum, p.limit),
+        (Model::Pendulum, Some(k)) => w.with(Discretized::new(Pendulum, k), p.limit),
+        (Model::MountainCar, None) => w.with(MountainCarContinuous, p.limit),
+        (Model::MountainCar, Some(k)) => w.with(Discretized::new(MountainCarContinuous, k), p.limit),
+        (Model::Grid(g), _) => w.with(*g, p.limit),
+    }
+}
+
+struct MakeSingle;
+impl WithDynamics for MakeSingle {
+    type Out = Box<dyn Env>;
+    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Box<dyn Env> {
+        match limit {
+            Some(l) => Box::new(TimeLimit::new(Single::new(d), l)),
+            None => Box::new(Single::new(d)),
+        }
+    }
+}
+
+struct MakeVec {
+    num_envs: usize,
+    seed: u64,
+}
+impl WithDynamics for MakeVec {
+    type Out = Box<dyn VecEnv>;
+    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Box<dyn VecEnv> {
+        Box::new(VecEnvImpl::new(d, limit, self.num_envs, self.seed))
+    }
+}
+
+struct Spaces;
+impl WithDynamics for Spaces {
+    type Out = (Space, Space);
+    fn with<D: Dynamics>(self, d: D, _limit: Option<u32>) -> (Space, Space) {
+        (d.observation_space(), d.action_space())
+    }
+}
+
+/// The env called `name`, with its time limit applied (Gymnasium's `gym.make`).
+pub fn make(name: &str) -> Result<Box<dyn Env>, EnvError> {
+    Ok(dispatch(parse(name)?, MakeSingle))
+}
+
+/// `num_envs` copies of the env called `name`, with auto-reset, reset with `seed`.
+pub fn make_vec(name: &str, num_envs: usize, seed: u64) -> Result<Box<dyn VecEnv>, EnvError> {
+    if num_envs == 0 {
+        return Err(EnvError::Other("num_envs is 0; a vectorized env needs at least 1 copy".to_string()));
+    }
+    Ok(dispatch(parse(name)?, MakeVec { num_envs, seed }))
+}
+
+/// The exact transition table of a gridworld; an error for envs without one.
+pub fn transition_table(name: &str) -> Result<TransitionTable, EnvError> {
+    match parse(name)?.model {
+        Model::Grid(g) => Ok(g.table().clone()),
+        _ => Err(EnvError::Other(format!(
+            "env '{name}' has no transition table; tabular envs: frozenlake, frozenlake8x8, \
+             frozenlake-noslip, frozenlake8x8-noslip, cliffwalking, map:PATH"
+        ))),
+    }
+}
+
+/// The time limit of the env called `name` (`None`: episodes only end by termination).
+pub fn time_limit(name: &str) -> Result<Option<u32>, EnvError> {
+    Ok(parse(name)?.limit)
+}
+
+/// Spaces and time limit of the env called `name`.
+pub fn spec(name: &str) -> Result<EnvSpec, EnvError> {
+    let p = parse(name)?;
+    let limit = p.limit;
+    let (observation_space, action_space) = dispatch(p, Spaces);
+    let builtin = BUILTINS.iter().find(|b| b.0 == name || b.1 == Some(name));
+    Ok(EnvSpec {
+        name: name.to_string(),
+        gymnasium_id: builtin.and_then(|b| b.1),
+        observation_space,
+        action_space,
+        time_limit: limit,
+        description: builtin.map_or("", |b| b.3),
+    })
+}
+
+/// Every built-in env, in listing order.
+pub fn builtin_specs() -> Vec<EnvSpec> {
+    BUILTINS.iter().filter_map(|b| spec(b.0).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_agree() {
+        for (cli, id) in [("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1"), ("frozenlake", "FrozenLake-v1")] {
+            assert_eq!(spec(cli).unwrap().time_limit, spec(id).unwrap().time_limit);
+            assert_eq!(spec(cli).unwrap().action_space, spec(id).unwrap().action_space);
+        }
+        assert_eq!(transition_table("frozenlake-noslip").unwrap(), transition_table("frozenlake:slippery=false").unwrap());
+        assert_ne!(transition_table("frozenlake").unwrap(), transition_table("frozenlake-noslip").unwrap());
+    }
+
+    #[test]
+    fn bad_names_are_errors() {
+        let e = make("cartpool").err().unwrap().to_string();
+        assert!(e.contains("cartpole") && e.contains("Pendulum-v1"), "{e}");
+        assert!(make("pendulum:discrete=1").is_err());
+        assert!(make("cartpole:discrete=3").is_err());
+        assert!(make("cartpole:slip=0.1").is_err());
+        assert!(make("frozenlake:slip=1.5").is_err());
+        assert!(make("frozenlake:color=red").is_err());
+        assert!(make("map:").is_err());
+        assert!(transition_table("pendulum").is_err());
+        assert!(make_vec("cartpole", 0, 0).is_err());
+    }
+
+    #[test]
+    fn discretized_pendulum_spans_the_torque_range() {
+        assert_eq!(spec("pendulum:discrete=5").unwrap().action_space, Space::Discrete(5));
+        let d = Discretized::new(Pendulum, 5);
+        let mut s1 = d.parse_state(&[0.5, 0.0]).unwrap();
+        let mut s2 = Pendulum.parse_state(&[0.5, 0.0]).unwrap();
+        let mut rng = crate::dynamics::rng_for(0, 0);
+        let r1 = d.step(&mut s1, 4, &mut rng).0;
+        let r2 = Pendulum.step(&mut s2, 2.0, &mut rng).0;
+        assert_eq!(r1, r2);
+        assert_eq!(Pendulum.state_vec(&s1), Pendulum.state_vec(&s2));
+    }
+}

@@ -1,0 +1,39 @@
+//! Parity with Gymnasium 1.4.0: every recorded trace replays within the fixture README's
+//! tolerances, and every transition table equals Gymnasium's `env.unwrapped.P`.
+
+use std::path::Path;
+
+use tame_envs::parity::{check_file, TraceReport, OBS_TOL, REWARD_REL_TOL};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gymnasium").join(name)
+}
+
+fn assert_all_ok(reports: &[TraceReport]) {
+    for r in reports {
+        eprintln!("{r:?}");
+        assert!(r.ok, "{} ({}) outside tolerance: {r:?}", r.name, r.env);
+        assert!(r.steps > 0);
+    }
+}
+
+#[test]
+fn classic_control_traces_replay_within_tolerance() {
+    let reports = check_file(&fixture("classic_control_seed1.json")).unwrap();
+    assert_eq!(reports.len(), 9, "three traces per env");
+    assert_all_ok(&reports);
+    for r in &reports {
+        assert!(r.max_obs_dev <= OBS_TOL && r.max_reward_rel_dev <= REWARD_REL_TOL);
+        assert_eq!(r.first_flag_mismatch, None);
+    }
+}
+
+#[test]
+fn toy_text_tables_equal_gymnasium() {
+    let reports = check_file(&fixture("toy_text_tables.json")).unwrap();
+    assert_eq!(reports.len(), 4);
+    assert_all_ok(&reports);
+    for r in &reports {
+        assert!(r.max_prob_dev.is_some(), "{} was compared as a table", r.name);
+    }
+}
