@@ -23,6 +23,10 @@ enum Command {
     /// Speed measurements: print figures for one component.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Train an agent into a new run directory (config, TensorBoard logs, checkpoints, summary).
+    Train(cmd::train::TrainArgs),
+    /// Reload a run's latest checkpoint and evaluate it deterministically.
+    Eval(cmd::eval::EvalArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -32,5 +36,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Env(c) => cmd::env::run(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
     }
 }

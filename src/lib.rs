@@ -4,4 +4,5 @@ pub mod cli;
 mod cmd;
 pub mod fsutil;
 pub mod interrupt;
+pub mod run_dir;
 pub mod tensorboard;

@@ -3,10 +3,14 @@
 //! Agents report metrics through the small [`Logger`] trait; the `tame` binary implements it
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
+pub mod eval;
 mod logger;
 pub mod es;
 mod es_policy;
 mod es_rollout;
+pub mod nets;
+pub mod replay;
 pub mod run;
+pub mod sac;
 
 pub use logger::{Logger, NullLogger};

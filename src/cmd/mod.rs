@@ -2,3 +2,5 @@
 
 pub mod bench;
 pub mod env;
+pub mod eval;
+pub mod train;
