@@ -38,15 +38,12 @@ use serde::{Deserialize, Serialize};
 use tame_envs::{Env, EnvError, Space};
 
 use crate::es_policy::{scatter_lane, LANES};
+use crate::eval::{EvalStats, EVAL_SEED_BASE};
 use crate::es_rollout::{spec_for, ActSettings, Chunk, Episode, LaneTask, ObsEncoding, ObsNorm, PolicySpec};
 use crate::run::{stop_requested, Progress, RunCtx, TrainSummary};
 
 /// Makes a fresh environment; called once per lane.
 pub type EnvFactory = Arc<dyn Fn() -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
-
-/// Evaluation episode i always starts from env seed `EVAL_SEED_BASE + i`, in every run, so
-/// that evaluation returns are comparable across runs and seeds.
-pub const EVAL_SEED_BASE: u64 = 1_000_000_007;
 
 /// Optimiser applied to the ascent direction ĝ − λθ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +77,9 @@ pub struct EsConfig {
     /// Hidden layer widths of the tanh MLP policy.
     pub hidden: Vec<usize>,
     /// Action temperature τ: softmax(logits/τ) for discrete actions, tanh mean + τ·N(0,1)
-    /// for continuous ones; 0 is the hard argmax / deterministic policy.
+    /// for continuous ones; 0 is the hard argmax / deterministic policy. Not read from a
+    /// config section: `tame train` sets it from the run's `tau`.
+    #[serde(skip)]
     pub tau: f64,
     /// Normalise observations by running mean and std.
     pub obs_norm: bool,
@@ -88,10 +87,17 @@ pub struct EsConfig {
     pub obs_norm_fraction: f64,
     /// Episodes averaged into each member's fitness.
     pub episodes_per_member: usize,
-    /// Episodes of each evaluation (deterministic policy, fixed seeds).
+    /// Episodes of each evaluation (deterministic policy, fixed seeds); set from the run's
+    /// `eval_episodes` by `tame train`.
+    #[serde(skip)]
     pub eval_episodes: usize,
     /// Cap on episode length for envs without a time limit.
     pub max_episode_steps: u64,
+    /// Worker threads; 0 runs on the caller's rayon pool. Results do not depend on it.
+    #[serde(skip)]
+    pub threads: usize,
+    /// Master seed of every random draw; set from the run's `seed` by `tame train`.
+    #[serde(skip)]
     pub seed: u64,
 }
 
@@ -113,6 +119,7 @@ impl Default for EsConfig {
             episodes_per_member: 1,
             eval_episodes: 10,
             max_episode_steps: 100_000,
+            threads: 0,
             seed: 0,
         }
     }
@@ -195,6 +202,11 @@ impl EsConfig {
     }
 }
 
+/// Checks that an ES policy with these hidden layers can act in an env with these spaces.
+pub fn check_spaces(observation_space: &Space, action_space: &Space, hidden: &[usize]) -> Result<(), EsError> {
+    spec_for(observation_space, action_space, hidden).map(|_| ()).map_err(EsError::UnsupportedSpace)
+}
+
 /// What one generation measured.
 #[derive(Clone, Debug, Default)]
 pub struct GenerationStats {
@@ -213,18 +225,18 @@ pub struct GenerationStats {
     pub param_norm: f64,
 }
 
-/// Returns of a deterministic evaluation of the current parameters θ.
+/// A deterministic evaluation of the current parameters θ.
 #[derive(Clone, Debug, Default)]
 pub struct EvalReport {
-    pub returns: Vec<f64>,
-    pub lengths: Vec<u64>,
+    /// Returns, lengths and goals per episode, as every agent reports them.
+    pub stats: EvalStats,
     /// Mean entropy of softmax(logits/τ) at the visited states (discrete actions only).
     pub policy_entropy: Option<f64>,
 }
 
 impl EvalReport {
     pub fn mean_return(&self) -> f64 {
-        self.returns.iter().sum::<f64>() / self.returns.len().max(1) as f64
+        self.stats.mean_return()
     }
 }
 
@@ -271,6 +283,16 @@ pub struct Es {
     eval_chunks: Vec<Chunk>,
     generation: u64,
     env_steps: u64,
+    /// Worker threads of this learner, or `None` to run on the caller's rayon pool.
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// Runs `f` on `pool`'s threads, or on the current rayon pool.
+fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
 }
 
 /// Pairs whose noise is summed into one partial gradient. Fixed, so that the order of
@@ -291,6 +313,15 @@ impl Es {
         let obs_features = spec.obs.features();
         let n_chunks = cfg.population.div_ceil(LANES);
         let chunks = (0..n_chunks).map(|_| Chunk::new(&spec, &*make_env)).collect::<Result<_, _>>()?;
+        let pool = match cfg.threads {
+            0 => None,
+            t => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .map_err(|e| EsError::Config(format!("cannot start {t} worker threads: {e}")))?,
+            ),
+        };
         Ok(Es {
             spec,
             make_env,
@@ -304,6 +335,7 @@ impl Es {
             eval_chunks: Vec::new(),
             generation: 0,
             env_steps: 0,
+            pool,
             cfg,
         })
     }
@@ -339,8 +371,9 @@ impl Es {
         // Step 2: every chunk holds LANES/2 mirrored pairs, lanes 2p and 2p+1.
         let (theta, spec, norm, cfg) = (&self.theta, &self.spec, &self.norm, &self.cfg);
         let settings = ActSettings { tau: cfg.tau, entropy_tau: None, max_steps: cfg.max_episode_steps };
-        let per_chunk: Vec<Result<Vec<Episode>, EnvError>> = self
-            .chunks
+        let pool = self.pool.as_ref();
+        let chunks = &mut self.chunks;
+        let per_chunk: Vec<Result<Vec<Episode>, EnvError>> = in_pool(pool, || chunks
             .par_iter_mut()
             .enumerate()
             .map(|(c, chunk)| {
@@ -386,7 +419,7 @@ impl Es {
                 }
                 Ok(total)
             })
-            .collect();
+            .collect());
         let mut episodes = Vec::with_capacity(n);
         for chunk in per_chunk {
             episodes.extend(chunk?);
@@ -401,7 +434,7 @@ impl Es {
         let u = centered_ranks(&fitness);
         let weights: Vec<f32> = (0..pairs).map(|k| (u[2 * k] - u[2 * k + 1]) as f32).collect();
         let dim = self.theta.len();
-        let partials: Vec<Vec<f32>> = pair_seeds
+        let partials: Vec<Vec<f32>> = in_pool(pool, || pair_seeds
             .par_chunks(GRAD_GROUP)
             .zip(weights.par_chunks(GRAD_GROUP))
             .map(|(seeds, ws)| {
@@ -413,7 +446,7 @@ impl Es {
                 }
                 acc
             })
-            .collect();
+            .collect());
         let mut grad = vec![0.0f32; dim];
         for partial in &partials {
             grad.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
@@ -481,8 +514,9 @@ impl Es {
         }
     }
 
-    /// Evaluates θ itself: `eval_episodes` episodes from fixed seeds, acting deterministically
-    /// (argmax / tanh mean, i.e. τ = 0), in parallel.
+    /// Evaluates θ itself: `eval_episodes` episodes, episode i from env seed
+    /// `EVAL_SEED_BASE + i` as for every agent, acting deterministically (argmax / tanh mean,
+    /// i.e. τ = 0), in parallel.
     pub fn evaluate(&mut self) -> Result<EvalReport, EsError> {
         let policy = self.policy();
         if self.eval_chunks.is_empty() {
@@ -490,12 +524,20 @@ impl Es {
             self.eval_chunks =
                 (0..n).map(|_| Chunk::new(&self.spec, &*self.make_env)).collect::<Result<_, _>>()?;
         }
-        evaluate_in(&policy, &mut self.eval_chunks, self.cfg.eval_episodes, self.cfg.tau, self.cfg.max_episode_steps)
+        let (chunks, cfg) = (&mut self.eval_chunks, &self.cfg);
+        in_pool(self.pool.as_ref(), || {
+            evaluate_in(&policy, chunks, cfg.eval_episodes, cfg.tau, cfg.max_episode_steps)
+        })
     }
 
     /// The current policy: θ with the observation normalisation it is used with.
     pub fn policy(&self) -> EsPolicy {
-        EsPolicy { spec: self.spec.clone(), theta: self.theta.clone(), norm: self.norm.clone() }
+        EsPolicy {
+            spec: self.spec.clone(),
+            theta: self.theta.clone(),
+            norm: self.norm.clone(),
+            env_steps: self.env_steps,
+        }
     }
 }
 
@@ -538,8 +580,11 @@ fn evaluate_in(
     all.truncate(episodes);
     let steps: u64 = all.iter().map(|e| e.len).sum();
     Ok(EvalReport {
-        returns: all.iter().map(|e| e.ret).collect(),
-        lengths: all.iter().map(|e| e.len).collect(),
+        stats: EvalStats {
+            returns: all.iter().map(|e| e.ret).collect(),
+            lengths: all.iter().map(|e| e.len).collect(),
+            reached_goal: all.iter().map(|e| e.reached_goal).collect(),
+        },
         policy_entropy: discrete.then(|| all.iter().map(|e| e.entropy_sum).sum::<f64>() / steps.max(1) as f64),
     })
 }
@@ -550,11 +595,13 @@ pub struct EsPolicy {
     spec: PolicySpec,
     theta: Vec<f32>,
     norm: ObsNorm,
+    /// Training env steps when this policy was taken.
+    pub env_steps: u64,
 }
 
 impl EsPolicy {
-    /// Writes the policy as safetensors (`theta`, `obs_mean`, `obs_inv_std`, `sizes`),
-    /// atomically: a temporary file in the same directory, then a rename.
+    /// Writes the policy as safetensors (`theta`, `obs_mean`, `obs_inv_std`, `sizes`,
+    /// `env_steps`), atomically: a temporary file in the same directory, then a rename.
     pub fn save(&self, path: &Path) -> Result<(), EsError> {
         let fail = |why: String| EsError::Checkpoint { path: path.display().to_string(), why };
         let sizes: Vec<i64> = self.spec.shape.sizes.iter().map(|&s| s as i64).collect();
@@ -563,6 +610,7 @@ impl EsPolicy {
             ("obs_mean", tch::Tensor::from_slice(&self.norm.mean)),
             ("obs_inv_std", tch::Tensor::from_slice(&self.norm.inv_std)),
             ("sizes", tch::Tensor::from_slice(&sizes)),
+            ("env_steps", tch::Tensor::from_slice(&[self.env_steps as i64])),
         ];
         let name = path.file_name().ok_or_else(|| fail("no file name".into()))?.to_string_lossy();
         let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
@@ -600,7 +648,8 @@ impl EsPolicy {
         if theta.len() != spec.shape.num_params() || norm.mean.len() != spec.obs.features() {
             return Err(fail("tensor lengths do not match the layer sizes".into()));
         }
-        Ok(EsPolicy { spec, theta, norm })
+        let env_steps = Vec::<i64>::try_from(get("env_steps")?).map_err(|e| fail(e.to_string()))?;
+        Ok(EsPolicy { spec, theta, norm, env_steps: env_steps.first().map_or(0, |&s| s as u64) })
     }
 
     /// Deterministic evaluation on fresh envs from `make_env`, episode i from seed
@@ -615,7 +664,7 @@ impl EsPolicy {
 
 /// Trains for at least `total_steps` env steps (whole generations), evaluating every
 /// `eval_every` env steps and at the end, logging to `ctx.logger` with global step = env
-/// steps, and checkpointing `es.safetensors` after every evaluation.
+/// steps, and checkpointing `latest.safetensors` after every evaluation.
 pub fn train(
     cfg: &EsConfig,
     make_env: EnvFactory,
@@ -666,9 +715,9 @@ pub fn train(
     let report = last_eval.unwrap_or_default();
     Ok(TrainSummary {
         steps: es.env_steps(),
-        final_eval_returns: report.returns,
+        success_rate: Some(report.stats.goal_rate()),
+        final_eval_returns: report.stats.returns,
         final_policy_entropy: report.policy_entropy,
-        success_rate: None,
         interrupted,
     })
 }
@@ -681,7 +730,11 @@ fn evaluate_and_checkpoint(es: &mut Es, ctx: &mut RunCtx<'_>) -> anyhow::Result<
         ctx.logger.scalar("charts/policy_entropy", step, h)?;
     }
     if let Some(dir) = ctx.checkpoint_dir {
-        es.policy().save(&dir.join("es.safetensors"))?;
+        std::fs::create_dir_all(dir).map_err(|e| EsError::Checkpoint {
+            path: dir.display().to_string(),
+            why: e.to_string(),
+        })?;
+        es.policy().save(&dir.join("latest.safetensors"))?;
     }
     ctx.logger.flush()?;
     Ok(report)
@@ -807,7 +860,7 @@ mod tests {
             es.step().unwrap();
         }
         let after = es.evaluate().unwrap();
-        assert_eq!(after.returns.len(), 9);
+        assert_eq!(after.stats.returns.len(), 9);
         assert!(after.policy_entropy.is_none());
         // A zero policy earns −Σ(0.5x)² ≈ −20/12 ≈ −1.7; tracking 0.5·x earns 0.
         assert!(after.mean_return() > -0.1 && after.mean_return() > before, "{before} -> {}", after.mean_return());
@@ -837,7 +890,7 @@ mod tests {
             pool.install(|| {
                 let mut es = Es::new(EsConfig { tau: 0.3, ..small(seed) }, Track::factory(false)).unwrap();
                 let stats: Vec<(f64, f64)> = (0..5).map(|_| es.step().unwrap()).map(|g| (g.mean_fitness, g.grad_norm)).collect();
-                (stats, es.policy().theta, es.evaluate().unwrap().returns)
+                (stats, es.policy().theta, es.evaluate().unwrap().stats.returns)
             })
         };
         let one = run(1, 11);
@@ -883,8 +936,9 @@ mod tests {
         es.policy().save(&path).unwrap();
         let probe = Track::factory(false)().unwrap();
         let loaded = EsPolicy::load(&path, &probe.observation_space(), &probe.action_space()).unwrap();
-        let want = es.evaluate().unwrap().returns;
-        assert_eq!(loaded.evaluate(&Track::factory(false), 9, 0.0).unwrap().returns, want);
+        let want = es.evaluate().unwrap().stats.returns;
+        assert_eq!(loaded.evaluate(&Track::factory(false), 9, 0.0).unwrap().stats.returns, want);
+        assert_eq!(loaded.env_steps, es.env_steps());
         let wrong = Space::Discrete(3);
         assert!(EsPolicy::load(&path, &probe.observation_space(), &wrong).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -127,6 +127,8 @@ pub(crate) struct Episode {
     pub obs_count: u64,
     /// Σ of the policy's entropy at the visited states, when asked for (discrete heads).
     pub entropy_sum: f64,
+    /// Ended by termination with a positive last reward (a gridworld's goal).
+    pub reached_goal: bool,
 }
 
 /// How a chunk acts during one rollout.
@@ -245,6 +247,7 @@ impl Chunk {
                 let result = lane.env.step(action, &mut lane.obs)?;
                 lane.episode.ret += result.reward;
                 lane.episode.len += 1;
+                lane.episode.reached_goal = result.terminated && result.reward > 0.0;
                 lane.done = result.terminated || result.truncated || lane.episode.len >= settings.max_steps;
             }
         }

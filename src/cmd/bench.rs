@@ -292,22 +292,16 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
     let cfg = EsConfig { population: args.pop, hidden: args.hidden.clone(), ..EsConfig::default() };
     cfg.validate()?;
     for &t in &threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .with_context(|| format!("starting {t} worker threads"))?;
         let name = args.env.clone();
         let factory: EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
-        let (steps, secs, params) = pool.install(|| -> anyhow::Result<(u64, f64, usize)> {
-            let mut es = Es::new(cfg.clone(), factory)?;
+        let mut es = Es::new(EsConfig { threads: t, ..cfg.clone() }, factory)?;
+        es.step()?;
+        let before = es.env_steps();
+        let start = Instant::now();
+        for _ in 0..args.generations {
             es.step()?;
-            let before = es.env_steps();
-            let start = Instant::now();
-            for _ in 0..args.generations {
-                es.step()?;
-            }
-            Ok((es.env_steps() - before, start.elapsed().as_secs_f64(), es.num_params()))
-        })?;
+        }
+        let (steps, secs, params) = (es.env_steps() - before, start.elapsed().as_secs_f64(), es.num_params());
         let steps_per_sec = steps as f64 / secs;
         let gens_per_sec = args.generations as f64 / secs;
         let episode_len = steps as f64 / (args.generations as f64 * args.pop as f64);
