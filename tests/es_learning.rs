@@ -17,15 +17,23 @@ fn run(name: &'static str, cfg: &EsConfig, steps: u64) -> (f64, u64) {
             eprintln!("{} {:?} {:?}", p.step, p.last_return, p.last_eval);
         }
     };
-    let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress };
+    let mut ctx = RunCtx {
+        logger: &mut logger,
+        checkpoint_dir: None,
+        progress: &mut progress,
+    };
     let summary = train(cfg, factory(name), steps, steps / 10, &mut ctx).unwrap();
-    let mean = summary.final_eval_returns.iter().sum::<f64>() / summary.final_eval_returns.len() as f64;
+    let mean =
+        summary.final_eval_returns.iter().sum::<f64>() / summary.final_eval_returns.len() as f64;
     (mean, summary.steps)
 }
 
 #[test]
 fn es_solves_cartpole() {
-    let cfg = EsConfig { seed: 1, ..EsConfig::default() };
+    let cfg = EsConfig {
+        seed: 1,
+        ..EsConfig::default()
+    };
     let (eval, steps) = run("cartpole", &cfg, 3_000_000);
     assert!(eval >= 475.0, "eval return {eval} after {steps} steps");
 }

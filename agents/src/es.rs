@@ -38,8 +38,10 @@ use serde::{Deserialize, Serialize};
 use tame_envs::{Env, EnvError, Space};
 
 use crate::es_policy::{scatter_lane, LANES};
+use crate::es_rollout::{
+    spec_for, ActSettings, Chunk, Episode, LaneTask, ObsEncoding, ObsNorm, PolicySpec,
+};
 use crate::eval::{EvalStats, EVAL_SEED_BASE};
-use crate::es_rollout::{spec_for, ActSettings, Chunk, Episode, LaneTask, ObsEncoding, ObsNorm, PolicySpec};
 use crate::run::{stop_requested, Progress, RunCtx, TrainSummary};
 
 /// Makes a fresh environment; called once per lane.
@@ -152,13 +154,22 @@ impl EsConfig {
             ));
         }
         if !(self.sigma > 0.0 && self.sigma.is_finite()) {
-            return bad(format!("sigma {} is not allowed; accepted: a finite number > 0", self.sigma));
+            return bad(format!(
+                "sigma {} is not allowed; accepted: a finite number > 0",
+                self.sigma
+            ));
         }
         if !(self.tau >= 0.0 && self.tau.is_finite()) {
-            return bad(format!("tau {} is not allowed; accepted: a finite number ≥ 0", self.tau));
+            return bad(format!(
+                "tau {} is not allowed; accepted: a finite number ≥ 0",
+                self.tau
+            ));
         }
         if !(self.sigma_decay > 0.0 && self.sigma_decay <= 1.0) {
-            return bad(format!("sigma_decay {} is not allowed; accepted: 0 < sigma_decay ≤ 1", self.sigma_decay));
+            return bad(format!(
+                "sigma_decay {} is not allowed; accepted: 0 < sigma_decay ≤ 1",
+                self.sigma_decay
+            ));
         }
         if !(self.sigma_min >= 0.0 && self.sigma_min <= self.sigma) {
             return bad(format!(
@@ -167,16 +178,28 @@ impl EsConfig {
             ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("lr {} is not allowed; accepted: a finite number > 0", self.lr));
+            return bad(format!(
+                "lr {} is not allowed; accepted: a finite number > 0",
+                self.lr
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return bad(format!("momentum {} is not allowed; accepted: 0 ≤ momentum < 1", self.momentum));
+            return bad(format!(
+                "momentum {} is not allowed; accepted: 0 ≤ momentum < 1",
+                self.momentum
+            ));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad(format!("weight_decay {} is not allowed; accepted: a finite number ≥ 0", self.weight_decay));
+            return bad(format!(
+                "weight_decay {} is not allowed; accepted: a finite number ≥ 0",
+                self.weight_decay
+            ));
         }
         if self.hidden.contains(&0) {
-            return bad(format!("hidden {:?} has a zero-width layer; accepted: widths ≥ 1", self.hidden));
+            return bad(format!(
+                "hidden {:?} has a zero-width layer; accepted: widths ≥ 1",
+                self.hidden
+            ));
         }
         if !(0.0..=1.0).contains(&self.obs_norm_fraction) {
             return bad(format!(
@@ -203,8 +226,14 @@ impl EsConfig {
 }
 
 /// Checks that an ES policy with these hidden layers can act in an env with these spaces.
-pub fn check_spaces(observation_space: &Space, action_space: &Space, hidden: &[usize]) -> Result<(), EsError> {
-    spec_for(observation_space, action_space, hidden).map(|_| ()).map_err(EsError::UnsupportedSpace)
+pub fn check_spaces(
+    observation_space: &Space,
+    action_space: &Space,
+    hidden: &[usize],
+) -> Result<(), EsError> {
+    spec_for(observation_space, action_space, hidden)
+        .map(|_| ())
+        .map_err(EsError::UnsupportedSpace)
 }
 
 /// What one generation measured.
@@ -262,7 +291,10 @@ impl ObsStats {
             .zip(&mean)
             .map(|(sq, m)| (1.0 / (sq / n - m * m).max(1e-4).sqrt()) as f32)
             .collect();
-        ObsNorm { mean: mean.iter().map(|&m| m as f32).collect(), inv_std }
+        ObsNorm {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            inv_std,
+        }
     }
 }
 
@@ -304,22 +336,30 @@ impl Es {
     pub fn new(cfg: EsConfig, make_env: EnvFactory) -> Result<Self, EsError> {
         cfg.validate()?;
         let probe = make_env()?;
-        let spec = spec_for(&probe.observation_space(), &probe.action_space(), &cfg.hidden)
-            .map_err(EsError::UnsupportedSpace)?;
+        let spec = spec_for(
+            &probe.observation_space(),
+            &probe.action_space(),
+            &cfg.hidden,
+        )
+        .map_err(EsError::UnsupportedSpace)?;
         drop(probe);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let theta = spec.shape.init(&mut rng);
         let dim = theta.len();
         let obs_features = spec.obs.features();
         let n_chunks = cfg.population.div_ceil(LANES);
-        let chunks = (0..n_chunks).map(|_| Chunk::new(&spec, &*make_env)).collect::<Result<_, _>>()?;
+        let chunks = (0..n_chunks)
+            .map(|_| Chunk::new(&spec, &*make_env))
+            .collect::<Result<_, _>>()?;
         let pool = match cfg.threads {
             0 => None,
             t => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(t)
                     .build()
-                    .map_err(|e| EsError::Config(format!("cannot start {t} worker threads: {e}")))?,
+                    .map_err(|e| {
+                        EsError::Config(format!("cannot start {t} worker threads: {e}"))
+                    })?,
             ),
         };
         Ok(Es {
@@ -329,7 +369,11 @@ impl Es {
             m: vec![0.0; dim],
             v: vec![0.0; dim],
             rng,
-            obs_stats: ObsStats { sum: vec![0.0; obs_features], sumsq: vec![0.0; obs_features], count: 0 },
+            obs_stats: ObsStats {
+                sum: vec![0.0; obs_features],
+                sumsq: vec![0.0; obs_features],
+                count: 0,
+            },
             norm: ObsNorm::identity(obs_features),
             chunks,
             eval_chunks: Vec::new(),
@@ -365,61 +409,76 @@ impl Es {
         let sigma = self.cfg.sigma_at(self.generation);
         let pair_seeds: Vec<u64> = (0..pairs).map(|_| self.rng.random()).collect();
         let record_obs = self.cfg.obs_norm && matches!(self.spec.obs, ObsEncoding::Box(_));
-        let recorded: Vec<bool> =
-            (0..n).map(|_| record_obs && self.rng.random::<f64>() < self.cfg.obs_norm_fraction).collect();
+        let recorded: Vec<bool> = (0..n)
+            .map(|_| record_obs && self.rng.random::<f64>() < self.cfg.obs_norm_fraction)
+            .collect();
 
         // Step 2: every chunk holds LANES/2 mirrored pairs, lanes 2p and 2p+1.
         let (theta, spec, norm, cfg) = (&self.theta, &self.spec, &self.norm, &self.cfg);
-        let settings = ActSettings { tau: cfg.tau, entropy_tau: None, max_steps: cfg.max_episode_steps };
+        let settings = ActSettings {
+            tau: cfg.tau,
+            entropy_tau: None,
+            max_steps: cfg.max_episode_steps,
+        };
         let pool = self.pool.as_ref();
         let chunks = &mut self.chunks;
-        let per_chunk: Vec<Result<Vec<Episode>, EnvError>> = in_pool(pool, || chunks
-            .par_iter_mut()
-            .enumerate()
-            .map(|(c, chunk)| {
-                let mut eps = vec![0.0f32; theta.len()];
-                let mut tasks = [LaneTask::default(); LANES];
-                for p in 0..LANES / 2 {
-                    let k = c * LANES / 2 + p;
-                    if k >= pairs {
-                        break;
-                    }
-                    noise(pair_seeds[k], &mut eps);
-                    let (plus, minus) = (2 * p, 2 * p + 1);
-                    for (i, (&t, &e)) in theta.iter().zip(&eps).enumerate() {
-                        chunk.params[i * LANES + plus] = t + sigma as f32 * e;
-                        chunk.params[i * LANES + minus] = t - sigma as f32 * e;
-                    }
-                    tasks[plus] = LaneTask { active: true, record_obs: recorded[2 * k], ..LaneTask::default() };
-                    tasks[minus] = LaneTask { active: true, record_obs: recorded[2 * k + 1], ..LaneTask::default() };
-                }
-                let mut total: Vec<Episode> = Vec::new();
-                for e in 0..cfg.episodes_per_member {
-                    // A mirrored pair shares its env seed and action noise (common random
-                    // numbers), so that F⁺ − F⁻ reflects ±σε rather than luck.
+        let per_chunk: Vec<Result<Vec<Episode>, EnvError>> = in_pool(pool, || {
+            chunks
+                .par_iter_mut()
+                .enumerate()
+                .map(|(c, chunk)| {
+                    let mut eps = vec![0.0f32; theta.len()];
+                    let mut tasks = [LaneTask::default(); LANES];
                     for p in 0..LANES / 2 {
                         let k = c * LANES / 2 + p;
-                        if k < pairs {
-                            let env_seed = mix(pair_seeds[k], 2 + e as u64);
-                            tasks[2 * p].env_seed = env_seed;
-                            tasks[2 * p + 1].env_seed = env_seed;
-                            let action_seed = mix(pair_seeds[k], 1000 + e as u64);
-                            tasks[2 * p].action_seed = action_seed;
-                            tasks[2 * p + 1].action_seed = action_seed;
+                        if k >= pairs {
+                            break;
+                        }
+                        noise(pair_seeds[k], &mut eps);
+                        let (plus, minus) = (2 * p, 2 * p + 1);
+                        for (i, (&t, &e)) in theta.iter().zip(&eps).enumerate() {
+                            chunk.params[i * LANES + plus] = t + sigma as f32 * e;
+                            chunk.params[i * LANES + minus] = t - sigma as f32 * e;
+                        }
+                        tasks[plus] = LaneTask {
+                            active: true,
+                            record_obs: recorded[2 * k],
+                            ..LaneTask::default()
+                        };
+                        tasks[minus] = LaneTask {
+                            active: true,
+                            record_obs: recorded[2 * k + 1],
+                            ..LaneTask::default()
+                        };
+                    }
+                    let mut total: Vec<Episode> = Vec::new();
+                    for e in 0..cfg.episodes_per_member {
+                        // A mirrored pair shares its env seed and action noise (common random
+                        // numbers), so that F⁺ − F⁻ reflects ±σε rather than luck.
+                        for p in 0..LANES / 2 {
+                            let k = c * LANES / 2 + p;
+                            if k < pairs {
+                                let env_seed = mix(pair_seeds[k], 2 + e as u64);
+                                tasks[2 * p].env_seed = env_seed;
+                                tasks[2 * p + 1].env_seed = env_seed;
+                                let action_seed = mix(pair_seeds[k], 1000 + e as u64);
+                                tasks[2 * p].action_seed = action_seed;
+                                tasks[2 * p + 1].action_seed = action_seed;
+                            }
+                        }
+                        let episodes = chunk.rollout(spec, norm, settings, &tasks)?;
+                        if total.is_empty() {
+                            total = episodes;
+                        } else {
+                            for (t, ep) in total.iter_mut().zip(episodes) {
+                                merge_episode(t, ep);
+                            }
                         }
                     }
-                    let episodes = chunk.rollout(spec, norm, settings, &tasks)?;
-                    if total.is_empty() {
-                        total = episodes;
-                    } else {
-                        for (t, ep) in total.iter_mut().zip(episodes) {
-                            merge_episode(t, ep);
-                        }
-                    }
-                }
-                Ok(total)
-            })
-            .collect());
+                    Ok(total)
+                })
+                .collect()
+        });
         let mut episodes = Vec::with_capacity(n);
         for chunk in per_chunk {
             episodes.extend(chunk?);
@@ -432,27 +491,32 @@ impl Es {
 
         // Steps 3-4: ĝ = 1/(nσ) Σ_k (u_k⁺ − u_k⁻) ε_k, summed in fixed groups of pairs.
         let u = centered_ranks(&fitness);
-        let weights: Vec<f32> = (0..pairs).map(|k| (u[2 * k] - u[2 * k + 1]) as f32).collect();
+        let weights: Vec<f32> = (0..pairs)
+            .map(|k| (u[2 * k] - u[2 * k + 1]) as f32)
+            .collect();
         let dim = self.theta.len();
-        let partials: Vec<Vec<f32>> = in_pool(pool, || pair_seeds
-            .par_chunks(GRAD_GROUP)
-            .zip(weights.par_chunks(GRAD_GROUP))
-            .map(|(seeds, ws)| {
-                let mut acc = vec![0.0f32; dim];
-                let mut eps = vec![0.0f32; dim];
-                for (&seed, &w) in seeds.iter().zip(ws) {
-                    noise(seed, &mut eps);
-                    acc.iter_mut().zip(&eps).for_each(|(a, e)| *a += w * e);
-                }
-                acc
-            })
-            .collect());
+        let partials: Vec<Vec<f32>> = in_pool(pool, || {
+            pair_seeds
+                .par_chunks(GRAD_GROUP)
+                .zip(weights.par_chunks(GRAD_GROUP))
+                .map(|(seeds, ws)| {
+                    let mut acc = vec![0.0f32; dim];
+                    let mut eps = vec![0.0f32; dim];
+                    for (&seed, &w) in seeds.iter().zip(ws) {
+                        noise(seed, &mut eps);
+                        acc.iter_mut().zip(&eps).for_each(|(a, e)| *a += w * e);
+                    }
+                    acc
+                })
+                .collect()
+        });
         let mut grad = vec![0.0f32; dim];
         for partial in &partials {
             grad.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
         }
         let scale = 1.0 / (n as f64 * sigma);
-        grad.iter_mut().for_each(|g| *g = (*g as f64 * scale) as f32);
+        grad.iter_mut()
+            .for_each(|g| *g = (*g as f64 * scale) as f32);
         let grad_norm = norm2(&grad);
 
         // Step 5: ascend on d = ĝ − λθ.
@@ -464,8 +528,16 @@ impl Es {
         // Step 6: merge the recorded episodes' observations, in member order.
         for ep in episodes.iter().filter(|e| e.obs_count > 0) {
             let stats = &mut self.obs_stats;
-            stats.sum.iter_mut().zip(&ep.obs_sum).for_each(|(s, v)| *s += v);
-            stats.sumsq.iter_mut().zip(&ep.obs_sumsq).for_each(|(s, v)| *s += v);
+            stats
+                .sum
+                .iter_mut()
+                .zip(&ep.obs_sum)
+                .for_each(|(s, v)| *s += v);
+            stats
+                .sumsq
+                .iter_mut()
+                .zip(&ep.obs_sumsq)
+                .for_each(|(s, v)| *s += v);
             stats.count += ep.obs_count;
         }
         if record_obs {
@@ -496,7 +568,13 @@ impl Es {
                 let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
                 let t = (self.generation + 1) as i32;
                 let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-                for (((th, m), v), g) in self.theta.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(grad) {
+                for (((th, m), v), g) in self
+                    .theta
+                    .iter_mut()
+                    .zip(&mut self.m)
+                    .zip(&mut self.v)
+                    .zip(grad)
+                {
                     let d = g - wd * *th;
                     *m = b1 * *m + (1.0 - b1) * d;
                     *v = b2 * *v + (1.0 - b2) * d * d;
@@ -521,12 +599,19 @@ impl Es {
         let policy = self.policy();
         if self.eval_chunks.is_empty() {
             let n = self.cfg.eval_episodes.div_ceil(LANES);
-            self.eval_chunks =
-                (0..n).map(|_| Chunk::new(&self.spec, &*self.make_env)).collect::<Result<_, _>>()?;
+            self.eval_chunks = (0..n)
+                .map(|_| Chunk::new(&self.spec, &*self.make_env))
+                .collect::<Result<_, _>>()?;
         }
         let (chunks, cfg) = (&mut self.eval_chunks, &self.cfg);
         in_pool(self.pool.as_ref(), || {
-            evaluate_in(&policy, chunks, cfg.eval_episodes, cfg.tau, cfg.max_episode_steps)
+            evaluate_in(
+                &policy,
+                chunks,
+                cfg.eval_episodes,
+                cfg.tau,
+                cfg.max_episode_steps,
+            )
         })
     }
 
@@ -585,7 +670,8 @@ fn evaluate_in(
             lengths: all.iter().map(|e| e.len).collect(),
             reached_goal: all.iter().map(|e| e.reached_goal).collect(),
         },
-        policy_entropy: discrete.then(|| all.iter().map(|e| e.entropy_sum).sum::<f64>() / steps.max(1) as f64),
+        policy_entropy: discrete
+            .then(|| all.iter().map(|e| e.entropy_sum).sum::<f64>() / steps.max(1) as f64),
     })
 }
 
@@ -603,19 +689,30 @@ impl EsPolicy {
     /// Writes the policy as safetensors (`theta`, `obs_mean`, `obs_inv_std`, `sizes`,
     /// `env_steps`), atomically: a temporary file in the same directory, then a rename.
     pub fn save(&self, path: &Path) -> Result<(), EsError> {
-        let fail = |why: String| EsError::Checkpoint { path: path.display().to_string(), why };
+        let fail = |why: String| EsError::Checkpoint {
+            path: path.display().to_string(),
+            why,
+        };
         let sizes: Vec<i64> = self.spec.shape.sizes.iter().map(|&s| s as i64).collect();
         let tensors = [
             ("theta", tch::Tensor::from_slice(&self.theta)),
             ("obs_mean", tch::Tensor::from_slice(&self.norm.mean)),
             ("obs_inv_std", tch::Tensor::from_slice(&self.norm.inv_std)),
             ("sizes", tch::Tensor::from_slice(&sizes)),
-            ("env_steps", tch::Tensor::from_slice(&[self.env_steps as i64])),
+            (
+                "env_steps",
+                tch::Tensor::from_slice(&[self.env_steps as i64]),
+            ),
         ];
-        let name = path.file_name().ok_or_else(|| fail("no file name".into()))?.to_string_lossy();
+        let name = path
+            .file_name()
+            .ok_or_else(|| fail("no file name".into()))?
+            .to_string_lossy();
         let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
         tch::Tensor::write_safetensors(&tensors, &tmp).map_err(|e| fail(e.to_string()))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| fail(e.to_string()))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             fail(e.to_string())
@@ -623,11 +720,22 @@ impl EsPolicy {
     }
 
     /// Reads a policy written by [`EsPolicy::save`] for an env with these spaces.
-    pub fn load(path: &Path, observation_space: &Space, action_space: &Space) -> Result<Self, EsError> {
-        let fail = |why: String| EsError::Checkpoint { path: path.display().to_string(), why };
+    pub fn load(
+        path: &Path,
+        observation_space: &Space,
+        action_space: &Space,
+    ) -> Result<Self, EsError> {
+        let fail = |why: String| EsError::Checkpoint {
+            path: path.display().to_string(),
+            why,
+        };
         let tensors = tch::Tensor::read_safetensors(path).map_err(|e| fail(e.to_string()))?;
         let get = |name: &str| {
-            tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| fail(format!("no tensor `{name}`")))
+            tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| fail(format!("no tensor `{name}`")))
         };
         let to_f32 = |t: &tch::Tensor| Vec::<f32>::try_from(t).map_err(|e| fail(e.to_string()));
         let sizes = Vec::<i64>::try_from(get("sizes")?).map_err(|e| fail(e.to_string()))?;
@@ -644,21 +752,40 @@ impl EsPolicy {
             )));
         }
         let theta = to_f32(get("theta")?)?;
-        let norm = ObsNorm { mean: to_f32(get("obs_mean")?)?, inv_std: to_f32(get("obs_inv_std")?)? };
+        let norm = ObsNorm {
+            mean: to_f32(get("obs_mean")?)?,
+            inv_std: to_f32(get("obs_inv_std")?)?,
+        };
         if theta.len() != spec.shape.num_params() || norm.mean.len() != spec.obs.features() {
             return Err(fail("tensor lengths do not match the layer sizes".into()));
         }
         let env_steps = Vec::<i64>::try_from(get("env_steps")?).map_err(|e| fail(e.to_string()))?;
-        Ok(EsPolicy { spec, theta, norm, env_steps: env_steps.first().map_or(0, |&s| s as u64) })
+        Ok(EsPolicy {
+            spec,
+            theta,
+            norm,
+            env_steps: env_steps.first().map_or(0, |&s| s as u64),
+        })
     }
 
     /// Deterministic evaluation on fresh envs from `make_env`, episode i from seed
     /// `EVAL_SEED_BASE + i`; entropy reported at temperature `tau`.
-    pub fn evaluate(&self, make_env: &EnvFactory, episodes: usize, tau: f64) -> Result<EvalReport, EsError> {
+    pub fn evaluate(
+        &self,
+        make_env: &EnvFactory,
+        episodes: usize,
+        tau: f64,
+    ) -> Result<EvalReport, EsError> {
         let mut chunks = (0..episodes.div_ceil(LANES))
             .map(|_| Chunk::new(&self.spec, &**make_env))
             .collect::<Result<Vec<_>, _>>()?;
-        evaluate_in(self, &mut chunks, episodes, tau, EsConfig::default().max_episode_steps)
+        evaluate_in(
+            self,
+            &mut chunks,
+            episodes,
+            tau,
+            EsConfig::default().max_episode_steps,
+        )
     }
 }
 
@@ -677,7 +804,11 @@ pub fn train(
     let mut next_eval = eval_every.max(1);
     let mut last_eval: Option<EvalReport> = None;
     let mut last_eval_step = None;
-    let mut progress = Progress { step: 0, total: total_steps, ..Progress::default() };
+    let mut progress = Progress {
+        step: 0,
+        total: total_steps,
+        ..Progress::default()
+    };
     let mut interrupted = false;
     while es.env_steps() < total_steps {
         if stop_requested() {
@@ -694,7 +825,11 @@ pub fn train(
         log.scalar("es/max_fitness", step, g.max_fitness)?;
         log.scalar("charts/episodic_return", step, g.mean_fitness)?;
         log.scalar("charts/episodic_length", step, g.mean_episode_length)?;
-        log.scalar("charts/SPS", step, step as f64 / start.elapsed().as_secs_f64().max(1e-9))?;
+        log.scalar(
+            "charts/SPS",
+            step,
+            step as f64 / start.elapsed().as_secs_f64().max(1e-9),
+        )?;
         if step >= next_eval || step >= total_steps {
             let report = evaluate_and_checkpoint(&mut es, ctx)?;
             progress.last_eval = Some(report.mean_return());
@@ -725,7 +860,8 @@ pub fn train(
 fn evaluate_and_checkpoint(es: &mut Es, ctx: &mut RunCtx<'_>) -> anyhow::Result<EvalReport> {
     let report = es.evaluate()?;
     let step = es.env_steps();
-    ctx.logger.scalar("eval/mean_return", step, report.mean_return())?;
+    ctx.logger
+        .scalar("eval/mean_return", step, report.mean_return())?;
     if let Some(h) = report.policy_entropy {
         ctx.logger.scalar("charts/policy_entropy", step, h)?;
     }
@@ -780,8 +916,16 @@ fn merge_episode(total: &mut Episode, ep: Episode) {
         total.obs_sum = ep.obs_sum;
         total.obs_sumsq = ep.obs_sumsq;
     } else if !ep.obs_sum.is_empty() {
-        total.obs_sum.iter_mut().zip(&ep.obs_sum).for_each(|(s, v)| *s += v);
-        total.obs_sumsq.iter_mut().zip(&ep.obs_sumsq).for_each(|(s, v)| *s += v);
+        total
+            .obs_sum
+            .iter_mut()
+            .zip(&ep.obs_sum)
+            .for_each(|(s, v)| *s += v);
+        total
+            .obs_sumsq
+            .iter_mut()
+            .zip(&ep.obs_sumsq)
+            .for_each(|(s, v)| *s += v);
     }
 }
 
@@ -802,20 +946,31 @@ mod tests {
     impl Track {
         fn factory(discrete: bool) -> EnvFactory {
             Arc::new(move || {
-                Ok(Box::new(Track { discrete, x: 0.0, t: 0, rng: ChaCha8Rng::seed_from_u64(0) }) as Box<dyn Env>)
+                Ok(Box::new(Track {
+                    discrete,
+                    x: 0.0,
+                    t: 0,
+                    rng: ChaCha8Rng::seed_from_u64(0),
+                }) as Box<dyn Env>)
             })
         }
     }
 
     impl Env for Track {
         fn observation_space(&self) -> Space {
-            Space::Box { low: vec![-1.0], high: vec![1.0] }
+            Space::Box {
+                low: vec![-1.0],
+                high: vec![1.0],
+            }
         }
         fn action_space(&self) -> Space {
             if self.discrete {
                 Space::Discrete(3)
             } else {
-                Space::Box { low: vec![-1.0], high: vec![1.0] }
+                Space::Box {
+                    low: vec![-1.0],
+                    high: vec![1.0],
+                }
             }
         }
         fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
@@ -836,7 +991,11 @@ mod tests {
             self.t += 1;
             self.x = self.rng.random_range(-1.0..1.0);
             obs[0] = self.x as f32;
-            Ok(StepResult { reward, terminated: false, truncated: self.t >= 20 })
+            Ok(StepResult {
+                reward,
+                terminated: false,
+                truncated: self.t >= 20,
+            })
         }
         fn state(&self) -> Vec<f64> {
             vec![self.x]
@@ -849,7 +1008,13 @@ mod tests {
     }
 
     fn small(seed: u64) -> EsConfig {
-        EsConfig { population: 20, hidden: vec![8], seed, eval_episodes: 9, ..EsConfig::default() }
+        EsConfig {
+            population: 20,
+            hidden: vec![8],
+            seed,
+            eval_episodes: 9,
+            ..EsConfig::default()
+        }
     }
 
     #[test]
@@ -863,13 +1028,20 @@ mod tests {
         assert_eq!(after.stats.returns.len(), 9);
         assert!(after.policy_entropy.is_none());
         // A zero policy earns −Σ(0.5x)² ≈ −20/12 ≈ −1.7; tracking 0.5·x earns 0.
-        assert!(after.mean_return() > -0.1 && after.mean_return() > before, "{before} -> {}", after.mean_return());
+        assert!(
+            after.mean_return() > -0.1 && after.mean_return() > before,
+            "{before} -> {}",
+            after.mean_return()
+        );
         assert_eq!(es.env_steps(), 60 * 20 * 20);
     }
 
     #[test]
     fn es_improves_a_discrete_policy_and_reports_entropy() {
-        let cfg = EsConfig { tau: 0.5, ..small(4) };
+        let cfg = EsConfig {
+            tau: 0.5,
+            ..small(4)
+        };
         let mut es = Es::new(cfg, Track::factory(true)).unwrap();
         let before = es.evaluate().unwrap();
         // Near-uniform logits at the start: entropy close to log 3.
@@ -886,11 +1058,28 @@ mod tests {
     #[test]
     fn same_seed_same_run_on_any_thread_count() {
         let run = |threads: usize, seed: u64| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
-                let mut es = Es::new(EsConfig { tau: 0.3, ..small(seed) }, Track::factory(false)).unwrap();
-                let stats: Vec<(f64, f64)> = (0..5).map(|_| es.step().unwrap()).map(|g| (g.mean_fitness, g.grad_norm)).collect();
-                (stats, es.policy().theta, es.evaluate().unwrap().stats.returns)
+                let mut es = Es::new(
+                    EsConfig {
+                        tau: 0.3,
+                        ..small(seed)
+                    },
+                    Track::factory(false),
+                )
+                .unwrap();
+                let stats: Vec<(f64, f64)> = (0..5)
+                    .map(|_| es.step().unwrap())
+                    .map(|g| (g.mean_fitness, g.grad_norm))
+                    .collect();
+                (
+                    stats,
+                    es.policy().theta,
+                    es.evaluate().unwrap().stats.returns,
+                )
             })
         };
         let one = run(1, 11);
@@ -903,10 +1092,16 @@ mod tests {
         struct Unbounded;
         impl Env for Unbounded {
             fn observation_space(&self) -> Space {
-                Space::Box { low: vec![-1.0], high: vec![1.0] }
+                Space::Box {
+                    low: vec![-1.0],
+                    high: vec![1.0],
+                }
             }
             fn action_space(&self) -> Space {
-                Space::Box { low: vec![f32::NEG_INFINITY], high: vec![f32::INFINITY] }
+                Space::Box {
+                    low: vec![f32::NEG_INFINITY],
+                    high: vec![f32::INFINITY],
+                }
             }
             fn reset(&mut self, _: Option<u64>, _: &mut [f32]) {}
             fn step(&mut self, _: Action<'_>, _: &mut [f32]) -> Result<StepResult, EnvError> {
@@ -920,8 +1115,14 @@ mod tests {
             }
         }
         let factory: EnvFactory = Arc::new(|| Ok(Box::new(Unbounded) as Box<dyn Env>));
-        let err = Es::new(EsConfig::default(), factory).err().unwrap().to_string();
-        assert!(err.contains("action space") && err.contains("not supported"), "{err}");
+        let err = Es::new(EsConfig::default(), factory)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("action space") && err.contains("not supported"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -935,9 +1136,17 @@ mod tests {
         let path = dir.join("es.safetensors");
         es.policy().save(&path).unwrap();
         let probe = Track::factory(false)().unwrap();
-        let loaded = EsPolicy::load(&path, &probe.observation_space(), &probe.action_space()).unwrap();
+        let loaded =
+            EsPolicy::load(&path, &probe.observation_space(), &probe.action_space()).unwrap();
         let want = es.evaluate().unwrap().stats.returns;
-        assert_eq!(loaded.evaluate(&Track::factory(false), 9, 0.0).unwrap().stats.returns, want);
+        assert_eq!(
+            loaded
+                .evaluate(&Track::factory(false), 9, 0.0)
+                .unwrap()
+                .stats
+                .returns,
+            want
+        );
         assert_eq!(loaded.env_steps, es.env_steps());
         let wrong = Space::Discrete(3);
         assert!(EsPolicy::load(&path, &probe.observation_space(), &wrong).is_err());
@@ -964,7 +1173,10 @@ mod tests {
         assert_ne!(a, c);
         let mean = a.iter().map(|&x| x as f64).sum::<f64>() / 1000.0;
         let var = a.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / 1000.0;
-        assert!(mean.abs() < 0.15 && (var - 1.0).abs() < 0.15, "mean {mean} var {var}");
+        assert!(
+            mean.abs() < 0.15 && (var - 1.0).abs() < 0.15,
+            "mean {mean} var {var}"
+        );
     }
 
     #[test]
@@ -973,18 +1185,59 @@ mod tests {
             let err = cfg.validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
         };
-        check(EsConfig { population: 7, ..EsConfig::default() }, "population 7");
-        check(EsConfig { population: 0, ..EsConfig::default() }, "population 0");
-        check(EsConfig { sigma: 0.0, ..EsConfig::default() }, "sigma 0");
-        check(EsConfig { sigma: -0.1, ..EsConfig::default() }, "sigma -0.1");
-        check(EsConfig { tau: -1.0, ..EsConfig::default() }, "tau -1");
-        check(EsConfig { tau: f64::NAN, ..EsConfig::default() }, "tau NaN");
+        check(
+            EsConfig {
+                population: 7,
+                ..EsConfig::default()
+            },
+            "population 7",
+        );
+        check(
+            EsConfig {
+                population: 0,
+                ..EsConfig::default()
+            },
+            "population 0",
+        );
+        check(
+            EsConfig {
+                sigma: 0.0,
+                ..EsConfig::default()
+            },
+            "sigma 0",
+        );
+        check(
+            EsConfig {
+                sigma: -0.1,
+                ..EsConfig::default()
+            },
+            "sigma -0.1",
+        );
+        check(
+            EsConfig {
+                tau: -1.0,
+                ..EsConfig::default()
+            },
+            "tau -1",
+        );
+        check(
+            EsConfig {
+                tau: f64::NAN,
+                ..EsConfig::default()
+            },
+            "tau NaN",
+        );
         assert!(EsConfig::default().validate().is_ok());
     }
 
     #[test]
     fn sigma_schedule_decays_to_its_floor() {
-        let cfg = EsConfig { sigma: 0.1, sigma_decay: 0.5, sigma_min: 0.02, ..EsConfig::default() };
+        let cfg = EsConfig {
+            sigma: 0.1,
+            sigma_decay: 0.5,
+            sigma_min: 0.02,
+            ..EsConfig::default()
+        };
         assert_eq!(cfg.sigma_at(0), 0.1);
         assert_eq!(cfg.sigma_at(1), 0.05);
         assert_eq!(cfg.sigma_at(10), 0.02);

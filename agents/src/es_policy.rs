@@ -58,7 +58,11 @@ impl MlpShape {
     fn layers(&self) -> impl Iterator<Item = Layer> + '_ {
         let mut offset = 0;
         self.sizes.windows(2).map(move |w| {
-            let layer = Layer { n_in: w[0], n_out: w[1], w: offset };
+            let layer = Layer {
+                n_in: w[0],
+                n_out: w[1],
+                w: offset,
+            };
             offset += w[0] * w[1] + w[1];
             layer
         })
@@ -101,7 +105,10 @@ pub(crate) struct Activations {
 impl Activations {
     pub fn new(shape: &MlpShape) -> Self {
         let n = shape.widest() * LANES;
-        Activations { a: vec![0.0; n], b: vec![0.0; n] }
+        Activations {
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+        }
     }
 }
 
@@ -157,9 +164,23 @@ fn forward_portable(
         let bias = &params[layer.b() * LANES..(layer.b() + layer.n_out) * LANES];
         let input = &src[..layer.n_in * LANES];
         if k + 1 == n_layers {
-            dense::<false>(w, bias, input, &mut out[..layer.n_out * LANES], layer.n_in, layer.n_out);
+            dense::<false>(
+                w,
+                bias,
+                input,
+                &mut out[..layer.n_out * LANES],
+                layer.n_in,
+                layer.n_out,
+            );
         } else {
-            dense::<true>(w, bias, input, &mut dst[..layer.n_out * LANES], layer.n_in, layer.n_out);
+            dense::<true>(
+                w,
+                bias,
+                input,
+                &mut dst[..layer.n_out * LANES],
+                layer.n_in,
+                layer.n_out,
+            );
             std::mem::swap(&mut src, &mut dst);
         }
     }
@@ -168,7 +189,14 @@ fn forward_portable(
 /// `y = x·W + b` for every lane, then tanh if `TANH`. Eight outputs are accumulated together
 /// so that eight independent add chains hide the adder's latency.
 #[inline(always)]
-fn dense<const TANH: bool>(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], n_in: usize, n_out: usize) {
+fn dense<const TANH: bool>(
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    n_in: usize,
+    n_out: usize,
+) {
     const TILE: usize = 8;
     let mut j = 0;
     while j + TILE <= n_out {
@@ -296,8 +324,9 @@ mod tests {
         let mut thetas = Vec::new();
         for lane in 0..LANES {
             // Larger weights than `init` gives, so that the tanh saturation is exercised too.
-            let theta: Vec<f32> =
-                (0..shape.num_params()).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+            let theta: Vec<f32> = (0..shape.num_params())
+                .map(|_| rng.sample::<f32, _>(StandardNormal))
+                .collect();
             scatter_lane(&theta, &mut params, lane);
             for i in 0..shape.inputs() {
                 x[i * LANES + lane] = rng.sample(StandardNormal);
@@ -309,13 +338,19 @@ mod tests {
         forward(&shape, &params, &x, &mut act, &mut out);
         let mut portable = vec![0.0f32; out.len()];
         forward_portable(&shape, &params, &x, &mut act, &mut portable);
-        assert_eq!(out, portable, "SIMD and portable paths must agree bit for bit");
+        assert_eq!(
+            out, portable,
+            "SIMD and portable paths must agree bit for bit"
+        );
         for (lane, theta) in thetas.iter().enumerate() {
             let xs: Vec<f32> = (0..shape.inputs()).map(|i| x[i * LANES + lane]).collect();
             let want = reference(&shape, theta, &xs);
             for (j, w) in want.iter().enumerate() {
                 let got = out[j * LANES + lane] as f64;
-                assert!((got - w).abs() < 1e-4 * (1.0 + w.abs()), "lane {lane} out {j}: {got} vs {w}");
+                assert!(
+                    (got - w).abs() < 1e-4 * (1.0 + w.abs()),
+                    "lane {lane} out {j}: {got} vs {w}"
+                );
             }
         }
     }
@@ -326,7 +361,8 @@ mod tests {
         let theta = shape.init(&mut ChaCha8Rng::seed_from_u64(1));
         assert_eq!(theta.len(), 4 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2);
         let layers: Vec<Layer> = shape.layers().collect();
-        let std_of = |s: &[f32]| (s.iter().map(|v| (v * v) as f64).sum::<f64>() / s.len() as f64).sqrt();
+        let std_of =
+            |s: &[f32]| (s.iter().map(|v| (v * v) as f64).sum::<f64>() / s.len() as f64).sqrt();
         let hidden = std_of(&theta[layers[1].w..layers[1].b()]);
         assert!((hidden - 1.0 / 8.0).abs() < 0.01, "hidden std {hidden}");
         let head = std_of(&theta[layers[2].w..layers[2].b()]);

@@ -38,7 +38,10 @@ pub(crate) enum Head {
     Discrete(usize),
     /// tanh-squashed mean m ∈ (−1, 1)^d, plus τ·N(0, I) noise, clipped to [−1, 1] and mapped
     /// affinely onto the action box: a = center + half_width·clip(m + τξ, −1, 1).
-    Continuous { center: Vec<f64>, half_width: Vec<f64> },
+    Continuous {
+        center: Vec<f64>,
+        half_width: Vec<f64>,
+    },
 }
 
 impl Head {
@@ -73,11 +76,22 @@ pub(crate) fn spec_for(
         Space::Discrete(n) if *n >= 1 => Head::Discrete(*n),
         Space::Box { low, high }
             if !low.is_empty()
-                && low.iter().zip(high).all(|(l, h)| l.is_finite() && h.is_finite() && l < h) =>
+                && low
+                    .iter()
+                    .zip(high)
+                    .all(|(l, h)| l.is_finite() && h.is_finite() && l < h) =>
         {
             Head::Continuous {
-                center: low.iter().zip(high).map(|(&l, &h)| (l as f64 + h as f64) / 2.0).collect(),
-                half_width: low.iter().zip(high).map(|(&l, &h)| (h as f64 - l as f64) / 2.0).collect(),
+                center: low
+                    .iter()
+                    .zip(high)
+                    .map(|(&l, &h)| (l as f64 + h as f64) / 2.0)
+                    .collect(),
+                half_width: low
+                    .iter()
+                    .zip(high)
+                    .map(|(&l, &h)| (h as f64 - l as f64) / 2.0)
+                    .collect(),
             }
         }
         other => {
@@ -101,7 +115,10 @@ pub(crate) struct ObsNorm {
 
 impl ObsNorm {
     pub fn identity(dim: usize) -> Self {
-        ObsNorm { mean: vec![0.0; dim], inv_std: vec![1.0; dim] }
+        ObsNorm {
+            mean: vec![0.0; dim],
+            inv_std: vec![1.0; dim],
+        }
     }
 }
 
@@ -217,7 +234,13 @@ impl Chunk {
         }
         while self.lanes.iter().any(|l| !l.done) {
             self.encode(spec, norm);
-            forward(&spec.shape, &self.params, &self.x, &mut self.act, &mut self.out);
+            forward(
+                &spec.shape,
+                &self.params,
+                &self.x,
+                &mut self.act,
+                &mut self.out,
+            );
             for (l, lane) in self.lanes.iter_mut().enumerate() {
                 if lane.done {
                     continue;
@@ -228,9 +251,13 @@ impl Chunk {
                     }
                 }
                 let action = match &spec.head {
-                    Head::Discrete(n) => {
-                        Action::Discrete(sample_discrete(&self.out, l, *n, settings.tau, &mut lane.rng))
-                    }
+                    Head::Discrete(n) => Action::Discrete(sample_discrete(
+                        &self.out,
+                        l,
+                        *n,
+                        settings.tau,
+                        &mut lane.rng,
+                    )),
                     Head::Continuous { center, half_width } => {
                         for (d, a) in lane.action.iter_mut().enumerate() {
                             let mean = tanh(self.out[d * LANES + l]) as f64;
@@ -248,10 +275,15 @@ impl Chunk {
                 lane.episode.ret += result.reward;
                 lane.episode.len += 1;
                 lane.episode.reached_goal = result.terminated && result.reward > 0.0;
-                lane.done = result.terminated || result.truncated || lane.episode.len >= settings.max_steps;
+                lane.done =
+                    result.terminated || result.truncated || lane.episode.len >= settings.max_steps;
             }
         }
-        Ok(self.lanes.iter_mut().map(|l| std::mem::take(&mut l.episode)).collect())
+        Ok(self
+            .lanes
+            .iter_mut()
+            .map(|l| std::mem::take(&mut l.episode))
+            .collect())
     }
 
     /// Writes every running lane's observation into the interleaved input `x` (normalised, or
@@ -343,7 +375,9 @@ mod tests {
         let out = logits(&[0.1, 0.7, 0.3], 3);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         assert_eq!(sample_discrete(&out, 3, 3, 0.0, &mut rng), 1);
-        let picks = (0..1000).filter(|_| sample_discrete(&out, 3, 3, 0.01, &mut rng) == 1).count();
+        let picks = (0..1000)
+            .filter(|_| sample_discrete(&out, 3, 3, 0.01, &mut rng) == 1)
+            .count();
         assert_eq!(picks, 1000);
     }
 
@@ -352,11 +386,16 @@ mod tests {
         let out = logits(&[0.0, 1.0], 0);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let n = 100_000;
-        let ones = (0..n).filter(|_| sample_discrete(&out, 0, 2, 1.0, &mut rng) == 1).count();
+        let ones = (0..n)
+            .filter(|_| sample_discrete(&out, 0, 2, 1.0, &mut rng) == 1)
+            .count();
         let p = 1.0 / (1.0 + (-1.0f64).exp());
         let freq = ones as f64 / n as f64;
         // Five binomial standard deviations.
-        assert!((freq - p).abs() < 5.0 * (p * (1.0 - p) / n as f64).sqrt(), "{freq} vs {p}");
+        assert!(
+            (freq - p).abs() < 5.0 * (p * (1.0 - p) / n as f64).sqrt(),
+            "{freq} vs {p}"
+        );
     }
 
     #[test]
@@ -373,10 +412,19 @@ mod tests {
 
     #[test]
     fn unsupported_spaces_are_named() {
-        let obs = Space::Box { low: vec![-1.0], high: vec![1.0] };
-        let unbounded = Space::Box { low: vec![f32::NEG_INFINITY], high: vec![f32::INFINITY] };
+        let obs = Space::Box {
+            low: vec![-1.0],
+            high: vec![1.0],
+        };
+        let unbounded = Space::Box {
+            low: vec![f32::NEG_INFINITY],
+            high: vec![f32::INFINITY],
+        };
         let err = spec_for(&obs, &unbounded, &[8]).unwrap_err();
-        assert!(err.contains("not supported") && err.contains("Discrete(n)"), "{err}");
+        assert!(
+            err.contains("not supported") && err.contains("Discrete(n)"),
+            "{err}"
+        );
         assert!(spec_for(&obs, &Space::Discrete(0), &[8]).is_err());
         let spec = spec_for(&Space::Discrete(16), &Space::Discrete(4), &[8]).unwrap();
         assert_eq!(spec.shape.sizes, vec![16, 8, 4]);
