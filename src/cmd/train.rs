@@ -22,13 +22,13 @@ pub struct TrainArgs {
     #[arg(long)]
     env: Option<String>,
     /// Temperature τ: a number >= 0 (0 = the hard-argmax limit) or `auto` (tuned to a target
-    /// entropy) [default: auto].
+    /// entropy; SAC only) [default: auto for sac, 0 for es].
     #[arg(long, allow_hyphen_values = true)]
     tau: Option<Tau>,
     /// Seed of every random draw in the run [default: 1].
     #[arg(long)]
     seed: Option<u64>,
-    /// Environment steps to train for [default: 10000].
+    /// Environment steps to train for [default: 10000 for sac, 2000000 for es].
     #[arg(long)]
     steps: Option<u64>,
     /// TOML config file (e.g. configs/sac-pendulum.toml); flags override its values.
