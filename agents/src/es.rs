@@ -9,8 +9,9 @@
 //! ```
 //!
 //! One generation:
-//! 1. draw n/2 pair seeds; pair k's noise ε_k is regenerated from its seed wherever needed
-//!    (no noise table is kept: only seeds and fitnesses move between workers);
+//! 1. draw n/2 pair seeds; pair k's noise ε_k is regenerated from its seed by the chunk of
+//!    lanes (the worker) that evaluates the pair, and kept there until the update: no noise
+//!    table is shared, only seeds go out and fitnesses come back;
 //! 2. evaluate the mirrored (antithetic) members θ + σε_k and θ − σε_k, one episode each, in
 //!    lock-step chunks on all cores (`es_rollout`);
 //! 3. replace fitnesses by centred ranks u_i ∈ [−½, ½] (invariant to the reward scale, robust
@@ -327,10 +328,6 @@ fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Se
     }
 }
 
-/// Pairs whose noise is summed into one partial gradient. Fixed, so that the order of
-/// floating-point additions (and hence ĝ) does not depend on the thread count.
-const GRAD_GROUP: usize = 8;
-
 impl Es {
     /// Validates the config, builds the policy for the env's spaces and one env per lane.
     pub fn new(cfg: EsConfig, make_env: EnvFactory) -> Result<Self, EsError> {
@@ -427,16 +424,17 @@ impl Es {
                 .par_iter_mut()
                 .enumerate()
                 .map(|(c, chunk)| {
-                    let mut eps = vec![0.0f32; theta.len()];
+                    let dim = theta.len();
                     let mut tasks = [LaneTask::default(); LANES];
                     for p in 0..LANES / 2 {
                         let k = c * LANES / 2 + p;
                         if k >= pairs {
                             break;
                         }
-                        noise(pair_seeds[k], &mut eps);
+                        let eps = &mut chunk.noise[p * dim..(p + 1) * dim];
+                        noise(pair_seeds[k], eps);
                         let (plus, minus) = (2 * p, 2 * p + 1);
-                        for (i, (&t, &e)) in theta.iter().zip(&eps).enumerate() {
+                        for (i, (&t, &e)) in theta.iter().zip(eps.iter()).enumerate() {
                             chunk.params[i * LANES + plus] = t + sigma as f32 * e;
                             chunk.params[i * LANES + minus] = t - sigma as f32 * e;
                         }
@@ -489,22 +487,22 @@ impl Es {
         let fitness: Vec<f64> = episodes.iter().map(|e| e.ret / per_member).collect();
         let steps: u64 = episodes.iter().map(|e| e.len).sum();
 
-        // Steps 3-4: ĝ = 1/(nσ) Σ_k (u_k⁺ − u_k⁻) ε_k, summed in fixed groups of pairs.
+        // Steps 3-4: ĝ = 1/(nσ) Σ_k (u_k⁺ − u_k⁻) ε_k. Each chunk sums its own pairs (whose ε
+        // it regenerated from their seeds), then the chunks' sums are added in chunk order.
         let u = centered_ranks(&fitness);
         let weights: Vec<f32> = (0..pairs)
             .map(|k| (u[2 * k] - u[2 * k + 1]) as f32)
             .collect();
         let dim = self.theta.len();
         let partials: Vec<Vec<f32>> = in_pool(pool, || {
-            pair_seeds
-                .par_chunks(GRAD_GROUP)
-                .zip(weights.par_chunks(GRAD_GROUP))
-                .map(|(seeds, ws)| {
+            // Mutable only because an env is `Send` but not `Sync`; nothing is written.
+            self.chunks
+                .par_iter_mut()
+                .zip(weights.par_chunks(LANES / 2))
+                .map(|(chunk, ws)| {
                     let mut acc = vec![0.0f32; dim];
-                    let mut eps = vec![0.0f32; dim];
-                    for (&seed, &w) in seeds.iter().zip(ws) {
-                        noise(seed, &mut eps);
-                        acc.iter_mut().zip(&eps).for_each(|(a, e)| *a += w * e);
+                    for (eps, &w) in chunk.noise.chunks_exact(dim).zip(ws) {
+                        acc.iter_mut().zip(eps).for_each(|(a, e)| *a += w * e);
                     }
                     acc
                 })

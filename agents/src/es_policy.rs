@@ -220,14 +220,20 @@ fn dense<const TANH: bool>(
         }
         j += TILE;
     }
+    // Fewer than eight outputs left (a policy head): split each sum over the inputs into
+    // four interleaved partial sums instead, for the same reason.
     for j in j..n_out {
-        let mut acc = [0.0f32; LANES];
-        acc.copy_from_slice(&b[j * LANES..(j + 1) * LANES]);
+        let mut part = [[0.0f32; LANES]; 4];
         for (i, xi) in x.chunks_exact(LANES).enumerate().take(n_in) {
             let w_ij = &w[(i * n_out + j) * LANES..(i * n_out + j + 1) * LANES];
+            let p = &mut part[i % 4];
             for l in 0..LANES {
-                acc[l] = w_ij[l].mul_add(xi[l], acc[l]);
+                p[l] = w_ij[l].mul_add(xi[l], p[l]);
             }
+        }
+        let mut acc = [0.0f32; LANES];
+        for l in 0..LANES {
+            acc[l] = b[j * LANES + l] + ((part[0][l] + part[1][l]) + (part[2][l] + part[3][l]));
         }
         if TANH {
             acc.iter_mut().for_each(|z| *z = tanh(*z));

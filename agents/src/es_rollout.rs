@@ -174,6 +174,9 @@ pub(crate) struct Chunk {
     lanes: Vec<Lane>,
     /// Lane-interleaved parameters; the owner fills them before each rollout.
     pub params: Vec<f32>,
+    /// The owner's scratch for the perturbations ε of this chunk's `LANES/2` mirrored pairs,
+    /// kept from the rollout to the update as a distributed worker would keep its own.
+    pub noise: Vec<f32>,
     x: Vec<f32>,
     out: Vec<f32>,
     act: Activations,
@@ -204,6 +207,7 @@ impl Chunk {
         Ok(Chunk {
             lanes,
             params: vec![0.0; spec.shape.num_params() * LANES],
+            noise: vec![0.0; spec.shape.num_params() * (LANES / 2)],
             x: vec![0.0; spec.shape.inputs() * LANES],
             out: vec![0.0; spec.shape.outputs() * LANES],
             act: Activations::new(&spec.shape),
