@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use tame_agents::run::{Tau, TrainSummary};
+use tame_agents::es::EsConfig;
 use tame_agents::sac::SacConfig;
 use tame_envs::Env;
 
@@ -27,12 +28,15 @@ use tame_envs::Env;
 pub enum AgentKind {
     /// Soft Actor-Critic (continuous or discrete, by the env's action space).
     Sac,
+    /// OpenAI evolution strategies: Gaussian smoothing (σ) in parameter space.
+    Es,
 }
 
 impl AgentKind {
     pub fn name(self) -> &'static str {
         match self {
             AgentKind::Sac => "sac",
+            AgentKind::Es => "es",
         }
     }
 
@@ -40,6 +44,8 @@ impl AgentKind {
     fn default_tau(self) -> Tau {
         match self {
             AgentKind::Sac => Tau::Auto,
+            // ES explores in parameter space; its policies act deterministically by default.
+            AgentKind::Es => Tau::Fixed(0.0),
         }
     }
 
@@ -47,6 +53,8 @@ impl AgentKind {
     fn default_steps(self) -> u64 {
         match self {
             AgentKind::Sac => 10_000,
+            // About 10 s at ES speeds; solves CartPole (configs/es-*.toml set more where needed).
+            AgentKind::Es => 2_000_000,
         }
     }
 }
@@ -55,7 +63,7 @@ impl AgentKind {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
-    /// `sac` (default).
+    /// `sac` (default) or `es`.
     pub agent: Option<AgentKind>,
     /// Env name (`tame env list`); default `pendulum`.
     pub env: Option<String>,
@@ -74,6 +82,8 @@ pub struct RunConfig {
     pub threads: Option<usize>,
     /// SAC hyper-parameters (`[sac]` section).
     pub sac: Option<SacConfig>,
+    /// ES hyper-parameters (`[es]` section).
+    pub es: Option<EsConfig>,
 }
 
 /// A fully resolved configuration: every common field set, the agent's section filled.
@@ -103,7 +113,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac);
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac, es);
         self
     }
 
@@ -128,10 +138,31 @@ impl RunConfig {
             bail!("threads = {threads} is out of range; accepted: 1..=1024");
         }
         let env = make_env(&env_name)?;
+        if agent != AgentKind::Es && self.es.is_some() {
+            bail!("the config has an [es] section but the agent is {}; use agent = \"es\"", agent.name());
+        }
+        if agent == AgentKind::Es && self.sac.is_some() {
+            bail!("the config has a [sac] section but the agent is es; use agent = \"sac\"");
+        }
         match agent {
             AgentKind::Sac => {
                 let sac = self.sac.get_or_insert_with(SacConfig::default);
                 sac.resolve(&env.action_space(), tau).with_context(|| format!("env {env_name}"))?;
+            }
+            AgentKind::Es => {
+                let es = self.es.get_or_insert_with(EsConfig::default);
+                es.tau = match tau {
+                    Tau::Fixed(t) => t,
+                    Tau::Auto => bail!(
+                        "tau = auto is not supported by the es agent (it has no target entropy to \
+                         tune to); accepted: a number >= 0 (0 = hard argmax / deterministic)"
+                    ),
+                };
+                es.seed = seed;
+                es.eval_episodes = eval_episodes;
+                es.validate()?;
+                tame_agents::es::check_spaces(&env.observation_space(), &env.action_space(), &es.hidden)
+                    .with_context(|| format!("env {env_name}"))?;
             }
         }
         Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, threads, file: self })

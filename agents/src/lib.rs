@@ -6,6 +6,9 @@
 pub mod exact;
 pub mod eval;
 mod logger;
+pub mod es;
+mod es_policy;
+mod es_rollout;
 pub mod nets;
 pub mod replay;
 pub mod run;

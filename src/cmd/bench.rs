@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// (Ctrl-C: flushes and prints "stopped after M").
     #[command(hide = true)]
     TbDurabilityChild { dir: PathBuf, scalars: u64 },
+    /// Evolution strategies: env steps and generations per second of a full ES generation
+    /// (perturb, lock-step rollouts, ranks, gradient, update), on 1 and on all cores.
+    Es(EsArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -28,6 +31,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Tb(args) => bench_tb(args),
         BenchCommand::Sac(args) => bench_sac(args),
         BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
+        BenchCommand::Es(args) => bench_es(args),
     }
 }
 
@@ -240,6 +244,94 @@ fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
             args.env, args.batch, args.tau, r.updates_per_sec, r.gflop_per_update, achieved,
             100.0 * achieved / sgemm, sgemm
         );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct EsArgs {
+    /// Environment, by CLI name or Gymnasium id.
+    #[arg(long, default_value = "pendulum")]
+    env: String,
+    /// Population size: an even number (θ+σε and θ−σε come in pairs).
+    #[arg(long, default_value_t = 256)]
+    pop: usize,
+    /// Hidden layer widths of the tanh MLP policy, comma separated.
+    #[arg(long, default_value = "32,32", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Generations timed, after one untimed warm-up generation.
+    #[arg(long, default_value_t = 50)]
+    generations: u64,
+    /// Thread counts to measure, comma separated [default: 1 and the number of cores].
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Print one JSON object per thread count instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench_es(args: EsArgs) -> anyhow::Result<()> {
+    use tame_agents::es::{Es, EsConfig, EnvFactory};
+
+    if args.generations == 0 {
+        bail!("--generations must be at least 1, got 0");
+    }
+    let mut threads = args.threads.clone();
+    if threads.is_empty() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+    }
+    if let Some(t) = threads.iter().find(|&&t| t == 0) {
+        bail!("--threads {t} is not allowed; accepted: thread counts ≥ 1");
+    }
+    // Fail on a bad env name before timing anything.
+    tame_envs::make(&args.env)?;
+    let cfg = EsConfig { population: args.pop, hidden: args.hidden.clone(), ..EsConfig::default() };
+    cfg.validate()?;
+    for &t in &threads {
+        let name = args.env.clone();
+        let factory: EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
+        let mut es = Es::new(EsConfig { threads: t, ..cfg.clone() }, factory)?;
+        es.step()?;
+        let before = es.env_steps();
+        let start = Instant::now();
+        for _ in 0..args.generations {
+            es.step()?;
+        }
+        let (steps, secs, params) = (es.env_steps() - before, start.elapsed().as_secs_f64(), es.num_params());
+        let steps_per_sec = steps as f64 / secs;
+        let gens_per_sec = args.generations as f64 / secs;
+        let episode_len = steps as f64 / (args.generations as f64 * args.pop as f64);
+        if args.json {
+            let out = serde_json::json!({
+                "bench": "es",
+                "env": args.env,
+                "pop": args.pop,
+                "hidden": args.hidden,
+                "params": params,
+                "threads": t,
+                "generations": args.generations,
+                "env_steps": steps,
+                "mean_episode_length": episode_len,
+                "seconds": secs,
+                "env_steps_per_sec": steps_per_sec,
+                "generations_per_sec": gens_per_sec,
+            });
+            println!("{out}");
+        } else {
+            println!(
+                "es {} pop {} hidden {:?} ({params} params), {t} thread(s): {:.2} M env steps/s, \
+                 {:.1} generations/s ({} generations, {steps} steps, mean episode {:.0} steps, {:.2} s)",
+                args.env,
+                args.pop,
+                args.hidden,
+                steps_per_sec / 1e6,
+                gens_per_sec,
+                args.generations,
+                episode_len,
+                secs
+            );
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tame_agents::sac;
+use tame_agents::{es, sac};
 
 use crate::run_dir::{make_env, AgentKind, RunConfig};
 
@@ -48,6 +48,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             let mut entropies = Vec::new();
             let stats = sac::eval_agent(&agent, env.as_mut(), episodes, &mut entropies)?;
             (stats, step, entropies)
+        }
+        AgentKind::Es => {
+            let es_cfg = cfg.file.es.clone().unwrap_or_default();
+            let policy = es::EsPolicy::load(&checkpoint, &env.observation_space(), &env.action_space())
+                .with_context(|| format!("run {}", args.run_dir.display()))?;
+            let name = cfg.env.clone();
+            let factory: es::EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
+            let report = policy.evaluate(&factory, episodes, es_cfg.tau)?;
+            (report.stats, policy.env_steps, report.policy_entropy.into_iter().collect())
         }
     };
     let entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);

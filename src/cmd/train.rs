@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tame_agents::run::{Progress, RunCtx, Tau, TrainSummary};
-use tame_agents::sac;
+use tame_agents::{es, sac};
 
 use crate::run_dir::{create_run_dir, make_env, AgentKind, Resolved, RunConfig, Summary};
 use crate::tensorboard::{config_markdown, EventWriter, HParams, SessionStatus};
@@ -22,13 +22,13 @@ pub struct TrainArgs {
     #[arg(long)]
     env: Option<String>,
     /// Temperature τ: a number >= 0 (0 = the hard-argmax limit) or `auto` (tuned to a target
-    /// entropy) [default: auto].
+    /// entropy; SAC only) [default: auto for sac, 0 for es].
     #[arg(long, allow_hyphen_values = true)]
     tau: Option<Tau>,
     /// Seed of every random draw in the run [default: 1].
     #[arg(long)]
     seed: Option<u64>,
-    /// Environment steps to train for [default: 10000].
+    /// Environment steps to train for [default: 10000 for sac, 2000000 for es].
     #[arg(long)]
     steps: Option<u64>,
     /// TOML config file (e.g. configs/sac-pendulum.toml); flags override its values.
@@ -43,9 +43,13 @@ pub struct TrainArgs {
     /// Episodes per evaluation [default: 10].
     #[arg(long)]
     eval_episodes: Option<usize>,
-    /// Intra-op threads for tch [default: all cores].
+    /// Intra-op threads for tch, worker threads for ES [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// ES only: width σ of the Gaussian parameter noise (overrides `sigma` in the [es]
+    /// section) [default: 0.1].
+    #[arg(long, allow_hyphen_values = true)]
+    sigma: Option<f64>,
     /// No progress bar and no closing report (for scripts); the run directory's path is
     /// still printed.
     #[arg(long)]
@@ -68,7 +72,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         threads: args.threads,
         ..Default::default()
     };
-    let cfg = file.overridden_by(flags).resolve()?;
+    let mut merged = file.overridden_by(flags);
+    if let Some(sigma) = args.sigma {
+        if merged.agent != Some(crate::run_dir::AgentKind::Es) {
+            anyhow::bail!("--sigma is an ES setting; use it with --agent es");
+        }
+        merged.es.get_or_insert_with(Default::default).sigma = sigma;
+    }
+    let cfg = merged.resolve()?;
     let dir = train(&cfg, &args.logdir, args.quiet)?;
     let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)?;
     if args.quiet {
@@ -162,6 +173,13 @@ fn train_agent(cfg: &Resolved, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary>
                 eval_episodes: cfg.eval_episodes,
             };
             sac::train(&run, env, eval_env, ctx)
+        }
+        AgentKind::Es => {
+            let config = es::EsConfig { threads: cfg.threads, ..cfg.file.es.clone().unwrap_or_default() };
+            let name = cfg.env.clone();
+            let factory: es::EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
+            drop((env, eval_env));
+            es::train(&config, factory, cfg.steps, cfg.eval_every, ctx)
         }
     }
 }
