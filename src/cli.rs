@@ -23,6 +23,10 @@ enum Command {
     /// Speed measurements: print figures for one component.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Train an agent into a new run directory (config, TensorBoard logs, checkpoints, summary).
+    Train(cmd::train::TrainArgs),
+    /// Reload a run's latest checkpoint and evaluate it deterministically.
+    Eval(cmd::eval::EvalArgs),
     /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
     Inspect(cmd::inspect::InspectArgs),
     /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
@@ -38,6 +42,8 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Env(c) => cmd::env::run(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Solve(a) => cmd::solve::run(a),
         Command::Certify(a) => cmd::certify::run(a),

@@ -4,5 +4,6 @@ pub mod cli;
 mod cmd;
 pub mod fsutil;
 pub mod interrupt;
+pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;

@@ -4,8 +4,15 @@
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
 pub mod exact;
+pub mod eval;
 mod logger;
+pub mod es;
+mod es_policy;
+mod es_rollout;
+pub mod nets;
+pub mod replay;
 pub mod run;
 pub mod smoothing;
+pub mod sac;
 
 pub use logger::{Logger, NullLogger};

@@ -54,3 +54,69 @@ pub struct TrainSummary {
     /// True when the run ended early because a stop was requested.
     pub interrupted: bool,
 }
+
+/// The temperature τ of a soft policy: a fixed value (0 = the hard-argmax limit) or `auto`,
+/// tuned to a target entropy. Written as a number or the word `auto` on the command line and
+/// in TOML.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tau {
+    Fixed(f64),
+    Auto,
+}
+
+impl Tau {
+    /// True for τ = 0, the hard-argmax limit.
+    pub fn is_hard(&self) -> bool {
+        matches!(self, Tau::Fixed(t) if *t == 0.0)
+    }
+}
+
+impl std::str::FromStr for Tau {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Tau::Auto);
+        }
+        match s.parse::<f64>() {
+            Ok(t) if t.is_finite() && t >= 0.0 => Ok(Tau::Fixed(t)),
+            _ => Err(format!(
+                "invalid temperature '{s}'; accepted: a finite number >= 0 (0 = hard argmax) or 'auto'"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Tau {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tau::Fixed(t) => write!(f, "{t}"),
+            Tau::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+impl serde::Serialize for Tau {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Tau::Fixed(t) => s.serialize_f64(*t),
+            Tau::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tau {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Num(t) => t.to_string(),
+            Raw::Text(s) => s,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

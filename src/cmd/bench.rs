@@ -13,17 +13,25 @@ use crate::tensorboard::{read_events, EventWriter};
 pub enum BenchCommand {
     /// TensorBoard writer: time to log N scalars, flush them durably and read them back.
     Tb(TbArgs),
+    /// SAC: training steps per second (env step + action + one gradient update), FLOPs per
+    /// update, and this machine's sgemm rate measured in the same run.
+    Sac(SacBenchArgs),
     /// Test helper (tests/tensorboard_durability.rs): logs N scalars, flushes, prints
     /// "flushed", then keeps logging like a training loop until killed or interrupted
     /// (Ctrl-C: flushes and prints "stopped after M").
     #[command(hide = true)]
     TbDurabilityChild { dir: PathBuf, scalars: u64 },
+    /// Evolution strategies: env steps and generations per second of a full ES generation
+    /// (perturb, lock-step rollouts, ranks, gradient, update), on 1 and on all cores.
+    Es(EsArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Tb(args) => bench_tb(args),
+        BenchCommand::Sac(args) => bench_sac(args),
         BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
+        BenchCommand::Es(args) => bench_es(args),
     }
 }
 
@@ -138,6 +146,192 @@ fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
             read_back,
             read_secs
         );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SacBenchArgs {
+    /// Environment (its spaces set the network sizes).
+    #[arg(long, default_value = "pendulum")]
+    env: String,
+    /// Hidden layer widths, comma-separated.
+    #[arg(long, default_value = "256,256", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Timed training steps, each with one gradient update (after a warm-up that fills one
+    /// batch and runs 20 updates).
+    #[arg(long, default_value_t = 2000)]
+    updates: u64,
+    /// Intra-op threads for tch [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Temperature: a number >= 0 or `auto` (auto is the most work: it adds the τ update).
+    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
+    tau: tame_agents::run::Tau,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// sgemm rate of a square `n`×`n` by `n`×`n` product through tch, in GFLOP/s, timed over
+/// about half a second after a warm-up.
+fn sgemm_gflops(n: i64) -> f64 {
+    let a = tch::Tensor::randn([n, n], (tch::Kind::Float, tch::Device::Cpu));
+    let b = tch::Tensor::randn([n, n], (tch::Kind::Float, tch::Device::Cpu));
+    let mut c = a.matmul(&b);
+    for _ in 0..20 {
+        c = a.matmul(&b);
+    }
+    let flops = 2.0 * (n * n * n) as f64;
+    let start = Instant::now();
+    let mut iters = 0u64;
+    while start.elapsed().as_secs_f64() < 0.5 {
+        c = a.matmul(&b);
+        iters += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(c);
+    flops * iters as f64 / secs / 1e9
+}
+
+fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
+    if args.hidden.is_empty() || args.hidden.contains(&0) {
+        bail!("--hidden {:?}: accepted: one or more positive widths, e.g. 256,256", args.hidden);
+    }
+    if args.batch == 0 || args.updates == 0 {
+        bail!("--batch and --updates must be at least 1");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or(cores);
+    if threads == 0 {
+        bail!("--threads 0 is out of range; accepted: >= 1");
+    }
+    tch::set_num_threads(threads as i32);
+    let env = crate::run_dir::make_env(&args.env)?;
+    let config = tame_agents::sac::SacConfig {
+        hidden: args.hidden.clone(),
+        batch_size: args.batch,
+        ..Default::default()
+    };
+    let sgemm = sgemm_gflops(256);
+    let r = tame_agents::sac::bench(&config, args.tau, env, args.updates)?;
+    let achieved = r.updates_per_sec * r.gflop_per_update;
+    let hidden = args.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+    if args.json {
+        let out = serde_json::json!({
+            "bench": "sac",
+            "env": args.env,
+            "hidden": args.hidden,
+            "batch": args.batch,
+            "tau": args.tau.to_string(),
+            "threads": threads,
+            "updates": r.updates,
+            "seconds": r.seconds,
+            "updates_per_sec": r.updates_per_sec,
+            "gflop_per_update": r.gflop_per_update,
+            "achieved_gflops": achieved,
+            "sgemm_gflops": sgemm,
+            "fraction_of_sgemm": achieved / sgemm,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "sac on {} (hidden {hidden}, batch {}, tau {}, {threads} threads): {:.1} steps/s with one update each; \
+             {:.3} GFLOP/update = {:.1} GFLOP/s, {:.0}% of sgemm ({:.1} GFLOP/s, 256^3 matmul, same run)",
+            args.env, args.batch, args.tau, r.updates_per_sec, r.gflop_per_update, achieved,
+            100.0 * achieved / sgemm, sgemm
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct EsArgs {
+    /// Environment, by CLI name or Gymnasium id.
+    #[arg(long, default_value = "pendulum")]
+    env: String,
+    /// Population size: an even number (θ+σε and θ−σε come in pairs).
+    #[arg(long, default_value_t = 256)]
+    pop: usize,
+    /// Hidden layer widths of the tanh MLP policy, comma separated.
+    #[arg(long, default_value = "32,32", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Generations timed, after one untimed warm-up generation.
+    #[arg(long, default_value_t = 50)]
+    generations: u64,
+    /// Thread counts to measure, comma separated [default: 1 and the number of cores].
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Print one JSON object per thread count instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench_es(args: EsArgs) -> anyhow::Result<()> {
+    use tame_agents::es::{Es, EsConfig, EnvFactory};
+
+    if args.generations == 0 {
+        bail!("--generations must be at least 1, got 0");
+    }
+    let mut threads = args.threads.clone();
+    if threads.is_empty() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+    }
+    if let Some(t) = threads.iter().find(|&&t| t == 0) {
+        bail!("--threads {t} is not allowed; accepted: thread counts ≥ 1");
+    }
+    // Fail on a bad env name before timing anything.
+    tame_envs::make(&args.env)?;
+    let cfg = EsConfig { population: args.pop, hidden: args.hidden.clone(), ..EsConfig::default() };
+    cfg.validate()?;
+    for &t in &threads {
+        let name = args.env.clone();
+        let factory: EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
+        let mut es = Es::new(EsConfig { threads: t, ..cfg.clone() }, factory)?;
+        es.step()?;
+        let before = es.env_steps();
+        let start = Instant::now();
+        for _ in 0..args.generations {
+            es.step()?;
+        }
+        let (steps, secs, params) = (es.env_steps() - before, start.elapsed().as_secs_f64(), es.num_params());
+        let steps_per_sec = steps as f64 / secs;
+        let gens_per_sec = args.generations as f64 / secs;
+        let episode_len = steps as f64 / (args.generations as f64 * args.pop as f64);
+        if args.json {
+            let out = serde_json::json!({
+                "bench": "es",
+                "env": args.env,
+                "pop": args.pop,
+                "hidden": args.hidden,
+                "params": params,
+                "threads": t,
+                "generations": args.generations,
+                "env_steps": steps,
+                "mean_episode_length": episode_len,
+                "seconds": secs,
+                "env_steps_per_sec": steps_per_sec,
+                "generations_per_sec": gens_per_sec,
+            });
+            println!("{out}");
+        } else {
+            println!(
+                "es {} pop {} hidden {:?} ({params} params), {t} thread(s): {:.2} M env steps/s, \
+                 {:.1} generations/s ({} generations, {steps} steps, mean episode {:.0} steps, {:.2} s)",
+                args.env,
+                args.pop,
+                args.hidden,
+                steps_per_sec / 1e6,
+                gens_per_sec,
+                args.generations,
+                episode_len,
+                secs
+            );
+        }
     }
     Ok(())
 }

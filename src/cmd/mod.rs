@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod env;
+pub mod eval;
+pub mod train;
 pub mod inspect;
 pub mod certify;
 pub mod solve;

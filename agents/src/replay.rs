@@ -1,0 +1,174 @@
+//! Experience replay for off-policy agents, as flat contiguous `f32` arrays (one row per
+//! transition), the layout Stable-Baselines3 uses. A Pendulum buffer of 1,000,000 transitions
+//! takes (3 + 3 + 1 + 1 + 1) × 4 bytes × 10⁶ = 36 MB, and memory grows only as it fills.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tch::Tensor;
+
+/// A ring buffer of `(obs, action, reward, next_obs, terminated)` transitions.
+///
+/// Only `terminated` is stored, not `truncated`: a time-limit cut is not a terminal state, so
+/// its target still bootstraps from `next_obs` (the true final observation, not the reset one).
+#[derive(Debug)]
+pub struct ReplayBuffer {
+    capacity: usize,
+    obs_dim: usize,
+    action_dim: usize,
+    obs: Vec<f32>,
+    next_obs: Vec<f32>,
+    actions: Vec<f32>,
+    rewards: Vec<f32>,
+    terminated: Vec<f32>,
+    /// Next row to write once full.
+    cursor: usize,
+    len: usize,
+}
+
+/// A sampled minibatch as tensors: obs `[B, obs_dim]`, actions `[B, action_dim]`,
+/// rewards and terminated `[B]`, next_obs `[B, obs_dim]`.
+pub struct Batch {
+    pub obs: Tensor,
+    pub actions: Tensor,
+    pub rewards: Tensor,
+    pub next_obs: Tensor,
+    pub terminated: Tensor,
+}
+
+impl ReplayBuffer {
+    pub fn new(capacity: usize, obs_dim: usize, action_dim: usize) -> Self {
+        assert!(capacity > 0, "replay capacity must be positive");
+        ReplayBuffer {
+            capacity,
+            obs_dim,
+            action_dim,
+            obs: Vec::new(),
+            next_obs: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            terminated: Vec::new(),
+            cursor: 0,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes allocated for transitions (capacity, not just the filled part).
+    pub fn bytes(&self) -> usize {
+        4 * (self.obs.capacity()
+            + self.next_obs.capacity()
+            + self.actions.capacity()
+            + self.rewards.capacity()
+            + self.terminated.capacity())
+    }
+
+    pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], terminated: bool) {
+        debug_assert_eq!(obs.len(), self.obs_dim);
+        debug_assert_eq!(next_obs.len(), self.obs_dim);
+        debug_assert_eq!(action.len(), self.action_dim);
+        let t = if terminated { 1.0 } else { 0.0 };
+        if self.len < self.capacity {
+            if self.rewards.len() == self.rewards.capacity() {
+                self.grow();
+            }
+            self.obs.extend_from_slice(obs);
+            self.next_obs.extend_from_slice(next_obs);
+            self.actions.extend_from_slice(action);
+            self.rewards.push(reward);
+            self.terminated.push(t);
+            self.len += 1;
+        } else {
+            let i = self.cursor;
+            let (o, a) = (i * self.obs_dim, i * self.action_dim);
+            self.obs[o..o + self.obs_dim].copy_from_slice(obs);
+            self.next_obs[o..o + self.obs_dim].copy_from_slice(next_obs);
+            self.actions[a..a + self.action_dim].copy_from_slice(action);
+            self.rewards[i] = reward;
+            self.terminated[i] = t;
+        }
+        self.cursor = (self.cursor + 1) % self.capacity;
+    }
+
+    /// Grows storage by at most `GROW_ROWS` rows, never past capacity: memory follows the fill
+    /// without `Vec`'s doubling overshoot (a full 10⁶ buffer would otherwise hold 2²⁰ rows).
+    fn grow(&mut self) {
+        const GROW_ROWS: usize = 1 << 16;
+        let rows = GROW_ROWS.min(self.capacity - self.len);
+        self.obs.reserve_exact(rows * self.obs_dim);
+        self.next_obs.reserve_exact(rows * self.obs_dim);
+        self.actions.reserve_exact(rows * self.action_dim);
+        self.rewards.reserve_exact(rows);
+        self.terminated.reserve_exact(rows);
+    }
+
+    /// Samples `batch` transitions uniformly with replacement (as SB3 does) from `rng`.
+    pub fn sample(&self, batch: usize, rng: &mut ChaCha8Rng) -> Batch {
+        assert!(self.len > 0, "sampling from an empty replay buffer");
+        let (od, ad) = (self.obs_dim, self.action_dim);
+        let mut obs = Vec::with_capacity(batch * od);
+        let mut next_obs = Vec::with_capacity(batch * od);
+        let mut actions = Vec::with_capacity(batch * ad);
+        let mut rewards = Vec::with_capacity(batch);
+        let mut terminated = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let i = rng.random_range(0..self.len);
+            obs.extend_from_slice(&self.obs[i * od..(i + 1) * od]);
+            next_obs.extend_from_slice(&self.next_obs[i * od..(i + 1) * od]);
+            actions.extend_from_slice(&self.actions[i * ad..(i + 1) * ad]);
+            rewards.push(self.rewards[i]);
+            terminated.push(self.terminated[i]);
+        }
+        let b = batch as i64;
+        Batch {
+            obs: Tensor::from_slice(&obs).view([b, od as i64]),
+            next_obs: Tensor::from_slice(&next_obs).view([b, od as i64]),
+            actions: Tensor::from_slice(&actions).view([b, ad as i64]),
+            rewards: Tensor::from_slice(&rewards),
+            terminated: Tensor::from_slice(&terminated),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn ring_overwrites_oldest_and_samples_stored_rows() {
+        let mut rb = ReplayBuffer::new(3, 2, 1);
+        for k in 0..5 {
+            let x = k as f32;
+            rb.push(&[x, x], &[x], x, &[x + 1.0, x + 1.0], k == 4);
+        }
+        assert_eq!(rb.len(), 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let b = rb.sample(64, &mut rng);
+        let obs = Vec::<f32>::try_from(b.obs.flatten(0, -1)).unwrap();
+        let rewards = Vec::<f32>::try_from(&b.rewards).unwrap();
+        let next = Vec::<f32>::try_from(b.next_obs.flatten(0, -1)).unwrap();
+        let term = Vec::<f32>::try_from(&b.terminated).unwrap();
+        for (j, &r) in rewards.iter().enumerate() {
+            assert!((2.0..=4.0).contains(&r), "row {r} should have been overwritten");
+            assert_eq!(obs[2 * j], r);
+            assert_eq!(next[2 * j], r + 1.0);
+            assert_eq!(term[j], if r == 4.0 { 1.0 } else { 0.0 });
+        }
+    }
+
+    #[test]
+    fn pendulum_sized_buffer_stays_under_40_mb() {
+        let mut rb = ReplayBuffer::new(1_000_000, 3, 1);
+        for _ in 0..1_000_000 {
+            rb.push(&[0.0; 3], &[0.0], 0.0, &[0.0; 3], false);
+        }
+        assert!(rb.bytes() <= 40_000_000, "{} bytes", rb.bytes());
+    }
+}

@@ -1,0 +1,1208 @@
+//! Soft Actor-Critic with temperature τ, for continuous (`Box`) and discrete action spaces,
+//! down to the hard-argmax limit τ = 0.
+//!
+//! Read top to bottom: configuration, the agent (networks and the three losses), then the
+//! training loop. The env's action space picks the variant:
+//!
+//! * continuous: squashed-Gaussian actor, twin critics Q(s, a) (Haarnoja et al. 2018,
+//!   "Soft Actor-Critic Algorithms and Applications");
+//! * discrete: categorical actor and critics Q(s, ·) over all actions, with every expectation
+//!   over actions computed exactly (Christodoulou 2019, "Soft Actor-Critic for Discrete
+//!   Action Settings").
+//!
+//! The temperature τ (the papers' α) weights the entropy bonus. `--tau auto` tunes it to a
+//! target entropy; `--tau 0` is the hard limit, run by the same losses: as τ → 0 the soft
+//! policy π ∝ exp(Q/τ) concentrates on argmax Q and every τ·log π term vanishes (τ log τ → 0).
+//! So at τ = 0 the policy is taken as that limit: discrete, the greedy argmax of the min twin
+//! Q (clipped double Q, ε-greedy exploration as in DQN); continuous, the deterministic actor
+//! tanh(μ(s)) trained to maximise min Q (as in DDPG/TD3, with Gaussian exploration noise).
+//!
+//! Randomness: every draw comes from `ChaCha8Rng`s seeded with the run's seed (one stream for
+//! replay sampling, warm-up and exploration; one for initial weights and the
+//! reparameterisation noise of updates), never from tch's process-global generator, so that
+//! runs in one process do not disturb each other.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use tame_envs::{Env, Space};
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+use crate::eval::{evaluate, EvalStats, PolicyAction};
+use crate::nets::{all_finite, clone_mlp, polyak_update, Mlp};
+use crate::replay::ReplayBuffer;
+use crate::run::{stop_requested, Progress, RunCtx, Tau, TrainSummary};
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// What the soft bonus measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regularizer {
+    /// Maximum entropy, the papers' objective: reward + τ·H(π(·|s)). The bonus is positive, so
+    /// in episodic tasks staying alive pays τ·H per step (on FrozenLake at τ = 0.1 the
+    /// soft-optimal policy never enters the goal: wandering is worth more than its reward).
+    Entropy,
+    /// Relative entropy to the uniform policy: reward − τ·KL(π(·|s) ‖ uniform), i.e. the
+    /// entropy bonus minus its maximum τ·log|A| (log-volume of [-1, 1]^d when continuous).
+    /// Same optimal policy in continuing tasks; in episodic ones the bonus is ≤ 0 and no
+    /// longer rewards avoiding termination. Geist et al. 2019 treat both regularizers.
+    KlUniform,
+}
+
+/// SAC hyper-parameters. Defaults follow Stable-Baselines3 2.x `SAC` and CleanRL's
+/// `sac_continuous_action.py` unless a field says otherwise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SacConfig {
+    /// Hidden layer widths of actor and critics (SB3/CleanRL: 256, 256; ReLU).
+    pub hidden: Vec<usize>,
+    /// Adam learning rate of actor, critics and temperature (SB3: 3e-4).
+    pub learning_rate: f64,
+    /// Minibatch size (SB3: 256).
+    pub batch_size: usize,
+    /// Replay capacity in transitions (SB3: 1,000,000).
+    pub buffer_size: usize,
+    /// Discount γ (0.99).
+    pub gamma: f64,
+    /// Target-network averaging rate ρ (SB3's `tau`: 0.005).
+    pub polyak: f64,
+    /// Env steps of uniformly random actions before learning starts (SB3: 100).
+    pub learning_starts: u64,
+    /// Gradient steps per env step (SB3: train_freq 1, gradient_steps 1).
+    pub gradient_steps: usize,
+    /// Starting temperature for `--tau auto` (SB3: "auto" starts at 1.0).
+    pub initial_tau: f64,
+    /// Target entropy for `--tau auto`; unset: −dim(A) continuous (SB3, Haarnoja et al.),
+    /// `target_entropy_scale`·log|A| discrete.
+    pub target_entropy: Option<f64>,
+    /// Discrete only: target entropy as a fraction of the maximum log|A| (CleanRL's
+    /// `sac_atari.py`: 0.89; Christodoulou 2019 used 0.98, which CleanRL found too high).
+    pub target_entropy_scale: Option<f64>,
+    /// Continuous τ = 0 only: std of the Gaussian exploration noise on actions in [-1, 1]
+    /// (CleanRL DDPG/TD3 `exploration_noise`: 0.1).
+    pub exploration_noise: Option<f64>,
+    /// Discrete τ = 0 only: ε-greedy schedule, linear from `epsilon_start` to `epsilon_end`
+    /// over `epsilon_fraction` of the run (CleanRL DQN: 1.0 → 0.05 over 0.5).
+    pub epsilon_start: Option<f64>,
+    pub epsilon_end: Option<f64>,
+    pub epsilon_fraction: Option<f64>,
+    /// What the soft bonus measures (default: entropy, as in the papers).
+    pub regularizer: Regularizer,
+    /// Env steps between loss/SPS logs (CleanRL: 100).
+    pub log_every: u64,
+}
+
+impl Default for SacConfig {
+    fn default() -> Self {
+        SacConfig {
+            hidden: vec![256, 256],
+            learning_rate: 3e-4,
+            batch_size: 256,
+            buffer_size: 1_000_000,
+            gamma: 0.99,
+            polyak: 0.005,
+            learning_starts: 100,
+            gradient_steps: 1,
+            initial_tau: 1.0,
+            target_entropy: None,
+            target_entropy_scale: None,
+            exploration_noise: None,
+            epsilon_start: None,
+            epsilon_end: None,
+            epsilon_fraction: None,
+            regularizer: Regularizer::Entropy,
+            log_every: 100,
+        }
+    }
+}
+
+const DEFAULT_TARGET_ENTROPY_SCALE: f64 = 0.89;
+const DEFAULT_EXPLORATION_NOISE: f64 = 0.1;
+const DEFAULT_EPSILON: (f64, f64, f64) = (1.0, 0.05, 0.5);
+
+impl SacConfig {
+    /// Checks ranges and that variant-specific options fit the env's action space and τ, then
+    /// fills in the defaults of the options that apply, so the saved config shows them.
+    pub fn resolve(&mut self, action_space: &Space, tau: Tau) -> anyhow::Result<()> {
+        fn check(ok: bool, what: &str, value: impl std::fmt::Display, accepted: &str) -> anyhow::Result<()> {
+            if !ok {
+                bail!("sac.{what} = {value} is out of range; accepted: {accepted}");
+            }
+            Ok(())
+        }
+        check(!self.hidden.is_empty() && self.hidden.iter().all(|&h| h > 0), "hidden",
+            format!("{:?}", self.hidden), "one or more positive layer widths")?;
+        check(self.learning_rate.is_finite() && self.learning_rate > 0.0, "learning_rate", self.learning_rate, "> 0")?;
+        check(self.batch_size > 0, "batch_size", self.batch_size, ">= 1")?;
+        check(self.buffer_size > 0, "buffer_size", self.buffer_size, ">= 1")?;
+        check((0.0..=1.0).contains(&self.gamma), "gamma", self.gamma, "0 <= gamma <= 1")?;
+        check(self.polyak > 0.0 && self.polyak <= 1.0, "polyak", self.polyak, "0 < polyak <= 1")?;
+        check(self.gradient_steps > 0, "gradient_steps", self.gradient_steps, ">= 1")?;
+        check(self.initial_tau.is_finite() && self.initial_tau > 0.0, "initial_tau", self.initial_tau, "> 0")?;
+        check(self.log_every > 0, "log_every", self.log_every, ">= 1")?;
+        if let Some(h) = self.target_entropy {
+            check(h.is_finite(), "target_entropy", h, "a finite number")?;
+        }
+        let discrete = matches!(action_space, Space::Discrete(_));
+        let (kind, other) = if discrete { ("discrete", "continuous") } else { ("continuous", "discrete") };
+        let misplaced = |name: &str, set: bool, for_discrete: bool| -> anyhow::Result<()> {
+            if set && for_discrete != discrete {
+                bail!("sac.{name} applies to {other} action spaces only, but this env's action \
+                       space is {action_space} ({kind})");
+            }
+            Ok(())
+        };
+        misplaced("exploration_noise", self.exploration_noise.is_some(), false)?;
+        misplaced("target_entropy_scale", self.target_entropy_scale.is_some(), true)?;
+        for (name, v) in [("epsilon_start", self.epsilon_start), ("epsilon_end", self.epsilon_end),
+            ("epsilon_fraction", self.epsilon_fraction)] {
+            misplaced(name, v.is_some(), true)?;
+        }
+        if discrete {
+            let scale = self.target_entropy_scale.get_or_insert(DEFAULT_TARGET_ENTROPY_SCALE);
+            check(*scale > 0.0 && *scale <= 1.0, "target_entropy_scale", *scale, "0 < scale <= 1")?;
+            if tau.is_hard() {
+                let (s, e, f) = DEFAULT_EPSILON;
+                let s = *self.epsilon_start.get_or_insert(s);
+                let e = *self.epsilon_end.get_or_insert(e);
+                let f = *self.epsilon_fraction.get_or_insert(f);
+                check((0.0..=1.0).contains(&s), "epsilon_start", s, "0..=1")?;
+                check((0.0..=1.0).contains(&e), "epsilon_end", e, "0..=1")?;
+                check(f > 0.0 && f <= 1.0, "epsilon_fraction", f, "0 < fraction <= 1")?;
+            }
+        } else if tau.is_hard() {
+            let n = *self.exploration_noise.get_or_insert(DEFAULT_EXPLORATION_NOISE);
+            check(n.is_finite() && n >= 0.0, "exploration_noise", n, ">= 0")?;
+        }
+        Ok(())
+    }
+}
+
+/// One SAC run: the hyper-parameters plus what every agent's run has.
+#[derive(Clone, Debug)]
+pub struct SacRun {
+    pub config: SacConfig,
+    pub tau: Tau,
+    pub seed: u64,
+    /// Env steps to train for.
+    pub steps: u64,
+    /// Env steps between evaluations (0: only the final one).
+    pub eval_every: u64,
+    pub eval_episodes: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent: networks and losses
+// ---------------------------------------------------------------------------------------------
+
+/// Bounds of log σ of the Gaussian actor (SB3: [-20, 2]).
+const LOG_STD_MIN: f64 = -20.0;
+const LOG_STD_MAX: f64 = 2.0;
+
+/// The action head, picked by the env's action space.
+#[derive(Clone, Debug)]
+enum Head {
+    /// Actions live in [-1, 1]^dim inside the agent; the env gets `bias + scale · a`.
+    Continuous { scale: Vec<f64>, bias: Vec<f64> },
+    Discrete { n: usize },
+}
+
+/// How an observation becomes network input: `Discrete(n)` observations become one-hot.
+#[derive(Clone, Copy, Debug)]
+enum ObsEncoding {
+    Raw(usize),
+    OneHot(usize),
+}
+
+impl ObsEncoding {
+    fn dim(&self) -> usize {
+        match *self {
+            ObsEncoding::Raw(d) | ObsEncoding::OneHot(d) => d,
+        }
+    }
+    fn encode(&self, raw: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        match *self {
+            ObsEncoding::Raw(_) => out.extend_from_slice(raw),
+            ObsEncoding::OneHot(n) => {
+                out.resize(n, 0.0);
+                out[(raw[0] as usize).min(n - 1)] = 1.0;
+            }
+        }
+    }
+}
+
+/// How the temperature is set.
+enum Temperature {
+    Fixed(f64),
+    /// log τ, trained by its own Adam to hold the policy's entropy at `target_entropy`.
+    Auto { log_tau: Tensor, opt: nn::Optimizer, target_entropy: f64, _vs: nn::VarStore },
+}
+
+/// Networks, optimisers and temperature of a SAC agent.
+pub struct SacAgent {
+    obs: ObsEncoding,
+    head: Head,
+    hard: bool,
+    gamma: f64,
+    polyak: f64,
+    /// τ·c added to every τ·log π of the soft value: 0 (entropy) or τ·log|A| (KL to uniform).
+    log_reference: f64,
+    actor_vs: nn::VarStore,
+    actor: Mlp,
+    actor_opt: nn::Optimizer,
+    critic_vs: nn::VarStore,
+    /// Twin critics Q_1, Q_2 stacked as one two-member ensemble.
+    critic: Mlp,
+    critic_opt: nn::Optimizer,
+    _target_vs: nn::VarStore,
+    critic_target: Mlp,
+    temperature: Temperature,
+    /// Reparameterisation noise ε of the updates.
+    noise_rng: ChaCha8Rng,
+}
+
+/// Losses of the latest update, kept as tensors so that they are read only when logged.
+pub struct UpdateLosses {
+    pub qf1: Tensor,
+    pub qf2: Tensor,
+    pub actor: Option<Tensor>,
+    pub tau: Tensor,
+    pub tau_loss: Option<Tensor>,
+    pub entropy: Option<Tensor>,
+}
+
+impl SacAgent {
+    /// Builds the networks for the given spaces; initial weights and update noise come from
+    /// `rng`.
+    pub fn new(config: &SacConfig, tau: Tau, obs_space: &Space, action_space: &Space, mut rng: ChaCha8Rng) -> anyhow::Result<Self> {
+        let obs = match obs_space {
+            Space::Discrete(n) => ObsEncoding::OneHot(*n),
+            Space::Box { low, .. } => ObsEncoding::Raw(low.len()),
+        };
+        let (head, action_dim, log_volume) = match action_space {
+            Space::Discrete(n) => (Head::Discrete { n: *n }, *n, (*n as f64).ln()),
+            Space::Box { low, high } => {
+                if let Some(i) = (0..low.len()).find(|&i| !(low[i].is_finite() && high[i].is_finite())) {
+                    bail!("SAC needs a bounded action space, but component {i} of {action_space} is unbounded");
+                }
+                let scale = low.iter().zip(high).map(|(l, h)| (*h as f64 - *l as f64) / 2.0).collect();
+                let bias = low.iter().zip(high).map(|(l, h)| (*h as f64 + *l as f64) / 2.0).collect();
+                // The agent's actions live in [-1, 1]^d, of log-volume d·log 2.
+                (Head::Continuous { scale, bias }, low.len(), low.len() as f64 * 2f64.ln())
+            }
+        };
+        let discrete = matches!(head, Head::Discrete { .. });
+        let obs_dim = obs.dim();
+        let hidden = &config.hidden;
+        let layer_sizes = |input: usize, output: usize| {
+            let mut s = vec![input];
+            s.extend(hidden);
+            s.push(output);
+            s
+        };
+        // Continuous actor outputs μ and log σ; discrete actor outputs logits.
+        let actor_sizes = layer_sizes(obs_dim, if discrete { action_dim } else { 2 * action_dim });
+        // Continuous critic: Q(s, a) from [s, a]; discrete critic: Q(s, ·) from s.
+        let critic_sizes =
+            if discrete { layer_sizes(obs_dim, action_dim) } else { layer_sizes(obs_dim + action_dim, 1) };
+
+        let actor_vs = nn::VarStore::new(Device::Cpu);
+        let actor = Mlp::new(&actor_vs.root().sub("actor"), &actor_sizes, None, &mut rng);
+        let critic_vs = nn::VarStore::new(Device::Cpu);
+        let critic = Mlp::new(&critic_vs.root().sub("critic"), &critic_sizes, Some(2), &mut rng);
+        let mut target_vs = nn::VarStore::new(Device::Cpu);
+        let critic_target = clone_mlp(&target_vs.root().sub("critic_target"), &critic_sizes, Some(2), &critic);
+        target_vs.freeze();
+        let adam = nn::Adam::default();
+        let actor_opt = adam.build(&actor_vs, config.learning_rate)?;
+        let critic_opt = adam.build(&critic_vs, config.learning_rate)?;
+
+        let temperature = match tau {
+            Tau::Fixed(t) => Temperature::Fixed(t),
+            Tau::Auto => {
+                let target_entropy = config.target_entropy.unwrap_or(if discrete {
+                    config.target_entropy_scale.unwrap_or(DEFAULT_TARGET_ENTROPY_SCALE) * log_volume
+                } else {
+                    -(action_dim as f64)
+                });
+                let vs = nn::VarStore::new(Device::Cpu);
+                let init = nn::Init::Const(config.initial_tau.ln());
+                let log_tau = vs.root().sub("temperature").var("log_tau", &[1], init);
+                let opt = adam.build(&vs, config.learning_rate)?;
+                Temperature::Auto { log_tau, opt, target_entropy, _vs: vs }
+            }
+        };
+        let log_reference = match config.regularizer {
+            Regularizer::Entropy => 0.0,
+            Regularizer::KlUniform => log_volume,
+        };
+        Ok(SacAgent {
+            obs,
+            head,
+            hard: tau.is_hard(),
+            gamma: config.gamma,
+            polyak: config.polyak,
+            log_reference,
+            actor_vs,
+            actor,
+            actor_opt,
+            critic_vs,
+            critic,
+            critic_opt,
+            _target_vs: target_vs,
+            critic_target,
+            temperature,
+            noise_rng: rng,
+        })
+    }
+
+    fn discrete(&self) -> bool {
+        matches!(self.head, Head::Discrete { .. })
+    }
+
+    /// Floats per stored action: the index for discrete, the [-1, 1] vector for continuous.
+    fn stored_action_dim(&self) -> usize {
+        match &self.head {
+            Head::Discrete { .. } => 1,
+            Head::Continuous { scale, .. } => scale.len(),
+        }
+    }
+
+    /// τ as a tensor without gradient (a constant in the actor and critic losses).
+    fn tau(&self) -> Tensor {
+        match &self.temperature {
+            Temperature::Fixed(t) => Tensor::from(*t as f32),
+            Temperature::Auto { log_tau, .. } => log_tau.detach().exp().squeeze(),
+        }
+    }
+
+    /// Current τ as a number.
+    pub fn tau_value(&self) -> f64 {
+        self.tau().double_value(&[])
+    }
+
+    /// Continuous policy: an action a ∈ [-1, 1]^d for each row of `obs` and its log-density.
+    ///
+    /// Reparameterised squashed Gaussian (Haarnoja et al. 2018, appendix C):
+    ///   u = μ(s) + σ(s)·ε, ε ~ N(0, I);  a = tanh(u);
+    ///   log π(a|s) = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh²(u_j))],
+    /// with log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability. At τ = 0 the policy
+    /// is its σ → 0 limit a = tanh(μ(s)), whose τ·log π term is zero. `eps` is ε, `[B, d]`.
+    fn continuous_sample(&self, obs: &Tensor, eps: &Tensor) -> (Tensor, Tensor) {
+        let out = self.actor.forward(obs);
+        let parts = out.chunk(2, -1);
+        let mean = &parts[0];
+        if self.hard {
+            return (mean.tanh(), Tensor::zeros([obs.size()[0]], (Kind::Float, Device::Cpu)));
+        }
+        let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
+        let u = mean + log_std.exp() * eps;
+        let log_gauss = eps.square() * -0.5 - &log_std - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let log_jacobian = (-&u - (&u * -2.0).softplus() + 2f64.ln()) * 2.0;
+        let log_pi = (log_gauss - log_jacobian).sum_dim_intlist(-1, false, Kind::Float);
+        (u.tanh(), log_pi)
+    }
+
+    /// Discrete policy: probabilities and log-probabilities over all actions, `[B, n]`.
+    /// At τ = 0 this is the limit of softmax(Q/τ): one-hot on argmax_a min(Q_1, Q_2)(s, a),
+    /// with log π set to 0 (π·log π → 0).
+    fn discrete_policy(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        if self.hard {
+            let q = tch::no_grad(|| self.critic.forward(obs).amin(0, false));
+            let n = q.size()[1];
+            let probs = q.argmax(-1, false).one_hot(n).to_kind(Kind::Float);
+            return (probs, q.zeros_like());
+        }
+        let log_probs = self.actor.forward(obs).log_softmax(-1, Kind::Float);
+        (log_probs.exp(), log_probs)
+    }
+
+    /// Standard normal noise of shape `[rows, action dim]` from `rng`.
+    fn normal_noise(&self, rows: i64, rng: &mut ChaCha8Rng) -> Tensor {
+        let d = self.stored_action_dim() as i64;
+        let values: Vec<f32> = (0..rows * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        Tensor::from_slice(&values).view([rows, d])
+    }
+
+    /// One gradient step on critics, actor and temperature, then the Polyak update.
+    /// Returns `None`, skipping the optimiser step of that loss, if a loss is NaN or infinite.
+    pub fn update(&mut self, batch: &crate::replay::Batch) -> Option<UpdateLosses> {
+        let tau = self.tau();
+        let not_done = 1.0 - &batch.terminated;
+        // ε for the target's a' and for the actor loss's a, drawn up front (continuous only).
+        let (eps_next, eps_now) = if self.discrete() || self.hard {
+            (Tensor::new(), Tensor::new())
+        } else {
+            let rows = batch.obs.size()[0];
+            let mut rng = std::mem::replace(&mut self.noise_rng, ChaCha8Rng::seed_from_u64(0));
+            let pair = (self.normal_noise(rows, &mut rng), self.normal_noise(rows, &mut rng));
+            self.noise_rng = rng;
+            pair
+        };
+
+        // Critic loss (Haarnoja et al. 2018, eq. 5 with the twin-min target of eq. 7):
+        //   J_Q = E[(Q_i(s, a) − y)²],  y = r + γ(1 − d)·V̄(s'),
+        //   V̄(s') = E_{a'~π}[min_i Q̄_i(s', a') − τ·(log π(a'|s') + c)]
+        // (c = 0 for entropy, log|A| for KL to uniform). Discrete: E_{a'} is the exact sum
+        // over actions, and Q_i(s, a) is read off Q_i(s, ·) at the stored action.
+        let target: Tensor = tch::no_grad(|| {
+            let v_next = if self.discrete() {
+                let (probs, log_probs) = self.discrete_policy(&batch.next_obs);
+                let q_next = self.critic_target.forward(&batch.next_obs).amin(0, false);
+                let soft = q_next - &tau * (log_probs + self.log_reference);
+                (probs * soft).sum_dim_intlist(-1, false, Kind::Float)
+            } else {
+                let (a_next, log_pi) = self.continuous_sample(&batch.next_obs, &eps_next);
+                let input = Tensor::cat(&[&batch.next_obs, &a_next], -1);
+                let q_next = self.critic_target.forward(&input).amin(0, false).squeeze_dim(-1);
+                q_next - &tau * (log_pi + self.log_reference)
+            };
+            &batch.rewards + not_done * self.gamma * v_next
+        });
+        let q = if self.discrete() {
+            let idx = batch.actions.to_kind(Kind::Int64).unsqueeze(0).expand([2, -1, 1], false);
+            self.critic.forward(&batch.obs).gather(-1, &idx, false).squeeze_dim(-1)
+        } else {
+            let input = Tensor::cat(&[&batch.obs, &batch.actions], -1);
+            self.critic.forward(&input).squeeze_dim(-1)
+        };
+        let qf_losses = (q - target.unsqueeze(0)).square().mean_dim(-1, false, Kind::Float);
+        let qf_loss = qf_losses.sum(Kind::Float);
+        if !all_finite(&qf_loss) {
+            return None;
+        }
+        self.critic_opt.zero_grad();
+        qf_loss.backward();
+        self.critic_opt.step();
+
+        // Actor loss (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12 for discrete):
+        //   J_π = E_s E_{a~π}[τ·log π(a|s) − min_i Q_i(s, a)],
+        // reparameterised through a = tanh(μ + σε) when continuous, an exact sum when
+        // discrete. At τ = 0 continuous this is DDPG's −Q(s, tanh μ(s)); at τ = 0 discrete the
+        // policy is the argmax of Q itself and has no parameters to train.
+        let (actor_loss, log_pi_detached, probs_detached) = if self.discrete() {
+            if self.hard {
+                (None, None, None)
+            } else {
+                let (probs, log_probs) = self.discrete_policy(&batch.obs);
+                let q = tch::no_grad(|| self.critic.forward(&batch.obs).amin(0, false));
+                let loss = (&probs * (&tau * &log_probs - q)).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
+                (Some(loss), Some(log_probs.detach()), Some(probs.detach()))
+            }
+        } else {
+            let (a, log_pi) = self.continuous_sample(&batch.obs, &eps_now);
+            let input = Tensor::cat(&[&batch.obs, &a], -1);
+            let q = self.critic.forward_frozen(&input).amin(0, false).squeeze_dim(-1);
+            let loss = (&tau * &log_pi - q).mean(Kind::Float);
+            (Some(loss), (!self.hard).then(|| log_pi.detach()), None)
+        };
+        if let Some(loss) = &actor_loss {
+            if !all_finite(loss) {
+                return None;
+            }
+            self.actor_opt.zero_grad();
+            loss.backward();
+            self.actor_opt.step();
+        }
+
+        // Policy entropy H = −E[log π], exact for discrete, one sample per state continuous.
+        let entropy = match (&log_pi_detached, &probs_detached) {
+            (Some(lp), Some(p)) => Some(-(p * lp).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float)),
+            (Some(lp), None) => Some(-lp.mean(Kind::Float)),
+            _ => None,
+        };
+
+        // Temperature loss (Haarnoja et al. 2018, eq. 18), on log τ as SB3 does:
+        //   J(τ) = E_s E_{a~π}[−log τ · (log π(a|s) + H̄)],
+        // which raises τ when the entropy is below the target H̄ and lowers it above.
+        let mut tau_loss = None;
+        if let Temperature::Auto { log_tau, opt, target_entropy, .. } = &mut self.temperature {
+            if let Some(lp) = &log_pi_detached {
+                let per_state = match &probs_detached {
+                    Some(p) => (p * (lp + *target_entropy)).sum_dim_intlist(-1, false, Kind::Float),
+                    None => lp + *target_entropy,
+                };
+                let loss = -(&*log_tau * per_state).mean(Kind::Float);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                tau_loss = Some(loss.detach());
+            }
+        }
+
+        // Target networks: θ̄ ← (1 − ρ)θ̄ + ρθ.
+        polyak_update(&mut self.critic_target, &self.critic, self.polyak);
+
+        Some(UpdateLosses {
+            qf1: qf_losses.get(0).detach(),
+            qf2: qf_losses.get(1).detach(),
+            actor: actor_loss.map(|l| l.detach()),
+            tau,
+            tau_loss,
+            entropy,
+        })
+    }
+
+    fn obs_tensor(&self, raw: &[f32]) -> Tensor {
+        let mut enc = Vec::with_capacity(self.obs.dim());
+        self.obs.encode(raw, &mut enc);
+        Tensor::from_slice(&enc).unsqueeze(0)
+    }
+
+    fn to_env_action(&self, a: &[f32]) -> PolicyAction {
+        match &self.head {
+            Head::Discrete { .. } => PolicyAction::Discrete(a[0] as usize),
+            Head::Continuous { scale, bias } => PolicyAction::Continuous(
+                a.iter().zip(scale.iter().zip(bias)).map(|(&a, (s, b))| b + s * a as f64).collect(),
+            ),
+        }
+    }
+
+    /// The deterministic evaluation action: tanh(μ(s)) continuous, the most probable action
+    /// (argmax min Q at τ = 0) discrete. Also returns the policy's entropy at `obs` where it
+    /// has one (exact for discrete; a one-sample estimate for continuous).
+    pub fn act_deterministic(&self, raw_obs: &[f32]) -> (PolicyAction, Option<f64>) {
+        tch::no_grad(|| {
+            let obs = self.obs_tensor(raw_obs);
+            match self.head {
+                Head::Discrete { .. } => {
+                    let (probs, log_probs) = self.discrete_policy(&obs);
+                    let a = probs.argmax(-1, false).int64_value(&[0]) as usize;
+                    // + 0.0 turns the −0.0 of a one-hot policy into 0.
+                    let h = -(probs * log_probs).sum(Kind::Float).double_value(&[]) + 0.0;
+                    (PolicyAction::Discrete(a), Some(h))
+                }
+                Head::Continuous { .. } => {
+                    let out = self.actor.forward(&obs);
+                    let mean = Vec::<f32>::try_from(out.chunk(2, -1)[0].tanh().flatten(0, -1)).unwrap_or_default();
+                    // One-sample entropy estimate with fixed noise, so evaluation stays a
+                    // deterministic function of the weights.
+                    let h = (!self.hard).then(|| {
+                        let eps = self.normal_noise(1, &mut ChaCha8Rng::seed_from_u64(0));
+                        -self.continuous_sample(&obs, &eps).1.double_value(&[0])
+                    });
+                    (self.to_env_action(&mean), h)
+                }
+            }
+        })
+    }
+
+    /// An exploration action, as stored in the replay buffer (index, or a ∈ [-1, 1]^d):
+    /// a sample from π when soft; ε-greedy (discrete) or Gaussian noise (continuous) at τ = 0.
+    fn act_explore(&self, raw_obs: &[f32], rng: &mut ChaCha8Rng, epsilon: f64, noise: f64, out: &mut Vec<f32>) {
+        out.clear();
+        tch::no_grad(|| {
+            let obs = self.obs_tensor(raw_obs);
+            match self.head {
+                Head::Discrete { n } => {
+                    let (probs, _) = self.discrete_policy(&obs);
+                    let probs = Vec::<f32>::try_from(probs.flatten(0, -1)).unwrap_or_default();
+                    let a = if self.hard {
+                        if rng.random::<f64>() < epsilon {
+                            rng.random_range(0..n)
+                        } else {
+                            argmax(&probs)
+                        }
+                    } else {
+                        sample_categorical(&probs, rng)
+                    };
+                    out.push(a as f32);
+                }
+                Head::Continuous { .. } => {
+                    let params = Vec::<f32>::try_from(self.actor.forward(&obs).flatten(0, -1)).unwrap_or_default();
+                    let d = params.len() / 2;
+                    for j in 0..d {
+                        let z: f64 = rng.sample(StandardNormal);
+                        let mean = params[j] as f64;
+                        let a = if self.hard {
+                            (mean.tanh() + noise * z).clamp(-1.0, 1.0)
+                        } else {
+                            let log_std = (params[d + j] as f64).clamp(LOG_STD_MIN, LOG_STD_MAX);
+                            (mean + log_std.exp() * z).tanh()
+                        };
+                        out.push(a as f32);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Multiply-adds of one update's matrix products over a batch (elementwise work and
+    /// Adam are left out: they are O(parameters), not O(batch × parameters)). A layer's
+    /// backward pass costs its forward twice over (input gradient + weight gradient),
+    /// except that no input gradient is formed for the first layer of a network whose input
+    /// needs none.
+    pub fn update_macs(&self, batch: usize) -> f64 {
+        let a_fwd = self.actor.forward_macs(batch);
+        let c_fwd = self.critic.forward_macs(batch);
+        let first = |m: &Mlp| {
+            let p = m.params();
+            let s = p[0].size();
+            s.iter().product::<i64>() as f64 * batch as f64
+        };
+        let (a_first, c_first) = (first(&self.actor), first(&self.critic));
+        let critic_step = c_fwd + c_fwd + (c_fwd - c_first);
+        if self.discrete() {
+            // target: actor (or online critic when hard) + target critic; critic step;
+            // actor step: actor fwd + bwd, critic fwd without grad.
+            let target = if self.hard { 2.0 * c_fwd } else { a_fwd + c_fwd };
+            let actor_step = if self.hard { 0.0 } else { a_fwd + a_fwd + (a_fwd - a_first) + c_fwd };
+            target + critic_step + actor_step
+        } else {
+            // actor step: actor fwd, critic fwd, critic input-gradient (all layers), actor bwd.
+            let target = a_fwd + c_fwd;
+            let actor_step = a_fwd + c_fwd + c_fwd + a_fwd + (a_fwd - a_first);
+            target + critic_step + actor_step
+        }
+    }
+
+    /// Writes every network and the temperature to `path` as safetensors, atomically
+    /// (temp file in the same directory, fsync, rename).
+    pub fn save(&self, path: &Path, step: u64) -> anyhow::Result<()> {
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for vs in [&self.actor_vs, &self.critic_vs, &self._target_vs] {
+            named.extend(vs.variables());
+        }
+        if let Temperature::Auto { log_tau, .. } = &self.temperature {
+            named.push(("temperature.log_tau".into(), log_tau.detach()));
+        }
+        named.push(("step".into(), Tensor::from(step as i64)));
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let tmp = path.with_extension("safetensors.tmp");
+        Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+        }
+        Ok(())
+    }
+
+    /// Loads weights written by [`SacAgent::save`]; returns the step they were saved at.
+    pub fn load(&mut self, path: &Path) -> anyhow::Result<u64> {
+        let stored = Tensor::read_safetensors(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+        let stored: std::collections::HashMap<String, Tensor> = stored.into_iter().collect();
+        let mut targets: Vec<(String, Tensor)> = Vec::new();
+        for vs in [&self.actor_vs, &self.critic_vs, &self._target_vs] {
+            targets.extend(vs.variables());
+        }
+        if let Temperature::Auto { log_tau, .. } = &self.temperature {
+            targets.push(("temperature.log_tau".into(), log_tau.shallow_clone()));
+        }
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for (name, mut var) in targets {
+                let src = stored.get(&name).with_context(|| {
+                    format!("checkpoint {} has no tensor '{name}': it was written by a different configuration", path.display())
+                })?;
+                if src.size() != var.size() {
+                    bail!("checkpoint {} tensor '{name}' has shape {:?}, the configured network {:?}",
+                        path.display(), src.size(), var.size());
+                }
+                var.copy_(src);
+            }
+            Ok(())
+        })?;
+        Ok(stored.get("step").map(|t| t.int64_value(&[]) as u64).unwrap_or(0))
+    }
+}
+
+fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn sample_categorical(probs: &[f32], rng: &mut ChaCha8Rng) -> usize {
+    let u: f32 = rng.random::<f32>() * probs.iter().sum::<f32>();
+    let mut acc = 0.0;
+    for (i, &p) in probs.iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    probs.len() - 1
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training loop
+// ---------------------------------------------------------------------------------------------
+
+/// Interaction state: the agent, its replay buffer and the running training episode.
+/// `train` and the `tame bench sac` benchmark both drive it.
+pub struct Trainer {
+    pub agent: SacAgent,
+    config: SacConfig,
+    replay: ReplayBuffer,
+    rng: ChaCha8Rng,
+    env: Box<dyn Env>,
+    raw_obs: Vec<f32>,
+    next_raw_obs: Vec<f32>,
+    obs: Vec<f32>,
+    next_obs: Vec<f32>,
+    action: Vec<f32>,
+    total_steps: u64,
+    episode_return: f64,
+    episode_length: u64,
+    /// Env steps taken so far.
+    pub step: u64,
+}
+
+/// One training episode that just ended.
+pub struct EpisodeEnd {
+    pub episode_return: f64,
+    pub length: u64,
+}
+
+impl Trainer {
+    /// Seeds tch and the run's generator with `seed` and builds the agent for `env`.
+    pub fn new(config: &SacConfig, tau: Tau, seed: u64, total_steps: u64, mut env: Box<dyn Env>) -> anyhow::Result<Self> {
+        let mut config = config.clone();
+        config.resolve(&env.action_space(), tau)?;
+        // Stream 0: replay, warm-up, exploration; stream 1: weights and update noise.
+        let mut agent_rng = ChaCha8Rng::seed_from_u64(seed);
+        agent_rng.set_stream(1);
+        let agent = SacAgent::new(&config, tau, &env.observation_space(), &env.action_space(), agent_rng)?;
+        let capacity = config.buffer_size.min(total_steps.max(1) as usize);
+        let replay = ReplayBuffer::new(capacity, agent.obs.dim(), agent.stored_action_dim());
+        let mut raw_obs = vec![0.0; env.observation_space().dim()];
+        env.reset(Some(seed), &mut raw_obs);
+        let mut obs = Vec::new();
+        agent.obs.encode(&raw_obs, &mut obs);
+        Ok(Trainer {
+            agent,
+            config,
+            replay,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            env,
+            next_raw_obs: raw_obs.clone(),
+            raw_obs,
+            next_obs: obs.clone(),
+            obs,
+            action: Vec::new(),
+            total_steps,
+            episode_return: 0.0,
+            episode_length: 0,
+            step: 0,
+        })
+    }
+
+    /// The resolved configuration (variant-specific defaults filled in).
+    pub fn config(&self) -> &SacConfig {
+        &self.config
+    }
+
+    fn epsilon(&self) -> f64 {
+        let (s, e, f) = (
+            self.config.epsilon_start.unwrap_or(DEFAULT_EPSILON.0),
+            self.config.epsilon_end.unwrap_or(DEFAULT_EPSILON.1),
+            self.config.epsilon_fraction.unwrap_or(DEFAULT_EPSILON.2),
+        );
+        let progress = self.step as f64 / (f * self.total_steps as f64).max(1.0);
+        (s + (e - s) * progress).max(e.min(s))
+    }
+
+    /// Takes one env step (uniformly random during warm-up) and stores the transition.
+    pub fn env_step(&mut self) -> anyhow::Result<Option<EpisodeEnd>> {
+        self.action.clear();
+        if self.step < self.config.learning_starts {
+            match &self.agent.head {
+                Head::Discrete { n } => self.action.push(self.rng.random_range(0..*n) as f32),
+                Head::Continuous { scale, .. } => {
+                    for _ in 0..scale.len() {
+                        self.action.push(self.rng.random_range(-1.0f32..=1.0));
+                    }
+                }
+            }
+        } else {
+            let eps = self.epsilon();
+            let noise = self.config.exploration_noise.unwrap_or(DEFAULT_EXPLORATION_NOISE);
+            let mut action = std::mem::take(&mut self.action);
+            self.agent.act_explore(&self.raw_obs, &mut self.rng, eps, noise, &mut action);
+            self.action = action;
+        }
+        let env_action = self.agent.to_env_action(&self.action);
+        let result = self
+            .env
+            .step(env_action.as_action(), &mut self.next_raw_obs)
+            .with_context(|| format!("env step {}", self.step))?;
+        self.agent.obs.encode(&self.next_raw_obs, &mut self.next_obs);
+        self.replay.push(&self.obs, &self.action, result.reward as f32, &self.next_obs, result.terminated);
+        self.step += 1;
+        self.episode_return += result.reward;
+        self.episode_length += 1;
+        if result.terminated || result.truncated {
+            let end = EpisodeEnd { episode_return: self.episode_return, length: self.episode_length };
+            self.episode_return = 0.0;
+            self.episode_length = 0;
+            self.env.reset(None, &mut self.raw_obs);
+            self.agent.obs.encode(&self.raw_obs, &mut self.obs);
+            return Ok(Some(end));
+        }
+        std::mem::swap(&mut self.raw_obs, &mut self.next_raw_obs);
+        std::mem::swap(&mut self.obs, &mut self.next_obs);
+        Ok(None)
+    }
+
+    /// The configured number of gradient steps, once warm-up is over. Errors, naming the
+    /// step, if a loss is not finite.
+    pub fn train_step(&mut self) -> anyhow::Result<Option<UpdateLosses>> {
+        if self.step < self.config.learning_starts.max(1) {
+            return Ok(None);
+        }
+        let mut last = None;
+        for _ in 0..self.config.gradient_steps {
+            let batch = self.replay.sample(self.config.batch_size, &mut self.rng);
+            match self.agent.update(&batch) {
+                Some(l) => last = Some(l),
+                None => bail!("a loss became NaN or infinite at step {}; training stopped", self.step),
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Trains SAC on `env`, evaluating on `eval_env` every `eval_every` steps and at the end.
+pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
+    let mut trainer = Trainer::new(&run.config, run.tau, run.seed, run.steps, env)?;
+    let checkpoint = ctx.checkpoint_dir.map(|d| d.join("latest.safetensors"));
+    let log_every = trainer.config.log_every;
+    let mut progress = Progress { step: 0, total: run.steps, last_return: None, last_eval: None };
+    let mut sps_clock = (Instant::now(), 0u64);
+    let mut last_losses = None;
+    let mut interrupted = false;
+    let mut last_checkpoint = None;
+
+    while trainer.step < run.steps {
+        if stop_requested() {
+            interrupted = true;
+            break;
+        }
+        let ended = trainer.env_step()?;
+        let step = trainer.step;
+        if let Some(end) = ended {
+            ctx.logger.scalar("charts/episodic_return", step, end.episode_return)?;
+            ctx.logger.scalar("charts/episodic_length", step, end.length as f64)?;
+            progress.last_return = Some(end.episode_return);
+        }
+        match trainer.train_step() {
+            Ok(Some(l)) => last_losses = Some(l),
+            Ok(None) => {}
+            Err(e) => {
+                ctx.logger.flush()?;
+                let kept = match (&checkpoint, last_checkpoint) {
+                    (Some(path), Some(at)) => format!("the last good checkpoint, from step {at}, is intact at {}", path.display()),
+                    _ => "no checkpoint had been written yet".to_string(),
+                };
+                return Err(anyhow::anyhow!("{e:#}; {kept}"));
+            }
+        }
+        if step % log_every == 0 {
+            if let Some(l) = &last_losses {
+                log_losses(ctx, step, l)?;
+            }
+            let elapsed = sps_clock.0.elapsed().as_secs_f64();
+            ctx.logger.scalar("charts/SPS", step, (step - sps_clock.1) as f64 / elapsed.max(1e-9))?;
+            sps_clock = (Instant::now(), step);
+            progress.step = step;
+            (ctx.progress)(&progress);
+        }
+        if run.eval_every > 0 && step % run.eval_every == 0 && step < run.steps {
+            let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut Vec::new())?;
+            ctx.logger.scalar("eval/mean_return", step, stats.mean_return())?;
+            progress.last_eval = Some(stats.mean_return());
+            if let Some(path) = &checkpoint {
+                trainer.agent.save(path, step)?;
+                last_checkpoint = Some(step);
+            }
+            ctx.logger.flush()?;
+        }
+    }
+
+    let step = trainer.step;
+    let mut entropies = Vec::new();
+    let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut entropies)?;
+    ctx.logger.scalar("eval/mean_return", step, stats.mean_return())?;
+    progress.step = step;
+    progress.last_eval = Some(stats.mean_return());
+    (ctx.progress)(&progress);
+    if let Some(path) = &checkpoint {
+        trainer.agent.save(path, step)?;
+    }
+    ctx.logger.flush()?;
+    Ok(TrainSummary {
+        steps: step,
+        final_eval_returns: stats.returns.clone(),
+        final_policy_entropy: (!entropies.is_empty())
+            .then(|| entropies.iter().sum::<f64>() / entropies.len() as f64),
+        success_rate: Some(stats.goal_rate()),
+        interrupted,
+    })
+}
+
+fn log_losses(ctx: &mut RunCtx, step: u64, l: &UpdateLosses) -> anyhow::Result<()> {
+    let v = |t: &Tensor| t.double_value(&[]);
+    ctx.logger.scalar("losses/qf1_loss", step, v(&l.qf1))?;
+    ctx.logger.scalar("losses/qf2_loss", step, v(&l.qf2))?;
+    if let Some(a) = &l.actor {
+        ctx.logger.scalar("losses/actor_loss", step, v(a))?;
+    }
+    ctx.logger.scalar("losses/alpha", step, v(&l.tau))?;
+    if let Some(a) = &l.tau_loss {
+        ctx.logger.scalar("losses/alpha_loss", step, v(a))?;
+    }
+    if let Some(h) = &l.entropy {
+        ctx.logger.scalar("charts/policy_entropy", step, v(h))?;
+    }
+    Ok(())
+}
+
+/// Deterministic evaluation of `agent`, collecting the policy's entropy at visited states.
+pub fn eval_agent(agent: &SacAgent, env: &mut dyn Env, episodes: usize, entropies: &mut Vec<f64>) -> anyhow::Result<EvalStats> {
+    let mut policy = |obs: &[f32]| {
+        let (a, h) = agent.act_deterministic(obs);
+        if let Some(h) = h {
+            entropies.push(h);
+        }
+        a
+    };
+    Ok(evaluate(env, episodes, &mut policy)?)
+}
+
+/// Result of [`bench`]: full training steps (env step, action, one update) per second.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub updates: u64,
+    pub seconds: f64,
+    pub updates_per_sec: f64,
+    pub gflop_per_update: f64,
+}
+
+/// Times `updates` training steps after a warm-up that fills the batch, with logging off.
+pub fn bench(config: &SacConfig, tau: Tau, env: Box<dyn Env>, updates: u64) -> anyhow::Result<BenchResult> {
+    let mut config = config.clone();
+    config.learning_starts = config.batch_size as u64;
+    let warm = config.learning_starts + 20;
+    let mut trainer = Trainer::new(&config, tau, 0, warm + updates, env)?;
+    while trainer.step < warm {
+        trainer.env_step()?;
+        trainer.train_step()?;
+    }
+    let start = Instant::now();
+    while trainer.step < warm + updates {
+        trainer.env_step()?;
+        trainer.train_step()?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(BenchResult {
+        updates,
+        seconds,
+        updates_per_sec: updates as f64 / seconds,
+        gflop_per_update: 2.0 * trainer.agent.update_macs(config.batch_size) * config.gradient_steps as f64 / 1e9,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NullLogger;
+    use tame_envs::{Action, EnvError, StepResult};
+
+    /// A corridor of `n` cells: start at 0, actions left/right, reward 1 and termination at
+    /// the right end, truncation after `limit` steps.
+    struct Corridor {
+        n: usize,
+        pos: usize,
+        t: usize,
+        limit: usize,
+    }
+
+    impl Env for Corridor {
+        fn observation_space(&self) -> Space {
+            Space::Discrete(self.n)
+        }
+        fn action_space(&self) -> Space {
+            Space::Discrete(2)
+        }
+        fn reset(&mut self, _seed: Option<u64>, obs: &mut [f32]) {
+            self.pos = 0;
+            self.t = 0;
+            obs[0] = 0.0;
+        }
+        fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepResult, EnvError> {
+            let Action::Discrete(a) = action else { panic!("discrete env") };
+            self.pos = if a == 1 { (self.pos + 1).min(self.n - 1) } else { self.pos.saturating_sub(1) };
+            self.t += 1;
+            obs[0] = self.pos as f32;
+            let done = self.pos == self.n - 1;
+            Ok(StepResult { reward: if done { 1.0 } else { 0.0 }, terminated: done, truncated: !done && self.t >= self.limit })
+        }
+        fn state(&self) -> Vec<f64> {
+            vec![self.pos as f64]
+        }
+        fn set_state(&mut self, state: &[f64], obs: &mut [f32]) -> Result<(), EnvError> {
+            self.pos = state[0] as usize;
+            obs[0] = self.pos as f32;
+            Ok(())
+        }
+    }
+
+    /// A point on a line steered toward 0: x' = clip(x + a/4, ±2), reward −x'², 30 steps.
+    struct Seek {
+        x: f64,
+        t: usize,
+        rng: ChaCha8Rng,
+    }
+
+    impl Env for Seek {
+        fn observation_space(&self) -> Space {
+            Space::Box { low: vec![-2.0], high: vec![2.0] }
+        }
+        fn action_space(&self) -> Space {
+            Space::Box { low: vec![-1.0], high: vec![1.0] }
+        }
+        fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+            if let Some(s) = seed {
+                self.rng = ChaCha8Rng::seed_from_u64(s);
+            }
+            self.x = self.rng.random_range(-1.5..1.5);
+            self.t = 0;
+            obs[0] = self.x as f32;
+        }
+        fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepResult, EnvError> {
+            let Action::Continuous(a) = action else { panic!("continuous env") };
+            self.x = (self.x + a[0].clamp(-1.0, 1.0) / 4.0).clamp(-2.0, 2.0);
+            self.t += 1;
+            obs[0] = self.x as f32;
+            Ok(StepResult { reward: -self.x * self.x, terminated: false, truncated: self.t >= 30 })
+        }
+        fn state(&self) -> Vec<f64> {
+            vec![self.x]
+        }
+        fn set_state(&mut self, state: &[f64], obs: &mut [f32]) -> Result<(), EnvError> {
+            self.x = state[0];
+            obs[0] = self.x as f32;
+            Ok(())
+        }
+    }
+
+    fn corridor() -> Box<dyn Env> {
+        Box::new(Corridor { n: 6, pos: 0, t: 0, limit: 30 })
+    }
+
+    fn seek() -> Box<dyn Env> {
+        Box::new(Seek { x: 0.0, t: 0, rng: ChaCha8Rng::seed_from_u64(0) })
+    }
+
+    fn small(regularizer: Regularizer) -> SacConfig {
+        SacConfig { hidden: vec![32, 32], batch_size: 64, learning_rate: 1e-3, learning_starts: 200, regularizer, ..Default::default() }
+    }
+
+    fn run(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>) -> TrainSummary {
+        // Tiny networks: one thread is fastest, and immune to a busy second core.
+        tch::set_num_threads(1);
+        let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5 };
+        let mut logger = NullLogger;
+        let mut progress = |_: &Progress| {};
+        let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress };
+        train(&run, env(), env(), &mut ctx).unwrap()
+    }
+
+    #[test]
+    fn discrete_soft_and_hard_reach_the_corridor_end() {
+        for tau in [Tau::Fixed(0.05), Tau::Fixed(0.0), Tau::Auto] {
+            let s = run(small(Regularizer::KlUniform), tau, 1500, corridor);
+            assert_eq!(s.success_rate, Some(1.0), "tau {tau}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn continuous_soft_and_hard_beat_random_on_seek() {
+        let mut random = Vec::new();
+        let stats = {
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let mut env = seek();
+            evaluate(env.as_mut(), 5, &mut |_| PolicyAction::Continuous(vec![rng.random_range(-1.0..1.0)])).unwrap()
+        };
+        random.extend(stats.returns);
+        let random_mean = random.iter().sum::<f64>() / random.len() as f64;
+        for tau in [Tau::Auto, Tau::Fixed(0.0)] {
+            let s = run(small(Regularizer::Entropy), tau, 1500, seek);
+            let mean = s.final_eval_returns.iter().sum::<f64>() / s.final_eval_returns.len() as f64;
+            assert!(mean > 0.3 * random_mean && mean > -3.0, "tau {tau}: {mean} vs random {random_mean}");
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_identical_runs() {
+        let a = run(small(Regularizer::Entropy), Tau::Auto, 400, seek);
+        let b = run(small(Regularizer::Entropy), Tau::Auto, 400, seek);
+        assert_eq!(a.final_eval_returns, b.final_eval_returns);
+        assert_eq!(a.final_policy_entropy, b.final_policy_entropy);
+    }
+
+    #[test]
+    fn checkpoint_round_trips() {
+        let dir = std::env::temp_dir().join(format!("tame-sac-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = small(Regularizer::Entropy);
+        let mut t = Trainer::new(&config, Tau::Auto, 1, 300, seek()).unwrap();
+        while t.step < 300 {
+            t.env_step().unwrap();
+            t.train_step().unwrap();
+        }
+        let path = dir.join("latest.safetensors");
+        t.agent.save(&path, 300).unwrap();
+        let mut fresh = Trainer::new(&config, Tau::Auto, 2, 10, seek()).unwrap().agent;
+        assert_ne!(fresh.act_deterministic(&[0.3]).0, t.agent.act_deterministic(&[0.3]).0);
+        assert_eq!(fresh.load(&path).unwrap(), 300);
+        for x in [-1.0f32, 0.3] {
+            assert_eq!(fresh.act_deterministic(&[x]).0, t.agent.act_deterministic(&[x]).0);
+        }
+        assert_eq!(fresh.tau_value(), t.agent.tau_value());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn options_of_the_other_variant_are_rejected() {
+        let mut c = SacConfig { exploration_noise: Some(0.2), ..Default::default() };
+        let err = c.resolve(&Space::Discrete(4), Tau::Fixed(0.0)).unwrap_err().to_string();
+        assert!(err.contains("exploration_noise") && err.contains("continuous"), "{err}");
+        let mut c = SacConfig { epsilon_end: Some(0.1), ..Default::default() };
+        let boxed = Space::Box { low: vec![-1.0], high: vec![1.0] };
+        assert!(c.resolve(&boxed, Tau::Fixed(0.0)).is_err());
+        let mut c = SacConfig { gamma: 1.5, ..Default::default() };
+        assert!(c.resolve(&boxed, Tau::Auto).unwrap_err().to_string().contains("gamma"));
+    }
+
+    #[test]
+    fn squashed_gaussian_log_prob_matches_change_of_variables() {
+        let config = small(Regularizer::Entropy);
+        let agent = SacAgent::new(&config, Tau::Fixed(0.2), &Space::Box { low: vec![0.0], high: vec![1.0] },
+            &Space::Box { low: vec![-1.0], high: vec![1.0] }, ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let obs = Tensor::from_slice(&[0.5f32]).view([1, 1]).repeat([4, 1]);
+        let eps = agent.normal_noise(4, &mut ChaCha8Rng::seed_from_u64(1));
+        let (a, log_pi) = agent.continuous_sample(&obs, &eps);
+        let out = agent.actor.forward(&obs);
+        let parts = out.chunk(2, -1);
+        let (mean, std) = (&parts[0], parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX).exp());
+        let u = a.atanh();
+        let gauss = ((&u - mean) / &std).square() * -0.5 - std.log() - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let want = (gauss - (-a.square() + 1.0).log()).squeeze_dim(-1);
+        let diff = (log_pi - want).abs().max().double_value(&[]);
+        assert!(diff < 1e-3, "log-prob differs by {diff}");
+    }
+}

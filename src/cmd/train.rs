@@ -1,0 +1,185 @@
+//! `tame train`: one training run into a fresh run directory (config, TensorBoard events,
+//! checkpoints, summary.json), with a progress bar.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tame_agents::run::{Progress, RunCtx, Tau, TrainSummary};
+use tame_agents::{es, sac};
+
+use crate::run_dir::{create_run_dir, make_env, AgentKind, Resolved, RunConfig, Summary};
+use crate::tensorboard::{config_markdown, EventWriter, HParams, SessionStatus};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Agent to train [default: sac].
+    #[arg(long, value_enum)]
+    agent: Option<AgentKind>,
+    /// Environment, by CLI or Gymnasium name (see `tame env list`) [default: pendulum].
+    #[arg(long)]
+    env: Option<String>,
+    /// Temperature τ: a number >= 0 (0 = the hard-argmax limit) or `auto` (tuned to a target
+    /// entropy; SAC only) [default: auto for sac, 0 for es].
+    #[arg(long, allow_hyphen_values = true)]
+    tau: Option<Tau>,
+    /// Seed of every random draw in the run [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Environment steps to train for [default: 10000 for sac, 2000000 for es].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// TOML config file (e.g. configs/sac-pendulum.toml); flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory under which the run directory is created.
+    #[arg(long, default_value = "runs")]
+    logdir: PathBuf,
+    /// Environment steps between deterministic evaluations [default: steps / 10].
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Episodes per evaluation [default: 10].
+    #[arg(long)]
+    eval_episodes: Option<usize>,
+    /// Intra-op threads for tch, worker threads for ES [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// ES only: width σ of the Gaussian parameter noise (overrides `sigma` in the [es]
+    /// section) [default: 0.1].
+    #[arg(long, allow_hyphen_values = true)]
+    sigma: Option<f64>,
+    /// No progress bar and no closing report (for scripts); the run directory's path is
+    /// still printed.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
+    };
+    let flags = RunConfig {
+        agent: args.agent,
+        env: args.env.clone(),
+        tau: args.tau,
+        seed: args.seed,
+        steps: args.steps,
+        eval_every: args.eval_every,
+        eval_episodes: args.eval_episodes,
+        threads: args.threads,
+        ..Default::default()
+    };
+    let mut merged = file.overridden_by(flags);
+    if let Some(sigma) = args.sigma {
+        if merged.agent != Some(crate::run_dir::AgentKind::Es) {
+            anyhow::bail!("--sigma is an ES setting; use it with --agent es");
+        }
+        merged.es.get_or_insert_with(Default::default).sigma = sigma;
+    }
+    let cfg = merged.resolve()?;
+    let dir = train(&cfg, &args.logdir, args.quiet)?;
+    let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)?;
+    if args.quiet {
+        println!("{}", dir.display());
+    } else {
+        println!(
+            "{}: final eval return {:.2} ± {:.2} over {} episodes after {} steps ({:.1} s){}",
+            dir.display(),
+            summary.final_eval_return_mean,
+            summary.final_eval_return_std,
+            summary.eval_episodes,
+            summary.steps,
+            summary.wall_seconds,
+            if summary.interrupted { " [interrupted]" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// Runs one resolved config into a new run directory under `logdir`; returns its path.
+pub fn train(cfg: &Resolved, logdir: &std::path::Path, quiet: bool) -> anyhow::Result<PathBuf> {
+    tch::set_num_threads(cfg.threads as i32);
+    let dir = create_run_dir(logdir, &cfg.run_name())?;
+    let toml = cfg.to_toml()?;
+    crate::fsutil::write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
+
+    let mut writer = EventWriter::create(&dir)?;
+    writer.add_text("config", 0, &config_markdown(&cfg.file)?)?;
+    let hparams = HParams::new()
+        .with("agent", cfg.agent.name())
+        .with("env", cfg.env.as_str())
+        .with("tau", cfg.tau.to_string().as_str())
+        .with("seed", cfg.seed as f64)
+        .metric("eval/mean_return");
+    writer.write_hparams(&hparams)?;
+    writer.flush()?;
+
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} {wide_bar} {human_pos}/{human_len} steps {per_sec} {msg}")
+            .context("progress bar template")?,
+    );
+    let mut on_progress = |p: &Progress| {
+        bar.set_position(p.step);
+        let mut msg = String::new();
+        if let Some(r) = p.last_return {
+            msg.push_str(&format!("return {r:.1}"));
+        }
+        if let Some(e) = p.last_eval {
+            msg.push_str(&format!("  eval {e:.1}"));
+        }
+        bar.set_message(msg);
+    };
+
+    let start = Instant::now();
+    let result = {
+        let mut ctx = RunCtx {
+            logger: &mut writer,
+            checkpoint_dir: Some(&dir.join("checkpoints")),
+            progress: &mut on_progress,
+        };
+        train_agent(cfg, &mut ctx)
+    };
+    bar.finish_and_clear();
+    let outcome = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            // Keep what was logged: close the session as failed, flushed, then report.
+            let _ = writer.finish(SessionStatus::Failure);
+            return Err(e).with_context(|| format!("run {}", dir.display()));
+        }
+    };
+    let summary = Summary::new(cfg, &outcome, start.elapsed().as_secs_f64());
+    summary.write(&dir)?;
+    writer.flush()?;
+    writer.finish(SessionStatus::Success)?;
+    Ok(dir)
+}
+
+fn train_agent(cfg: &Resolved, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
+    let env = make_env(&cfg.env)?;
+    let eval_env = make_env(&cfg.env)?;
+    match cfg.agent {
+        AgentKind::Sac => {
+            let run = sac::SacRun {
+                config: cfg.file.sac.clone().unwrap_or_default(),
+                tau: cfg.tau,
+                seed: cfg.seed,
+                steps: cfg.steps,
+                eval_every: cfg.eval_every,
+                eval_episodes: cfg.eval_episodes,
+            };
+            sac::train(&run, env, eval_env, ctx)
+        }
+        AgentKind::Es => {
+            let config = es::EsConfig { threads: cfg.threads, ..cfg.file.es.clone().unwrap_or_default() };
+            let name = cfg.env.clone();
+            let factory: es::EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
+            drop((env, eval_env));
+            es::train(&config, factory, cfg.steps, cfg.eval_every, ctx)
+        }
+    }
+}
