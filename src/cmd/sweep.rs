@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::run_dir::{AgentKind, RunConfig};
 use crate::sweep::{self, SweepPlan, TauSpec};
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Agent to train: sac or es.
-    #[arg(long)]
-    agent: Option<String>,
-    /// Environment (see `tame env list`).
+    /// Agent to train. [default: sac]
+    #[arg(long, value_enum)]
+    agent: Option<AgentKind>,
+    /// Environment (see `tame env list`). [default: the base config's, else frozenlake]
     #[arg(long)]
     env: Option<String>,
     /// Comma-separated temperatures; 0 is the hard argmax, `auto` tunes τ to a target entropy.
@@ -26,7 +27,7 @@ pub struct SweepArgs {
     /// Number of seeds per grid point (seeds 0..N). [default: 3]
     #[arg(long)]
     seeds: Option<u64>,
-    /// Environment steps per run. [default: the agent's default]
+    /// Environment steps per run. [default: the agent's, or the base config's]
     #[arg(long)]
     steps: Option<u64>,
     /// Evaluation period in env steps, for every run.
@@ -58,7 +59,7 @@ pub struct SweepArgs {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SweepFile {
-    agent: Option<String>,
+    agent: Option<AgentKind>,
     env: Option<String>,
     taus: Option<Vec<toml::Value>>,
     sigmas: Option<Vec<f64>>,
@@ -83,8 +84,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         }
         None => SweepFile::default(),
     };
-    let agent = args.agent.or(file.agent).unwrap_or_else(|| "sac".into());
-    let env = args.env.or(file.env).unwrap_or_else(|| "frozenlake".into());
+    let config = args.config.or(file.config);
+    // The base config's agent and env count too, below flags and the sweep file.
+    let base = match &config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
+    };
+    let agent = args.agent.or(file.agent).or(base.agent).unwrap_or(AgentKind::Sac);
+    let env = args.env.or(file.env).or(base.env).unwrap_or_else(|| "frozenlake".into());
     let taus: Vec<TauSpec> = match (args.taus, file.taus) {
         (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
         (None, Some(t)) => t
@@ -99,10 +106,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         (None, None) => DEFAULT_TAUS.split(',').map(TauSpec::parse).collect::<anyhow::Result<_>>()?,
     };
     let n_seeds = args.seeds.or(file.seeds).unwrap_or(DEFAULT_SEEDS);
-    let steps = match args.steps.or(file.steps) {
-        Some(s) => s,
-        None => crate::cmd::train::default_steps(&agent, &env)?,
-    };
     let plan = SweepPlan {
         threshold: args.threshold.or(file.threshold).or_else(|| default_threshold(&env)),
         agent,
@@ -110,8 +113,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         taus,
         sigmas: args.sigmas.or(file.sigmas).unwrap_or_default(),
         seeds: (0..n_seeds).collect(),
-        steps,
-        config: args.config.or(file.config),
+        steps: args.steps.or(file.steps),
+        config,
         eval_every: args.eval_every.or(file.eval_every),
     };
     plan.validate()?;
@@ -124,11 +127,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .or(file.out)
-        .unwrap_or_else(|| PathBuf::from("sweeps").join(format!("{}__{}", plan.env, plan.agent)));
+        .unwrap_or_else(|| PathBuf::from("sweeps").join(format!("{}__{}", plan.env, plan.agent.name())));
     check_or_record_plan(&plan, &out)?;
 
     let outcomes = sweep::execute(&plan, &out, jobs, threads, args.quiet)?;
-    let summary = sweep::summarize(&plan, &out, &outcomes, &sweep::eval_curve)?;
+    let summary = sweep::summarize(&plan, &out, &outcomes)?;
     sweep::write_reports(&summary, &out)?;
     sweep::write_plots(&summary, &out)?;
     println!("{}", sweep::to_markdown(&summary));
@@ -180,18 +183,60 @@ fn check_or_record_plan(plan: &SweepPlan, out: &Path) -> anyhow::Result<()> {
             && earlier.eval_every == plan.eval_every;
         if !same_runs {
             bail!(
-                "{} holds a sweep of {} on {} with {} steps per run; this one is {} on {} with {} steps. \
-                 Choose another --out, or delete that directory",
+                "{} holds a sweep of {} on {} (steps {:?}, config {:?}, eval every {:?}); this one is \
+                 {} on {} (steps {:?}, config {:?}, eval every {:?}). Choose another --out, or \
+                 delete that directory",
                 out.display(),
-                earlier.agent,
+                earlier.agent.name(),
                 earlier.env,
                 earlier.steps,
-                plan.agent,
+                earlier.config,
+                earlier.eval_every,
+                plan.agent.name(),
                 plan.env,
-                plan.steps
+                plan.steps,
+                plan.config,
+                plan.eval_every
             );
         }
     }
     let json = serde_json::to_string_pretty(plan).context("serializing the sweep plan")?;
     crate::fsutil::write_atomic(&path, json.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_sweep_files_parse_and_name_existing_configs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(root.join("configs")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("sweep-") {
+                continue;
+            }
+            let file: SweepFile = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let config = file.config.unwrap_or_else(|| panic!("{name} names no base config"));
+            RunConfig::from_file(&root.join(config)).unwrap();
+            for tau in file.taus.unwrap() {
+                let text = match tau {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                TauSpec::parse(&text).unwrap();
+            }
+            seen += 1;
+        }
+        assert!(seen >= 2, "expected the shipped sweep files");
+    }
+
+    #[test]
+    fn unknown_sweep_file_keys_are_refused_with_the_accepted_ones() {
+        let err = toml::from_str::<SweepFile>("taus = [0]\nsigma = 0.1\n").unwrap_err().to_string();
+        assert!(err.contains("sigma") && err.contains("sigmas"), "{err}");
+    }
 }

@@ -27,9 +27,17 @@ pub fn run_dir(out: &Path, run: &RunSpec) -> PathBuf {
     out.join("runs").join(&run.name)
 }
 
-/// A run is finished once its summary (written atomically, last) exists.
+/// A run is finished once its summary (written atomically, last) exists and says the run
+/// was not interrupted.
 pub fn is_finished(dir: &Path) -> bool {
-    dir.join("summary.json").is_file()
+    #[derive(serde::Deserialize)]
+    struct Done {
+        interrupted: bool,
+    }
+    std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Done>(&bytes).ok())
+        .is_some_and(|d| !d.interrupted)
 }
 
 /// Runs every unfinished run of `plan`, `jobs` at a time, and returns each run's outcome in
@@ -105,9 +113,9 @@ fn run_one(
     }
     let mut cmd = Command::new(exe);
     cmd.arg("train")
-        .args(["--agent", &plan.agent, "--env", &plan.env])
+        .args(["--agent", plan.agent.name(), "--env", &plan.env])
         .args(["--tau", &run.tau.to_string(), "--seed", &run.seed.to_string()])
-        .args(["--steps", &plan.steps.to_string(), "--threads", &threads.to_string()])
+        .args(["--threads", &threads.to_string()])
         .arg("--run-dir")
         .arg(&dir)
         .args(["--quiet", "--progress-lines"]);
@@ -117,12 +125,15 @@ fn run_one(
     if let Some(config) = &plan.config {
         cmd.arg("--config").arg(config);
     }
+    if let Some(steps) = plan.steps {
+        cmd.args(["--steps", &steps.to_string()]);
+    }
     if let Some(k) = plan.eval_every {
         cmd.args(["--eval-every", &k.to_string()]);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
 
-    let bar = multi.add(ProgressBar::new(plan.steps));
+    let bar = multi.add(ProgressBar::new(plan.steps.unwrap_or(0)));
     bar.set_style(
         ProgressStyle::with_template("  {prefix:28} {bar:30} {pos}/{len} {per_sec}")
             .expect("static template"),
@@ -142,7 +153,8 @@ fn run_one(
             });
             if let Some(stdout) = child.stdout.take() {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(step) = parse_progress_line(&line) {
+                    if let Some((step, total)) = parse_progress_line(&line) {
+                        bar.set_length(total);
                         bar.set_position(step);
                     }
                 }
@@ -162,10 +174,10 @@ fn run_one(
 }
 
 /// `tame train --progress-lines` prints `progress <step> <total>` lines.
-fn parse_progress_line(line: &str) -> Option<u64> {
+fn parse_progress_line(line: &str) -> Option<(u64, u64)> {
     let mut parts = line.split_whitespace();
     (parts.next()? == "progress").then_some(())?;
-    parts.next()?.parse().ok()
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -179,7 +191,7 @@ mod tests {
 
     #[test]
     fn progress_lines_parse() {
-        assert_eq!(parse_progress_line("progress 1200 5000"), Some(1200));
+        assert_eq!(parse_progress_line("progress 1200 5000"), Some((1200, 5000)));
         assert_eq!(parse_progress_line("eval 3"), None);
         assert_eq!(parse_progress_line("progress x"), None);
     }

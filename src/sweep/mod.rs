@@ -13,4 +13,4 @@ mod report;
 pub use exec::{execute, RunOutcome};
 pub use plan::{RunSpec, SweepPlan, TauSpec};
 pub use plots::write_plots;
-pub use report::{eval_curve, summarize, to_markdown, write_reports, SweepSummary};
+pub use report::{summarize, to_markdown, write_reports, SweepSummary};

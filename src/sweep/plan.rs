@@ -1,10 +1,12 @@
 //! What a sweep runs: the grid of τ, σ and seeds, and the base settings of every run.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
+
+use crate::run_dir::AgentKind;
 
 /// One temperature of the grid: a fixed τ ≥ 0 (0 is the hard argmax) or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,14 +64,16 @@ impl TryFrom<String> for TauSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepPlan {
-    pub agent: String,
+    pub agent: AgentKind,
     pub env: String,
     pub taus: Vec<TauSpec>,
     /// ES parameter-space widths; empty means the agent's default σ.
     #[serde(default)]
     pub sigmas: Vec<f64>,
     pub seeds: Vec<u64>,
-    pub steps: u64,
+    /// Env steps per run; `None` keeps the agent's (or the base config's) default.
+    #[serde(default)]
+    pub steps: Option<u64>,
     /// Base config file handed to every run (`tame train --config`).
     #[serde(default)]
     pub config: Option<PathBuf>,
@@ -100,14 +104,18 @@ impl SweepPlan {
         if self.seeds.is_empty() {
             bail!("the sweep has no seeds; give --seeds N with N ≥ 1");
         }
-        if self.steps == 0 {
-            bail!("--steps 0: a run needs at least one step");
+        if self.steps == Some(0) {
+            bail!("--steps 0 is out of range; accepted: >= 1");
         }
+        tame_envs::spec(&self.env)?;
         if let Some(s) = self.sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             bail!("σ value {s} is out of range; accepted: finite numbers > 0");
         }
-        if !self.sigmas.is_empty() && self.agent != "es" {
-            bail!("--sigmas is for the es agent (parameter-space smoothing); agent is '{}'", self.agent);
+        if !self.sigmas.is_empty() && self.agent != AgentKind::Es {
+            bail!("--sigmas is for the es agent (parameter-space smoothing); agent is {}", self.agent.name());
+        }
+        if self.agent == AgentKind::Es && self.taus.contains(&TauSpec::Auto) {
+            bail!("τ = auto is not supported by the es agent; accepted: numbers >= 0 (0 = hard argmax)");
         }
         let mut seen = std::collections::HashSet::new();
         for r in self.runs() {
@@ -138,15 +146,6 @@ impl SweepPlan {
         out
     }
 
-    /// Reads a sweep description from a TOML file (keys as in [`SweepPlan`]; `seeds` may be
-    /// a count or a list).
-    pub fn from_toml_file(path: &Path) -> anyhow::Result<toml::Table> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading sweep file {}", path.display()))?;
-        let table: toml::Table =
-            toml::from_str(&text).with_context(|| format!("parsing sweep file {}", path.display()))?;
-        Ok(table)
-    }
 }
 
 #[cfg(test)]
@@ -155,12 +154,12 @@ mod tests {
 
     fn plan() -> SweepPlan {
         SweepPlan {
-            agent: "sac".into(),
+            agent: AgentKind::Sac,
             env: "frozenlake".into(),
             taus: vec![TauSpec::Fixed(0.0), TauSpec::Fixed(0.1), TauSpec::Auto],
             sigmas: vec![],
             seeds: vec![0, 1],
-            steps: 100,
+            steps: Some(100),
             config: None,
             eval_every: None,
             threshold: None,
@@ -193,12 +192,18 @@ mod tests {
         p.sigmas = vec![0.1];
         assert!(p.validate().unwrap_err().to_string().contains("es agent"));
         let mut p = plan();
-        p.agent = "es".into();
+        p.agent = AgentKind::Es;
         p.sigmas = vec![0.0];
         assert!(p.validate().unwrap_err().to_string().contains("σ value 0"));
         let mut p = plan();
         p.taus.push(TauSpec::Fixed(0.1));
         assert!(p.validate().unwrap_err().to_string().contains("twice"));
+        let mut p = plan();
+        p.agent = AgentKind::Es;
+        assert!(p.validate().unwrap_err().to_string().contains("auto"));
+        let mut p = plan();
+        p.env = "nosuchenv".into();
+        assert!(p.validate().unwrap_err().to_string().contains("nosuchenv"));
         plan().validate().unwrap();
     }
 }

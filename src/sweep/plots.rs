@@ -19,7 +19,7 @@ pub const FINAL_PNG: &str = "final_return_vs_tau.png";
 
 fn group_label(tau: TauSpec, sigma: Option<f64>) -> String {
     let t = match tau {
-        TauSpec::Fixed(v) if v == 0.0 => "τ=0 (hard argmax)".to_string(),
+        TauSpec::Fixed(0.0) => "τ=0 (hard argmax)".to_string(),
         t => format!("τ={t}"),
     };
     match sigma {
@@ -28,8 +28,11 @@ fn group_label(tau: TauSpec, sigma: Option<f64>) -> String {
     }
 }
 
+/// `(x, lower, upper)` points of a shaded band.
+type Band = Vec<(f64, f64, f64)>;
+
 /// Mean and 95% bootstrap band over seeds at every step that all of them logged.
-fn mean_curve(runs: &[&RunRow]) -> (Vec<(f64, f64)>, Vec<(f64, f64, f64)>) {
+fn mean_curve(runs: &[&RunRow]) -> (Vec<(f64, f64)>, Band) {
     let curves: Vec<&Vec<(u64, f64)>> =
         runs.iter().map(|r| &r.curve).filter(|c| !c.is_empty()).collect();
     let Some(first) = curves.first() else { return (Vec::new(), Vec::new()) };
@@ -68,7 +71,7 @@ pub fn write_plots(summary: &SweepSummary, out: &Path) -> anyhow::Result<()> {
         }
     }
     let curves_panel = LinePanel {
-        title: format!("{} on {}: {EVAL_TAG} (mean over seeds, 95% CI)", plan.agent, plan.env),
+        title: format!("{} on {}: {EVAL_TAG} (mean over seeds, 95% CI)", plan.agent.name(), plan.env),
         x_label: "environment steps".into(),
         y_label: "eval return".into(),
         series: curves,
@@ -87,7 +90,7 @@ fn final_panel(summary: &SweepSummary) -> LinePanel {
     let hard_x = positive.iter().copied().fold(f64::INFINITY, f64::min);
     let hard_x = if hard_x.is_finite() { hard_x / 10.0 } else { 1e-3 };
     let x_of = |tau: TauSpec| match tau {
-        TauSpec::Fixed(v) if v == 0.0 => Some(hard_x),
+        TauSpec::Fixed(0.0) => Some(hard_x),
         TauSpec::Fixed(v) => Some(v),
         TauSpec::Auto => None,
     };
@@ -134,7 +137,7 @@ fn final_panel(summary: &SweepSummary) -> LinePanel {
         Vec::new()
     };
     LinePanel {
-        title: format!("{} on {}: final eval return against τ", plan.agent, plan.env),
+        title: format!("{} on {}: final eval return against τ", plan.agent.name(), plan.env),
         x_label: "temperature τ (log scale)".into(),
         y_label: "final eval return".into(),
         log_x: true,

@@ -87,20 +87,31 @@ pub struct SweepSummary {
 /// Discount of the exact reference columns: SAC's default γ (SB3 / CleanRL).
 pub const EXACT_GAMMA: f64 = 0.99;
 
-/// Exact start-state values `(V*_τ, V*, V^{π*_τ})` for a fixed τ (`None`: `auto`, where only
-/// V* is defined), on envs with a transition table; `None` for other envs.
-pub fn exact_reference(env: &str, tau: Option<f64>) -> anyhow::Result<Option<(Option<f64>, f64, Option<f64>)>> {
+/// Exact start-state values for one τ of the grid.
+#[derive(Clone, Copy, Debug)]
+struct ExactColumns {
+    /// V*_τ; `None` for `auto`, which has no single τ.
+    v_star_tau: Option<f64>,
+    v_star: f64,
+    /// V^{π*_τ}; `None` for `auto`.
+    v_pi_tau: Option<f64>,
+}
+
+/// The exact solver's reference for `tau` (`None`: `auto`) on envs with a transition table;
+/// `None` for other envs.
+fn exact_reference(env: &str, tau: Option<f64>) -> anyhow::Result<Option<ExactColumns>> {
     let Ok(table) = tame_envs::transition_table(env) else { return Ok(None) };
     let r = tame_agents::exact::reference_values(&table, EXACT_GAMMA, tau.unwrap_or(0.0))
         .with_context(|| format!("exact solution of {env} at τ = {tau:?}"))?;
-    Ok(Some(match tau {
-        Some(_) => (Some(r.v_star_tau), r.v_star, Some(r.v_pi_tau)),
-        None => (None, r.v_star, None),
+    Ok(Some(ExactColumns {
+        v_star_tau: tau.map(|_| r.v_star_tau),
+        v_star: r.v_star,
+        v_pi_tau: tau.map(|_| r.v_pi_tau),
     }))
 }
 
 /// The `eval/mean_return` learning curve of a run, from its event files.
-pub fn eval_curve(run_dir: &Path) -> anyhow::Result<Vec<(u64, f64)>> {
+fn eval_curve(run_dir: &Path) -> anyhow::Result<Vec<(u64, f64)>> {
     let events = crate::tensorboard::read_events(run_dir)?;
     Ok(events
         .scalars
@@ -117,7 +128,6 @@ pub fn summarize(
     plan: &SweepPlan,
     out: &Path,
     outcomes: &[(RunSpec, RunOutcome)],
-    read_curve: &dyn Fn(&Path) -> anyhow::Result<Vec<(u64, f64)>>,
 ) -> anyhow::Result<SweepSummary> {
     let threshold = plan.threshold;
     let tabular = tame_envs::transition_table(&plan.env).is_ok();
@@ -148,7 +158,7 @@ pub fn summarize(
                 .with_context(|| format!("reading {}", path.display()))?;
             let s: RunSummaryFile = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
-            row.curve = read_curve(&dir).with_context(|| format!("reading logs of {}", dir.display()))?;
+            row.curve = eval_curve(&dir).with_context(|| format!("reading logs of {}", dir.display()))?;
             row.steps = Some(s.steps);
             row.final_return = Some(s.final_eval_return_mean);
             row.auc = stats::normalized_auc(&row.curve);
@@ -193,9 +203,9 @@ pub fn summarize(
                 reached_threshold: reached.len(),
                 final_entropy_mean: opt_mean(|r| r.final_entropy),
                 success_rate_mean: opt_mean(|r| r.success_rate),
-                exact_v_star_tau: reference.and_then(|r| r.0),
-                exact_v_star: reference.map(|r| r.1),
-                exact_v_pi_tau: reference.and_then(|r| r.2),
+                exact_v_star_tau: reference.and_then(|r| r.v_star_tau),
+                exact_v_star: reference.map(|r| r.v_star),
+                exact_v_pi_tau: reference.and_then(|r| r.v_pi_tau),
             });
         }
     }
@@ -273,13 +283,13 @@ pub fn to_csv(summary: &SweepSummary) -> String {
 pub fn to_markdown(summary: &SweepSummary) -> String {
     let p = &summary.plan;
     let mut s = String::new();
-    let _ = writeln!(s, "# Sweep: {} on {}\n", p.agent, p.env);
+    let _ = writeln!(s, "# Sweep: {} on {}\n", p.agent.name(), p.env);
     let _ = writeln!(
         s,
         "{} seeds × {} steps per run. Final return: mean over seeds with a 95% bootstrap CI. \
          AUC: mean eval return over the run (trapezoid, divided by the step span).",
         p.seeds.len(),
-        p.steps
+        p.steps.map_or("the default number of".to_string(), |s| s.to_string())
     );
     if let Some(t) = summary.threshold {
         let _ = writeln!(s, "Threshold for steps-to-threshold: {t}.");
