@@ -27,6 +27,9 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Reload a run's latest checkpoint and evaluate it deterministically.
     Eval(cmd::eval::EvalArgs),
+    /// Soft against hard argmax across temperatures τ (and ES widths σ) and seeds: runs,
+    /// summary table (CSV, Markdown, JSON) and plots.
+    Sweep(cmd::sweep::SweepArgs),
     /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
     Inspect(cmd::inspect::InspectArgs),
     /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
@@ -44,6 +47,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Sweep(a) => cmd::sweep::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Solve(a) => cmd::solve::run(a),
         Command::Certify(a) => cmd::certify::run(a),

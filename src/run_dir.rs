@@ -213,6 +213,23 @@ pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> 
     unreachable!("the suffix loop only ends by returning")
 }
 
+/// Creates the run directory `dir` itself (and its parents) with its `checkpoints/` folder;
+/// `dir` may exist only if empty, so that one directory never mixes two runs.
+pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?
+            .next()
+            .is_none();
+        if !empty {
+            bail!("run directory {} already holds files; choose a new --run-dir", dir.display());
+        }
+    }
+    std::fs::create_dir_all(dir.join("checkpoints"))
+        .with_context(|| format!("creating run directory {}", dir.display()))?;
+    Ok(dir.to_path_buf())
+}
+
 /// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm).
 fn utc_stamp(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -250,9 +267,8 @@ pub struct Summary {
 impl Summary {
     pub fn new(cfg: &Resolved, train: &TrainSummary, wall_seconds: f64) -> Summary {
         let r = &train.final_eval_returns;
-        let n = r.len().max(1) as f64;
-        let mean = r.iter().sum::<f64>() / n;
-        let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let mean = crate::stats::mean(r).unwrap_or(0.0);
+        let std = crate::stats::std(r).unwrap_or(0.0);
         Summary {
             env: cfg.env.clone(),
             agent: cfg.agent.name().into(),

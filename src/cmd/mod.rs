@@ -7,3 +7,4 @@ pub mod train;
 pub mod inspect;
 pub mod certify;
 pub mod solve;
+pub mod sweep;

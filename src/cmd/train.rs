@@ -1,7 +1,8 @@
 //! `tame train`: one training run into a fresh run directory (config, TensorBoard events,
 //! checkpoints, summary.json), with a progress bar.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -10,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tame_agents::run::{Progress, RunCtx, Tau, TrainSummary};
 use tame_agents::{es, sac};
 
-use crate::run_dir::{create_run_dir, make_env, AgentKind, Resolved, RunConfig, Summary};
+use crate::run_dir::{create_exact_run_dir, create_run_dir, make_env, AgentKind, Resolved, RunConfig, Summary};
 use crate::tensorboard::{config_markdown, EventWriter, HParams, SessionStatus};
 
 #[derive(Debug, Args)]
@@ -37,6 +38,14 @@ pub struct TrainArgs {
     /// Directory under which the run directory is created.
     #[arg(long, default_value = "runs")]
     logdir: PathBuf,
+    /// Use exactly this run directory instead of a new one under --logdir (it must not exist
+    /// yet, or be empty). `tame sweep` names its runs this way.
+    #[arg(long, conflicts_with = "logdir")]
+    run_dir: Option<PathBuf>,
+    /// Print `progress <step> <total>` lines on stdout as training goes (for `tame sweep` and
+    /// other scripts).
+    #[arg(long)]
+    progress_lines: bool,
     /// Environment steps between deterministic evaluations [default: steps / 10].
     #[arg(long)]
     eval_every: Option<u64>,
@@ -80,7 +89,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         merged.es.get_or_insert_with(Default::default).sigma = sigma;
     }
     let cfg = merged.resolve()?;
-    let dir = train(&cfg, &args.logdir, args.quiet)?;
+    let place = match &args.run_dir {
+        Some(dir) => RunPlace::Exact(dir),
+        None => RunPlace::Under(&args.logdir),
+    };
+    let dir = train(&cfg, place, args.quiet, args.progress_lines)?;
     let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)?;
     if args.quiet {
         println!("{}", dir.display());
@@ -99,21 +112,37 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one resolved config into a new run directory under `logdir`; returns its path.
-pub fn train(cfg: &Resolved, logdir: &std::path::Path, quiet: bool) -> anyhow::Result<PathBuf> {
+/// Where a run's directory goes.
+#[derive(Clone, Copy, Debug)]
+pub enum RunPlace<'a> {
+    /// A new `<name>__<time>` directory under this one.
+    Under(&'a Path),
+    /// Exactly this directory (absent or empty).
+    Exact(&'a Path),
+}
+
+/// Runs one resolved config into its run directory; returns the directory's path.
+/// `summary.json` is written last, so its presence marks a finished run.
+pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: bool) -> anyhow::Result<PathBuf> {
     tch::set_num_threads(cfg.threads as i32);
-    let dir = create_run_dir(logdir, &cfg.run_name())?;
+    let dir = match place {
+        RunPlace::Under(logdir) => create_run_dir(logdir, &cfg.run_name())?,
+        RunPlace::Exact(dir) => create_exact_run_dir(dir)?,
+    };
     let toml = cfg.to_toml()?;
     crate::fsutil::write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
 
     let mut writer = EventWriter::create(&dir)?;
     writer.add_text("config", 0, &config_markdown(&cfg.file)?)?;
-    let hparams = HParams::new()
+    let mut hparams = HParams::new()
         .with("agent", cfg.agent.name())
         .with("env", cfg.env.as_str())
         .with("tau", cfg.tau.to_string().as_str())
-        .with("seed", cfg.seed as f64)
-        .metric("eval/mean_return");
+        .with("seed", cfg.seed as f64);
+    if let Some(es) = cfg.file.es.as_ref().filter(|_| cfg.agent == AgentKind::Es) {
+        hparams = hparams.with("sigma", es.sigma);
+    }
+    let hparams = hparams.metric("eval/mean_return").metric("charts/episodic_return");
     writer.write_hparams(&hparams)?;
     writer.flush()?;
 
@@ -122,7 +151,15 @@ pub fn train(cfg: &Resolved, logdir: &std::path::Path, quiet: bool) -> anyhow::R
         ProgressStyle::with_template("{elapsed_precise} {wide_bar} {human_pos}/{human_len} steps {per_sec} {msg}")
             .context("progress bar template")?,
     );
+    // Progress lines at most once per percent of the run, so a script's pipe stays quiet.
+    let line_every = (cfg.steps / 100).max(1);
+    let mut last_line: Option<u64> = None;
     let mut on_progress = |p: &Progress| {
+        if progress_lines && last_line.is_none_or(|l| p.step >= l + line_every || p.step >= p.total) {
+            last_line = Some(p.step);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "progress {} {}", p.step, p.total).and_then(|_| out.flush());
+        }
         bar.set_position(p.step);
         let mut msg = String::new();
         if let Some(r) = p.last_return {
@@ -153,9 +190,9 @@ pub fn train(cfg: &Resolved, logdir: &std::path::Path, quiet: bool) -> anyhow::R
         }
     };
     let summary = Summary::new(cfg, &outcome, start.elapsed().as_secs_f64());
+    let status = if outcome.interrupted { SessionStatus::Unknown } else { SessionStatus::Success };
+    writer.finish(status)?;
     summary.write(&dir)?;
-    writer.flush()?;
-    writer.finish(SessionStatus::Success)?;
     Ok(dir)
 }
 

@@ -1,0 +1,242 @@
+//! `tame sweep`: soft against hard-argmax policies across temperatures τ (and ES widths σ),
+//! several seeds each, in one command; then a comparison table and plots.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::run_dir::{AgentKind, RunConfig};
+use crate::sweep::{self, SweepPlan, TauSpec};
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Agent to train. [default: sac]
+    #[arg(long, value_enum)]
+    agent: Option<AgentKind>,
+    /// Environment (see `tame env list`). [default: the base config's, else frozenlake]
+    #[arg(long)]
+    env: Option<String>,
+    /// Comma-separated temperatures; 0 is the hard argmax, `auto` tunes τ to a target entropy.
+    /// [default: 0,0.01,0.1,0.5,auto]
+    #[arg(long, value_delimiter = ',')]
+    taus: Option<Vec<String>>,
+    /// Comma-separated ES parameter-noise widths σ (es only).
+    #[arg(long, value_delimiter = ',')]
+    sigmas: Option<Vec<f64>>,
+    /// Number of seeds per grid point (seeds 0..N). [default: 3]
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// Environment steps per run. [default: the agent's, or the base config's]
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Evaluation period in env steps, for every run.
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Base config (TOML) for every run, as `tame train --config`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A sweep described in TOML (keys: agent, env, taus, sigmas, seeds, steps, eval_every,
+    /// config, threshold, jobs, out); flags override it.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Return counted as "solved" for the steps-to-threshold column. [default: per env]
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Runs at a time; the cores are divided among them. [default: number of cores]
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Sweep directory. Rerunning with the same directory skips finished runs.
+    /// [default: sweeps/<env>__<agent>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Settings a sweep TOML file may hold besides the plan itself.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepFile {
+    agent: Option<AgentKind>,
+    env: Option<String>,
+    taus: Option<Vec<toml::Value>>,
+    sigmas: Option<Vec<f64>>,
+    seeds: Option<u64>,
+    steps: Option<u64>,
+    eval_every: Option<u64>,
+    config: Option<PathBuf>,
+    threshold: Option<f64>,
+    jobs: Option<usize>,
+    out: Option<PathBuf>,
+}
+
+const DEFAULT_TAUS: &str = "0,0.01,0.1,0.5,auto";
+const DEFAULT_SEEDS: u64 = 3;
+
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    let file: SweepFile = match &args.file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading sweep file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing sweep file {}", path.display()))?
+        }
+        None => SweepFile::default(),
+    };
+    let config = args.config.or(file.config);
+    // The base config's agent and env count too, below flags and the sweep file.
+    let base = match &config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
+    };
+    let agent = args.agent.or(file.agent).or(base.agent).unwrap_or(AgentKind::Sac);
+    let env = args.env.or(file.env).or(base.env).unwrap_or_else(|| "frozenlake".into());
+    let taus: Vec<TauSpec> = match (args.taus, file.taus) {
+        (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
+        (None, Some(t)) => t
+            .iter()
+            .map(|v| match v {
+                toml::Value::String(s) => TauSpec::parse(s),
+                toml::Value::Float(f) => TauSpec::parse(&f.to_string()),
+                toml::Value::Integer(i) => TauSpec::parse(&i.to_string()),
+                other => bail!("τ value {other} in the sweep file is neither a number nor 'auto'"),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        (None, None) => DEFAULT_TAUS.split(',').map(TauSpec::parse).collect::<anyhow::Result<_>>()?,
+    };
+    let n_seeds = args.seeds.or(file.seeds).unwrap_or(DEFAULT_SEEDS);
+    let plan = SweepPlan {
+        threshold: args.threshold.or(file.threshold).or_else(|| default_threshold(&env)),
+        agent,
+        env,
+        taus,
+        sigmas: args.sigmas.or(file.sigmas).unwrap_or_default(),
+        seeds: (0..n_seeds).collect(),
+        steps: args.steps.or(file.steps),
+        config,
+        eval_every: args.eval_every.or(file.eval_every),
+    };
+    plan.validate()?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let jobs = args.jobs.or(file.jobs).unwrap_or(cores);
+    if jobs == 0 {
+        bail!("--jobs 0: at least one run must run at a time");
+    }
+    let threads = (cores / jobs).max(1);
+    let out = args
+        .out
+        .or(file.out)
+        .unwrap_or_else(|| PathBuf::from("sweeps").join(format!("{}__{}", plan.env, plan.agent.name())));
+    check_or_record_plan(&plan, &out)?;
+
+    let outcomes = sweep::execute(&plan, &out, jobs, threads, args.quiet)?;
+    let summary = sweep::summarize(&plan, &out, &outcomes)?;
+    sweep::write_reports(&summary, &out)?;
+    sweep::write_plots(&summary, &out)?;
+    println!("{}", sweep::to_markdown(&summary));
+    println!("Wrote {}/summary.{{csv,md,json}} and plots.", out.display());
+    let failed: Vec<&str> = summary
+        .runs
+        .iter()
+        .filter(|r| r.outcome.starts_with("failed"))
+        .map(|r| r.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs failed ({}); the others finished and are summarised in {}",
+            failed.len(),
+            summary.runs.len(),
+            failed.join(", "),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Per-env threshold for "solved": Gymnasium's reward thresholds where it has one.
+fn default_threshold(env: &str) -> Option<f64> {
+    let base = env.split(':').next().unwrap_or(env).to_ascii_lowercase();
+    match base.as_str() {
+        "cartpole" | "cartpole-v1" => Some(475.0),
+        "mountaincar" | "mountaincarcontinuous-v0" => Some(90.0),
+        "pendulum" | "pendulum-v1" => Some(-200.0),
+        "frozenlake" | "frozenlake-v1" => Some(0.7),
+        "frozenlake8x8" => Some(0.85),
+        "cliffwalking" | "cliffwalking-v1" => Some(-13.0),
+        _ => None,
+    }
+}
+
+/// A sweep directory belongs to one plan: resuming with another would mix runs.
+fn check_or_record_plan(plan: &SweepPlan, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating sweep directory {}", out.display()))?;
+    let path = out.join("sweep.json");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let earlier: SweepPlan =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let same_runs = earlier.agent == plan.agent
+            && earlier.env == plan.env
+            && earlier.steps == plan.steps
+            && earlier.config == plan.config
+            && earlier.eval_every == plan.eval_every;
+        if !same_runs {
+            bail!(
+                "{} holds a sweep of {} on {} (steps {:?}, config {:?}, eval every {:?}); this one is \
+                 {} on {} (steps {:?}, config {:?}, eval every {:?}). Choose another --out, or \
+                 delete that directory",
+                out.display(),
+                earlier.agent.name(),
+                earlier.env,
+                earlier.steps,
+                earlier.config,
+                earlier.eval_every,
+                plan.agent.name(),
+                plan.env,
+                plan.steps,
+                plan.config,
+                plan.eval_every
+            );
+        }
+    }
+    let json = serde_json::to_string_pretty(plan).context("serializing the sweep plan")?;
+    crate::fsutil::write_atomic(&path, json.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_sweep_files_parse_and_name_existing_configs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(root.join("configs")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("sweep-") {
+                continue;
+            }
+            let file: SweepFile = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let config = file.config.unwrap_or_else(|| panic!("{name} names no base config"));
+            RunConfig::from_file(&root.join(config)).unwrap();
+            for tau in file.taus.unwrap() {
+                let text = match tau {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                TauSpec::parse(&text).unwrap();
+            }
+            seen += 1;
+        }
+        assert!(seen >= 2, "expected the shipped sweep files");
+    }
+
+    #[test]
+    fn unknown_sweep_file_keys_are_refused_with_the_accepted_ones() {
+        let err = toml::from_str::<SweepFile>("taus = [0]\nsigma = 0.1\n").unwrap_err().to_string();
+        assert!(err.contains("sigma") && err.contains("sigmas"), "{err}");
+    }
+}

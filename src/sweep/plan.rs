@@ -1,0 +1,209 @@
+//! What a sweep runs: the grid of τ, σ and seeds, and the base settings of every run.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use crate::run_dir::AgentKind;
+
+/// One temperature of the grid: a fixed τ ≥ 0 (0 is the hard argmax) or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum TauSpec {
+    Fixed(f64),
+    Auto,
+}
+
+impl TauSpec {
+    pub fn parse(text: &str) -> anyhow::Result<TauSpec> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(TauSpec::Auto);
+        }
+        match t.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(TauSpec::Fixed(v)),
+            Ok(v) => bail!("τ value {v} is out of range; accepted: a finite number ≥ 0 or 'auto'"),
+            Err(_) => bail!("τ value '{t}' is not a number; accepted: a finite number ≥ 0 or 'auto'"),
+        }
+    }
+
+    /// The fixed value, `None` for `auto`.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            TauSpec::Fixed(v) => Some(v),
+            TauSpec::Auto => None,
+        }
+    }
+}
+
+impl fmt::Display for TauSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TauSpec::Fixed(v) => write!(f, "{v}"),
+            TauSpec::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+impl From<TauSpec> for String {
+    fn from(t: TauSpec) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for TauSpec {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> anyhow::Result<TauSpec> {
+        TauSpec::parse(&s)
+    }
+}
+
+/// The whole sweep, as resolved from flags and an optional TOML file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepPlan {
+    pub agent: AgentKind,
+    pub env: String,
+    pub taus: Vec<TauSpec>,
+    /// ES parameter-space widths; empty means the agent's default σ.
+    #[serde(default)]
+    pub sigmas: Vec<f64>,
+    pub seeds: Vec<u64>,
+    /// Env steps per run; `None` keeps the agent's (or the base config's) default.
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Base config file handed to every run (`tame train --config`).
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    /// Evaluation period in env steps, handed to every run; `None` keeps the agent's default.
+    #[serde(default)]
+    pub eval_every: Option<u64>,
+    /// Return that counts as "reached" for the steps-to-threshold column.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+}
+
+/// One run of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub tau: TauSpec,
+    pub sigma: Option<f64>,
+    pub seed: u64,
+    /// Directory name under `<out>/runs/`.
+    pub name: String,
+}
+
+impl SweepPlan {
+    /// Checks the plan's values, naming the bad one and what is accepted.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.taus.is_empty() {
+            bail!("the sweep has no τ values; give --taus, e.g. --taus 0,0.1,auto");
+        }
+        if self.seeds.is_empty() {
+            bail!("the sweep has no seeds; give --seeds N with N ≥ 1");
+        }
+        if self.steps == Some(0) {
+            bail!("--steps 0 is out of range; accepted: >= 1");
+        }
+        tame_envs::spec(&self.env)?;
+        if let Some(s) = self.sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            bail!("σ value {s} is out of range; accepted: finite numbers > 0");
+        }
+        if !self.sigmas.is_empty() && self.agent != AgentKind::Es {
+            bail!("--sigmas is for the es agent (parameter-space smoothing); agent is {}", self.agent.name());
+        }
+        if self.agent == AgentKind::Es && self.taus.contains(&TauSpec::Auto) {
+            bail!("τ = auto is not supported by the es agent; accepted: numbers >= 0 (0 = hard argmax)");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in self.runs() {
+            if !seen.insert(r.name.clone()) {
+                bail!("the grid lists run '{}' twice; remove the duplicate τ, σ or seed", r.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The grid in a fixed order: τ, then σ, then seed.
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let sigmas: Vec<Option<f64>> = if self.sigmas.is_empty() {
+            vec![None]
+        } else {
+            self.sigmas.iter().copied().map(Some).collect()
+        };
+        let mut out = Vec::new();
+        for &tau in &self.taus {
+            for &sigma in &sigmas {
+                for &seed in &self.seeds {
+                    let sigma_part = sigma.map(|s| format!("__sigma{s}")).unwrap_or_default();
+                    let name = format!("tau{tau}{sigma_part}__seed{seed}");
+                    out.push(RunSpec { tau, sigma, seed, name });
+                }
+            }
+        }
+        out
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> SweepPlan {
+        SweepPlan {
+            agent: AgentKind::Sac,
+            env: "frozenlake".into(),
+            taus: vec![TauSpec::Fixed(0.0), TauSpec::Fixed(0.1), TauSpec::Auto],
+            sigmas: vec![],
+            seeds: vec![0, 1],
+            steps: Some(100),
+            config: None,
+            eval_every: None,
+            threshold: None,
+        }
+    }
+
+    #[test]
+    fn tau_parsing_accepts_numbers_and_auto_only() {
+        assert_eq!(TauSpec::parse("0").unwrap(), TauSpec::Fixed(0.0));
+        assert_eq!(TauSpec::parse(" AUTO ").unwrap(), TauSpec::Auto);
+        let neg = TauSpec::parse("-0.1").unwrap_err().to_string();
+        assert!(neg.contains("-0.1") && neg.contains("auto"), "{neg}");
+        let word = TauSpec::parse("hot").unwrap_err().to_string();
+        assert!(word.contains("'hot'"), "{word}");
+        assert!(TauSpec::parse("nan").is_err());
+    }
+
+    #[test]
+    fn grid_is_ordered_and_named() {
+        let names: Vec<String> = plan().runs().into_iter().map(|r| r.name).collect();
+        assert_eq!(
+            names,
+            ["tau0__seed0", "tau0__seed1", "tau0.1__seed0", "tau0.1__seed1", "tauauto__seed0", "tauauto__seed1"]
+        );
+    }
+
+    #[test]
+    fn bad_plans_are_rejected_with_the_value() {
+        let mut p = plan();
+        p.sigmas = vec![0.1];
+        assert!(p.validate().unwrap_err().to_string().contains("es agent"));
+        let mut p = plan();
+        p.agent = AgentKind::Es;
+        p.sigmas = vec![0.0];
+        assert!(p.validate().unwrap_err().to_string().contains("σ value 0"));
+        let mut p = plan();
+        p.taus.push(TauSpec::Fixed(0.1));
+        assert!(p.validate().unwrap_err().to_string().contains("twice"));
+        let mut p = plan();
+        p.agent = AgentKind::Es;
+        assert!(p.validate().unwrap_err().to_string().contains("auto"));
+        let mut p = plan();
+        p.env = "nosuchenv".into();
+        assert!(p.validate().unwrap_err().to_string().contains("nosuchenv"));
+        plan().validate().unwrap();
+    }
+}
