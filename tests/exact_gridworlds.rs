@@ -2,7 +2,7 @@
 //! soft gaps within τ·log|A|/(1−γ), shrinking at least linearly as τ → 0, and the soft
 //! solution's greedy policy converging to a hard-optimal one.
 
-use tame_agents::exact::{compare, evaluate_policy, soft_value_iteration, SolveOptions};
+use tame_agents::exact::{compare, evaluate_policy, soft_value_iteration, Regularizer::Entropy, SolveOptions};
 use tame_agents::smoothing::certify_gridworld;
 
 const TAUS: [f64; 7] = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0];
@@ -36,7 +36,7 @@ fn both_gaps_are_bounded_and_shrink_at_least_linearly_as_tau_falls() {
             let mut previous: Option<(f64, f64)> = None;
             // From the largest τ down: ten times smaller τ, at least ten times smaller soft gap.
             for &tau in TAUS.iter().rev() {
-                let c = compare(&table, gamma, tau).unwrap();
+                let c = compare(&table, gamma, tau, Entropy).unwrap();
                 let r = &c.reference;
                 let soft = c.soft.as_ref().unwrap();
                 let slack = 1e-9 * (1.0 + r.v_star_tau.abs());
@@ -58,7 +58,7 @@ fn both_gaps_are_bounded_and_shrink_at_least_linearly_as_tau_falls() {
             }
             // Once τ is well below the smallest action gap the policy gap vanishes (it decays
             // like exp(−gap/τ)); with γ = 0.9 some action gaps are ~1e-4, hence τ = 1e-6 here.
-            let r = compare(&table, gamma, 1e-6).unwrap().reference;
+            let r = compare(&table, gamma, 1e-6, Entropy).unwrap().reference;
             assert!(r.gap_policy <= 1e-9, "{env} gamma={gamma}: {r:?}");
         }
     }
@@ -70,7 +70,7 @@ fn the_soft_solutions_greedy_policy_converges_to_a_hard_optimal_one() {
     for env in gridworlds() {
         let table = tame_envs::transition_table(&env).unwrap();
         let off_optimal = |tau: f64| -> f64 {
-            let c = compare(&table, gamma, tau).unwrap();
+            let c = compare(&table, gamma, tau, Entropy).unwrap();
             (0..table.n_states)
                 .map(|s| {
                     let best = c.hard.v[s];
@@ -83,7 +83,7 @@ fn the_soft_solutions_greedy_policy_converges_to_a_hard_optimal_one() {
         assert!(b < a || b < 1e-12, "{env}: {a} at tau=1e-2, {b} at tau=1e-4");
         // τ below every action gap (some are ~1e-3 on the maps).
         let tau = 1e-6;
-        let c = compare(&table, gamma, tau).unwrap();
+        let c = compare(&table, gamma, tau, Entropy).unwrap();
         let soft = soft_value_iteration(&table, gamma, tau, SolveOptions::default()).unwrap();
         for (s, a) in soft.greedy_actions().into_iter().enumerate() {
             let best = c.hard.v[s];
@@ -115,4 +115,34 @@ fn gridworld_certificates_stay_within_their_bounds() {
         }
         assert!(certify_gridworld(&table, 0.99, 0.0).is_err());
     }
+}
+
+/// The KL-to-uniform regularizer (SAC's `regularizer = "kl_uniform"`): its bonus is never
+/// positive, so V*_τ ≤ V*, and both gaps keep the bound τ·log|A|/(1−γ).
+#[test]
+fn kl_uniform_soft_values_sit_below_hard_within_the_bound() {
+    use tame_agents::exact::Regularizer::KlUniform;
+    for name in ["frozenlake", "frozenlake8x8", "frozenlake-noslip", "cliffwalking"] {
+        let table = tame_envs::transition_table(name).unwrap();
+        for tau in [1e-4, 1e-3, 1e-2, 1e-1, 1.0] {
+            let r = compare(&table, 0.99, tau, KlUniform).unwrap().reference;
+            assert!(r.v_star_tau <= r.v_star + 1e-9, "{name} τ={tau}: {r:?}");
+            assert!(-r.gap_soft_value <= r.bound * (1.0 + 1e-9), "{name} τ={tau}: {r:?}");
+            assert!(r.gap_policy >= -1e-9 && r.gap_policy <= r.bound * (1.0 + 1e-9), "{name} τ={tau}: {r:?}");
+        }
+    }
+}
+
+/// Why SAC's FrozenLake config uses `kl_uniform`: at τ = 0.1, γ = 0.99 the entropy-optimal
+/// policy lingers instead of finishing (wandering is worth τ·log 2/(1−γ) ≈ 6.9 > 1), while
+/// the KL-to-uniform optimal policy still walks to the goal.
+#[test]
+fn on_frozenlake_the_entropy_bonus_outweighs_the_goal_but_kl_uniform_does_not() {
+    use tame_agents::exact::Regularizer::KlUniform;
+    let table = tame_envs::transition_table("frozenlake-noslip").unwrap();
+    let entropy = compare(&table, 0.99, 0.1, Entropy).unwrap().reference;
+    let kl = compare(&table, 0.99, 0.1, KlUniform).unwrap().reference;
+    assert!(entropy.v_pi_tau < 0.05, "entropy-optimal policy should rarely finish: {entropy:?}");
+    assert!(kl.v_pi_tau > 0.5, "KL-optimal policy should reach the goal: {kl:?}");
+    assert!(entropy.v_star > 0.9 && (entropy.v_star - kl.v_star).abs() < 1e-12);
 }

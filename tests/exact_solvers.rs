@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tame_agents::exact::{
     compare, evaluate_policy, reference_values, soft_value_iteration, start_value, value_iteration, ExactError,
-    SolveOptions,
+    Regularizer::Entropy, SolveOptions,
 };
 use tame_envs::{Outcome, TransitionTable};
 
@@ -78,7 +78,7 @@ fn soft_value_of_a_self_loop_is_lse_over_one_minus_gamma_for_every_tau() {
         let want = lse / (1.0 - gamma);
         assert!((sol.v[0] - want).abs() <= 1e-8 * want.abs().max(1.0), "tau={tau}: {} vs {want}", sol.v[0]);
         // The soft-optimal policy's unregularized value is softmax(r/τ)·r/(1−γ).
-        let c = compare(&t, gamma, tau).unwrap();
+        let c = compare(&t, gamma, tau, Entropy).unwrap();
         let p = &c.soft_policy[0];
         let want_pi = p.iter().zip(&r).map(|(pi, ri)| pi * ri).sum::<f64>() / (1.0 - gamma);
         assert!((c.reference.v_pi_tau - want_pi).abs() < 1e-8 * want_pi.abs().max(1.0), "tau={tau}");
@@ -123,7 +123,7 @@ fn soft_gaps_on_random_mdps_are_bounded_convex_in_tau_and_the_greedy_policy_conv
         let hard = value_iteration(&t, gamma, SolveOptions::default()).unwrap();
         let mut last_ratio = 0.0;
         for &tau in &TAUS {
-            let r = reference_values(&t, gamma, tau).unwrap();
+            let r = reference_values(&t, gamma, tau, Entropy).unwrap();
             let slack = 1e-9 * (1.0 + r.v_star_tau.abs());
             assert!(r.gap_soft_value >= -slack && r.gap_soft_value <= r.bound + slack, "tau={tau}: {r:?}");
             assert!(r.gap_policy >= -slack && r.gap_policy <= r.bound + slack, "tau={tau}: {r:?}");
@@ -157,11 +157,11 @@ fn extreme_temperatures_stay_finite() {
 #[test]
 fn tau_zero_is_the_hard_limit_and_bad_inputs_are_errors() {
     let t = corridor(4);
-    let r = reference_values(&t, 0.9, 0.0).unwrap();
+    let r = reference_values(&t, 0.9, 0.0, Entropy).unwrap();
     assert_eq!((r.gap_soft_value, r.gap_policy, r.bound), (0.0, 0.0, 0.0));
     assert!((r.v_star - 0.9f64.powi(3)).abs() < 1e-10);
     for bad in [-0.1, f64::NAN, f64::INFINITY] {
-        assert!(matches!(reference_values(&t, 0.9, bad), Err(ExactError::BadTau(_))));
+        assert!(matches!(reference_values(&t, 0.9, bad, Entropy), Err(ExactError::BadTau(_))));
     }
     let msg = value_iteration(&t, 1.0, SolveOptions::default()).unwrap_err().to_string();
     assert!(msg.contains("gamma = 1") && msg.contains("[0, 1)"), "{msg}");

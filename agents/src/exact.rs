@@ -13,6 +13,7 @@
 //!
 //! Plain Rust, no tch: everything is f64 and deterministic.
 
+pub use crate::sac::Regularizer;
 use tame_envs::TransitionTable;
 
 /// Why a solve was refused or failed; each message names the bad value.
@@ -114,10 +115,31 @@ pub fn soft_value_iteration(
 ) -> Result<Solution, ExactError> {
     check_table(table)?;
     check_gamma(gamma)?;
+    soft_value_iteration_with(table, gamma, tau, Regularizer::Entropy, opts)
+}
+
+/// Soft value iteration under either regularizer SAC offers:
+/// entropy, `V(s) ← τ·log Σ_a exp(Q(s,a)/τ)`; or KL to the uniform policy, whose bonus is the
+/// entropy minus its maximum τ·log|A|: `V(s) ← τ·log Σ_a exp(Q(s,a)/τ) − τ·log|A|`.
+/// The soft-optimal policy is softmax(Q/τ) in both; only the values (and so, in episodic
+/// tasks, which states are worth reaching) differ.
+pub fn soft_value_iteration_with(
+    table: &TransitionTable,
+    gamma: f64,
+    tau: f64,
+    regularizer: Regularizer,
+    opts: SolveOptions,
+) -> Result<Solution, ExactError> {
+    check_table(table)?;
+    check_gamma(gamma)?;
     if !(tau > 0.0 && tau.is_finite()) {
         return Err(ExactError::BadTau(tau));
     }
-    iterate(table, gamma, opts, |qs| log_sum_exp(qs, tau))
+    let offset = match regularizer {
+        Regularizer::Entropy => 0.0,
+        Regularizer::KlUniform => tau * (table.n_actions as f64).ln(),
+    };
+    iterate(table, gamma, opts, |qs| log_sum_exp(qs, tau) - offset)
 }
 
 /// Iterative policy evaluation of a stochastic policy `policy[s][a]` under the
@@ -180,15 +202,22 @@ pub struct Comparison {
 }
 
 /// Solves hard and soft, scores π*_τ, and reports start-state values. τ = 0 is accepted and
-/// means the hard-argmax limit (both gaps are 0).
-pub fn compare(table: &TransitionTable, gamma: f64, tau: f64) -> Result<Comparison, ExactError> {
+/// means the hard-argmax limit (both gaps are 0). With [`Regularizer::KlUniform`] the soft
+/// value lies *below* V* (the bonus is ≤ 0), so `gap_soft_value` is ≤ 0; its size and the
+/// policy gap keep the same bound τ·log|A|/(1−γ).
+pub fn compare(
+    table: &TransitionTable,
+    gamma: f64,
+    tau: f64,
+    regularizer: Regularizer,
+) -> Result<Comparison, ExactError> {
     if !(tau >= 0.0 && tau.is_finite()) {
         return Err(ExactError::BadTau(tau));
     }
     let opts = SolveOptions::default();
     let hard = value_iteration(table, gamma, opts)?;
     let (soft, soft_policy) = if tau > 0.0 {
-        let soft = soft_value_iteration(table, gamma, tau, opts)?;
+        let soft = soft_value_iteration_with(table, gamma, tau, regularizer, opts)?;
         let policy = soft.softmax_policy(tau);
         (Some(soft), policy)
     } else {
@@ -219,8 +248,9 @@ pub fn reference_values(
     table: &TransitionTable,
     gamma: f64,
     tau: f64,
+    regularizer: Regularizer,
 ) -> Result<Reference, ExactError> {
-    compare(table, gamma, tau).map(|c| c.reference)
+    compare(table, gamma, tau, regularizer).map(|c| c.reference)
 }
 
 /// `τ·log Σ exp(x/τ)`, shifted by the max so that every exponent is ≤ 0.
@@ -405,7 +435,7 @@ mod tests {
         let t = bandit(1.0, 0.0);
         assert!(matches!(value_iteration(&t, 1.0, SolveOptions::default()), Err(ExactError::BadGamma(_))));
         assert!(matches!(soft_value_iteration(&t, 0.9, 0.0, SolveOptions::default()), Err(ExactError::BadTau(_))));
-        assert!(matches!(compare(&t, 0.9, f64::NAN), Err(ExactError::BadTau(_))));
+        assert!(matches!(compare(&t, 0.9, f64::NAN, Regularizer::Entropy), Err(ExactError::BadTau(_))));
         let mut broken = t.clone();
         broken.p[0][1][0].prob = 0.5;
         assert!(matches!(value_iteration(&broken, 0.9, SolveOptions::default()), Err(ExactError::BadTable(_))));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use tame_agents::exact::{compare, Comparison};
+use tame_agents::exact::{compare, Comparison, Regularizer};
 use tame_envs::TransitionTable;
 
 use crate::plot::{heat_panels, HeatPanel};
@@ -22,6 +22,10 @@ pub struct SolveArgs {
     /// Discount gamma in [0, 1).
     #[arg(long, default_value_t = 0.99, allow_negative_numbers = true)]
     gamma: f64,
+    /// What the soft bonus measures, as SAC's `regularizer`: the entropy (the papers'), or
+    /// minus the KL divergence to the uniform policy (entropy − log|A|, never positive).
+    #[arg(long, value_enum, default_value_t = RegularizerArg::Entropy)]
+    regularizer: RegularizerArg,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -29,6 +33,22 @@ pub struct SolveArgs {
     /// An arrow is the policy's expected move from the cell (slips included).
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
+}
+
+/// The soft bonus, as spelled on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum RegularizerArg {
+    Entropy,
+    KlUniform,
+}
+
+impl From<RegularizerArg> for Regularizer {
+    fn from(r: RegularizerArg) -> Regularizer {
+        match r {
+            RegularizerArg::Entropy => Regularizer::Entropy,
+            RegularizerArg::KlUniform => Regularizer::KlUniform,
+        }
+    }
 }
 
 pub fn run(args: SolveArgs) -> anyhow::Result<()> {
@@ -39,7 +59,7 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
         bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", args.gamma);
     }
     let table = tame_envs::transition_table(&args.env).with_context(|| format!("--env {}", args.env))?;
-    let c = compare(&table, args.gamma, args.tau).with_context(|| format!("solving {}", args.env))?;
+    let c = compare(&table, args.gamma, args.tau, args.regularizer.into()).with_context(|| format!("solving {}", args.env))?;
     if let Some(path) = &args.plot {
         plot(&args, &table, &c, path)?;
     }
@@ -47,6 +67,7 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
     if args.json {
         let mut v = serde_json::to_value(r)?;
         v["env"] = args.env.clone().into();
+        v["regularizer"] = serde_json::to_value(Regularizer::from(args.regularizer))?;
         v["n_states"] = table.n_states.into();
         v["n_actions"] = table.n_actions.into();
         v["hard_iterations"] = c.hard.iterations.into();
@@ -56,17 +77,22 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{}: {} states, {} actions, gamma = {}, tau = {}",
-        args.env, table.n_states, table.n_actions, args.gamma, args.tau
+        "{}: {} states, {} actions, gamma = {}, tau = {}, regularizer = {:?}",
+        args.env,
+        table.n_states,
+        table.n_actions,
+        args.gamma,
+        args.tau,
+        Regularizer::from(args.regularizer)
     );
     println!("values at the start state (expectation over the initial-state distribution):");
     let rows = [
         ("V*", "hard-optimal value", r.v_star),
-        ("V*_tau", "soft-optimal (entropy-regularized) value", r.v_star_tau),
+        ("V*_tau", "soft-optimal (regularized) value", r.v_star_tau),
         ("V^{pi*_tau}", "unregularized value of the soft-optimal policy", r.v_pi_tau),
         ("V*_tau - V*", "soft value gap", r.gap_soft_value),
         ("V* - V^{pi*_tau}", "policy gap", r.gap_policy),
-        ("bound", "tau*log|A|/(1-gamma), on both gaps", r.bound),
+        ("bound", "tau*log|A|/(1-gamma), on both gaps' sizes", r.bound),
     ];
     for (name, meaning, value) in rows {
         println!("  {name:<18} {value:>14.6e}  {meaning}");

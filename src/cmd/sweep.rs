@@ -154,10 +154,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Per-env threshold for "solved": Gymnasium's reward thresholds where it has one.
+/// Per-env eval return that counts as "solved": Gymnasium's `reward_threshold` where it has
+/// one (CartPole 475, MountainCarContinuous 90, FrozenLake 0.70 / 8x8 0.85), else the
+/// optimum or near it (CliffWalking −13, Pendulum −200). Env options (`:slip=...`,
+/// `-noslip`) keep their base's threshold.
 fn default_threshold(env: &str) -> Option<f64> {
     let base = env.split(':').next().unwrap_or(env).to_ascii_lowercase();
-    match base.as_str() {
+    match base.trim_end_matches("-noslip") {
         "cartpole" | "cartpole-v1" => Some(475.0),
         "mountaincar" | "mountaincarcontinuous-v0" => Some(90.0),
         "pendulum" | "pendulum-v1" => Some(-200.0),
@@ -232,6 +235,15 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 2, "expected the shipped sweep files");
+    }
+
+    #[test]
+    fn thresholds_follow_the_base_env() {
+        assert_eq!(default_threshold("frozenlake-noslip"), Some(0.7));
+        assert_eq!(default_threshold("frozenlake8x8:slippery=false"), Some(0.85));
+        assert_eq!(default_threshold("CartPole-v1"), Some(475.0));
+        assert_eq!(default_threshold("pendulum:discrete=5"), Some(-200.0));
+        assert_eq!(default_threshold("map:configs/maps/rooms.txt"), None);
     }
 
     #[test]

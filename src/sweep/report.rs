@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::exec::{run_dir, RunOutcome};
 use super::plan::{RunSpec, SweepPlan, TauSpec};
 use crate::fsutil::write_atomic;
+use tame_agents::exact::Regularizer;
 use crate::stats;
 
 /// Seed of the bootstrap resampling, fixed so that a summary is reproducible.
@@ -80,6 +81,8 @@ pub struct SweepSummary {
     pub threshold: Option<f64>,
     /// Discount used by the exact reference columns.
     pub exact_gamma: Option<f64>,
+    /// The soft bonus of the exact reference columns: the runs' own (SAC's `regularizer`).
+    pub exact_regularizer: Option<Regularizer>,
     pub groups: Vec<GroupRow>,
     pub runs: Vec<RunRow>,
 }
@@ -97,17 +100,26 @@ struct ExactColumns {
     v_pi_tau: Option<f64>,
 }
 
-/// The exact solver's reference for `tau` (`None`: `auto`) on envs with a transition table;
-/// `None` for other envs.
-fn exact_reference(env: &str, tau: Option<f64>) -> anyhow::Result<Option<ExactColumns>> {
+/// The exact solver's reference for `tau` (`None`: `auto`) on envs with a transition table,
+/// under the runs' regularizer; `None` for other envs.
+fn exact_reference(env: &str, tau: Option<f64>, regularizer: Regularizer) -> anyhow::Result<Option<ExactColumns>> {
     let Ok(table) = tame_envs::transition_table(env) else { return Ok(None) };
-    let r = tame_agents::exact::reference_values(&table, EXACT_GAMMA, tau.unwrap_or(0.0))
+    let r = tame_agents::exact::reference_values(&table, EXACT_GAMMA, tau.unwrap_or(0.0), regularizer)
         .with_context(|| format!("exact solution of {env} at τ = {tau:?}"))?;
     Ok(Some(ExactColumns {
         v_star_tau: tau.map(|_| r.v_star_tau),
         v_star: r.v_star,
         v_pi_tau: tau.map(|_| r.v_pi_tau),
     }))
+}
+
+/// The soft bonus the sweep's runs use: the base config's `[sac] regularizer`, else entropy.
+fn runs_regularizer(plan: &SweepPlan) -> anyhow::Result<Regularizer> {
+    let base = match &plan.config {
+        Some(path) => crate::run_dir::RunConfig::from_file(path)?,
+        None => crate::run_dir::RunConfig::default(),
+    };
+    Ok(base.sac.map_or(Regularizer::Entropy, |s| s.regularizer))
 }
 
 /// The `eval/mean_return` learning curve of a run, from its event files.
@@ -131,6 +143,7 @@ pub fn summarize(
 ) -> anyhow::Result<SweepSummary> {
     let threshold = plan.threshold;
     let tabular = tame_envs::transition_table(&plan.env).is_ok();
+    let regularizer = runs_regularizer(plan)?;
     let mut runs = Vec::new();
     for (spec, outcome) in outcomes {
         let dir = run_dir(out, spec);
@@ -185,7 +198,7 @@ pub fn summarize(
             let mut reached: Vec<f64> =
                 ok.iter().filter_map(|r| r.steps_to_threshold).map(|s| s as f64).collect();
             reached.sort_by(f64::total_cmp);
-            let reference = exact_reference(&plan.env, tau.value())?;
+            let reference = exact_reference(&plan.env, tau.value(), regularizer)?;
             let opt_mean = |f: fn(&RunRow) -> Option<f64>| {
                 let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
                 stats::mean(&v)
@@ -213,6 +226,7 @@ pub fn summarize(
         plan: plan.clone(),
         threshold,
         exact_gamma: tabular.then_some(EXACT_GAMMA),
+        exact_regularizer: tabular.then_some(regularizer),
         groups,
         runs,
     })
@@ -297,7 +311,9 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
     if let Some(g) = summary.exact_gamma {
         let _ = writeln!(
             s,
-            "Exact columns: start-state values from soft/hard value iteration with γ = {g}."
+            "Exact columns: start-state values from soft/hard value iteration with γ = {g} and \
+             the runs' regularizer ({:?}).",
+            summary.exact_regularizer.unwrap_or(Regularizer::Entropy)
         );
     }
     s.push('\n');
