@@ -226,7 +226,12 @@ fn draw_line_panel(area: &Area<'_>, panel: &LinePanel) -> anyhow::Result<()> {
                 .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 6, 4, grey.stroke_width(1)))
                 .map_err(plot_err)?;
             chart
-                .draw_series(std::iter::once(Text::new(label.clone(), (x, y1), (FONT, 12).into_font().color(&grey))))
+                // Near the bottom: the legend sits in the upper left.
+                .draw_series(std::iter::once(Text::new(
+                    label.clone(),
+                    (x, y0 + 0.08 * (y1 - y0)),
+                    (FONT, 12).into_font().color(&grey),
+                )))
                 .map_err(plot_err)?;
         }
     }

@@ -128,7 +128,9 @@ fn final_panel(summary: &SweepSummary) -> LinePanel {
                 Some(s) => format!("τ=auto, σ={s}"),
                 None => "τ=auto".into(),
             };
-            series.push(Series::new(label, vec![(lo, auto), (hi, auto)]).dashed().color(i));
+            // Its own colour, after the σ series, so it shows even where it overlays one.
+            let colour = sigma_keys.len() + i;
+            series.push(Series::new(label, vec![(lo, auto), (hi, auto)]).dashed().color(colour));
         }
     }
     let markers = if plan.taus.contains(&TauSpec::Fixed(0.0)) {

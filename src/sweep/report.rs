@@ -240,8 +240,10 @@ fn median(sorted: &[f64]) -> Option<f64> {
     }
 }
 
+/// Six decimals, except whole numbers (step counts, returns of 0/1 tasks), which print bare.
 fn cell(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.6}")).unwrap_or_default()
+    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { format!("{x:.6}") })
+        .unwrap_or_default()
 }
 
 const COLUMNS: [&str; 15] = [
