@@ -129,31 +129,21 @@ pub(crate) fn forward(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { forward_avx2(shape, params, x, act, out) };
+        unsafe { avx2::forward(shape, params, x, act, out) };
         return;
     }
     forward_portable(shape, params, x, act, out);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(
-    shape: &MlpShape,
-    params: &[f32],
-    x: &[f32],
-    act: &mut Activations,
-    out: &mut [f32],
-) {
-    forward_portable(shape, params, x, act, out)
-}
-
+/// The layer loop shared by every path; `dense(tanh, w, b, x, y, n_in, n_out)` is the kernel.
 #[inline(always)]
-fn forward_portable(
+fn forward_layers(
     shape: &MlpShape,
     params: &[f32],
     x: &[f32],
     act: &mut Activations,
     out: &mut [f32],
+    mut dense: impl FnMut(bool, &[f32], &[f32], &[f32], &mut [f32], usize, usize),
 ) {
     let n_layers = shape.sizes.len() - 1;
     let Activations { a, b } = act;
@@ -164,26 +154,31 @@ fn forward_portable(
         let bias = &params[layer.b() * LANES..(layer.b() + layer.n_out) * LANES];
         let input = &src[..layer.n_in * LANES];
         if k + 1 == n_layers {
-            dense::<false>(
-                w,
-                bias,
-                input,
-                &mut out[..layer.n_out * LANES],
-                layer.n_in,
-                layer.n_out,
-            );
+            let y = &mut out[..layer.n_out * LANES];
+            dense(false, w, bias, input, y, layer.n_in, layer.n_out);
         } else {
-            dense::<true>(
-                w,
-                bias,
-                input,
-                &mut dst[..layer.n_out * LANES],
-                layer.n_in,
-                layer.n_out,
-            );
+            let y = &mut dst[..layer.n_out * LANES];
+            dense(true, w, bias, input, y, layer.n_in, layer.n_out);
             std::mem::swap(&mut src, &mut dst);
         }
     }
+}
+
+/// The reference path, written so that it needs no SIMD support at all.
+fn forward_portable(
+    shape: &MlpShape,
+    params: &[f32],
+    x: &[f32],
+    act: &mut Activations,
+    out: &mut [f32],
+) {
+    forward_layers(shape, params, x, act, out, |tanh, w, b, x, y, n_in, n_out| {
+        if tanh {
+            dense::<true>(w, b, x, y, n_in, n_out)
+        } else {
+            dense::<false>(w, b, x, y, n_in, n_out)
+        }
+    });
 }
 
 /// `y = x·W + b` for every lane, then tanh if `TANH`. Eight outputs are accumulated together
@@ -242,6 +237,151 @@ fn dense<const TANH: bool>(
     }
 }
 
+/// tanh of every lane of `v` in place, on the same path as [`forward`].
+pub(crate) fn tanh_lanes(v: &mut [f32; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { avx2::tanh_lanes(v) };
+        return;
+    }
+    v.iter_mut().for_each(|z| *z = tanh(*z));
+}
+
+/// Coefficients of 2^r = Σ (r·ln2)^n / n!, highest first, shared by every tanh path.
+const EXP2_POLY: [f32; 7] = [
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    1.0 / 2.0,
+    1.0,
+    1.0,
+];
+/// Adding and subtracting 1.5·2^23 rounds a float of magnitude < 2^22 to an integer.
+const ROUND: f32 = 12_582_912.0;
+
+/// Hand-written AVX2 kernels. LLVM kept the portable tanh scalar (the bit casts stop its
+/// vectorizer), which made it cost more than all the multiply-adds; here every operation is
+/// the 8-lane twin of the portable one, in the same order, so the results are bit-identical.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{forward_layers, Activations, MlpShape, EXP2_POLY, LANES, ROUND};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn forward(
+        shape: &MlpShape,
+        params: &[f32],
+        x: &[f32],
+        act: &mut Activations,
+        out: &mut [f32],
+    ) {
+        forward_layers(shape, params, x, act, out, |tanh, w, b, x, y, n_in, n_out| {
+            // SAFETY: this closure only runs inside this AVX2 + FMA function.
+            unsafe { dense(tanh, w, b, x, y, n_in, n_out) }
+        });
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tanh_lanes(v: &mut [f32; LANES]) {
+        // SAFETY: `v` holds exactly one 8-lane vector.
+        unsafe { _mm256_storeu_ps(v.as_mut_ptr(), tanh8(_mm256_loadu_ps(v.as_ptr()))) }
+    }
+
+    /// The twin of `super::dense`; see there.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn dense(
+        tanh: bool,
+        w: &[f32],
+        b: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        n_in: usize,
+        n_out: usize,
+    ) {
+        const TILE: usize = 8;
+        // Checked once here so that the loops below can use raw pointers.
+        assert!(
+            w.len() >= n_in * n_out * LANES
+                && b.len() >= n_out * LANES
+                && x.len() >= n_in * LANES
+                && y.len() >= n_out * LANES
+        );
+        let (w, b, x, y) = (w.as_ptr(), b.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+        let lane = |p: *const f32, v: usize| _mm256_loadu_ps(p.add(v * LANES));
+        let tiles = n_out / TILE;
+        for tile in 0..tiles {
+            let j = TILE * tile;
+            let mut acc: [__m256; TILE] = std::array::from_fn(|t| lane(b, j + t));
+            for i in 0..n_in {
+                let xi = lane(x, i);
+                let row = w.add((i * n_out + j) * LANES);
+                for (t, acc_t) in acc.iter_mut().enumerate() {
+                    *acc_t = _mm256_fmadd_ps(lane(row, t), xi, *acc_t);
+                }
+            }
+            for (t, &acc_t) in acc.iter().enumerate() {
+                let v = if tanh { tanh8(acc_t) } else { acc_t };
+                _mm256_storeu_ps(y.add((j + t) * LANES), v);
+            }
+        }
+        for j in tiles * TILE..n_out {
+            // Input i goes to part[i % 4], as in the portable loop, but with constant indices
+            // so that the partial sums stay in registers.
+            let mut part = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            while i + 4 <= n_in {
+                for (q, p) in part.iter_mut().enumerate() {
+                    *p = _mm256_fmadd_ps(lane(w, (i + q) * n_out + j), lane(x, i + q), *p);
+                }
+                i += 4;
+            }
+            for (q, p) in part.iter_mut().enumerate().take(n_in - i) {
+                *p = _mm256_fmadd_ps(lane(w, (i + q) * n_out + j), lane(x, i + q), *p);
+            }
+            let sum = _mm256_add_ps(
+                _mm256_add_ps(part[0], part[1]),
+                _mm256_add_ps(part[2], part[3]),
+            );
+            let acc = _mm256_add_ps(lane(b, j), sum);
+            let v = if tanh { tanh8(acc) } else { acc };
+            _mm256_storeu_ps(y.add(j * LANES), v);
+        }
+    }
+
+    /// The twin of `super::tanh`, step for step.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn tanh8(x: __m256) -> __m256 {
+        let sign = _mm256_set1_ps(-0.0);
+        let one = _mm256_set1_ps(1.0);
+        let round = _mm256_set1_ps(ROUND);
+        // min(NaN, 9) is 9 here as in f32::min, since minps returns its second operand.
+        let a = _mm256_min_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(9.0));
+        let t = _mm256_mul_ps(_mm256_set1_ps(-2.0 * std::f32::consts::LOG2_E), a);
+        let shifted = _mm256_add_ps(t, round);
+        let k = _mm256_sub_ps(shifted, round);
+        let r = _mm256_sub_ps(t, k);
+        let u = _mm256_mul_ps(r, _mm256_set1_ps(std::f32::consts::LN_2));
+        let mut p = _mm256_set1_ps(EXP2_POLY[0]);
+        for &c in &EXP2_POLY[1..] {
+            p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(c));
+        }
+        let k_int = _mm256_sub_epi32(
+            _mm256_castps_si256(shifted),
+            _mm256_set1_epi32(ROUND.to_bits() as i32),
+        );
+        let scale =
+            _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k_int, _mm256_set1_epi32(127)), 23));
+        let e = _mm256_mul_ps(p, scale);
+        let mag = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+        // mag ≥ 0, so OR-ing in x's sign bit is copysign.
+        _mm256_or_ps(mag, _mm256_and_ps(x, sign))
+    }
+}
+
 /// tanh from plain arithmetic so that it vectorizes (the libm call does not).
 ///
 /// tanh(x) = sign(x)·(1 − e)/(1 + e) with e = exp(−2|x|) = 2^(−2|x|·log2 e). The power of two
@@ -251,8 +391,6 @@ fn dense<const TANH: bool>(
 #[inline(always)]
 pub(crate) fn tanh(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // Adding and subtracting 1.5·2^23 rounds a float of magnitude < 2^22 to an integer.
-    const ROUND: f32 = 12_582_912.0;
     let a = x.abs().min(9.0);
     let t = -2.0 * LOG2_E * a; // exp(−2a) = 2^t, t ∈ [−26, 0]
     let shifted = t + ROUND;
@@ -260,8 +398,8 @@ pub(crate) fn tanh(x: f32) -> f32 {
     let r = t - k;
     // 2^r = e^(r·ln2) = Σ (r·ln2)^n / n!
     let u = r * std::f32::consts::LN_2;
-    let mut p: f32 = 1.0 / 720.0;
-    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0] {
+    let mut p = EXP2_POLY[0];
+    for &c in &EXP2_POLY[1..] {
         p = p.mul_add(u, c);
     }
     // The integer k sits in the low mantissa bits of `shifted`; 2^k is k + 127 in the exponent.
@@ -318,6 +456,23 @@ mod tests {
         assert_eq!(tanh(50.0), 1.0);
         assert_eq!(tanh(-50.0), -1.0);
         assert!(tanh(f32::INFINITY) == 1.0);
+    }
+
+    #[test]
+    fn simd_tanh_is_bit_identical_to_scalar() {
+        let mut xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 7.3e-5).collect();
+        xs.extend([0.0, -0.0, 9.0, -9.0, 1e-30, f32::MAX, f32::INFINITY, f32::NEG_INFINITY]);
+        xs.resize(xs.len().next_multiple_of(LANES), 0.5);
+        for chunk in xs.chunks_exact(LANES) {
+            let mut v: [f32; LANES] = chunk.try_into().unwrap();
+            tanh_lanes(&mut v);
+            for (x, y) in chunk.iter().zip(v) {
+                assert_eq!(y.to_bits(), tanh(*x).to_bits(), "tanh({x})");
+            }
+        }
+        let mut nan = [f32::NAN; LANES];
+        tanh_lanes(&mut nan);
+        assert!(nan.iter().all(|y| y.to_bits() == tanh(f32::NAN).to_bits()));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use tame_envs::{Action, Env, EnvError, Space};
 
-use crate::es_policy::{forward, tanh, Activations, MlpShape, LANES};
+use crate::es_policy::{forward, tanh_lanes, Activations, MlpShape, LANES};
 
 /// How observations become policy inputs.
 #[derive(Clone, Debug, PartialEq)]
@@ -245,6 +245,10 @@ impl Chunk {
                 &mut self.act,
                 &mut self.out,
             );
+            if let Head::Continuous { .. } = spec.head {
+                // The squashing tanh of the mean, all lanes at once.
+                self.out.as_chunks_mut::<LANES>().0.iter_mut().for_each(tanh_lanes);
+            }
             for (l, lane) in self.lanes.iter_mut().enumerate() {
                 if lane.done {
                     continue;
@@ -264,7 +268,7 @@ impl Chunk {
                     )),
                     Head::Continuous { center, half_width } => {
                         for (d, a) in lane.action.iter_mut().enumerate() {
-                            let mean = tanh(self.out[d * LANES + l]) as f64;
+                            let mean = self.out[d * LANES + l] as f64;
                             let noise = if settings.tau > 0.0 {
                                 settings.tau * lane.rng.sample::<f64, _>(StandardNormal)
                             } else {
@@ -299,9 +303,9 @@ impl Chunk {
             }
             match spec.obs {
                 ObsEncoding::Box(dim) => {
+                    // Raw here; normalised below for all lanes at once.
                     for i in 0..dim {
-                        let z = (lane.obs[i] - norm.mean[i]) * norm.inv_std[i];
-                        self.x[i * LANES + l] = z.clamp(-5.0, 5.0);
+                        self.x[i * LANES + l] = lane.obs[i];
                     }
                     if lane.record_obs {
                         let ep = &mut lane.episode;
@@ -317,6 +321,16 @@ impl Chunk {
                     for i in 0..n {
                         self.x[i * LANES + l] = if i == cell { 1.0 } else { 0.0 };
                     }
+                }
+            }
+        }
+        if let ObsEncoding::Box(_) = spec.obs {
+            // One vector operation per component. Finished lanes' stale inputs are normalised
+            // again, which is harmless: lanes never mix and their outputs are not used.
+            let rows = self.x.as_chunks_mut::<LANES>().0;
+            for ((row, &mean), &inv_std) in rows.iter_mut().zip(&norm.mean).zip(&norm.inv_std) {
+                for z in row {
+                    *z = ((*z - mean) * inv_std).clamp(-5.0, 5.0);
                 }
             }
         }
