@@ -187,11 +187,6 @@ pub fn make_env(name: &str) -> anyhow::Result<Box<dyn Env>> {
     Ok(tame_envs::make(name)?)
 }
 
-/// Whether an env's episodes have a goal whose reaching is a success (gridworlds).
-pub fn has_goal(env: &str) -> bool {
-    env.to_ascii_lowercase().contains("frozenlake")
-}
-
 /// Creates a fresh run directory `<logdir>/<run_name>__<UTC time>` (suffixed `-2`, `-3`, ...
 /// if that exists already) with its `checkpoints/` folder.
 pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> {
@@ -280,7 +275,7 @@ impl Summary {
             final_eval_return_std: std,
             final_eval_returns: r.clone(),
             final_policy_entropy: train.final_policy_entropy,
-            success_rate: if has_goal(&cfg.env) { train.success_rate } else { None },
+            success_rate: train.success_rate,
             interrupted: train.interrupted,
             wall_seconds,
         }

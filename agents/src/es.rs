@@ -666,7 +666,7 @@ fn evaluate_in(
         stats: EvalStats {
             returns: all.iter().map(|e| e.ret).collect(),
             lengths: all.iter().map(|e| e.len).collect(),
-            reached_goal: all.iter().map(|e| e.reached_goal).collect(),
+            success: all.iter().map(|e| e.success).collect(),
         },
         policy_entropy: discrete
             .then(|| all.iter().map(|e| e.entropy_sum).sum::<f64>() / steps.max(1) as f64),
@@ -848,7 +848,7 @@ pub fn train(
     let report = last_eval.unwrap_or_default();
     Ok(TrainSummary {
         steps: es.env_steps(),
-        success_rate: Some(report.stats.goal_rate()),
+        success_rate: report.stats.success_rate(),
         final_eval_returns: report.stats.returns,
         final_policy_entropy: report.policy_entropy,
         interrupted,

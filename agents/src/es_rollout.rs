@@ -144,8 +144,9 @@ pub(crate) struct Episode {
     pub obs_count: u64,
     /// Σ of the policy's entropy at the visited states, when asked for (discrete heads).
     pub entropy_sum: f64,
-    /// Ended by termination with a positive last reward (a gridworld's goal).
-    pub reached_goal: bool,
+    /// The env's own verdict at the episode's end (a gridworld's goal reached); `None` for
+    /// envs without a notion of success.
+    pub success: Option<bool>,
 }
 
 /// How a chunk acts during one rollout.
@@ -282,9 +283,11 @@ impl Chunk {
                 let result = lane.env.step(action, &mut lane.obs)?;
                 lane.episode.ret += result.reward;
                 lane.episode.len += 1;
-                lane.episode.reached_goal = result.terminated && result.reward > 0.0;
                 lane.done =
                     result.terminated || result.truncated || lane.episode.len >= settings.max_steps;
+                if lane.done {
+                    lane.episode.success = lane.env.success();
+                }
             }
         }
         Ok(self

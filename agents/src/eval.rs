@@ -31,9 +31,9 @@ impl PolicyAction {
 pub struct EvalStats {
     pub returns: Vec<f64>,
     pub lengths: Vec<u64>,
-    /// Whether each episode ended by termination (not time limit) with a positive last
-    /// reward: reaching the goal in FrozenLake-style gridworlds.
-    pub reached_goal: Vec<bool>,
+    /// Each episode's success as the env judges it (`Env::success`: a gridworld's goal
+    /// reached); `None` for envs without a notion of success.
+    pub success: Vec<Option<bool>>,
 }
 
 impl EvalStats {
@@ -51,9 +51,11 @@ impl EvalStats {
         (self.returns.iter().map(|r| (r - m).powi(2)).sum::<f64>() / n as f64).sqrt()
     }
 
-    pub fn goal_rate(&self) -> f64 {
-        let hits = self.reached_goal.iter().filter(|&&g| g).count();
-        hits as f64 / self.reached_goal.len().max(1) as f64
+    /// Fraction of successful episodes; `None` when the env has no notion of success.
+    pub fn success_rate(&self) -> Option<f64> {
+        let verdicts: Option<Vec<bool>> = self.success.iter().copied().collect();
+        let verdicts = verdicts.filter(|v| !v.is_empty())?;
+        Some(verdicts.iter().filter(|&&s| s).count() as f64 / verdicts.len() as f64)
     }
 }
 
@@ -82,7 +84,7 @@ pub fn evaluate(
             ret += step.reward;
             len += 1;
             if step.terminated || step.truncated {
-                stats.reached_goal.push(step.terminated && step.reward > 0.0);
+                stats.success.push(env.success());
                 break;
             }
         }
@@ -90,4 +92,33 @@ pub fn evaluate(
         stats.lengths.push(len);
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_comes_from_the_env_and_is_absent_without_one() {
+        // CliffWalking's safe path: up, right along row 2, down into the goal (UP 0, RIGHT 1,
+        // DOWN 2). Its last reward is -1, so only the env can tell this episode succeeded.
+        let mut env = tame_envs::make("cliffwalking").unwrap();
+        let mut t = 0;
+        let stats = evaluate(env.as_mut(), 2, &mut |_| {
+            let a = match t % 13 {
+                0 => 0,
+                12 => 2,
+                _ => 1,
+            };
+            t += 1;
+            PolicyAction::Discrete(a)
+        })
+        .unwrap();
+        assert_eq!(stats.returns, vec![-13.0, -13.0]);
+        assert_eq!(stats.success_rate(), Some(1.0));
+
+        let mut env = tame_envs::make("pendulum").unwrap();
+        let stats = evaluate(env.as_mut(), 1, &mut |_| PolicyAction::Continuous(vec![0.0])).unwrap();
+        assert_eq!(stats.success_rate(), None);
+    }
 }

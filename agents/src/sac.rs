@@ -948,7 +948,7 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
         final_eval_returns: stats.returns.clone(),
         final_policy_entropy: (!entropies.is_empty())
             .then(|| entropies.iter().sum::<f64>() / entropies.len() as f64),
-        success_rate: Some(stats.goal_rate()),
+        success_rate: stats.success_rate(),
         interrupted,
     })
 }
@@ -1057,6 +1057,9 @@ mod tests {
             self.pos = state[0] as usize;
             obs[0] = self.pos as f32;
             Ok(())
+        }
+        fn success(&self) -> Option<bool> {
+            Some(self.pos == self.n - 1)
         }
     }
 

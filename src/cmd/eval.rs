@@ -60,7 +60,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     };
     let entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
-    let success = crate::run_dir::has_goal(&cfg.env).then(|| stats.goal_rate());
+    let success = stats.success_rate();
     if args.json {
         let out = serde_json::json!({
             "run_dir": args.run_dir,
