@@ -860,6 +860,8 @@ fn evaluate_and_checkpoint(es: &mut Es, ctx: &mut RunCtx<'_>) -> anyhow::Result<
     let step = es.env_steps();
     ctx.logger
         .scalar("eval/mean_return", step, report.mean_return())?;
+    // The spread of evaluation returns, not just their mean (a few failing episodes show).
+    ctx.logger.histogram("eval/returns", step, &report.stats.returns)?;
     if let Some(h) = report.policy_entropy {
         ctx.logger.scalar("charts/policy_entropy", step, h)?;
     }
