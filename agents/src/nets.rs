@@ -48,7 +48,8 @@ impl Mlp {
 fn forward_layers(layers: &[(Tensor, Tensor)], x: &Tensor) -> Tensor {
     let mut h = layers[0].1.addmm(x, &layers[0].0);
     for (w, b) in &layers[1..] {
-        h = b.addmm(&h.relu(), w);
+        // In place: addmm's backward needs its inputs, not its output.
+        h = b.addmm(&h.relu_(), w);
     }
     h
 }

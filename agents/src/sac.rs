@@ -418,6 +418,15 @@ impl SacAgent {
         }
     }
 
+    /// τ·(log π + c) of the soft value (c = 0 for entropy, log|A| for KL to uniform).
+    fn soft_term(&self, log_pi: Tensor, tau: f64) -> Tensor {
+        if self.log_reference == 0.0 {
+            log_pi * tau
+        } else {
+            (log_pi + self.log_reference) * tau
+        }
+    }
+
     /// min(Q_1, Q_2) of the given twin (online or target), `[B, out]`.
     fn min_q(twin: &[Mlp; 2], input: &Tensor) -> Tensor {
         twin[0].forward(input).minimum(&twin[1].forward(input))
@@ -504,13 +513,13 @@ impl SacAgent {
             let v_next = if self.discrete() {
                 let (probs, log_probs) = self.discrete_policy(&batch.next_obs);
                 let q_next = Self::min_q(&self.critic_targets, &batch.next_obs);
-                let soft_q = if soft { q_next - (log_probs + self.log_reference) * tau } else { q_next };
+                let soft_q = if soft { q_next - self.soft_term(log_probs, tau) } else { q_next };
                 (probs * soft_q).sum_dim_intlist(-1, true, Kind::Float)
             } else {
                 let (a_next, log_pi) = self.continuous_sample(&batch.next_obs, &noise_next);
                 let input = Tensor::cat(&[&batch.next_obs, &a_next], -1);
                 let q_next = Self::min_q(&self.critic_targets, &input);
-                if soft { q_next - (log_pi + self.log_reference) * tau } else { q_next }
+                if soft { q_next - self.soft_term(log_pi, tau) } else { q_next }
             };
             let not_done: Tensor = 1.0 - &batch.terminated;
             batch.rewards.unsqueeze(-1) + not_done.unsqueeze(-1) * self.gamma * v_next
@@ -520,8 +529,7 @@ impl SacAgent {
             let q = |c: &Mlp| c.forward(&batch.obs).gather(-1, &idx, false);
             (q(&self.critics[0]), q(&self.critics[1]))
         } else {
-            let input = Tensor::cat(&[&batch.obs, &batch.actions], -1);
-            (self.critics[0].forward(&input), self.critics[1].forward(&input))
+            (self.critics[0].forward(&batch.obs_actions), self.critics[1].forward(&batch.obs_actions))
         };
         let qf1 = q1.mse_loss(&target, tch::Reduction::Mean);
         let qf2 = q2.mse_loss(&target, tch::Reduction::Mean);
