@@ -63,6 +63,8 @@ pub struct ParamSet {
     leaves: Vec<Tensor>,
     /// Names of `leaves`: `<net>.w<i>` and `<net>.b<i>`.
     names: Vec<String>,
+    /// Each network's name and layer sizes.
+    layout: Vec<(String, Vec<usize>)>,
 }
 
 impl ParamSet {
@@ -86,19 +88,9 @@ impl ParamSet {
     /// A copy of this set with the same networks and values, not trainable (target networks),
     /// its networks named with `suffix` appended.
     pub fn frozen_copy(&self, suffix: &str) -> (ParamSet, Vec<Mlp>) {
-        let mut nets: Vec<(String, Vec<usize>)> = Vec::new();
-        for (name, leaf) in self.names.iter().zip(&self.leaves) {
-            let (net, param) = name.rsplit_once('.').unwrap_or(("", name));
-            if param == "w0" {
-                nets.push((format!("{net}{suffix}"), vec![leaf.size()[0] as usize]));
-            }
-            if param.starts_with('w') {
-                if let Some(last) = nets.last_mut() {
-                    last.1.push(leaf.size()[1] as usize);
-                }
-            }
-        }
-        let nets: Vec<(&str, &[usize])> = nets.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+        let names: Vec<String> = self.layout.iter().map(|(net, _)| format!("{net}{suffix}")).collect();
+        let nets: Vec<(&str, &[usize])> =
+            names.iter().zip(&self.layout).map(|(n, (_, sizes))| (n.as_str(), sizes.as_slice())).collect();
         Self::from_data(&nets, self.data.detach().copy(), false)
     }
 
@@ -130,7 +122,8 @@ impl ParamSet {
             }
         });
         assert_eq!(offset, data.numel() as i64, "parameter buffer size does not match the networks");
-        (ParamSet { data, leaves, names }, mlps)
+        let layout = nets.iter().map(|(n, sizes)| (n.to_string(), sizes.to_vec())).collect();
+        (ParamSet { data, leaves, names, layout }, mlps)
     }
 
     /// Number of parameters.

@@ -309,15 +309,6 @@ struct Noise {
     log_density: Tensor,
 }
 
-fn into_pair(mut v: Vec<Mlp>) -> [Mlp; 2] {
-    let second = v.pop();
-    let first = v.pop();
-    match (first, second) {
-        (Some(a), Some(b)) => [a, b],
-        _ => unreachable!("two critics were built"),
-    }
-}
-
 impl SacAgent {
     /// Builds the networks for the given spaces; initial weights and update noise come from
     /// `rng`.
@@ -356,9 +347,10 @@ impl SacAgent {
         let (actor_params, mut actors) = ParamSet::new(&[("actor", &actor_sizes)], &mut rng);
         let actor = actors.remove(0);
         let (critic_params, critics) = ParamSet::new(&[("critic1", &critic_sizes), ("critic2", &critic_sizes)], &mut rng);
-        let critics = into_pair(critics);
+        let critics: [Mlp; 2] = critics.try_into().map_err(|_| anyhow::anyhow!("expected two critics"))?;
         let (target_params, critic_targets) = critic_params.frozen_copy("_target");
-        let critic_targets = into_pair(critic_targets);
+        let critic_targets: [Mlp; 2] =
+            critic_targets.try_into().map_err(|_| anyhow::anyhow!("expected two target critics"))?;
         let actor_opt = Adam::new(&actor_params, config.learning_rate);
         let critic_opt = Adam::new(&critic_params, config.learning_rate);
 
