@@ -26,10 +26,13 @@ pub struct ReplayBuffer {
 }
 
 /// A sampled minibatch as tensors: obs `[B, obs_dim]`, actions `[B, action_dim]`,
-/// rewards and terminated `[B]`, next_obs `[B, obs_dim]`.
+/// rewards and terminated `[B]`, next_obs `[B, obs_dim]`. All are views into one tensor of
+/// rows `[obs | action | next_obs | reward | terminated]` (one copy into libtorch, not five),
+/// and `obs_actions` is `[obs | action]`, the continuous critic's input, without a concatenation.
 pub struct Batch {
     pub obs: Tensor,
     pub actions: Tensor,
+    pub obs_actions: Tensor,
     pub rewards: Tensor,
     pub next_obs: Tensor,
     pub terminated: Tensor,
@@ -112,26 +115,25 @@ impl ReplayBuffer {
     pub fn sample(&self, batch: usize, rng: &mut ChaCha8Rng) -> Batch {
         assert!(self.len > 0, "sampling from an empty replay buffer");
         let (od, ad) = (self.obs_dim, self.action_dim);
-        let mut obs = Vec::with_capacity(batch * od);
-        let mut next_obs = Vec::with_capacity(batch * od);
-        let mut actions = Vec::with_capacity(batch * ad);
-        let mut rewards = Vec::with_capacity(batch);
-        let mut terminated = Vec::with_capacity(batch);
+        let width = 2 * od + ad + 2;
+        let mut rows = Vec::with_capacity(batch * width);
         for _ in 0..batch {
             let i = rng.random_range(0..self.len);
-            obs.extend_from_slice(&self.obs[i * od..(i + 1) * od]);
-            next_obs.extend_from_slice(&self.next_obs[i * od..(i + 1) * od]);
-            actions.extend_from_slice(&self.actions[i * ad..(i + 1) * ad]);
-            rewards.push(self.rewards[i]);
-            terminated.push(self.terminated[i]);
+            rows.extend_from_slice(&self.obs[i * od..(i + 1) * od]);
+            rows.extend_from_slice(&self.actions[i * ad..(i + 1) * ad]);
+            rows.extend_from_slice(&self.next_obs[i * od..(i + 1) * od]);
+            rows.push(self.rewards[i]);
+            rows.push(self.terminated[i]);
         }
-        let b = batch as i64;
+        let all = Tensor::from_slice(&rows).view([batch as i64, width as i64]);
+        let (od, ad) = (od as i64, ad as i64);
         Batch {
-            obs: Tensor::from_slice(&obs).view([b, od as i64]),
-            next_obs: Tensor::from_slice(&next_obs).view([b, od as i64]),
-            actions: Tensor::from_slice(&actions).view([b, ad as i64]),
-            rewards: Tensor::from_slice(&rewards),
-            terminated: Tensor::from_slice(&terminated),
+            obs: all.narrow(1, 0, od),
+            actions: all.narrow(1, od, ad),
+            obs_actions: all.narrow(1, 0, od + ad),
+            next_obs: all.narrow(1, od + ad, od),
+            rewards: all.select(1, 2 * od + ad),
+            terminated: all.select(1, 2 * od + ad + 1),
         }
     }
 }
@@ -160,6 +162,21 @@ mod tests {
             assert_eq!(obs[2 * j], r);
             assert_eq!(next[2 * j], r + 1.0);
             assert_eq!(term[j], if r == 4.0 { 1.0 } else { 0.0 });
+        }
+    }
+
+    #[test]
+    fn obs_actions_is_obs_then_action() {
+        let mut rb = ReplayBuffer::new(8, 2, 1);
+        for k in 0..8 {
+            let x = k as f32;
+            rb.push(&[x, 10.0 + x], &[-x], x, &[0.0, 0.0], false);
+        }
+        let b = rb.sample(16, &mut ChaCha8Rng::seed_from_u64(1));
+        let joint = Vec::<f32>::try_from(b.obs_actions.flatten(0, -1)).unwrap();
+        let rewards = Vec::<f32>::try_from(&b.rewards).unwrap();
+        for (j, &r) in rewards.iter().enumerate() {
+            assert_eq!(&joint[3 * j..3 * j + 3], &[r, 10.0 + r, -r]);
         }
     }
 

@@ -31,10 +31,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use tame_envs::{Env, Space};
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::eval::{evaluate, EvalStats, PolicyAction};
-use crate::nets::{all_finite, clone_mlp, polyak_update, Mlp};
+use crate::nets::{polyak_update, Adam, Mlp, ParamSet};
 use crate::replay::ReplayBuffer;
 use crate::run::{stop_requested, Progress, RunCtx, Tau, TrainSummary};
 
@@ -243,8 +243,30 @@ impl ObsEncoding {
 /// How the temperature is set.
 enum Temperature {
     Fixed(f64),
-    /// log τ, trained by its own Adam to hold the policy's entropy at `target_entropy`.
-    Auto { log_tau: Tensor, opt: nn::Optimizer, target_entropy: f64, _vs: nn::VarStore },
+    /// log τ, trained by its own scalar Adam to hold the policy's entropy at `target_entropy`.
+    Auto { log_tau: f64, opt: ScalarAdam, target_entropy: f64 },
+}
+
+/// Adam on one host-side scalar (log τ): its gradient is a batch mean read off anyway, so
+/// stepping it in plain Rust costs no tensor ops. Same update as [`Adam`].
+struct ScalarAdam {
+    lr: f64,
+    m: f64,
+    v: f64,
+    t: i32,
+}
+
+impl ScalarAdam {
+    fn step(&mut self, x: &mut f64, grad: f64) {
+        const BETA1: f64 = 0.9;
+        const BETA2: f64 = 0.999;
+        self.t += 1;
+        self.m = BETA1 * self.m + (1.0 - BETA1) * grad;
+        self.v = BETA2 * self.v + (1.0 - BETA2) * grad * grad;
+        let m_hat = self.m / (1.0 - BETA1.powi(self.t));
+        let v_hat = self.v / (1.0 - BETA2.powi(self.t));
+        *x -= self.lr * m_hat / (v_hat.sqrt() + 1e-8);
+    }
 }
 
 /// Networks, optimisers and temperature of a SAC agent.
@@ -254,30 +276,37 @@ pub struct SacAgent {
     hard: bool,
     gamma: f64,
     polyak: f64,
-    /// τ·c added to every τ·log π of the soft value: 0 (entropy) or τ·log|A| (KL to uniform).
+    /// c in every τ·(log π + c) of the soft value: 0 (entropy) or log|A| (KL to uniform).
     log_reference: f64,
-    actor_vs: nn::VarStore,
+    actor_params: ParamSet,
     actor: Mlp,
-    actor_opt: nn::Optimizer,
-    critic_vs: nn::VarStore,
-    /// Twin critics Q_1, Q_2 stacked as one two-member ensemble.
-    critic: Mlp,
-    critic_opt: nn::Optimizer,
-    _target_vs: nn::VarStore,
-    critic_target: Mlp,
+    actor_opt: Adam,
+    /// Twin critics Q_1, Q_2, both in one parameter buffer (one Adam step for the pair).
+    critic_params: ParamSet,
+    critics: [Mlp; 2],
+    critic_opt: Adam,
+    target_params: ParamSet,
+    critic_targets: [Mlp; 2],
     temperature: Temperature,
     /// Reparameterisation noise ε of the updates.
     noise_rng: ChaCha8Rng,
 }
 
-/// Losses of the latest update, kept as tensors so that they are read only when logged.
+/// Losses of the latest update, as read for the NaN check (no extra host reads to log them).
 pub struct UpdateLosses {
-    pub qf1: Tensor,
-    pub qf2: Tensor,
-    pub actor: Option<Tensor>,
-    pub tau: Tensor,
-    pub tau_loss: Option<Tensor>,
-    pub entropy: Option<Tensor>,
+    pub qf1: f64,
+    pub qf2: f64,
+    pub actor: Option<f64>,
+    pub tau: f64,
+    pub tau_loss: Option<f64>,
+    pub entropy: Option<f64>,
+}
+
+/// Reparameterisation noise ε `[B, d]` and its standard-normal log-density summed over the
+/// action dimensions, `[B, 1]`, both drawn on the host.
+struct Noise {
+    eps: Tensor,
+    log_density: Tensor,
 }
 
 impl SacAgent {
@@ -315,16 +344,15 @@ impl SacAgent {
         let critic_sizes =
             if discrete { layer_sizes(obs_dim, action_dim) } else { layer_sizes(obs_dim + action_dim, 1) };
 
-        let actor_vs = nn::VarStore::new(Device::Cpu);
-        let actor = Mlp::new(&actor_vs.root().sub("actor"), &actor_sizes, None, &mut rng);
-        let critic_vs = nn::VarStore::new(Device::Cpu);
-        let critic = Mlp::new(&critic_vs.root().sub("critic"), &critic_sizes, Some(2), &mut rng);
-        let mut target_vs = nn::VarStore::new(Device::Cpu);
-        let critic_target = clone_mlp(&target_vs.root().sub("critic_target"), &critic_sizes, Some(2), &critic);
-        target_vs.freeze();
-        let adam = nn::Adam::default();
-        let actor_opt = adam.build(&actor_vs, config.learning_rate)?;
-        let critic_opt = adam.build(&critic_vs, config.learning_rate)?;
+        let (actor_params, mut actors) = ParamSet::new(&[("actor", &actor_sizes)], &mut rng);
+        let actor = actors.remove(0);
+        let (critic_params, critics) = ParamSet::new(&[("critic1", &critic_sizes), ("critic2", &critic_sizes)], &mut rng);
+        let critics: [Mlp; 2] = critics.try_into().map_err(|_| anyhow::anyhow!("expected two critics"))?;
+        let (target_params, critic_targets) = critic_params.frozen_copy("_target");
+        let critic_targets: [Mlp; 2] =
+            critic_targets.try_into().map_err(|_| anyhow::anyhow!("expected two target critics"))?;
+        let actor_opt = Adam::new(&actor_params, config.learning_rate);
+        let critic_opt = Adam::new(&critic_params, config.learning_rate);
 
         let temperature = match tau {
             Tau::Fixed(t) => Temperature::Fixed(t),
@@ -334,11 +362,8 @@ impl SacAgent {
                 } else {
                     -(action_dim as f64)
                 });
-                let vs = nn::VarStore::new(Device::Cpu);
-                let init = nn::Init::Const(config.initial_tau.ln());
-                let log_tau = vs.root().sub("temperature").var("log_tau", &[1], init);
-                let opt = adam.build(&vs, config.learning_rate)?;
-                Temperature::Auto { log_tau, opt, target_entropy, _vs: vs }
+                let opt = ScalarAdam { lr: config.learning_rate, m: 0.0, v: 0.0, t: 0 };
+                Temperature::Auto { log_tau: config.initial_tau.ln(), opt, target_entropy }
             }
         };
         let log_reference = match config.regularizer {
@@ -352,14 +377,14 @@ impl SacAgent {
             gamma: config.gamma,
             polyak: config.polyak,
             log_reference,
-            actor_vs,
+            actor_params,
             actor,
             actor_opt,
-            critic_vs,
-            critic,
+            critic_params,
+            critics,
             critic_opt,
-            _target_vs: target_vs,
-            critic_target,
+            target_params,
+            critic_targets,
             temperature,
             noise_rng: rng,
         })
@@ -377,38 +402,50 @@ impl SacAgent {
         }
     }
 
-    /// τ as a tensor without gradient (a constant in the actor and critic losses).
-    fn tau(&self) -> Tensor {
+    /// Current τ (a constant in the actor and critic losses).
+    pub fn tau_value(&self) -> f64 {
         match &self.temperature {
-            Temperature::Fixed(t) => Tensor::from(*t as f32),
-            Temperature::Auto { log_tau, .. } => log_tau.detach().exp().squeeze(),
+            Temperature::Fixed(t) => *t,
+            Temperature::Auto { log_tau, .. } => log_tau.exp(),
         }
     }
 
-    /// Current τ as a number.
-    pub fn tau_value(&self) -> f64 {
-        self.tau().double_value(&[])
+    /// τ·(log π + c) of the soft value (c = 0 for entropy, log|A| for KL to uniform).
+    fn soft_term(&self, log_pi: Tensor, tau: f64) -> Tensor {
+        if self.log_reference == 0.0 {
+            log_pi * tau
+        } else {
+            (log_pi + self.log_reference) * tau
+        }
     }
 
-    /// Continuous policy: an action a ∈ [-1, 1]^d for each row of `obs` and its log-density.
+    /// min(Q_1, Q_2) of the given twin (online or target), `[B, out]`.
+    fn min_q(twin: &[Mlp; 2], input: &Tensor) -> Tensor {
+        twin[0].forward(input).minimum(&twin[1].forward(input))
+    }
+
+    /// Continuous policy: an action a ∈ [-1, 1]^d for each row of `obs` and its log-density
+    /// `[B, 1]`.
     ///
     /// Reparameterised squashed Gaussian (Haarnoja et al. 2018, appendix C):
     ///   u = μ(s) + σ(s)·ε, ε ~ N(0, I);  a = tanh(u);
-    ///   log π(a|s) = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh²(u_j))],
-    /// with log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability. At τ = 0 the policy
-    /// is its σ → 0 limit a = tanh(μ(s)), whose τ·log π term is zero. `eps` is ε, `[B, d]`.
-    fn continuous_sample(&self, obs: &Tensor, eps: &Tensor) -> (Tensor, Tensor) {
+    ///   log π(a|s) = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh²(u_j))]
+    ///              = Σ_j [log N(ε_j; 0, 1) − log σ_j − 2(log 2 − u_j − softplus(−2u_j))],
+    /// using log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability; the ε-only terms
+    /// come precomputed with the noise. At τ = 0 the policy is its σ → 0 limit a = tanh(μ(s)),
+    /// whose τ·log π term is zero (log π is returned as an undefined tensor then).
+    fn continuous_sample(&self, obs: &Tensor, noise: &Noise) -> (Tensor, Tensor) {
         let out = self.actor.forward(obs);
         let parts = out.chunk(2, -1);
         let mean = &parts[0];
         if self.hard {
-            return (mean.tanh(), Tensor::zeros([obs.size()[0]], (Kind::Float, Device::Cpu)));
+            return (mean.tanh(), Tensor::new());
         }
         let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
-        let u = mean + log_std.exp() * eps;
-        let log_gauss = eps.square() * -0.5 - &log_std - 0.5 * (2.0 * std::f64::consts::PI).ln();
-        let log_jacobian = (-&u - (&u * -2.0).softplus() + 2f64.ln()) * 2.0;
-        let log_pi = (log_gauss - log_jacobian).sum_dim_intlist(-1, false, Kind::Float);
+        let u = mean + log_std.exp() * &noise.eps;
+        let d = noise.eps.size()[1] as f64;
+        let per_dim = log_std - (&u + (&u * -2.0).softplus()) * 2.0;
+        let log_pi = &noise.log_density - 2.0 * d * 2f64.ln() - per_dim.sum_dim_intlist(-1, true, Kind::Float);
         (u.tanh(), log_pi)
     }
 
@@ -417,7 +454,7 @@ impl SacAgent {
     /// with log π set to 0 (π·log π → 0).
     fn discrete_policy(&self, obs: &Tensor) -> (Tensor, Tensor) {
         if self.hard {
-            let q = tch::no_grad(|| self.critic.forward(obs).amin(0, false));
+            let q = tch::no_grad(|| Self::min_q(&self.critics, obs));
             let n = q.size()[1];
             let probs = q.argmax(-1, false).one_hot(n).to_kind(Kind::Float);
             return (probs, q.zeros_like());
@@ -426,21 +463,30 @@ impl SacAgent {
         (log_probs.exp(), log_probs)
     }
 
-    /// Standard normal noise of shape `[rows, action dim]` from `rng`.
-    fn normal_noise(&self, rows: i64, rng: &mut ChaCha8Rng) -> Tensor {
-        let d = self.stored_action_dim() as i64;
-        let values: Vec<f32> = (0..rows * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
-        Tensor::from_slice(&values).view([rows, d])
+    /// Standard normal noise ε of shape `[rows, action dim]` from `rng`, with its log-density.
+    fn normal_noise(&self, rows: i64, rng: &mut ChaCha8Rng) -> Noise {
+        let d = self.stored_action_dim();
+        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let values: Vec<f32> = (0..rows as usize * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let log_density: Vec<f32> = values
+            .chunks(d)
+            .map(|row| row.iter().map(|&e| -0.5 * (e as f64) * (e as f64) - half_log_2pi).sum::<f64>() as f32)
+            .collect();
+        Noise {
+            eps: Tensor::from_slice(&values).view([rows, d as i64]),
+            log_density: Tensor::from_slice(&log_density).view([rows, 1]),
+        }
     }
 
     /// One gradient step on critics, actor and temperature, then the Polyak update.
     /// Returns `None`, skipping the optimiser step of that loss, if a loss is NaN or infinite.
     pub fn update(&mut self, batch: &crate::replay::Batch) -> Option<UpdateLosses> {
-        let tau = self.tau();
-        let not_done = 1.0 - &batch.terminated;
-        // ε for the target's a' and for the actor loss's a, drawn up front (continuous only).
-        let (eps_next, eps_now) = if self.discrete() || self.hard {
-            (Tensor::new(), Tensor::new())
+        let tau = self.tau_value();
+        let soft = !self.hard;
+        // ε for the target's a' and for the actor loss's a, drawn up front (continuous soft only).
+        let (noise_next, noise_now) = if self.discrete() || self.hard {
+            let none = || Noise { eps: Tensor::new(), log_density: Tensor::new() };
+            (none(), none())
         } else {
             let rows = batch.obs.size()[0];
             let mut rng = std::mem::replace(&mut self.noise_rng, ChaCha8Rng::seed_from_u64(0));
@@ -454,101 +500,99 @@ impl SacAgent {
         //   V̄(s') = E_{a'~π}[min_i Q̄_i(s', a') − τ·(log π(a'|s') + c)]
         // (c = 0 for entropy, log|A| for KL to uniform). Discrete: E_{a'} is the exact sum
         // over actions, and Q_i(s, a) is read off Q_i(s, ·) at the stored action.
+        // Shapes are [B, 1] throughout.
         let target: Tensor = tch::no_grad(|| {
             let v_next = if self.discrete() {
                 let (probs, log_probs) = self.discrete_policy(&batch.next_obs);
-                let q_next = self.critic_target.forward(&batch.next_obs).amin(0, false);
-                let soft = q_next - &tau * (log_probs + self.log_reference);
-                (probs * soft).sum_dim_intlist(-1, false, Kind::Float)
+                let q_next = Self::min_q(&self.critic_targets, &batch.next_obs);
+                let soft_q = if soft { q_next - self.soft_term(log_probs, tau) } else { q_next };
+                (probs * soft_q).sum_dim_intlist(-1, true, Kind::Float)
             } else {
-                let (a_next, log_pi) = self.continuous_sample(&batch.next_obs, &eps_next);
+                let (a_next, log_pi) = self.continuous_sample(&batch.next_obs, &noise_next);
                 let input = Tensor::cat(&[&batch.next_obs, &a_next], -1);
-                let q_next = self.critic_target.forward(&input).amin(0, false).squeeze_dim(-1);
-                q_next - &tau * (log_pi + self.log_reference)
+                let q_next = Self::min_q(&self.critic_targets, &input);
+                if soft { q_next - self.soft_term(log_pi, tau) } else { q_next }
             };
-            &batch.rewards + not_done * self.gamma * v_next
+            let not_done: Tensor = 1.0 - &batch.terminated;
+            batch.rewards.unsqueeze(-1) + not_done.unsqueeze(-1) * self.gamma * v_next
         });
-        let q = if self.discrete() {
-            let idx = batch.actions.to_kind(Kind::Int64).unsqueeze(0).expand([2, -1, 1], false);
-            self.critic.forward(&batch.obs).gather(-1, &idx, false).squeeze_dim(-1)
+        let (q1, q2) = if self.discrete() {
+            let idx = batch.actions.to_kind(Kind::Int64);
+            let q = |c: &Mlp| c.forward(&batch.obs).gather(-1, &idx, false);
+            (q(&self.critics[0]), q(&self.critics[1]))
         } else {
-            let input = Tensor::cat(&[&batch.obs, &batch.actions], -1);
-            self.critic.forward(&input).squeeze_dim(-1)
+            (self.critics[0].forward(&batch.obs_actions), self.critics[1].forward(&batch.obs_actions))
         };
-        let qf_losses = (q - target.unsqueeze(0)).square().mean_dim(-1, false, Kind::Float);
-        let qf_loss = qf_losses.sum(Kind::Float);
-        if !all_finite(&qf_loss) {
+        let qf1 = q1.mse_loss(&target, tch::Reduction::Mean);
+        let qf2 = q2.mse_loss(&target, tch::Reduction::Mean);
+        let (qf1_value, qf2_value) = (qf1.double_value(&[]), qf2.double_value(&[]));
+        if !(qf1_value + qf2_value).is_finite() {
             return None;
         }
-        self.critic_opt.zero_grad();
-        qf_loss.backward();
-        self.critic_opt.step();
+        // ∇(J_Q1 + J_Q2) over both critics' parameters, one Adam step for the pair.
+        let grad = self.critic_params.grad(&[&qf1, &qf2]);
+        self.critic_opt.step(&mut self.critic_params, &grad);
 
         // Actor loss (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12 for discrete):
         //   J_π = E_s E_{a~π}[τ·log π(a|s) − min_i Q_i(s, a)],
         // reparameterised through a = tanh(μ + σε) when continuous, an exact sum when
         // discrete. At τ = 0 continuous this is DDPG's −Q(s, tanh μ(s)); at τ = 0 discrete the
-        // policy is the argmax of Q itself and has no parameters to train.
-        let (actor_loss, log_pi_detached, probs_detached) = if self.discrete() {
+        // policy is the argmax of Q itself and has no parameters to train. The critics score
+        // the actor's actions through frozen weights (gradients reach the actor only).
+        // `mean_log_pi` is E[log π] (exact over actions when discrete), for τ and the entropy.
+        let (actor_loss, mean_log_pi) = if self.discrete() {
             if self.hard {
-                (None, None, None)
+                (None, None)
             } else {
                 let (probs, log_probs) = self.discrete_policy(&batch.obs);
-                let q = tch::no_grad(|| self.critic.forward(&batch.obs).amin(0, false));
-                let loss = (&probs * (&tau * &log_probs - q)).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
-                (Some(loss), Some(log_probs.detach()), Some(probs.detach()))
+                let q = tch::no_grad(|| Self::min_q(&self.critics, &batch.obs));
+                let loss = (&probs * (&log_probs * tau - q)).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
+                let mean_log_pi = tch::no_grad(|| (probs * log_probs).sum(Kind::Float) / batch.obs.size()[0] as f64);
+                (Some(loss), Some(mean_log_pi))
             }
         } else {
-            let (a, log_pi) = self.continuous_sample(&batch.obs, &eps_now);
+            let (a, log_pi) = self.continuous_sample(&batch.obs, &noise_now);
             let input = Tensor::cat(&[&batch.obs, &a], -1);
-            let q = self.critic.forward_frozen(&input).amin(0, false).squeeze_dim(-1);
-            let loss = (&tau * &log_pi - q).mean(Kind::Float);
-            (Some(loss), (!self.hard).then(|| log_pi.detach()), None)
+            let q = self.critics[0].forward_frozen(&input).minimum(&self.critics[1].forward_frozen(&input));
+            if soft {
+                let loss = (&log_pi * tau - q).mean(Kind::Float);
+                (Some(loss), Some(log_pi.detach().mean(Kind::Float)))
+            } else {
+                (Some(-q.mean(Kind::Float)), None)
+            }
         };
+        let mut actor_value = None;
         if let Some(loss) = &actor_loss {
-            if !all_finite(loss) {
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
                 return None;
             }
-            self.actor_opt.zero_grad();
-            loss.backward();
-            self.actor_opt.step();
+            actor_value = Some(value);
+            let grad = self.actor_params.grad(&[loss]);
+            self.actor_opt.step(&mut self.actor_params, &grad);
         }
-
-        // Policy entropy H = −E[log π], exact for discrete, one sample per state continuous.
-        let entropy = match (&log_pi_detached, &probs_detached) {
-            (Some(lp), Some(p)) => Some(-(p * lp).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float)),
-            (Some(lp), None) => Some(-lp.mean(Kind::Float)),
-            _ => None,
-        };
+        let mean_log_pi = mean_log_pi.map(|t| t.double_value(&[]));
 
         // Temperature loss (Haarnoja et al. 2018, eq. 18), on log τ as SB3 does:
-        //   J(τ) = E_s E_{a~π}[−log τ · (log π(a|s) + H̄)],
+        //   J(τ) = E_s E_{a~π}[−log τ · (log π(a|s) + H̄)],  ∂J/∂log τ = −E[log π + H̄],
         // which raises τ when the entropy is below the target H̄ and lowers it above.
         let mut tau_loss = None;
-        if let Temperature::Auto { log_tau, opt, target_entropy, .. } = &mut self.temperature {
-            if let Some(lp) = &log_pi_detached {
-                let per_state = match &probs_detached {
-                    Some(p) => (p * (lp + *target_entropy)).sum_dim_intlist(-1, false, Kind::Float),
-                    None => lp + *target_entropy,
-                };
-                let loss = -(&*log_tau * per_state).mean(Kind::Float);
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                tau_loss = Some(loss.detach());
-            }
+        if let (Temperature::Auto { log_tau, opt, target_entropy }, Some(lp)) = (&mut self.temperature, mean_log_pi) {
+            tau_loss = Some(-*log_tau * (lp + *target_entropy));
+            opt.step(log_tau, -(lp + *target_entropy));
         }
 
         // Target networks: θ̄ ← (1 − ρ)θ̄ + ρθ.
-        polyak_update(&mut self.critic_target, &self.critic, self.polyak);
+        polyak_update(&mut self.target_params, &self.critic_params, self.polyak);
 
         Some(UpdateLosses {
-            qf1: qf_losses.get(0).detach(),
-            qf2: qf_losses.get(1).detach(),
-            actor: actor_loss.map(|l| l.detach()),
+            qf1: qf1_value,
+            qf2: qf2_value,
+            actor: actor_value,
             tau,
             tau_loss,
-            entropy,
+            // Policy entropy H = −E[log π], exact for discrete, one sample per state continuous.
+            entropy: mean_log_pi.map(|lp| -lp),
         })
     }
 
@@ -587,8 +631,8 @@ impl SacAgent {
                     // One-sample entropy estimate with fixed noise, so evaluation stays a
                     // deterministic function of the weights.
                     let h = (!self.hard).then(|| {
-                        let eps = self.normal_noise(1, &mut ChaCha8Rng::seed_from_u64(0));
-                        -self.continuous_sample(&obs, &eps).1.double_value(&[0])
+                        let noise = self.normal_noise(1, &mut ChaCha8Rng::seed_from_u64(0));
+                        -self.continuous_sample(&obs, &noise).1.double_value(&[0, 0])
                     });
                     (self.to_env_action(&mean), h)
                 }
@@ -643,13 +687,9 @@ impl SacAgent {
     /// needs none.
     pub fn update_macs(&self, batch: usize) -> f64 {
         let a_fwd = self.actor.forward_macs(batch);
-        let c_fwd = self.critic.forward_macs(batch);
-        let first = |m: &Mlp| {
-            let p = m.params();
-            let s = p[0].size();
-            s.iter().product::<i64>() as f64 * batch as f64
-        };
-        let (a_first, c_first) = (first(&self.actor), first(&self.critic));
+        let c_fwd: f64 = self.critics.iter().map(|c| c.forward_macs(batch)).sum();
+        let a_first = self.actor.first_layer_macs(batch);
+        let c_first: f64 = self.critics.iter().map(|c| c.first_layer_macs(batch)).sum();
         let critic_step = c_fwd + c_fwd + (c_fwd - c_first);
         if self.discrete() {
             // target: actor (or online critic when hard) + target critic; critic step;
@@ -665,16 +705,22 @@ impl SacAgent {
         }
     }
 
+    /// Every network parameter by checkpoint name, plus log τ when it is learned.
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named = Vec::new();
+        for set in [&self.actor_params, &self.critic_params, &self.target_params] {
+            named.extend(set.named());
+        }
+        if let Temperature::Auto { log_tau, .. } = &self.temperature {
+            named.push(("temperature.log_tau".into(), Tensor::from_slice(&[*log_tau])));
+        }
+        named
+    }
+
     /// Writes every network and the temperature to `path` as safetensors, atomically
     /// (temp file in the same directory, fsync, rename).
     pub fn save(&self, path: &Path, step: u64) -> anyhow::Result<()> {
-        let mut named: Vec<(String, Tensor)> = Vec::new();
-        for vs in [&self.actor_vs, &self.critic_vs, &self._target_vs] {
-            named.extend(vs.variables());
-        }
-        if let Temperature::Auto { log_tau, .. } = &self.temperature {
-            named.push(("temperature.log_tau".into(), log_tau.detach()));
-        }
+        let mut named = self.named_tensors();
         named.push(("step".into(), Tensor::from(step as i64)));
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let tmp = path.with_extension("safetensors.tmp");
@@ -691,13 +737,7 @@ impl SacAgent {
     pub fn load(&mut self, path: &Path) -> anyhow::Result<u64> {
         let stored = Tensor::read_safetensors(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
         let stored: std::collections::HashMap<String, Tensor> = stored.into_iter().collect();
-        let mut targets: Vec<(String, Tensor)> = Vec::new();
-        for vs in [&self.actor_vs, &self.critic_vs, &self._target_vs] {
-            targets.extend(vs.variables());
-        }
-        if let Temperature::Auto { log_tau, .. } = &self.temperature {
-            targets.push(("temperature.log_tau".into(), log_tau.shallow_clone()));
-        }
+        let targets = self.named_tensors();
         tch::no_grad(|| -> anyhow::Result<()> {
             for (name, mut var) in targets {
                 let src = stored.get(&name).with_context(|| {
@@ -711,6 +751,9 @@ impl SacAgent {
             }
             Ok(())
         })?;
+        if let (Temperature::Auto { log_tau, .. }, Some(t)) = (&mut self.temperature, stored.get("temperature.log_tau")) {
+            *log_tau = t.double_value(&[0]);
+        }
         Ok(stored.get("step").map(|t| t.int64_value(&[]) as u64).unwrap_or(0))
     }
 }
@@ -954,18 +997,17 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
 }
 
 fn log_losses(ctx: &mut RunCtx, step: u64, l: &UpdateLosses) -> anyhow::Result<()> {
-    let v = |t: &Tensor| t.double_value(&[]);
-    ctx.logger.scalar("losses/qf1_loss", step, v(&l.qf1))?;
-    ctx.logger.scalar("losses/qf2_loss", step, v(&l.qf2))?;
-    if let Some(a) = &l.actor {
-        ctx.logger.scalar("losses/actor_loss", step, v(a))?;
+    ctx.logger.scalar("losses/qf1_loss", step, l.qf1)?;
+    ctx.logger.scalar("losses/qf2_loss", step, l.qf2)?;
+    if let Some(a) = l.actor {
+        ctx.logger.scalar("losses/actor_loss", step, a)?;
     }
-    ctx.logger.scalar("losses/alpha", step, v(&l.tau))?;
-    if let Some(a) = &l.tau_loss {
-        ctx.logger.scalar("losses/alpha_loss", step, v(a))?;
+    ctx.logger.scalar("losses/alpha", step, l.tau)?;
+    if let Some(a) = l.tau_loss {
+        ctx.logger.scalar("losses/alpha_loss", step, a)?;
     }
-    if let Some(h) = &l.entropy {
-        ctx.logger.scalar("charts/policy_entropy", step, v(h))?;
+    if let Some(h) = l.entropy {
+        ctx.logger.scalar("charts/policy_entropy", step, h)?;
     }
     Ok(())
 }
@@ -1197,14 +1239,14 @@ mod tests {
         let agent = SacAgent::new(&config, Tau::Fixed(0.2), &Space::Box { low: vec![0.0], high: vec![1.0] },
             &Space::Box { low: vec![-1.0], high: vec![1.0] }, ChaCha8Rng::seed_from_u64(0)).unwrap();
         let obs = Tensor::from_slice(&[0.5f32]).view([1, 1]).repeat([4, 1]);
-        let eps = agent.normal_noise(4, &mut ChaCha8Rng::seed_from_u64(1));
-        let (a, log_pi) = agent.continuous_sample(&obs, &eps);
+        let noise = agent.normal_noise(4, &mut ChaCha8Rng::seed_from_u64(1));
+        let (a, log_pi) = agent.continuous_sample(&obs, &noise);
         let out = agent.actor.forward(&obs);
         let parts = out.chunk(2, -1);
         let (mean, std) = (&parts[0], parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX).exp());
         let u = a.atanh();
         let gauss = ((&u - mean) / &std).square() * -0.5 - std.log() - 0.5 * (2.0 * std::f64::consts::PI).ln();
-        let want = (gauss - (-a.square() + 1.0).log()).squeeze_dim(-1);
+        let want = gauss - (-a.square() + 1.0).log();
         let diff = (log_pi - want).abs().max().double_value(&[]);
         assert!(diff < 1e-3, "log-prob differs by {diff}");
     }
