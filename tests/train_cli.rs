@@ -100,6 +100,13 @@ fn run_directory_holds_config_checkpoint_events_and_summary_and_eval_reloads_it(
         "losses/actor_loss", "losses/alpha", "charts/policy_entropy", "eval/mean_return"] {
         assert!(tags.iter().any(|t| t == tag), "tag {tag} never logged");
     }
+    // Histograms: returns of every evaluation, and the policy's entropy at the final one.
+    let events = tame::tensorboard::read_events(&dir).unwrap();
+    let returns = &events.histograms["eval/returns"];
+    assert_eq!(returns.iter().map(|h| h.step).collect::<Vec<_>>(), [300, 600]);
+    assert_eq!(returns[1].num, 2.0);
+    assert!((returns[1].sum / 2.0 - s["final_eval_return_mean"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(events.histograms["eval/policy_entropy"][0].num >= 2.0);
 
     // `tame eval` reloads the checkpoint and reproduces the final evaluation exactly.
     let out = tame(&["eval", &dir.to_string_lossy(), "--json"]);

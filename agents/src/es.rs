@@ -42,7 +42,7 @@ use crate::es_policy::{scatter_lane, LANES};
 use crate::es_rollout::{
     spec_for, ActSettings, Chunk, Episode, LaneTask, ObsEncoding, ObsNorm, PolicySpec,
 };
-use crate::eval::{EvalStats, EVAL_SEED_BASE};
+use crate::eval::{log_eval, EvalStats, EVAL_SEED_BASE};
 use crate::run::{stop_requested, Progress, RunCtx, TrainSummary};
 
 /// Makes a fresh environment; called once per lane.
@@ -858,10 +858,7 @@ pub fn train(
 fn evaluate_and_checkpoint(es: &mut Es, ctx: &mut RunCtx<'_>) -> anyhow::Result<EvalReport> {
     let report = es.evaluate()?;
     let step = es.env_steps();
-    ctx.logger
-        .scalar("eval/mean_return", step, report.mean_return())?;
-    // The spread of evaluation returns, not just their mean (a few failing episodes show).
-    ctx.logger.histogram("eval/returns", step, &report.stats.returns)?;
+    log_eval(ctx.logger, step, &report.stats)?;
     if let Some(h) = report.policy_entropy {
         ctx.logger.scalar("charts/policy_entropy", step, h)?;
     }

@@ -94,6 +94,13 @@ pub fn evaluate(
     Ok(stats)
 }
 
+/// Logs an evaluation the way every agent does: `eval/mean_return`, and the spread of the
+/// episodes' returns as the `eval/returns` histogram (a few failing episodes show there).
+pub fn log_eval(logger: &mut dyn crate::Logger, step: u64, stats: &EvalStats) -> anyhow::Result<()> {
+    logger.scalar("eval/mean_return", step, stats.mean_return())?;
+    logger.histogram("eval/returns", step, &stats.returns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tame_envs::{Env, Space};
 use tch::{Kind, Tensor};
 
-use crate::eval::{evaluate, EvalStats, PolicyAction};
+use crate::eval::{evaluate, log_eval, EvalStats, PolicyAction};
 use crate::nets::{polyak_update, Adam, Mlp, ParamSet};
 use crate::replay::ReplayBuffer;
 use crate::run::{stop_requested, Progress, RunCtx, Tau, TrainSummary};
@@ -965,7 +965,7 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
         }
         if run.eval_every > 0 && step % run.eval_every == 0 && step < run.steps {
             let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut Vec::new())?;
-            ctx.logger.scalar("eval/mean_return", step, stats.mean_return())?;
+            log_eval(ctx.logger, step, &stats)?;
             progress.last_eval = Some(stats.mean_return());
             if let Some(path) = &checkpoint {
                 trainer.agent.save(path, step)?;
@@ -978,7 +978,11 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
     let step = trainer.step;
     let mut entropies = Vec::new();
     let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut entropies)?;
-    ctx.logger.scalar("eval/mean_return", step, stats.mean_return())?;
+    log_eval(ctx.logger, step, &stats)?;
+    if !entropies.is_empty() {
+        // Entropy of π(·|s) at every state the final evaluation visited.
+        ctx.logger.histogram("eval/policy_entropy", step, &entropies)?;
+    }
     progress.step = step;
     progress.last_eval = Some(stats.mean_return());
     (ctx.progress)(&progress);
