@@ -121,7 +121,7 @@ fn grid_columns(table: &TransitionTable) -> Option<usize> {
         }
         count
     };
-    (1..=n).filter(|c| n % c == 0).max_by_key(|&c| (explained(c), usize::MAX - c.abs_diff(n / c)))
+    (1..=n).filter(|c| n.is_multiple_of(*c)).max_by_key(|&c| (explained(c), usize::MAX - c.abs_diff(n / c)))
 }
 
 /// Expected (d_col, d_row) of one step from state `s` under the policy; jumps that are not
