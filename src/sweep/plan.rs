@@ -104,6 +104,9 @@ impl SweepPlan {
         if self.seeds.is_empty() {
             bail!("the sweep has no seeds; give --seeds N with N ≥ 1");
         }
+        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
+            bail!("threshold {t} is not a finite number; accepted: any finite return, e.g. --threshold 0.7");
+        }
         if self.steps == Some(0) {
             bail!("--steps 0 is out of range; accepted: >= 1");
         }

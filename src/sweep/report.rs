@@ -102,9 +102,14 @@ struct ExactColumns {
 
 /// The exact solver's reference for `tau` (`None`: `auto`) on envs with a transition table,
 /// under the runs' regularizer; `None` for other envs.
-fn exact_reference(env: &str, tau: Option<f64>, regularizer: Regularizer) -> anyhow::Result<Option<ExactColumns>> {
-    let Ok(table) = tame_envs::transition_table(env) else { return Ok(None) };
-    let r = tame_agents::exact::reference_values(&table, EXACT_GAMMA, tau.unwrap_or(0.0), regularizer)
+fn exact_reference(
+    table: Option<&tame_envs::TransitionTable>,
+    env: &str,
+    tau: Option<f64>,
+    regularizer: Regularizer,
+) -> anyhow::Result<Option<ExactColumns>> {
+    let Some(table) = table else { return Ok(None) };
+    let r = tame_agents::exact::reference_values(table, EXACT_GAMMA, tau.unwrap_or(0.0), regularizer)
         .with_context(|| format!("exact solution of {env} at τ = {tau:?}"))?;
     Ok(Some(ExactColumns {
         v_star_tau: tau.map(|_| r.v_star_tau),
@@ -142,7 +147,8 @@ pub fn summarize(
     outcomes: &[(RunSpec, RunOutcome)],
 ) -> anyhow::Result<SweepSummary> {
     let threshold = plan.threshold;
-    let tabular = tame_envs::transition_table(&plan.env).is_ok();
+    // Read once: every τ of the grid is solved on the same table.
+    let table = tame_envs::transition_table(&plan.env).ok();
     let regularizer = runs_regularizer(plan)?;
     let mut runs = Vec::new();
     for (spec, outcome) in outcomes {
@@ -198,7 +204,7 @@ pub fn summarize(
             let mut reached: Vec<f64> =
                 ok.iter().filter_map(|r| r.steps_to_threshold).map(|s| s as f64).collect();
             reached.sort_by(f64::total_cmp);
-            let reference = exact_reference(&plan.env, tau.value(), regularizer)?;
+            let reference = exact_reference(table.as_ref(), &plan.env, tau.value(), regularizer)?;
             let opt_mean = |f: fn(&RunRow) -> Option<f64>| {
                 let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
                 stats::mean(&v)
@@ -225,8 +231,8 @@ pub fn summarize(
     Ok(SweepSummary {
         plan: plan.clone(),
         threshold,
-        exact_gamma: tabular.then_some(EXACT_GAMMA),
-        exact_regularizer: tabular.then_some(regularizer),
+        exact_gamma: table.is_some().then_some(EXACT_GAMMA),
+        exact_regularizer: table.is_some().then_some(regularizer),
         groups,
         runs,
     })
