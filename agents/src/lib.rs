@@ -9,6 +9,7 @@ mod logger;
 pub mod es;
 mod es_policy;
 mod es_rollout;
+mod helper;
 pub mod nets;
 pub mod replay;
 pub mod run;

@@ -38,6 +38,21 @@ pub struct Batch {
     pub terminated: Tensor,
 }
 
+impl Batch {
+    /// Rows `start..start + len` of every field (views, no copy).
+    pub fn rows(&self, start: i64, len: i64) -> Batch {
+        let take = |t: &Tensor| t.narrow(0, start, len);
+        Batch {
+            obs: take(&self.obs),
+            actions: take(&self.actions),
+            obs_actions: take(&self.obs_actions),
+            rewards: take(&self.rewards),
+            next_obs: take(&self.next_obs),
+            terminated: take(&self.terminated),
+        }
+    }
+}
+
 impl ReplayBuffer {
     pub fn new(capacity: usize, obs_dim: usize, action_dim: usize) -> Self {
         assert!(capacity > 0, "replay capacity must be positive");

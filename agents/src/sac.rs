@@ -34,8 +34,9 @@ use tame_envs::{Env, Space};
 use tch::{Kind, Tensor};
 
 use crate::eval::{evaluate, log_eval, EvalStats, PolicyAction};
-use crate::nets::{polyak_update, Adam, Mlp, ParamSet};
-use crate::replay::ReplayBuffer;
+use crate::helper::Helper;
+use crate::nets::{AdamSlice, Mlp, ParamSet};
+use crate::replay::{Batch, ReplayBuffer};
 use crate::run::{stop_requested, Progress, RunCtx, Tau, TrainSummary};
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +198,8 @@ pub struct SacRun {
     /// Env steps between evaluations (0: only the final one).
     pub eval_every: u64,
     pub eval_episodes: usize,
+    /// Threads for the updates (see [`Trainer::new`]).
+    pub threads: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,7 +251,7 @@ enum Temperature {
 }
 
 /// Adam on one host-side scalar (log τ): its gradient is a batch mean read off anyway, so
-/// stepping it in plain Rust costs no tensor ops. Same update as [`Adam`].
+/// stepping it in plain Rust costs no tensor ops. Same update as [`AdamSlice`].
 struct ScalarAdam {
     lr: f64,
     m: f64,
@@ -275,18 +278,18 @@ pub struct SacAgent {
     head: Head,
     hard: bool,
     gamma: f64,
-    polyak: f64,
     /// c in every τ·(log π + c) of the soft value: 0 (entropy) or log|A| (KL to uniform).
     log_reference: f64,
     actor_params: ParamSet,
     actor: Mlp,
-    actor_opt: Adam,
     /// Twin critics Q_1, Q_2, both in one parameter buffer (one Adam step for the pair).
     critic_params: ParamSet,
     critics: [Mlp; 2],
-    critic_opt: Adam,
     target_params: ParamSet,
-    critic_targets: [Mlp; 2],
+    /// The update's two shards: the first runs on the calling thread, the second on a helper
+    /// thread once [`SacAgent::use_helper`] has started one, else here too.
+    first: Shard,
+    second: Second,
     temperature: Temperature,
     /// Reparameterisation noise ε of the updates.
     noise_rng: ChaCha8Rng,
@@ -307,6 +310,21 @@ pub struct UpdateLosses {
 struct Noise {
     eps: Tensor,
     log_density: Tensor,
+}
+
+impl Noise {
+    /// No noise (discrete and τ = 0 updates draw none).
+    fn none() -> Noise {
+        Noise { eps: Tensor::new(), log_density: Tensor::new() }
+    }
+
+    /// Rows `start..start + len`.
+    fn rows(&self, start: i64, len: i64) -> Noise {
+        if !self.eps.defined() {
+            return Noise::none();
+        }
+        Noise { eps: self.eps.narrow(0, start, len), log_density: self.log_density.narrow(0, start, len) }
+    }
 }
 
 impl SacAgent {
@@ -348,11 +366,9 @@ impl SacAgent {
         let actor = actors.remove(0);
         let (critic_params, critics) = ParamSet::new(&[("critic1", &critic_sizes), ("critic2", &critic_sizes)], &mut rng);
         let critics: [Mlp; 2] = critics.try_into().map_err(|_| anyhow::anyhow!("expected two critics"))?;
-        let (target_params, critic_targets) = critic_params.frozen_copy("_target");
+        let (target_params, critic_targets) = critic_params.copy("_target");
         let critic_targets: [Mlp; 2] =
             critic_targets.try_into().map_err(|_| anyhow::anyhow!("expected two target critics"))?;
-        let actor_opt = Adam::new(&actor_params, config.learning_rate);
-        let critic_opt = Adam::new(&critic_params, config.learning_rate);
 
         let temperature = match tau {
             Tau::Fixed(t) => Temperature::Fixed(t),
@@ -366,6 +382,24 @@ impl SacAgent {
                 Temperature::Auto { log_tau: config.initial_tau.ln(), opt, target_entropy }
             }
         };
+        // Each shard writes its own gradient buffers and steps its slice of each optimiser,
+        // which sums both shards' gradients over that slice.
+        let critic_grads: [Tensor; SHARDS] = std::array::from_fn(|_| critic_params.grad_buffer());
+        let actor_grads: [Tensor; SHARDS] = std::array::from_fn(|_| actor_params.grad_buffer());
+        let lr = config.learning_rate;
+        let mut critic_adam = AdamSlice::split(&critic_params, lr, &critic_grads, Some((&target_params, config.polyak)), SHARDS);
+        let mut actor_adam = AdamSlice::split(&actor_params, lr, &actor_grads, None, SHARDS);
+        let mut shard = |i: usize| Shard {
+            actor: actor.handle(),
+            critics: [critics[0].handle(), critics[1].handle()],
+            targets: [critic_targets[0].handle(), critic_targets[1].handle()],
+            critic_grad: critic_grads[i].shallow_clone(),
+            actor_grad: actor_grads[i].shallow_clone(),
+            critic_adam: critic_adam.remove(0),
+            actor_adam: actor_adam.remove(0),
+            rows: None,
+        };
+        let (first, second) = (shard(0), shard(1));
         let log_reference = match config.regularizer {
             Regularizer::Entropy => 0.0,
             Regularizer::KlUniform => log_volume,
@@ -375,16 +409,14 @@ impl SacAgent {
             head,
             hard: tau.is_hard(),
             gamma: config.gamma,
-            polyak: config.polyak,
             log_reference,
             actor_params,
             actor,
-            actor_opt,
             critic_params,
             critics,
-            critic_opt,
             target_params,
-            critic_targets,
+            first,
+            second: Second::Here(Box::new(second)),
             temperature,
             noise_rng: rng,
         })
@@ -410,57 +442,17 @@ impl SacAgent {
         }
     }
 
-    /// τ·(log π + c) of the soft value (c = 0 for entropy, log|A| for KL to uniform).
-    fn soft_term(&self, log_pi: Tensor, tau: f64) -> Tensor {
-        if self.log_reference == 0.0 {
-            log_pi * tau
-        } else {
-            (log_pi + self.log_reference) * tau
-        }
-    }
-
-    /// min(Q_1, Q_2) of the given twin (online or target), `[B, out]`.
-    fn min_q(twin: &[Mlp; 2], input: &Tensor) -> Tensor {
-        twin[0].forward(input).minimum(&twin[1].forward(input))
-    }
-
     /// Continuous policy: an action a ∈ [-1, 1]^d for each row of `obs` and its log-density
-    /// `[B, 1]`.
-    ///
-    /// Reparameterised squashed Gaussian (Haarnoja et al. 2018, appendix C):
-    ///   u = μ(s) + σ(s)·ε, ε ~ N(0, I);  a = tanh(u);
-    ///   log π(a|s) = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh²(u_j))]
-    ///              = Σ_j [log N(ε_j; 0, 1) − log σ_j − 2(log 2 − u_j − softplus(−2u_j))],
-    /// using log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability; the ε-only terms
-    /// come precomputed with the noise. At τ = 0 the policy is its σ → 0 limit a = tanh(μ(s)),
-    /// whose τ·log π term is zero (log π is returned as an undefined tensor then).
+    /// `[B, 1]` (see [`squash`]).
     fn continuous_sample(&self, obs: &Tensor, noise: &Noise) -> (Tensor, Tensor) {
-        let out = self.actor.forward(obs);
-        let parts = out.chunk(2, -1);
-        let mean = &parts[0];
-        if self.hard {
-            return (mean.tanh(), Tensor::new());
-        }
-        let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
-        let u = mean + log_std.exp() * &noise.eps;
-        let d = noise.eps.size()[1] as f64;
-        let per_dim = log_std - (&u + (&u * -2.0).softplus()) * 2.0;
-        let log_pi = &noise.log_density - 2.0 * d * 2f64.ln() - per_dim.sum_dim_intlist(-1, true, Kind::Float);
-        (u.tanh(), log_pi)
+        let s = squash(&self.actor.forward(obs), noise, self.hard);
+        (s.action, s.log_pi)
     }
 
-    /// Discrete policy: probabilities and log-probabilities over all actions, `[B, n]`.
-    /// At τ = 0 this is the limit of softmax(Q/τ): one-hot on argmax_a min(Q_1, Q_2)(s, a),
-    /// with log π set to 0 (π·log π → 0).
+    /// Discrete policy: probabilities and log-probabilities over all actions, `[B, n]` (see
+    /// [`discrete_policy`]).
     fn discrete_policy(&self, obs: &Tensor) -> (Tensor, Tensor) {
-        if self.hard {
-            let q = tch::no_grad(|| Self::min_q(&self.critics, obs));
-            let n = q.size()[1];
-            let probs = q.argmax(-1, false).one_hot(n).to_kind(Kind::Float);
-            return (probs, q.zeros_like());
-        }
-        let log_probs = self.actor.forward(obs).log_softmax(-1, Kind::Float);
-        (log_probs.exp(), log_probs)
+        discrete_policy(&self.actor, &self.critics, obs, self.hard)
     }
 
     /// Standard normal noise ε of shape `[rows, action dim]` from `rng`, with its log-density.
@@ -480,98 +472,54 @@ impl SacAgent {
 
     /// One gradient step on critics, actor and temperature, then the Polyak update.
     /// Returns `None`, skipping the optimiser step of that loss, if a loss is NaN or infinite.
-    pub fn update(&mut self, batch: &crate::replay::Batch) -> Option<UpdateLosses> {
-        let tau = self.tau_value();
-        let soft = !self.hard;
+    ///
+    /// The minibatch's rows are cut into [`SHARDS`] halves whose gradients are computed side
+    /// by side (see [`SacAgent::use_helper`]) and summed by the Adam steps, each shard stepping
+    /// half of the parameters: critics first, then the actor against the updated critics (as
+    /// SB3 and CleanRL order them). The halves do not depend on the thread count, so neither
+    /// do the numbers.
+    pub fn update(&mut self, batch: &Batch) -> Option<UpdateLosses> {
+        let rows = batch.obs.size()[0];
+        let k = self.loss_consts(rows);
         // ε for the target's a' and for the actor loss's a, drawn up front (continuous soft only).
-        let (noise_next, noise_now) = if self.discrete() || self.hard {
-            let none = || Noise { eps: Tensor::new(), log_density: Tensor::new() };
-            (none(), none())
+        let (noise_next, noise_now) = if k.discrete || k.hard {
+            (Noise::none(), Noise::none())
         } else {
-            let rows = batch.obs.size()[0];
             let mut rng = std::mem::replace(&mut self.noise_rng, ChaCha8Rng::seed_from_u64(0));
             let pair = (self.normal_noise(rows, &mut rng), self.normal_noise(rows, &mut rng));
             self.noise_rng = rng;
             pair
         };
-
-        // Critic loss (Haarnoja et al. 2018, eq. 5 with the twin-min target of eq. 7):
-        //   J_Q = E[(Q_i(s, a) − y)²],  y = r + γ(1 − d)·V̄(s'),
-        //   V̄(s') = E_{a'~π}[min_i Q̄_i(s', a') − τ·(log π(a'|s') + c)]
-        // (c = 0 for entropy, log|A| for KL to uniform). Discrete: E_{a'} is the exact sum
-        // over actions, and Q_i(s, a) is read off Q_i(s, ·) at the stored action.
-        // Shapes are [B, 1] throughout.
-        let target: Tensor = tch::no_grad(|| {
-            let v_next = if self.discrete() {
-                let (probs, log_probs) = self.discrete_policy(&batch.next_obs);
-                let q_next = Self::min_q(&self.critic_targets, &batch.next_obs);
-                let soft_q = if soft { q_next - self.soft_term(log_probs, tau) } else { q_next };
-                (probs * soft_q).sum_dim_intlist(-1, true, Kind::Float)
-            } else {
-                let (a_next, log_pi) = self.continuous_sample(&batch.next_obs, &noise_next);
-                let input = Tensor::cat(&[&batch.next_obs, &a_next], -1);
-                let q_next = Self::min_q(&self.critic_targets, &input);
-                if soft { q_next - self.soft_term(log_pi, tau) } else { q_next }
-            };
-            let not_done: Tensor = 1.0 - &batch.terminated;
-            batch.rewards.unsqueeze(-1) + not_done.unsqueeze(-1) * self.gamma * v_next
+        let [rows0, rows1] = std::array::from_fn(|i| {
+            let start = rows * i as i64 / SHARDS as i64;
+            let len = rows * (i as i64 + 1) / SHARDS as i64 - start;
+            ShardRows { batch: batch.rows(start, len), noise_next: noise_next.rows(start, len), noise_now: noise_now.rows(start, len) }
         });
-        let (q1, q2) = if self.discrete() {
-            let idx = batch.actions.to_kind(Kind::Int64);
-            let q = |c: &Mlp| c.forward(&batch.obs).gather(-1, &idx, false);
-            (q(&self.critics[0]), q(&self.critics[1]))
-        } else {
-            (self.critics[0].forward(&batch.obs_actions), self.critics[1].forward(&batch.obs_actions))
-        };
-        let qf1 = q1.mse_loss(&target, tch::Reduction::Mean);
-        let qf2 = q2.mse_loss(&target, tch::Reduction::Mean);
-        let (qf1_value, qf2_value) = (qf1.double_value(&[]), qf2.double_value(&[]));
-        if !(qf1_value + qf2_value).is_finite() {
+
+        let sse = self.on_shards(move |s| s.critic_grads(rows0, &k), move |s| s.critic_grads(rows1, &k));
+        let qf1 = sse.iter().map(|e| e[0]).sum::<f64>() / k.batch;
+        let qf2 = sse.iter().map(|e| e[1]).sum::<f64>() / k.batch;
+        if !(qf1 + qf2).is_finite() {
             return None;
         }
-        // ∇(J_Q1 + J_Q2) over both critics' parameters, one Adam step for the pair.
-        let grad = self.critic_params.grad(&[&qf1, &qf2]);
-        self.critic_opt.step(&mut self.critic_params, &grad);
+        // ∇(J_Q1 + J_Q2) over both critics' parameters, one Adam step for the pair, then the
+        // target networks in the same pass: θ̄ ← (1 − ρ)θ̄ + ρθ.
+        self.on_shards(|s| s.critic_adam.step(), |s| s.critic_adam.step());
 
-        // Actor loss (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12 for discrete):
-        //   J_π = E_s E_{a~π}[τ·log π(a|s) − min_i Q_i(s, a)],
-        // reparameterised through a = tanh(μ + σε) when continuous, an exact sum when
-        // discrete. At τ = 0 continuous this is DDPG's −Q(s, tanh μ(s)); at τ = 0 discrete the
-        // policy is the argmax of Q itself and has no parameters to train. The critics score
-        // the actor's actions through frozen weights (gradients reach the actor only).
-        // `mean_log_pi` is E[log π] (exact over actions when discrete), for τ and the entropy.
-        let (actor_loss, mean_log_pi) = if self.discrete() {
-            if self.hard {
-                (None, None)
-            } else {
-                let (probs, log_probs) = self.discrete_policy(&batch.obs);
-                let q = tch::no_grad(|| Self::min_q(&self.critics, &batch.obs));
-                let loss = (&probs * (&log_probs * tau - q)).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
-                let mean_log_pi = tch::no_grad(|| (probs * log_probs).sum(Kind::Float) / batch.obs.size()[0] as f64);
-                (Some(loss), Some(mean_log_pi))
-            }
-        } else {
-            let (a, log_pi) = self.continuous_sample(&batch.obs, &noise_now);
-            let input = Tensor::cat(&[&batch.obs, &a], -1);
-            let q = self.critics[0].forward_frozen(&input).minimum(&self.critics[1].forward_frozen(&input));
-            if soft {
-                let loss = (&log_pi * tau - q).mean(Kind::Float);
-                (Some(loss), Some(log_pi.detach().mean(Kind::Float)))
-            } else {
-                (Some(-q.mean(Kind::Float)), None)
-            }
-        };
+        let sums = self.on_shards(move |s| s.actor_grads(&k), move |s| s.actor_grads(&k));
         let mut actor_value = None;
-        if let Some(loss) = &actor_loss {
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
+        let mut mean_log_pi = None;
+        if sums.iter().all(Option::is_some) && !sums.is_empty() {
+            let loss = sums.iter().flatten().map(|s| s.loss).sum::<f64>() / k.batch;
+            if !loss.is_finite() {
                 return None;
             }
-            actor_value = Some(value);
-            let grad = self.actor_params.grad(&[loss]);
-            self.actor_opt.step(&mut self.actor_params, &grad);
+            actor_value = Some(loss);
+            if let Some(lp) = sums.iter().flatten().map(|s| s.log_pi).sum::<Option<f64>>() {
+                mean_log_pi = Some(lp / k.batch);
+            }
+            self.on_shards(|s| s.actor_adam.step(), |s| s.actor_adam.step());
         }
-        let mean_log_pi = mean_log_pi.map(|t| t.double_value(&[]));
 
         // Temperature loss (Haarnoja et al. 2018, eq. 18), on log τ as SB3 does:
         //   J(τ) = E_s E_{a~π}[−log τ · (log π(a|s) + H̄)],  ∂J/∂log τ = −E[log π + H̄],
@@ -582,18 +530,56 @@ impl SacAgent {
             opt.step(log_tau, -(lp + *target_entropy));
         }
 
-        // Target networks: θ̄ ← (1 − ρ)θ̄ + ρθ.
-        polyak_update(&mut self.target_params, &self.critic_params, self.polyak);
-
         Some(UpdateLosses {
-            qf1: qf1_value,
-            qf2: qf2_value,
+            qf1,
+            qf2,
             actor: actor_value,
-            tau,
+            tau: k.tau,
             tau_loss,
             // Policy entropy H = −E[log π], exact for discrete, one sample per state continuous.
             entropy: mean_log_pi.map(|lp| -lp),
         })
+    }
+
+    /// The constants of an update's losses over a minibatch of `rows` rows.
+    fn loss_consts(&self, rows: i64) -> LossConsts {
+        LossConsts {
+            tau: self.tau_value(),
+            gamma: self.gamma,
+            log_reference: self.log_reference,
+            hard: self.hard,
+            discrete: self.discrete(),
+            obs_dim: self.obs.dim() as i64,
+            batch: rows as f64,
+        }
+    }
+
+    /// Runs `first` and `second` on the two shards, side by side when the second lives on a
+    /// helper thread; results in shard order.
+    fn on_shards<R: Send + 'static>(
+        &mut self,
+        first: impl FnOnce(&mut Shard) -> R,
+        second: impl FnOnce(&mut Shard) -> R + Send + 'static,
+    ) -> [R; SHARDS] {
+        match &mut self.second {
+            Second::Here(shard) => [first(&mut self.first), second(shard)],
+            Second::Helper(helper) => {
+                let (a, b) = helper.join(|| first(&mut self.first), second);
+                [a, b]
+            }
+            Second::Starting => unreachable!("the second shard is only in transit inside use_helper"),
+        }
+    }
+
+    /// Moves the second shard of every update onto a helper thread of its own, so that the
+    /// two halves of each minibatch are computed side by side.
+    pub fn use_helper(&mut self) -> anyhow::Result<()> {
+        if let Second::Here(_) = self.second {
+            let Second::Here(shard) = std::mem::replace(&mut self.second, Second::Starting) else { unreachable!() };
+            let helper = Helper::spawn("sac-shard-1", *shard).context("starting the SAC update's helper thread")?;
+            self.second = Second::Helper(helper);
+        }
+        Ok(())
     }
 
     fn obs_tensor(&self, raw: &[f32]) -> Tensor {
@@ -758,6 +744,234 @@ impl SacAgent {
     }
 }
 
+/// Slices of the minibatch whose gradients an update computes in parallel (and then sums):
+/// two, for the two cores this toolkit is tuned on. Fixed, so the result does not depend on
+/// how many threads run them.
+const SHARDS: usize = 2;
+
+/// The constants of one update's losses, shared by its shards.
+#[derive(Clone, Copy, Debug)]
+struct LossConsts {
+    tau: f64,
+    gamma: f64,
+    /// c of the soft term τ·(log π + c).
+    log_reference: f64,
+    hard: bool,
+    discrete: bool,
+    /// Observation columns of a continuous critic's input `[s, a]`.
+    obs_dim: i64,
+    /// Rows of the whole minibatch: every loss is a mean over them.
+    batch: f64,
+}
+
+/// One shard of an update: a slice of the minibatch's rows and of the noise, its own handles
+/// on the shared weights (tch tensors are not `Sync`), and the buffers its gradients go to.
+struct Shard {
+    actor: Mlp,
+    critics: [Mlp; 2],
+    targets: [Mlp; 2],
+    critic_grad: Tensor,
+    actor_grad: Tensor,
+    /// This shard's slices of the critics' and the actor's optimiser.
+    critic_adam: AdamSlice,
+    actor_adam: AdamSlice,
+    /// This update's rows (set by the critic phase, read by the actor phase).
+    rows: Option<ShardRows>,
+}
+
+/// A shard's slice of one update's minibatch and noise.
+struct ShardRows {
+    batch: Batch,
+    noise_next: Noise,
+    noise_now: Noise,
+}
+
+/// Where the second shard lives.
+enum Second {
+    Here(Box<Shard>),
+    Helper(Helper<Shard>),
+    /// Only while [`SacAgent::use_helper`] moves it.
+    Starting,
+}
+
+/// A shard's sums over its rows of the actor loss and of log π (E_a[log π] when discrete;
+/// none at τ = 0).
+struct ActorSums {
+    loss: f64,
+    log_pi: Option<f64>,
+}
+
+impl Shard {
+    /// Critic loss (Haarnoja et al. 2018, eq. 5 with the twin-min target of eq. 7):
+    ///   J_Q = E[(Q_i(s, a) − y)²],  y = r + γ(1 − d)·V̄(s'),
+    ///   V̄(s') = E_{a'~π}[min_i Q̄_i(s', a') − τ·(log π(a'|s') + c)]
+    /// (c = 0 for entropy, log|A| for KL to uniform). Discrete: E_{a'} is the exact sum over
+    /// actions, and Q_i(s, a) is read off Q_i(s, ·) at the stored action.
+    ///
+    /// On this shard's rows: writes ∂J_Q/∂θ_i = (2/B)·Σ (Q_i − y)·∂Q_i/∂θ_i into
+    /// `critic_grad` and returns Σ (Q_i − y)² per critic.
+    fn critic_grads(&mut self, rows: ShardRows, k: &LossConsts) -> [f64; 2] {
+        let rows = self.rows.insert(rows);
+        let b = &rows.batch;
+        let v_next = if k.discrete {
+            let (probs, log_probs) = discrete_policy(&self.actor, &self.critics, &b.next_obs, k.hard);
+            let q_next = min_q(&self.targets, &b.next_obs);
+            let soft_q = if k.hard { q_next } else { q_next - soft_term(log_probs, k) };
+            (probs * soft_q).sum_dim_intlist(-1, true, Kind::Float)
+        } else {
+            let s = squash(&self.actor.forward(&b.next_obs), &rows.noise_next, k.hard);
+            let q_next = min_q(&self.targets, &Tensor::cat(&[&b.next_obs, &s.action], -1));
+            if k.hard { q_next } else { q_next - soft_term(s.log_pi, k) }
+        };
+        let not_done: Tensor = 1.0 - &b.terminated;
+        let y = b.rewards.unsqueeze(-1) + not_done.unsqueeze(-1) * k.gamma * v_next;
+
+        let taken = k.discrete.then(|| b.actions.to_kind(Kind::Int64));
+        let input = if k.discrete { &b.obs } else { &b.obs_actions };
+        let mut sse = [0.0; 2];
+        for (i, critic) in self.critics.iter().enumerate() {
+            let (q, tape) = critic.forward_taped(input);
+            let dq = match &taken {
+                Some(a) => {
+                    let err = q.gather(-1, a, false) - &y;
+                    sse[i] = err.square().sum(Kind::Float).double_value(&[]);
+                    q.zeros_like().scatter(-1, a, &(err * (2.0 / k.batch)))
+                }
+                None => {
+                    let err = q - &y;
+                    sse[i] = err.square().sum(Kind::Float).double_value(&[]);
+                    err * (2.0 / k.batch)
+                }
+            };
+            critic.backward(&tape, &dq, Some(&self.critic_grad), false);
+        }
+        sse
+    }
+
+    /// Actor loss (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12 for discrete):
+    ///   J_π = E_s E_{a~π}[τ·log π(a|s) − min_i Q_i(s, a)],
+    /// reparameterised through a = tanh(μ + σε) when continuous, an exact sum when discrete.
+    /// At τ = 0 continuous this is DDPG's −Q(s, tanh μ(s)); at τ = 0 discrete the policy is
+    /// the argmax of Q itself and has no parameters to train (returns `None`). The critics
+    /// pass gradients to the action only, not to their weights.
+    ///
+    /// On this shard's rows: writes ∂J_π/∂θ_π into `actor_grad` and returns the sums.
+    fn actor_grads(&mut self, k: &LossConsts) -> Option<ActorSums> {
+        let rows = self.rows.as_ref()?;
+        let b = &rows.batch;
+        if k.discrete {
+            if k.hard {
+                return None;
+            }
+            let (logits, tape) = self.actor.forward_taped(&b.obs);
+            let log_probs = logits.log_softmax(-1, Kind::Float);
+            let probs = log_probs.exp();
+            // Per state J = Σ_a π_a·f_a with f = τ·log π − Q. Through the softmax,
+            // ∂J/∂z_k = π_k·(f_k − J) (the τ·Σ_a π_a·∂log π_a/∂z_k part sums to zero).
+            let f = &log_probs * k.tau - min_q(&self.critics, &b.obs);
+            let j = (&probs * &f).sum_dim_intlist(-1, true, Kind::Float);
+            let dz = &probs * (f - &j) * (1.0 / k.batch);
+            self.actor.backward(&tape, &dz, Some(&self.actor_grad), false);
+            let log_pi = (probs * log_probs).sum(Kind::Float).double_value(&[]);
+            return Some(ActorSums { loss: j.sum(Kind::Float).double_value(&[]), log_pi: Some(log_pi) });
+        }
+        let (out, tape) = self.actor.forward_taped(&b.obs);
+        let s = squash(&out, &rows.noise_now, k.hard);
+        let input = Tensor::cat(&[&b.obs, &s.action], -1);
+        let (q1, tape1) = self.critics[0].forward_taped(&input);
+        let (q2, tape2) = self.critics[1].forward_taped(&input);
+        // ∂J/∂Q_i = −1/B on the rows where Q_i is the minimum, then back to the action a.
+        let first = q1.le_tensor(&q2).to_kind(Kind::Float);
+        let dq1 = &first * (-1.0 / k.batch);
+        let dq2 = (&first - 1.0) * (1.0 / k.batch);
+        let dx = self.critics[0].backward(&tape1, &dq1, None, true)? + self.critics[1].backward(&tape2, &dq2, None, true)?;
+        let d = s.action.size()[1];
+        let da = dx.narrow(1, k.obs_dim, d);
+        let q = q1.minimum(&q2);
+        // Through a = tanh(u): ∂a/∂u = 1 − a². With u = μ + σε and
+        // log π = Σ_j [log N(ε_j) − log σ_j − log(1 − a_j²)]: ∂log π/∂u = 2a and
+        // ∂log π/∂log σ = −1 besides the path through u (∂u/∂log σ = σε). log σ's clamp
+        // passes no gradient where it binds.
+        let da_du = 1.0 - s.action.square();
+        let (d_out, loss, log_pi) = if k.hard {
+            let d_mean: Tensor = da * da_du;
+            let d_log_std = d_mean.zeros_like();
+            (Tensor::cat(&[d_mean, d_log_std], -1), (-q).sum(Kind::Float), None)
+        } else {
+            let d_u = da * da_du + &s.action * (2.0 * k.tau / k.batch);
+            let open = s.log_std.eq_tensor(&out.chunk(2, -1)[1]).to_kind(Kind::Float);
+            let d_log_std = (&d_u * &s.std_eps - k.tau / k.batch) * open;
+            let loss = (&s.log_pi * k.tau - q).sum(Kind::Float);
+            (Tensor::cat(&[d_u, d_log_std], -1), loss, Some(s.log_pi.sum(Kind::Float).double_value(&[])))
+        };
+        self.actor.backward(&tape, &d_out, Some(&self.actor_grad), false);
+        Some(ActorSums { loss: loss.double_value(&[]), log_pi })
+    }
+}
+
+/// min(Q_1, Q_2) of the given twin (online or target), `[B, out]`.
+fn min_q(twin: &[Mlp; 2], input: &Tensor) -> Tensor {
+    twin[0].forward(input).minimum(&twin[1].forward(input))
+}
+
+/// τ·(log π + c) of the soft value (c = 0 for entropy, log|A| for KL to uniform).
+fn soft_term(log_pi: Tensor, k: &LossConsts) -> Tensor {
+    if k.log_reference == 0.0 {
+        log_pi * k.tau
+    } else {
+        (log_pi + k.log_reference) * k.tau
+    }
+}
+
+/// A continuous policy's action at the actor's outputs, with what its backward pass needs.
+struct Squashed {
+    /// a ∈ [-1, 1]^d, `[B, d]`.
+    action: Tensor,
+    /// log π(a|s), `[B, 1]`; undefined at τ = 0.
+    log_pi: Tensor,
+    /// The clamped log σ and σ·ε, `[B, d]`; undefined at τ = 0.
+    log_std: Tensor,
+    std_eps: Tensor,
+}
+
+/// The continuous policy at actor outputs `out` = `[μ | log σ]`, `[B, 2d]`.
+///
+/// Reparameterised squashed Gaussian (Haarnoja et al. 2018, appendix C):
+///   u = μ(s) + σ(s)·ε, ε ~ N(0, I);  a = tanh(u);
+///   log π(a|s) = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh²(u_j))]
+///              = Σ_j [log N(ε_j; 0, 1) − log σ_j − 2(log 2 − u_j − softplus(−2u_j))],
+/// using log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability; the ε-only terms
+/// come precomputed with the noise. At τ = 0 the policy is its σ → 0 limit a = tanh(μ(s)),
+/// whose τ·log π term is zero.
+fn squash(out: &Tensor, noise: &Noise, hard: bool) -> Squashed {
+    let parts = out.chunk(2, -1);
+    let mean = &parts[0];
+    if hard {
+        return Squashed { action: mean.tanh(), log_pi: Tensor::new(), log_std: Tensor::new(), std_eps: Tensor::new() };
+    }
+    let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
+    let std_eps = log_std.exp() * &noise.eps;
+    let u = mean + &std_eps;
+    let d = noise.eps.size()[1] as f64;
+    let per_dim = &log_std - (&u + (&u * -2.0).softplus()) * 2.0;
+    let log_pi = &noise.log_density - 2.0 * d * 2f64.ln() - per_dim.sum_dim_intlist(-1, true, Kind::Float);
+    Squashed { action: u.tanh(), log_pi, log_std, std_eps }
+}
+
+/// Discrete policy: probabilities and log-probabilities over all actions, `[B, n]`.
+/// At τ = 0 this is the limit of softmax(Q/τ): one-hot on argmax_a min(Q_1, Q_2)(s, a),
+/// with log π set to 0 (π·log π → 0).
+fn discrete_policy(actor: &Mlp, critics: &[Mlp; 2], obs: &Tensor, hard: bool) -> (Tensor, Tensor) {
+    if hard {
+        let q = min_q(critics, obs);
+        let n = q.size()[1];
+        let probs = q.argmax(-1, false).one_hot(n).to_kind(Kind::Float);
+        return (probs, q.zeros_like());
+    }
+    let log_probs = actor.forward(obs).log_softmax(-1, Kind::Float);
+    (log_probs.exp(), log_probs)
+}
+
 fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;
     for (i, &x) in xs.iter().enumerate() {
@@ -811,14 +1025,21 @@ pub struct EpisodeEnd {
 }
 
 impl Trainer {
-    /// Seeds tch and the run's generator with `seed` and builds the agent for `env`.
-    pub fn new(config: &SacConfig, tau: Tau, seed: u64, total_steps: u64, mut env: Box<dyn Env>) -> anyhow::Result<Self> {
+    /// Seeds the run's generators with `seed` and builds the agent for `env`. Of `threads`,
+    /// up to [`SHARDS`] run an update's shards side by side and libtorch gets the rest
+    /// within each (`threads / SHARDS`, at least 1); the numbers do not depend on it.
+    pub fn new(config: &SacConfig, tau: Tau, seed: u64, total_steps: u64, threads: usize, mut env: Box<dyn Env>) -> anyhow::Result<Self> {
         let mut config = config.clone();
         config.resolve(&env.action_space(), tau)?;
         // Stream 0: replay, warm-up, exploration; stream 1: weights and update noise.
         let mut agent_rng = ChaCha8Rng::seed_from_u64(seed);
         agent_rng.set_stream(1);
-        let agent = SacAgent::new(&config, tau, &env.observation_space(), &env.action_space(), agent_rng)?;
+        let mut agent = SacAgent::new(&config, tau, &env.observation_space(), &env.action_space(), agent_rng)?;
+        let threads = threads.max(1);
+        if threads >= SHARDS {
+            agent.use_helper()?;
+        }
+        tch::set_num_threads((threads / SHARDS).max(1) as i32);
         let capacity = config.buffer_size.min(total_steps.max(1) as usize);
         let replay = ReplayBuffer::new(capacity, agent.obs.dim(), agent.stored_action_dim());
         let mut raw_obs = vec![0.0; env.observation_space().dim()];
@@ -920,7 +1141,7 @@ impl Trainer {
 
 /// Trains SAC on `env`, evaluating on `eval_env` every `eval_every` steps and at the end.
 pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
-    let mut trainer = Trainer::new(&run.config, run.tau, run.seed, run.steps, env)?;
+    let mut trainer = Trainer::new(&run.config, run.tau, run.seed, run.steps, run.threads, env)?;
     let checkpoint = ctx.checkpoint_dir.map(|d| d.join("latest.safetensors"));
     let log_every = trainer.config.log_every;
     let mut progress = Progress { step: 0, total: run.steps, last_return: None, last_eval: None };
@@ -1038,11 +1259,11 @@ pub struct BenchResult {
 }
 
 /// Times `updates` training steps after a warm-up that fills the batch, with logging off.
-pub fn bench(config: &SacConfig, tau: Tau, env: Box<dyn Env>, updates: u64) -> anyhow::Result<BenchResult> {
+pub fn bench(config: &SacConfig, tau: Tau, env: Box<dyn Env>, updates: u64, threads: usize) -> anyhow::Result<BenchResult> {
     let mut config = config.clone();
     config.learning_starts = config.batch_size as u64;
     let warm = config.learning_starts + 20;
-    let mut trainer = Trainer::new(&config, tau, 0, warm + updates, env)?;
+    let mut trainer = Trainer::new(&config, tau, 0, warm + updates, threads, env)?;
     while trainer.step < warm {
         trainer.env_step()?;
         trainer.train_step()?;
@@ -1162,8 +1383,11 @@ mod tests {
 
     fn run(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>) -> TrainSummary {
         // Tiny networks: one thread is fastest, and immune to a busy second core.
-        tch::set_num_threads(1);
-        let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5 };
+        run_on(config, tau, steps, env, 1)
+    }
+
+    fn run_on(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>, threads: usize) -> TrainSummary {
+        let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5, threads };
         let mut logger = NullLogger;
         let mut progress = |_: &Progress| {};
         let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress };
@@ -1204,18 +1428,33 @@ mod tests {
     }
 
     #[test]
+    fn thread_count_does_not_change_the_numbers() {
+        // Two threads run the minibatch's halves side by side on a helper thread; one thread
+        // runs them one after the other. Same halves, same sums: same numbers.
+        for (tau, env) in [(Tau::Auto, seek as fn() -> Box<dyn Env>), (Tau::Fixed(0.1), corridor)] {
+            let config = SacConfig { regularizer: Regularizer::KlUniform, ..small(Regularizer::Entropy) };
+            let one = run_on(config.clone(), tau, 400, env, 1);
+            let two = run_on(config.clone(), tau, 400, env, 2);
+            let three = run_on(config, tau, 400, env, 3);
+            assert_eq!(one.final_eval_returns, two.final_eval_returns, "tau {tau}");
+            assert_eq!(one.final_policy_entropy, two.final_policy_entropy, "tau {tau}");
+            assert_eq!(one.final_eval_returns, three.final_eval_returns, "tau {tau}");
+        }
+    }
+
+    #[test]
     fn checkpoint_round_trips() {
         let dir = std::env::temp_dir().join(format!("tame-sac-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = small(Regularizer::Entropy);
-        let mut t = Trainer::new(&config, Tau::Auto, 1, 300, seek()).unwrap();
+        let mut t = Trainer::new(&config, Tau::Auto, 1, 300, 1, seek()).unwrap();
         while t.step < 300 {
             t.env_step().unwrap();
             t.train_step().unwrap();
         }
         let path = dir.join("latest.safetensors");
         t.agent.save(&path, 300).unwrap();
-        let mut fresh = Trainer::new(&config, Tau::Auto, 2, 10, seek()).unwrap().agent;
+        let mut fresh = Trainer::new(&config, Tau::Auto, 2, 10, 1, seek()).unwrap().agent;
         assert_ne!(fresh.act_deterministic(&[0.3]).0, t.agent.act_deterministic(&[0.3]).0);
         assert_eq!(fresh.load(&path).unwrap(), 300);
         for x in [-1.0f32, 0.3] {
@@ -1235,6 +1474,156 @@ mod tests {
         assert!(c.resolve(&boxed, Tau::Fixed(0.0)).is_err());
         let mut c = SacConfig { gamma: 1.5, ..Default::default() };
         assert!(c.resolve(&boxed, Tau::Auto).unwrap_err().to_string().contains("gamma"));
+    }
+
+    /// The network `net` of `set` rebuilt from autograd leaves (`trainable`) or constants.
+    fn autograd_net(set: &ParamSet, net: &str, trainable: bool) -> Vec<Tensor> {
+        set.named()
+            .iter()
+            .filter(|(n, _)| n.starts_with(&format!("{net}.")))
+            .map(|(_, t)| t.copy().set_requires_grad(trainable))
+            .collect()
+    }
+
+    fn autograd_forward(layers: &[Tensor], x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (i, pair) in layers.chunks(2).enumerate() {
+            if i > 0 {
+                h = h.relu();
+            }
+            h = h.matmul(&pair[0]) + &pair[1];
+        }
+        h
+    }
+
+    /// Autograd's gradient of `loss` with respect to `leaves`, flattened in buffer order.
+    fn flat_grad(loss: &Tensor, leaves: &[Tensor]) -> Tensor {
+        let grads = Tensor::run_backward(&[loss], leaves, false, false);
+        Tensor::cat(&grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(), 0)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    /// The hand-written critic and actor gradients of one shard equal autograd's gradients of
+    /// the losses as the papers write them, for every variant.
+    #[test]
+    fn hand_written_gradients_match_autograd_on_the_papers_losses() {
+        let boxed = |d: usize| Space::Box { low: vec![-1.0; d], high: vec![1.0; d] };
+        let cases = [
+            ("continuous soft", boxed(3), boxed(2), Tau::Fixed(0.3), Regularizer::Entropy),
+            ("continuous soft, KL", boxed(3), boxed(2), Tau::Fixed(0.3), Regularizer::KlUniform),
+            ("continuous hard", boxed(3), boxed(2), Tau::Fixed(0.0), Regularizer::Entropy),
+            ("discrete soft", boxed(3), Space::Discrete(4), Tau::Fixed(0.3), Regularizer::KlUniform),
+            ("discrete hard", boxed(3), Space::Discrete(4), Tau::Fixed(0.0), Regularizer::Entropy),
+        ];
+        for (name, obs_space, action_space, tau, regularizer) in cases {
+            let mut config = SacConfig { hidden: vec![16, 8], regularizer, ..Default::default() };
+            config.resolve(&action_space, tau).unwrap();
+            let mut agent = SacAgent::new(&config, tau, &obs_space, &action_space, ChaCha8Rng::seed_from_u64(7)).unwrap();
+            // Move the targets off the online critics, so that a mix-up would show.
+            for (_, mut t) in agent.target_params.named() {
+                let _ = t.g_add_scalar_(0.05);
+            }
+            let rows = 12i64;
+            let obs = Tensor::randn([rows, 3], (Kind::Float, tch::Device::Cpu));
+            let next_obs = Tensor::randn([rows, 3], (Kind::Float, tch::Device::Cpu));
+            let actions = match action_space {
+                Space::Discrete(n) => Tensor::randint(n as i64, [rows, 1], (Kind::Float, tch::Device::Cpu)),
+                _ => Tensor::rand([rows, 2], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0,
+            };
+            let rewards = Tensor::randn([rows], (Kind::Float, tch::Device::Cpu));
+            let terminated = Tensor::from_slice(&[0.0f32, 1.0]).repeat([rows / 2]);
+            let batch = Batch {
+                obs_actions: Tensor::cat(&[&obs, &actions], -1),
+                obs: obs.shallow_clone(),
+                actions: actions.shallow_clone(),
+                rewards: rewards.shallow_clone(),
+                next_obs: next_obs.shallow_clone(),
+                terminated: terminated.shallow_clone(),
+            };
+            let k = agent.loss_consts(rows);
+            let discrete = k.discrete;
+            let (noise_next, noise_now) = if discrete || k.hard {
+                (Noise::none(), Noise::none())
+            } else {
+                let mut rng = ChaCha8Rng::seed_from_u64(3);
+                (agent.normal_noise(rows, &mut rng), agent.normal_noise(rows, &mut rng))
+            };
+            let shard_rows = ShardRows { batch: batch.rows(0, rows), noise_next: noise_next.rows(0, rows), noise_now: noise_now.rows(0, rows) };
+
+            // Critics: J_Q = Σ_i mean((Q_i(s, a) − y)²), y = r + γ(1 − d)·V̄(s') without grad.
+            let sse = agent.first.critic_grads(shard_rows, &k);
+            let critic_leaves: Vec<Vec<Tensor>> =
+                ["critic1", "critic2"].iter().map(|n| autograd_net(&agent.critic_params, n, true)).collect();
+            let targets: Vec<Vec<Tensor>> =
+                ["critic1_target", "critic2_target"].iter().map(|n| autograd_net(&agent.target_params, n, false)).collect();
+            let actor = autograd_net(&agent.actor_params, "actor", false);
+            let min_target = |x: &Tensor| autograd_forward(&targets[0], x).minimum(&autograd_forward(&targets[1], x));
+            // log|A| = log 4 discrete; log-volume of [-1, 1]² = 2·log 2 continuous.
+            let c = if regularizer == Regularizer::KlUniform { 4f64.ln() } else { 0.0 };
+            let tau_v = k.tau;
+            let v_next = if discrete {
+                let q = min_target(&next_obs);
+                if k.hard {
+                    let online = autograd_forward(&critic_leaves[0], &next_obs).minimum(&autograd_forward(&critic_leaves[1], &next_obs));
+                    q.gather(-1, &online.argmax(-1, true), false)
+                } else {
+                    let logp = autograd_forward(&actor, &next_obs).log_softmax(-1, Kind::Float);
+                    (logp.exp() * (q - (&logp + c) * tau_v)).sum_dim_intlist(-1, true, Kind::Float)
+                }
+            } else {
+                let s = squash(&autograd_forward(&actor, &next_obs), &noise_next, k.hard);
+                let q = min_target(&Tensor::cat(&[&next_obs, &s.action], -1));
+                if k.hard { q } else { q - (s.log_pi + c) * tau_v }
+            }
+            .detach();
+            let not_done: Tensor = 1.0 - &terminated;
+            let y = rewards.unsqueeze(-1) + not_done.unsqueeze(-1) * k.gamma * v_next;
+            let q_taken = |leaves: &[Tensor]| {
+                if discrete {
+                    autograd_forward(leaves, &obs).gather(-1, &actions.to_kind(Kind::Int64), false)
+                } else {
+                    autograd_forward(leaves, &Tensor::cat(&[&obs, &actions], -1))
+                }
+            };
+            let losses: Vec<Tensor> = critic_leaves.iter().map(|l| (q_taken(l) - &y).square().mean(Kind::Float)).collect();
+            for (i, loss) in losses.iter().enumerate() {
+                let ours = sse[i] / rows as f64;
+                assert!((ours - loss.double_value(&[])).abs() < 1e-4 * (1.0 + ours.abs()), "{name}: critic {i} loss {ours}");
+            }
+            let all: Vec<Tensor> = critic_leaves.iter().flatten().map(Tensor::shallow_clone).collect();
+            let want = flat_grad(&(&losses[0] + &losses[1]), &all);
+            let diff = max_diff(&agent.first.critic_grad, &want);
+            assert!(diff < 1e-4, "{name}: critic gradient differs by {diff}");
+
+            // Actor: J_π = mean(E_{a~π}[τ·(log π(a|s)) − min_i Q_i(s, a)]), critics constant.
+            let sums = agent.first.actor_grads(&k);
+            if discrete && k.hard {
+                assert!(sums.is_none(), "{name}: the hard discrete policy has no actor step");
+                continue;
+            }
+            let sums = sums.unwrap();
+            let actor = autograd_net(&agent.actor_params, "actor", true);
+            let critics: Vec<Vec<Tensor>> =
+                ["critic1", "critic2"].iter().map(|n| autograd_net(&agent.critic_params, n, false)).collect();
+            let min_q = |x: &Tensor| autograd_forward(&critics[0], x).minimum(&autograd_forward(&critics[1], x));
+            let loss = if discrete {
+                let logp = autograd_forward(&actor, &obs).log_softmax(-1, Kind::Float);
+                (logp.exp() * (&logp * tau_v - min_q(&obs))).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float)
+            } else {
+                let s = squash(&autograd_forward(&actor, &obs), &noise_now, k.hard);
+                let q = min_q(&Tensor::cat(&[&obs, &s.action], -1));
+                if k.hard { (-q).mean(Kind::Float) } else { (s.log_pi * tau_v - q).mean(Kind::Float) }
+            };
+            let ours = sums.loss / rows as f64;
+            assert!((ours - loss.double_value(&[])).abs() < 1e-4 * (1.0 + ours.abs()), "{name}: actor loss {ours}");
+            let want = flat_grad(&loss, &actor);
+            let diff = max_diff(&agent.first.actor_grad, &want);
+            assert!(diff < 1e-4, "{name}: actor gradient differs by {diff}");
+            assert!(want.abs().max().double_value(&[]) > 1e-3, "{name}: a vanishing gradient proves nothing");
+        }
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub struct SacBenchArgs {
     /// batch and runs 20 updates).
     #[arg(long, default_value_t = 2000)]
     updates: u64,
-    /// Intra-op threads for tch [default: all cores].
+    /// Threads: the minibatch's two halves side by side, libtorch gets the rest [default: all
+    /// cores].
     #[arg(long)]
     threads: Option<usize>,
     /// Temperature: a number >= 0 or `auto` (auto is the most work: it adds the τ update).
@@ -217,7 +218,7 @@ fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let sgemm = sgemm_gflops(256);
-    let r = tame_agents::sac::bench(&config, args.tau, env, args.updates)?;
+    let r = tame_agents::sac::bench(&config, args.tau, env, args.updates, threads)?;
     let achieved = r.updates_per_sec * r.gflop_per_update;
     let hidden = args.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
     if args.json {

@@ -52,7 +52,9 @@ pub struct TrainArgs {
     /// Episodes per evaluation [default: 10].
     #[arg(long)]
     eval_episodes: Option<usize>,
-    /// Intra-op threads for tch, worker threads for ES [default: all cores].
+    /// Threads: SAC computes each minibatch's two halves side by side and gives libtorch the
+    /// rest; ES spreads its population over them. Results do not depend on it [default: all
+    /// cores].
     #[arg(long)]
     threads: Option<usize>,
     /// ES only: width σ of the Gaussian parameter noise (overrides `sigma` in the [es]
@@ -208,6 +210,7 @@ fn train_agent(cfg: &Resolved, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary>
                 steps: cfg.steps,
                 eval_every: cfg.eval_every,
                 eval_episodes: cfg.eval_episodes,
+                threads: cfg.threads,
             };
             sac::train(&run, env, eval_env, ctx)
         }
