@@ -22,11 +22,32 @@ pub struct Mlp {
 
 #[derive(Debug)]
 struct Layer {
-    /// `[in, out]` and `[out]` views into the set's buffer.
+    /// `[in, out]` and `[out]` views into the set's buffer, and `w` transposed.
     w: Tensor,
     b: Tensor,
+    wt: Tensor,
     /// Where `w` starts in the buffer (`b` follows it).
     offset: i64,
+}
+
+impl Layer {
+    fn new(w: Tensor, b: Tensor, offset: i64) -> Layer {
+        Layer { wt: w.tr(), w, b, offset }
+    }
+}
+
+/// Per layer, the weight and bias views of one gradient buffer that [`Mlp::backward`]
+/// writes (made once per buffer: views cost a libtorch call each).
+pub struct GradViews {
+    buffer: Tensor,
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+impl GradViews {
+    /// The whole gradient buffer the views are of.
+    pub fn buffer(&self) -> &Tensor {
+        &self.buffer
+    }
 }
 
 /// What a forward pass keeps for its backward pass: every layer's input. A hidden layer's
@@ -65,24 +86,22 @@ impl Mlp {
 
     /// Backward pass of `y = forward(x)` taped in `tape`, given `dy` = ∂L/∂y `[batch, out]`:
     /// per layer, ∂L/∂W = xᵀ·dy, ∂L/∂b = Σ_rows dy, ∂L/∂x = dy·Wᵀ (masked by the ReLU below).
-    /// Writes ∂L/∂θ of this network into its region of `grad` (a buffer laid out like the
-    /// network's [`ParamSet`], overwriting that region) when given; returns ∂L/∂x when
-    /// `input_grad` (skipping the first layer's input product otherwise).
-    pub fn backward(&self, tape: &Tape, dy: &Tensor, grad: Option<&Tensor>, input_grad: bool) -> Option<Tensor> {
+    /// Writes ∂L/∂θ of this network into its region of a gradient buffer (laid out like the
+    /// network's [`ParamSet`], overwriting that region) through `grad` when given; returns
+    /// ∂L/∂x when `input_grad` (skipping the first layer's input product otherwise).
+    pub fn backward(&self, tape: &Tape, dy: &Tensor, grad: Option<&GradViews>, input_grad: bool) -> Option<Tensor> {
         let mut dy = dy.shallow_clone();
         for (i, layer) in self.layers.iter().enumerate().rev() {
             let x = &tape.inputs[i];
             if let Some(g) = grad {
-                let (fan_in, fan_out) = (layer.w.size()[0], layer.w.size()[1]);
-                let gw = g.narrow(0, layer.offset, fan_in * fan_out).view([fan_in, fan_out]);
-                let _ = x.tr().mm_out(&gw, &dy);
-                let gb = g.narrow(0, layer.offset + fan_in * fan_out, fan_out);
-                let _ = dy.sum_intlist_out(&gb, [0i64].as_slice(), false, Kind::Float);
+                let (gw, gb) = &g.layers[i];
+                let _ = x.tr().mm_out(gw, &dy);
+                let _ = dy.sum_intlist_out(gb, [0i64].as_slice(), false, Kind::Float);
             }
             if i == 0 && !input_grad {
                 return None;
             }
-            let dx = dy.mm(&layer.w.tr());
+            let dx = dy.mm(&layer.wt);
             // ReLU'(h) = [h > 0], read off the ReLU output x = max(h, 0).
             dy = if i > 0 { x.threshold_backward(&dx, 0.0) } else { dx };
         }
@@ -92,12 +111,22 @@ impl Mlp {
     /// Another handle on the same weights (tch tensors are `Send` but not `Sync`, so each
     /// worker thread of an update holds its own).
     pub fn handle(&self) -> Mlp {
+        let layers = self.layers.iter().map(|l| Layer::new(l.w.shallow_clone(), l.b.shallow_clone(), l.offset)).collect();
+        Mlp { layers }
+    }
+
+    /// This network's layer views of `buffer`, a gradient buffer of its set.
+    pub fn grad_views(&self, buffer: &Tensor) -> GradViews {
         let layers = self
             .layers
             .iter()
-            .map(|l| Layer { w: l.w.shallow_clone(), b: l.b.shallow_clone(), offset: l.offset })
+            .map(|l| {
+                let (fan_in, fan_out) = (l.w.size()[0], l.w.size()[1]);
+                let gw = buffer.narrow(0, l.offset, fan_in * fan_out).view([fan_in, fan_out]);
+                (gw, buffer.narrow(0, l.offset + fan_in * fan_out, fan_out))
+            })
             .collect();
-        Mlp { layers }
+        GradViews { buffer: buffer.shallow_clone(), layers }
     }
 
     /// Multiply-adds of one forward pass over `batch` rows (×2 = FLOPs).
@@ -163,7 +192,7 @@ impl ParamSet {
                 let b = data.narrow(0, offset + fan_in * fan_out, fan_out);
                 named.push((format!("{net}.w{i}"), w.shallow_clone()));
                 named.push((format!("{net}.b{i}"), b.shallow_clone()));
-                layers.push(Layer { w, b, offset });
+                layers.push(Layer::new(w, b, offset));
                 offset += (fan_in + 1) * fan_out;
             }
             mlps.push(Mlp { layers });
@@ -388,7 +417,7 @@ mod tests {
         // L = Σ y ⊙ upstream, so ∂L/∂y = upstream.
         let (y, tape) = nets[1].forward_taped(&x);
         let grad = set.grad_buffer();
-        let dx = nets[1].backward(&tape, &upstream, Some(&grad), true).unwrap();
+        let dx = nets[1].backward(&tape, &upstream, Some(&nets[1].grad_views(&grad)), true).unwrap();
 
         let leaves = autograd_copy(&set, "a");
         let x_leaf = x.copy().set_requires_grad(true);
@@ -427,7 +456,7 @@ mod tests {
             // L = mean over 16 rows of y², as two halves whose gradients add up.
             for (half, g) in halves.iter().zip(&parts) {
                 let (y, tape) = nets[0].forward_taped(half);
-                nets[0].backward(&tape, &(&y * (2.0 / 32.0)), Some(g), false);
+                nets[0].backward(&tape, &(&y * (2.0 / 32.0)), Some(&nets[0].grad_views(g)), false);
             }
             adam.iter_mut().for_each(AdamSlice::step);
             let out = autograd_forward(&reference, &x);

@@ -35,7 +35,7 @@ use tch::{Kind, Tensor};
 
 use crate::eval::{evaluate, log_eval, EvalStats, PolicyAction};
 use crate::helper::Helper;
-use crate::nets::{AdamSlice, Mlp, ParamSet};
+use crate::nets::{AdamSlice, GradViews, Mlp, ParamSet};
 use crate::replay::{Batch, ReplayBuffer};
 use crate::run::{stop_requested, Progress, RunCtx, Tau, TrainSummary};
 
@@ -305,25 +305,39 @@ pub struct UpdateLosses {
     pub entropy: Option<f64>,
 }
 
-/// Reparameterisation noise ε `[B, d]` and its standard-normal log-density summed over the
-/// action dimensions, `[B, 1]`, both drawn on the host.
+/// Reparameterisation noise ε, row-major `[rows, d]`, and per row its standard-normal
+/// log-density Σ_j log N(ε_j; 0, 1), drawn on the host.
+#[derive(Clone, Debug, Default)]
 struct Noise {
-    eps: Tensor,
-    log_density: Tensor,
+    d: usize,
+    eps: Vec<f32>,
+    log_density: Vec<f32>,
 }
 
 impl Noise {
+    /// Standard normal noise for `rows` rows of `d` dimensions from `rng`.
+    fn draw(rows: usize, d: usize, rng: &mut ChaCha8Rng) -> Noise {
+        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let eps: Vec<f32> = (0..rows * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let log_density = eps
+            .chunks(d)
+            .map(|row| row.iter().map(|&e| -0.5 * (e as f64) * (e as f64) - half_log_2pi).sum::<f64>() as f32)
+            .collect();
+        Noise { d, eps, log_density }
+    }
+
     /// No noise (discrete and τ = 0 updates draw none).
     fn none() -> Noise {
-        Noise { eps: Tensor::new(), log_density: Tensor::new() }
+        Noise::default()
     }
 
     /// Rows `start..start + len`.
-    fn rows(&self, start: i64, len: i64) -> Noise {
-        if !self.eps.defined() {
+    fn rows(&self, start: usize, len: usize) -> Noise {
+        if self.eps.is_empty() {
             return Noise::none();
         }
-        Noise { eps: self.eps.narrow(0, start, len), log_density: self.log_density.narrow(0, start, len) }
+        let d = self.d;
+        Noise { d, eps: self.eps[start * d..(start + len) * d].to_vec(), log_density: self.log_density[start..start + len].to_vec() }
     }
 }
 
@@ -393,8 +407,8 @@ impl SacAgent {
             actor: actor.handle(),
             critics: [critics[0].handle(), critics[1].handle()],
             targets: [critic_targets[0].handle(), critic_targets[1].handle()],
-            critic_grad: critic_grads[i].shallow_clone(),
-            actor_grad: actor_grads[i].shallow_clone(),
+            critic_grad: [critics[0].grad_views(&critic_grads[i]), critics[1].grad_views(&critic_grads[i])],
+            actor_grad: actor.grad_views(&actor_grads[i]),
             critic_adam: critic_adam.remove(0),
             actor_adam: actor_adam.remove(0),
             rows: None,
@@ -442,11 +456,10 @@ impl SacAgent {
         }
     }
 
-    /// Continuous policy: an action a ∈ [-1, 1]^d for each row of `obs` and its log-density
-    /// `[B, 1]` (see [`squash`]).
-    fn continuous_sample(&self, obs: &Tensor, noise: &Noise) -> (Tensor, Tensor) {
-        let s = squash(&self.actor.forward(obs), noise, self.hard);
-        (s.action, s.log_pi)
+    /// Continuous policy at `obs`: per row an action a ∈ [-1, 1]^d and its log-density (see
+    /// [`squash`]).
+    fn continuous_sample(&self, obs: &Tensor, noise: &Noise) -> Squashed {
+        squash(&host(&self.actor.forward(obs)), self.stored_action_dim(), noise, self.hard)
     }
 
     /// Discrete policy: probabilities and log-probabilities over all actions, `[B, n]` (see
@@ -455,19 +468,9 @@ impl SacAgent {
         discrete_policy(&self.actor, &self.critics, obs, self.hard)
     }
 
-    /// Standard normal noise ε of shape `[rows, action dim]` from `rng`, with its log-density.
-    fn normal_noise(&self, rows: i64, rng: &mut ChaCha8Rng) -> Noise {
-        let d = self.stored_action_dim();
-        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-        let values: Vec<f32> = (0..rows as usize * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
-        let log_density: Vec<f32> = values
-            .chunks(d)
-            .map(|row| row.iter().map(|&e| -0.5 * (e as f64) * (e as f64) - half_log_2pi).sum::<f64>() as f32)
-            .collect();
-        Noise {
-            eps: Tensor::from_slice(&values).view([rows, d as i64]),
-            log_density: Tensor::from_slice(&log_density).view([rows, 1]),
-        }
+    /// Standard normal noise ε for `rows` rows of the action's dimensions, from `rng`.
+    fn normal_noise(&self, rows: usize, rng: &mut ChaCha8Rng) -> Noise {
+        Noise::draw(rows, self.stored_action_dim(), rng)
     }
 
     /// One gradient step on critics, actor and temperature, then the Polyak update.
@@ -486,14 +489,15 @@ impl SacAgent {
             (Noise::none(), Noise::none())
         } else {
             let mut rng = std::mem::replace(&mut self.noise_rng, ChaCha8Rng::seed_from_u64(0));
-            let pair = (self.normal_noise(rows, &mut rng), self.normal_noise(rows, &mut rng));
+            let pair = (self.normal_noise(rows as usize, &mut rng), self.normal_noise(rows as usize, &mut rng));
             self.noise_rng = rng;
             pair
         };
         let [rows0, rows1] = std::array::from_fn(|i| {
             let start = rows * i as i64 / SHARDS as i64;
             let len = rows * (i as i64 + 1) / SHARDS as i64 - start;
-            ShardRows { batch: batch.rows(start, len), noise_next: noise_next.rows(start, len), noise_now: noise_now.rows(start, len) }
+            let (first, count) = (start as usize, len as usize);
+            ShardRows { batch: batch.rows(start, len), noise_next: noise_next.rows(first, count), noise_now: noise_now.rows(first, count) }
         });
 
         let sse = self.on_shards(move |s| s.critic_grads(rows0, &k), move |s| s.critic_grads(rows1, &k));
@@ -550,6 +554,7 @@ impl SacAgent {
             hard: self.hard,
             discrete: self.discrete(),
             obs_dim: self.obs.dim() as i64,
+            action_dim: self.stored_action_dim(),
             batch: rows as f64,
         }
     }
@@ -618,7 +623,7 @@ impl SacAgent {
                     // deterministic function of the weights.
                     let h = (!self.hard).then(|| {
                         let noise = self.normal_noise(1, &mut ChaCha8Rng::seed_from_u64(0));
-                        -self.continuous_sample(&obs, &noise).1.double_value(&[0, 0])
+                        -self.continuous_sample(&obs, &noise).log_pi[0]
                     });
                     (self.to_env_action(&mean), h)
                 }
@@ -760,6 +765,8 @@ struct LossConsts {
     discrete: bool,
     /// Observation columns of a continuous critic's input `[s, a]`.
     obs_dim: i64,
+    /// Floats per stored action (the dimension d of a continuous action).
+    action_dim: usize,
     /// Rows of the whole minibatch: every loss is a mean over them.
     batch: f64,
 }
@@ -770,8 +777,9 @@ struct Shard {
     actor: Mlp,
     critics: [Mlp; 2],
     targets: [Mlp; 2],
-    critic_grad: Tensor,
-    actor_grad: Tensor,
+    /// Where the critics' and the actor's backward passes write this shard's gradients.
+    critic_grad: [GradViews; 2],
+    actor_grad: GradViews,
     /// This shard's slices of the critics' and the actor's optimiser.
     critic_adam: AdamSlice,
     actor_adam: AdamSlice,
@@ -819,9 +827,18 @@ impl Shard {
             let soft_q = if k.hard { q_next } else { q_next - soft_term(log_probs, k) };
             (probs * soft_q).sum_dim_intlist(-1, true, Kind::Float)
         } else {
-            let s = squash(&self.actor.forward(&b.next_obs), &rows.noise_next, k.hard);
-            let q_next = min_q(&self.targets, &Tensor::cat(&[&b.next_obs, &s.action], -1));
-            if k.hard { q_next } else { q_next - soft_term(s.log_pi, k) }
+            // Row by row on the host: these tensors are [B, d] and [B, 1], too small for
+            // libtorch's per-op cost to pay.
+            let s = squash(&host(&self.actor.forward(&b.next_obs)), k.action_dim, &rows.noise_next, k.hard);
+            let input = Tensor::cat(&[&b.next_obs, &s.action_tensor()], -1);
+            let (q1, q2) = (host(&self.targets[0].forward(&input)), host(&self.targets[1].forward(&input)));
+            let v: Vec<f32> = (0..q1.len())
+                .map(|r| {
+                    let q = q1[r].min(q2[r]) as f64;
+                    (if k.hard { q } else { q - k.tau * (s.log_pi[r] + k.log_reference) }) as f32
+                })
+                .collect();
+            Tensor::from_slice(&v).unsqueeze(-1)
         };
         let not_done: Tensor = 1.0 - &b.terminated;
         let y = b.rewards.unsqueeze(-1) + not_done.unsqueeze(-1) * k.gamma * v_next;
@@ -843,7 +860,7 @@ impl Shard {
                     err * (2.0 / k.batch)
                 }
             };
-            critic.backward(&tape, &dq, Some(&self.critic_grad), false);
+            critic.backward(&tape, &dq, Some(&self.critic_grad[i]), false);
         }
         sse
     }
@@ -876,36 +893,49 @@ impl Shard {
             return Some(ActorSums { loss: j.sum(Kind::Float).double_value(&[]), log_pi: Some(log_pi) });
         }
         let (out, tape) = self.actor.forward_taped(&b.obs);
-        let s = squash(&out, &rows.noise_now, k.hard);
-        let input = Tensor::cat(&[&b.obs, &s.action], -1);
+        let s = squash(&host(&out), k.action_dim, &rows.noise_now, k.hard);
+        let input = Tensor::cat(&[&b.obs, &s.action_tensor()], -1);
         let (q1, tape1) = self.critics[0].forward_taped(&input);
         let (q2, tape2) = self.critics[1].forward_taped(&input);
+        let (q1, q2) = (host(&q1), host(&q2));
+        let n = q1.len();
         // ∂J/∂Q_i = −1/B on the rows where Q_i is the minimum, then back to the action a.
-        let first = q1.le_tensor(&q2).to_kind(Kind::Float);
-        let dq1 = &first * (-1.0 / k.batch);
-        let dq2 = (&first - 1.0) * (1.0 / k.batch);
-        let dx = self.critics[0].backward(&tape1, &dq1, None, true)? + self.critics[1].backward(&tape2, &dq2, None, true)?;
-        let d = s.action.size()[1];
-        let da = dx.narrow(1, k.obs_dim, d);
-        let q = q1.minimum(&q2);
+        let scale = 1.0 / k.batch as f32;
+        let dq1: Vec<f32> = (0..n).map(|r| if q1[r] <= q2[r] { -scale } else { 0.0 }).collect();
+        let dq2: Vec<f32> = (0..n).map(|r| if q1[r] <= q2[r] { 0.0 } else { -scale }).collect();
+        let column = |v: &[f32]| Tensor::from_slice(v).unsqueeze(-1);
+        let dx = self.critics[0].backward(&tape1, &column(&dq1), None, true)?
+            + self.critics[1].backward(&tape2, &column(&dq2), None, true)?;
+        let dx = host(&dx);
         // Through a = tanh(u): ∂a/∂u = 1 − a². With u = μ + σε and
         // log π = Σ_j [log N(ε_j) − log σ_j − log(1 − a_j²)]: ∂log π/∂u = 2a and
         // ∂log π/∂log σ = −1 besides the path through u (∂u/∂log σ = σε). log σ's clamp
-        // passes no gradient where it binds.
-        let da_du = 1.0 - s.action.square();
-        let (d_out, loss, log_pi) = if k.hard {
-            let d_mean: Tensor = da * da_du;
-            let d_log_std = d_mean.zeros_like();
-            (Tensor::cat(&[d_mean, d_log_std], -1), (-q).sum(Kind::Float), None)
-        } else {
-            let d_u = da * da_du + &s.action * (2.0 * k.tau / k.batch);
-            let open = s.log_std.eq_tensor(&out.chunk(2, -1)[1]).to_kind(Kind::Float);
-            let d_log_std = (&d_u * &s.std_eps - k.tau / k.batch) * open;
-            let loss = (&s.log_pi * k.tau - q).sum(Kind::Float);
-            (Tensor::cat(&[d_u, d_log_std], -1), loss, Some(s.log_pi.sum(Kind::Float).double_value(&[])))
-        };
+        // passes no gradient where it binds. At τ = 0, J = −Q(s, tanh μ) and log σ is unused.
+        let (d, width, b_inv) = (s.d, k.obs_dim as usize + s.d, 1.0 / k.batch);
+        let mut d_out = vec![0f32; n * 2 * d];
+        let (mut loss, mut log_pi) = (0.0, 0.0);
+        for r in 0..n {
+            let q = q1[r].min(q2[r]) as f64;
+            loss += if k.hard { -q } else { k.tau * s.log_pi[r] - q };
+            if !k.hard {
+                log_pi += s.log_pi[r];
+            }
+            for j in 0..d {
+                let a = s.action[r * d + j] as f64;
+                let da = dx[r * width + k.obs_dim as usize + j] as f64;
+                let mut d_u = da * (1.0 - a * a);
+                if !k.hard {
+                    d_u += 2.0 * k.tau * a * b_inv;
+                    if s.clamp_open[r * d + j] {
+                        d_out[r * 2 * d + d + j] = (d_u * s.std_eps[r * d + j] as f64 - k.tau * b_inv) as f32;
+                    }
+                }
+                d_out[r * 2 * d + j] = d_u as f32;
+            }
+        }
+        let d_out = Tensor::from_slice(&d_out).view([n as i64, 2 * d as i64]);
         self.actor.backward(&tape, &d_out, Some(&self.actor_grad), false);
-        Some(ActorSums { loss: loss.double_value(&[]), log_pi })
+        Some(ActorSums { loss, log_pi: (!k.hard).then_some(log_pi) })
     }
 }
 
@@ -923,18 +953,31 @@ fn soft_term(log_pi: Tensor, k: &LossConsts) -> Tensor {
     }
 }
 
-/// A continuous policy's action at the actor's outputs, with what its backward pass needs.
-struct Squashed {
-    /// a ∈ [-1, 1]^d, `[B, d]`.
-    action: Tensor,
-    /// log π(a|s), `[B, 1]`; undefined at τ = 0.
-    log_pi: Tensor,
-    /// The clamped log σ and σ·ε, `[B, d]`; undefined at τ = 0.
-    log_std: Tensor,
-    std_eps: Tensor,
+/// The elements of a tensor, copied to the host.
+fn host(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.reshape([-1])).expect("an f32 tensor")
 }
 
-/// The continuous policy at actor outputs `out` = `[μ | log σ]`, `[B, 2d]`.
+/// A continuous policy's actions at the actor's outputs, with what its backward pass needs.
+struct Squashed {
+    d: usize,
+    /// a ∈ [-1, 1]^d, row-major `[rows, d]`.
+    action: Vec<f32>,
+    /// log π(a|s) per row; empty at τ = 0.
+    log_pi: Vec<f64>,
+    /// σ·ε and whether log σ was inside its clamp, `[rows, d]`; empty at τ = 0.
+    std_eps: Vec<f32>,
+    clamp_open: Vec<bool>,
+}
+
+impl Squashed {
+    fn action_tensor(&self) -> Tensor {
+        Tensor::from_slice(&self.action).view([-1, self.d as i64])
+    }
+}
+
+/// The continuous policy at actor outputs `out` = `[μ | log σ]` (row-major `[rows, 2d]`),
+/// row by row on the host.
 ///
 /// Reparameterised squashed Gaussian (Haarnoja et al. 2018, appendix C):
 ///   u = μ(s) + σ(s)·ε, ε ~ N(0, I);  a = tanh(u);
@@ -943,19 +986,33 @@ struct Squashed {
 /// using log(1 − tanh² u) = 2(log 2 − u − softplus(−2u)) for stability; the ε-only terms
 /// come precomputed with the noise. At τ = 0 the policy is its σ → 0 limit a = tanh(μ(s)),
 /// whose τ·log π term is zero.
-fn squash(out: &Tensor, noise: &Noise, hard: bool) -> Squashed {
-    let parts = out.chunk(2, -1);
-    let mean = &parts[0];
-    if hard {
-        return Squashed { action: mean.tanh(), log_pi: Tensor::new(), log_std: Tensor::new(), std_eps: Tensor::new() };
+fn squash(out: &[f32], d: usize, noise: &Noise, hard: bool) -> Squashed {
+    let rows = out.len() / (2 * d);
+    let mut s = Squashed { d, action: Vec::with_capacity(rows * d), log_pi: Vec::new(), std_eps: Vec::new(), clamp_open: Vec::new() };
+    for r in 0..rows {
+        let (mean, raw_log_std) = out[r * 2 * d..(r + 1) * 2 * d].split_at(d);
+        if hard {
+            s.action.extend(mean.iter().map(|m| m.tanh()));
+            continue;
+        }
+        let mut log_pi = noise.log_density[r] as f64;
+        for j in 0..d {
+            let log_std = (raw_log_std[j] as f64).clamp(LOG_STD_MIN, LOG_STD_MAX);
+            let std_eps = log_std.exp() * noise.eps[r * d + j] as f64;
+            let u = mean[j] as f64 + std_eps;
+            log_pi -= log_std + 2.0 * (std::f64::consts::LN_2 - u - softplus(-2.0 * u));
+            s.action.push(u.tanh() as f32);
+            s.std_eps.push(std_eps as f32);
+            s.clamp_open.push((LOG_STD_MIN..=LOG_STD_MAX).contains(&(raw_log_std[j] as f64)));
+        }
+        s.log_pi.push(log_pi);
     }
-    let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
-    let std_eps = log_std.exp() * &noise.eps;
-    let u = mean + &std_eps;
-    let d = noise.eps.size()[1] as f64;
-    let per_dim = &log_std - (&u + (&u * -2.0).softplus()) * 2.0;
-    let log_pi = &noise.log_density - 2.0 * d * 2f64.ln() - per_dim.sum_dim_intlist(-1, true, Kind::Float);
-    Squashed { action: u.tanh(), log_pi, log_std, std_eps }
+    s
+}
+
+/// softplus(x) = log(1 + eˣ), without overflow.
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
 /// Discrete policy: probabilities and log-probabilities over all actions, `[B, n]`.
@@ -1255,6 +1312,9 @@ pub struct BenchResult {
     pub updates: u64,
     pub seconds: f64,
     pub updates_per_sec: f64,
+    /// Steps per second at the median step time: the machine's rate when nothing else
+    /// interrupts it (on a shared virtual machine the mean swings by a quarter run to run).
+    pub median_updates_per_sec: f64,
     pub gflop_per_update: f64,
 }
 
@@ -1268,16 +1328,22 @@ pub fn bench(config: &SacConfig, tau: Tau, env: Box<dyn Env>, updates: u64, thre
         trainer.env_step()?;
         trainer.train_step()?;
     }
+    let mut step_seconds = Vec::with_capacity(updates as usize);
     let start = Instant::now();
     while trainer.step < warm + updates {
+        let step_start = Instant::now();
         trainer.env_step()?;
         trainer.train_step()?;
+        step_seconds.push(step_start.elapsed().as_secs_f64());
     }
     let seconds = start.elapsed().as_secs_f64();
+    step_seconds.sort_by(f64::total_cmp);
+    let median = step_seconds[step_seconds.len() / 2];
     Ok(BenchResult {
         updates,
         seconds,
         updates_per_sec: updates as f64 / seconds,
+        median_updates_per_sec: 1.0 / median,
         gflop_per_update: 2.0 * trainer.agent.update_macs(config.batch_size) * config.gradient_steps as f64 / 1e9,
     })
 }
@@ -1506,6 +1572,23 @@ mod tests {
         (a - b).abs().max().double_value(&[])
     }
 
+    /// The squashed Gaussian as the paper writes it, with tensor ops autograd can follow:
+    /// a = tanh(μ + σε), log π = Σ_j [log N(u_j; μ_j, σ_j) − log(1 − tanh² u_j)].
+    fn reference_squash(out: &Tensor, noise: &Noise, hard: bool) -> (Tensor, Tensor) {
+        let parts = out.chunk(2, -1);
+        if hard {
+            return (parts[0].tanh(), Tensor::new());
+        }
+        let eps = Tensor::from_slice(&noise.eps).view([-1, noise.d as i64]);
+        let log_std = parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX);
+        let u = &parts[0] + log_std.exp() * &eps;
+        let a = u.tanh();
+        let log_normal = eps.square() * -0.5 - &log_std - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let one_minus_a2: Tensor = 1.0 - a.square();
+        let log_pi = (log_normal - one_minus_a2.log()).sum_dim_intlist(-1, true, Kind::Float);
+        (a, log_pi)
+    }
+
     /// The hand-written critic and actor gradients of one shard equal autograd's gradients of
     /// the losses as the papers write them, for every variant.
     #[test]
@@ -1549,9 +1632,9 @@ mod tests {
                 (Noise::none(), Noise::none())
             } else {
                 let mut rng = ChaCha8Rng::seed_from_u64(3);
-                (agent.normal_noise(rows, &mut rng), agent.normal_noise(rows, &mut rng))
+                (agent.normal_noise(rows as usize, &mut rng), agent.normal_noise(rows as usize, &mut rng))
             };
-            let shard_rows = ShardRows { batch: batch.rows(0, rows), noise_next: noise_next.rows(0, rows), noise_now: noise_now.rows(0, rows) };
+            let shard_rows = ShardRows { batch: batch.rows(0, rows), noise_next: noise_next.clone(), noise_now: noise_now.clone() };
 
             // Critics: J_Q = Σ_i mean((Q_i(s, a) − y)²), y = r + γ(1 − d)·V̄(s') without grad.
             let sse = agent.first.critic_grads(shard_rows, &k);
@@ -1574,9 +1657,9 @@ mod tests {
                     (logp.exp() * (q - (&logp + c) * tau_v)).sum_dim_intlist(-1, true, Kind::Float)
                 }
             } else {
-                let s = squash(&autograd_forward(&actor, &next_obs), &noise_next, k.hard);
-                let q = min_target(&Tensor::cat(&[&next_obs, &s.action], -1));
-                if k.hard { q } else { q - (s.log_pi + c) * tau_v }
+                let (a, log_pi) = reference_squash(&autograd_forward(&actor, &next_obs), &noise_next, k.hard);
+                let q = min_target(&Tensor::cat(&[&next_obs, &a], -1));
+                if k.hard { q } else { q - (log_pi + c) * tau_v }
             }
             .detach();
             let not_done: Tensor = 1.0 - &terminated;
@@ -1595,7 +1678,7 @@ mod tests {
             }
             let all: Vec<Tensor> = critic_leaves.iter().flatten().map(Tensor::shallow_clone).collect();
             let want = flat_grad(&(&losses[0] + &losses[1]), &all);
-            let diff = max_diff(&agent.first.critic_grad, &want);
+            let diff = max_diff(agent.first.critic_grad[0].buffer(), &want);
             assert!(diff < 1e-4, "{name}: critic gradient differs by {diff}");
 
             // Actor: J_π = mean(E_{a~π}[τ·(log π(a|s)) − min_i Q_i(s, a)]), critics constant.
@@ -1613,14 +1696,14 @@ mod tests {
                 let logp = autograd_forward(&actor, &obs).log_softmax(-1, Kind::Float);
                 (logp.exp() * (&logp * tau_v - min_q(&obs))).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float)
             } else {
-                let s = squash(&autograd_forward(&actor, &obs), &noise_now, k.hard);
-                let q = min_q(&Tensor::cat(&[&obs, &s.action], -1));
-                if k.hard { (-q).mean(Kind::Float) } else { (s.log_pi * tau_v - q).mean(Kind::Float) }
+                let (a, log_pi) = reference_squash(&autograd_forward(&actor, &obs), &noise_now, k.hard);
+                let q = min_q(&Tensor::cat(&[&obs, &a], -1));
+                if k.hard { (-q).mean(Kind::Float) } else { (log_pi * tau_v - q).mean(Kind::Float) }
             };
             let ours = sums.loss / rows as f64;
             assert!((ours - loss.double_value(&[])).abs() < 1e-4 * (1.0 + ours.abs()), "{name}: actor loss {ours}");
             let want = flat_grad(&loss, &actor);
-            let diff = max_diff(&agent.first.actor_grad, &want);
+            let diff = max_diff(agent.first.actor_grad.buffer(), &want);
             assert!(diff < 1e-4, "{name}: actor gradient differs by {diff}");
             assert!(want.abs().max().double_value(&[]) > 1e-3, "{name}: a vanishing gradient proves nothing");
         }
@@ -1633,7 +1716,9 @@ mod tests {
             &Space::Box { low: vec![-1.0], high: vec![1.0] }, ChaCha8Rng::seed_from_u64(0)).unwrap();
         let obs = Tensor::from_slice(&[0.5f32]).view([1, 1]).repeat([4, 1]);
         let noise = agent.normal_noise(4, &mut ChaCha8Rng::seed_from_u64(1));
-        let (a, log_pi) = agent.continuous_sample(&obs, &noise);
+        let s = agent.continuous_sample(&obs, &noise);
+        let a = Tensor::from_slice(&s.action).view([4, 1]);
+        let log_pi = Tensor::from_slice(&s.log_pi).view([4, 1]);
         let out = agent.actor.forward(&obs);
         let parts = out.chunk(2, -1);
         let (mean, std) = (&parts[0], parts[1].clamp(LOG_STD_MIN, LOG_STD_MAX).exp());
