@@ -356,8 +356,38 @@ unsafe fn elements_mut(t: &Tensor) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }
 }
 
+/// The networks rebuilt from plain libtorch ops, for tests to differentiate with autograd.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::ParamSet;
+    use tch::Tensor;
+
+    /// The network `net` of `set`, its parameters copied into autograd leaves (`trainable`)
+    /// or constants, weight then bias per layer.
+    pub(crate) fn autograd_net(set: &ParamSet, net: &str, trainable: bool) -> Vec<Tensor> {
+        set.named()
+            .iter()
+            .filter(|(n, _)| n.starts_with(&format!("{net}.")))
+            .map(|(_, t)| t.copy().set_requires_grad(trainable))
+            .collect()
+    }
+
+    /// y = x·W + b per layer, ReLU between layers.
+    pub(crate) fn autograd_forward(layers: &[Tensor], x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (i, pair) in layers.chunks(2).enumerate() {
+            if i > 0 {
+                h = h.relu();
+            }
+            h = h.matmul(&pair[0]) + &pair[1];
+        }
+        h
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::reference::autograd_forward;
     use super::*;
     use rand::SeedableRng;
     use tch::nn::OptimizerConfig;
@@ -371,24 +401,8 @@ mod tests {
         Tensor::randn(shape, (Kind::Float, Device::Cpu))
     }
 
-    /// The same network built from autograd leaves copied out of `set`, for reference.
     fn autograd_copy(set: &ParamSet, net: &str) -> Vec<Tensor> {
-        set.named()
-            .iter()
-            .filter(|(n, _)| n.starts_with(&format!("{net}.")))
-            .map(|(_, t)| t.copy().set_requires_grad(true))
-            .collect()
-    }
-
-    fn autograd_forward(leaves: &[Tensor], x: &Tensor) -> Tensor {
-        let mut h = x.shallow_clone();
-        for (i, pair) in leaves.chunks(2).enumerate() {
-            if i > 0 {
-                h = h.relu();
-            }
-            h = h.matmul(&pair[0]) + &pair[1];
-        }
-        h
+        reference::autograd_net(set, net, true)
     }
 
     #[test]

@@ -17,6 +17,13 @@
 //! Q (clipped double Q, ε-greedy exploration as in DQN); continuous, the deterministic actor
 //! tanh(μ(s)) trained to maximise min Q (as in DDPG/TD3, with Gaussian exploration noise).
 //!
+//! Gradients are written out from each loss by hand (the derivation sits next to the code)
+//! rather than taken by autograd, whose bookkeeping cost as much as the arithmetic at these
+//! sizes; a test checks every variant against autograd on the losses as the papers write them.
+//! Each update cuts its minibatch into two fixed halves that are computed side by side, the
+//! second on a helper thread, and sums their gradients, so the numbers do not depend on the
+//! thread count.
+//!
 //! Randomness: every draw comes from `ChaCha8Rng`s seeded with the run's seed (one stream for
 //! replay sampling, warm-up and exploration; one for initial weights and the
 //! reparameterisation noise of updates), never from tch's process-global generator, so that
@@ -1351,6 +1358,7 @@ pub fn bench(config: &SacConfig, tau: Tau, env: Box<dyn Env>, updates: u64, thre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nets::reference::{autograd_forward, autograd_net};
     use crate::NullLogger;
     use tame_envs::{Action, EnvError, StepResult};
 
@@ -1540,26 +1548,6 @@ mod tests {
         assert!(c.resolve(&boxed, Tau::Fixed(0.0)).is_err());
         let mut c = SacConfig { gamma: 1.5, ..Default::default() };
         assert!(c.resolve(&boxed, Tau::Auto).unwrap_err().to_string().contains("gamma"));
-    }
-
-    /// The network `net` of `set` rebuilt from autograd leaves (`trainable`) or constants.
-    fn autograd_net(set: &ParamSet, net: &str, trainable: bool) -> Vec<Tensor> {
-        set.named()
-            .iter()
-            .filter(|(n, _)| n.starts_with(&format!("{net}.")))
-            .map(|(_, t)| t.copy().set_requires_grad(trainable))
-            .collect()
-    }
-
-    fn autograd_forward(layers: &[Tensor], x: &Tensor) -> Tensor {
-        let mut h = x.shallow_clone();
-        for (i, pair) in layers.chunks(2).enumerate() {
-            if i > 0 {
-                h = h.relu();
-            }
-            h = h.matmul(&pair[0]) + &pair[1];
-        }
-        h
     }
 
     /// Autograd's gradient of `loss` with respect to `leaves`, flattened in buffer order.
