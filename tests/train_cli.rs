@@ -97,7 +97,7 @@ fn run_directory_holds_config_checkpoint_events_and_summary_and_eval_reloads_it(
     assert!(!events.is_empty(), "no event file in {}", dir.display());
     let tags: Vec<String> = logged_scalars(&dir).into_iter().map(|t| t.0).collect();
     for tag in ["charts/episodic_return", "charts/episodic_length", "losses/qf1_loss", "losses/qf2_loss",
-        "losses/actor_loss", "losses/alpha", "charts/policy_entropy", "eval/mean_return"] {
+        "losses/qf1_values", "losses/qf2_values", "losses/actor_loss", "losses/alpha", "charts/policy_entropy", "eval/mean_return"] {
         assert!(tags.iter().any(|t| t == tag), "tag {tag} never logged");
     }
     // Histograms: returns of every evaluation, and the policy's entropy at the final one.

@@ -306,6 +306,9 @@ pub struct SacAgent {
 pub struct UpdateLosses {
     pub qf1: f64,
     pub qf2: f64,
+    /// Mean Q_i(s, a) over the minibatch (CleanRL's `qf1_values`), to watch for divergence.
+    pub qf1_values: f64,
+    pub qf2_values: f64,
     pub actor: Option<f64>,
     pub tau: f64,
     pub tau_loss: Option<f64>,
@@ -507,9 +510,9 @@ impl SacAgent {
             ShardRows { batch: batch.rows(start, len), noise_next: noise_next.rows(first, count), noise_now: noise_now.rows(first, count) }
         });
 
-        let sse = self.on_shards(move |s| s.critic_grads(rows0, &k), move |s| s.critic_grads(rows1, &k));
-        let qf1 = sse.iter().map(|e| e[0]).sum::<f64>() / k.batch;
-        let qf2 = sse.iter().map(|e| e[1]).sum::<f64>() / k.batch;
+        let sums = self.on_shards(move |s| s.critic_grads(rows0, &k), move |s| s.critic_grads(rows1, &k));
+        let mean = |f: fn(&CriticSums) -> f64| sums.iter().map(f).sum::<f64>() / k.batch;
+        let (qf1, qf2) = (mean(|c| c.sse[0]), mean(|c| c.sse[1]));
         if !(qf1 + qf2).is_finite() {
             return None;
         }
@@ -544,6 +547,8 @@ impl SacAgent {
         Some(UpdateLosses {
             qf1,
             qf2,
+            qf1_values: mean(|c| c.q[0]),
+            qf2_values: mean(|c| c.q[1]),
             actor: actor_value,
             tau: k.tau,
             tau_loss,
@@ -814,6 +819,12 @@ enum Second {
     Starting,
 }
 
+/// A shard's sums over its rows of each critic's squared error and Q-value.
+struct CriticSums {
+    sse: [f64; 2],
+    q: [f64; 2],
+}
+
 /// A shard's sums over its rows of the actor loss and of log π (E_a[log π] when discrete;
 /// none at τ = 0).
 struct ActorSums {
@@ -829,8 +840,8 @@ impl Shard {
     /// actions, and Q_i(s, a) is read off Q_i(s, ·) at the stored action.
     ///
     /// On this shard's rows: writes ∂J_Q/∂θ_i = (2/B)·Σ (Q_i − y)·∂Q_i/∂θ_i into
-    /// `critic_grad` and returns Σ (Q_i − y)² per critic.
-    fn critic_grads(&mut self, rows: ShardRows, k: &LossConsts) -> [f64; 2] {
+    /// `critic_grad` and returns Σ (Q_i − y)² and Σ Q_i per critic.
+    fn critic_grads(&mut self, rows: ShardRows, k: &LossConsts) -> CriticSums {
         let rows = self.rows.insert(rows);
         let b = &rows.batch;
         let v_next = if k.discrete {
@@ -857,24 +868,23 @@ impl Shard {
 
         let taken = k.discrete.then(|| b.actions.to_kind(Kind::Int64));
         let input = if k.discrete { &b.obs } else { &b.obs_actions };
-        let mut sse = [0.0; 2];
+        let mut sums = CriticSums { sse: [0.0; 2], q: [0.0; 2] };
         for (i, critic) in self.critics.iter().enumerate() {
-            let (q, tape) = critic.forward_taped(input);
+            let (q_all, tape) = critic.forward_taped(input);
+            let q = match &taken {
+                Some(a) => q_all.gather(-1, a, false),
+                None => q_all.shallow_clone(),
+            };
+            let err = &q - &y;
+            sums.sse[i] = err.square().sum(Kind::Float).double_value(&[]);
+            sums.q[i] = q.sum(Kind::Float).double_value(&[]);
             let dq = match &taken {
-                Some(a) => {
-                    let err = q.gather(-1, a, false) - &y;
-                    sse[i] = err.square().sum(Kind::Float).double_value(&[]);
-                    q.zeros_like().scatter(-1, a, &(err * (2.0 / k.batch)))
-                }
-                None => {
-                    let err = q - &y;
-                    sse[i] = err.square().sum(Kind::Float).double_value(&[]);
-                    err * (2.0 / k.batch)
-                }
+                Some(a) => q_all.zeros_like().scatter(-1, a, &(err * (2.0 / k.batch))),
+                None => err * (2.0 / k.batch),
             };
             critic.backward(&tape, &dq, Some(&self.critic_grad[i]), false);
         }
-        sse
+        sums
     }
 
     /// Actor loss (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12 for discrete):
@@ -1295,6 +1305,8 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
 fn log_losses(ctx: &mut RunCtx, step: u64, l: &UpdateLosses) -> anyhow::Result<()> {
     ctx.logger.scalar("losses/qf1_loss", step, l.qf1)?;
     ctx.logger.scalar("losses/qf2_loss", step, l.qf2)?;
+    ctx.logger.scalar("losses/qf1_values", step, l.qf1_values)?;
+    ctx.logger.scalar("losses/qf2_values", step, l.qf2_values)?;
     if let Some(a) = l.actor {
         ctx.logger.scalar("losses/actor_loss", step, a)?;
     }
@@ -1513,7 +1525,8 @@ mod tests {
         // The second half of each minibatch on a helper thread or on this one: same halves,
         // same sums, same numbers. (Trainer::new skips the helper for networks this small, so
         // it is started by hand.)
-        let cases: [(Tau, fn() -> Box<dyn Env>, f32); 2] = [(Tau::Auto, seek, 0.3), (Tau::Fixed(0.1), corridor, 2.0)];
+        type MakeEnv = fn() -> Box<dyn Env>;
+        let cases: [(Tau, MakeEnv, f32); 2] = [(Tau::Auto, seek, 0.3), (Tau::Fixed(0.1), corridor, 2.0)];
         for (tau, env, probe) in cases {
             let config = SacConfig { regularizer: Regularizer::KlUniform, ..small(Regularizer::Entropy) };
             let drive = |helper: bool| {
@@ -1649,7 +1662,7 @@ mod tests {
             let shard_rows = ShardRows { batch: batch.rows(0, rows), noise_next: noise_next.clone(), noise_now: noise_now.clone() };
 
             // Critics: J_Q = Σ_i mean((Q_i(s, a) − y)²), y = r + γ(1 − d)·V̄(s') without grad.
-            let sse = agent.first.critic_grads(shard_rows, &k);
+            let sums = agent.first.critic_grads(shard_rows, &k);
             let critic_leaves: Vec<Vec<Tensor>> =
                 ["critic1", "critic2"].iter().map(|n| autograd_net(&agent.critic_params, n, true)).collect();
             let targets: Vec<Vec<Tensor>> =
@@ -1685,8 +1698,11 @@ mod tests {
             };
             let losses: Vec<Tensor> = critic_leaves.iter().map(|l| (q_taken(l) - &y).square().mean(Kind::Float)).collect();
             for (i, loss) in losses.iter().enumerate() {
-                let ours = sse[i] / rows as f64;
+                let ours = sums.sse[i] / rows as f64;
                 assert!((ours - loss.double_value(&[])).abs() < 1e-4 * (1.0 + ours.abs()), "{name}: critic {i} loss {ours}");
+                let mean_q = q_taken(&critic_leaves[i]).mean(Kind::Float).double_value(&[]);
+                let ours = sums.q[i] / rows as f64;
+                assert!((ours - mean_q).abs() < 1e-4 * (1.0 + mean_q.abs()), "{name}: critic {i} mean Q {ours} vs {mean_q}");
             }
             let all: Vec<Tensor> = critic_leaves.iter().flatten().map(Tensor::shallow_clone).collect();
             let want = flat_grad(&(&losses[0] + &losses[1]), &all);
