@@ -184,3 +184,25 @@ fn bad_input_gets_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn bench_sac_reports_rate_flops_and_the_same_run_sgemm_rate() {
+    let out = tame(&["bench", "sac", "--hidden", "32,32", "--batch", "64", "--updates", "60", "--threads", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no number {k} in {r}"));
+    assert_eq!(r["updates"], 60);
+    assert!(num("updates_per_sec") > 0.0 && num("median_updates_per_sec") > 0.0);
+    // Pendulum (3 obs, 1 action), 32-32: per row, an actor pass is 3·32 + 32·32 + 32·2 = 1184
+    // multiply-adds and a critic pass 4·32 + 32·32 + 32 = 1184. Target: actor + 2 critics;
+    // critic step: 2 critics forward + backward without their first layer's input product
+    // (2·1184 + 2·1184 + 2·(1184 − 128)); actor step: actor, 2 critics, their input products,
+    // actor backward without its first layer's (1184 + 2·1184 + 2·1184 + 1184 + 1184 − 96).
+    let macs_per_row = 3.0 * 1184.0 + (4.0 * 1184.0 + 2.0 * 1056.0) + (6.0 * 1184.0 + 1088.0);
+    let want = 2.0 * 64.0 * macs_per_row / 1e9;
+    assert!((num("gflop_per_update") - want).abs() < 1e-12, "{} vs {want}", num("gflop_per_update"));
+    let sgemm = num("sgemm_gflops");
+    assert!(sgemm > 0.0 && (sgemm - (num("sgemm_gflops_before") + num("sgemm_gflops_after")) / 2.0).abs() < 1e-9);
+    let achieved = num("updates_per_sec") * num("gflop_per_update");
+    assert!((num("fraction_of_sgemm") - achieved / sgemm).abs() < 1e-9);
+}
