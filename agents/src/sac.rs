@@ -498,10 +498,8 @@ impl SacAgent {
         let (noise_next, noise_now) = if k.discrete || k.hard {
             (Noise::none(), Noise::none())
         } else {
-            let mut rng = std::mem::replace(&mut self.noise_rng, ChaCha8Rng::seed_from_u64(0));
-            let pair = (self.normal_noise(rows as usize, &mut rng), self.normal_noise(rows as usize, &mut rng));
-            self.noise_rng = rng;
-            pair
+            let (rows, d) = (rows as usize, k.action_dim);
+            (Noise::draw(rows, d, &mut self.noise_rng), Noise::draw(rows, d, &mut self.noise_rng))
         };
         let [rows0, rows1] = std::array::from_fn(|i| {
             let start = rows * i as i64 / SHARDS as i64;
@@ -523,7 +521,7 @@ impl SacAgent {
         let sums = self.on_shards(move |s| s.actor_grads(&k), move |s| s.actor_grads(&k));
         let mut actor_value = None;
         let mut mean_log_pi = None;
-        if sums.iter().all(Option::is_some) && !sums.is_empty() {
+        if sums.iter().all(Option::is_some) {
             let loss = sums.iter().flatten().map(|s| s.loss).sum::<f64>() / k.batch;
             if !loss.is_finite() {
                 return None;
