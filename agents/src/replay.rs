@@ -25,31 +25,79 @@ pub struct ReplayBuffer {
     len: usize,
 }
 
-/// A sampled minibatch as tensors: obs `[B, obs_dim]`, actions `[B, action_dim]`,
-/// rewards and terminated `[B]`, next_obs `[B, obs_dim]`. All are views into one tensor of
-/// rows `[obs | action | next_obs | reward | terminated]` (one copy into libtorch, not five),
-/// and `obs_actions` is `[obs | action]`, the continuous critic's input, without a concatenation.
+/// A sampled minibatch, as tensors for the networks and as host rows for the losses'
+/// per-row arithmetic. obs `[B, obs_dim]` and next_obs `[B, obs_dim]` are views into one
+/// tensor of rows `[obs | action | next_obs | reward | terminated]` (one copy into libtorch,
+/// not five), and `obs_actions` is `[obs | action]`, the continuous critic's input, without a
+/// concatenation.
 pub struct Batch {
     pub obs: Tensor,
-    pub actions: Tensor,
     pub obs_actions: Tensor,
-    pub rewards: Tensor,
     pub next_obs: Tensor,
-    pub terminated: Tensor,
+    /// The same rows on the host.
+    host: Vec<f32>,
+    obs_dim: usize,
+    action_dim: usize,
 }
 
 impl Batch {
-    /// Rows `start..start + len` of every field (views, no copy).
-    pub fn rows(&self, start: i64, len: i64) -> Batch {
-        let take = |t: &Tensor| t.narrow(0, start, len);
+    /// A batch of `host` rows laid out `[obs | action | next_obs | reward | terminated]`.
+    pub fn from_rows(host: Vec<f32>, obs_dim: usize, action_dim: usize) -> Batch {
+        let width = 2 * obs_dim + action_dim + 2;
+        assert_eq!(host.len() % width, 0, "batch rows of {width} floats");
+        let all = Tensor::from_slice(&host).view([(host.len() / width) as i64, width as i64]);
+        let (od, ad) = (obs_dim as i64, action_dim as i64);
         Batch {
-            obs: take(&self.obs),
-            actions: take(&self.actions),
-            obs_actions: take(&self.obs_actions),
-            rewards: take(&self.rewards),
-            next_obs: take(&self.next_obs),
-            terminated: take(&self.terminated),
+            obs: all.narrow(1, 0, od),
+            obs_actions: all.narrow(1, 0, od + ad),
+            next_obs: all.narrow(1, od + ad, od),
+            host,
+            obs_dim,
+            action_dim,
         }
+    }
+
+    /// Number of transitions.
+    pub fn len(&self) -> usize {
+        self.host.len() / self.width()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty()
+    }
+
+    /// Floats per observation.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    fn width(&self) -> usize {
+        2 * self.obs_dim + self.action_dim + 2
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.host[r * self.width()..(r + 1) * self.width()]
+    }
+
+    pub fn obs_row(&self, r: usize) -> &[f32] {
+        &self.row(r)[..self.obs_dim]
+    }
+
+    pub fn action_row(&self, r: usize) -> &[f32] {
+        &self.row(r)[self.obs_dim..self.obs_dim + self.action_dim]
+    }
+
+    pub fn next_obs_row(&self, r: usize) -> &[f32] {
+        let start = self.obs_dim + self.action_dim;
+        &self.row(r)[start..start + self.obs_dim]
+    }
+
+    pub fn reward(&self, r: usize) -> f32 {
+        self.row(r)[2 * self.obs_dim + self.action_dim]
+    }
+
+    pub fn terminated(&self, r: usize) -> bool {
+        self.row(r)[2 * self.obs_dim + self.action_dim + 1] != 0.0
     }
 }
 
@@ -140,16 +188,7 @@ impl ReplayBuffer {
             rows.push(self.rewards[i]);
             rows.push(self.terminated[i]);
         }
-        let all = Tensor::from_slice(&rows).view([batch as i64, width as i64]);
-        let (od, ad) = (od as i64, ad as i64);
-        Batch {
-            obs: all.narrow(1, 0, od),
-            actions: all.narrow(1, od, ad),
-            obs_actions: all.narrow(1, 0, od + ad),
-            next_obs: all.narrow(1, od + ad, od),
-            rewards: all.select(1, 2 * od + ad),
-            terminated: all.select(1, 2 * od + ad + 1),
-        }
+        Batch::from_rows(rows, od, ad)
     }
 }
 
@@ -169,14 +208,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let b = rb.sample(64, &mut rng);
         let obs = Vec::<f32>::try_from(b.obs.flatten(0, -1)).unwrap();
-        let rewards = Vec::<f32>::try_from(&b.rewards).unwrap();
         let next = Vec::<f32>::try_from(b.next_obs.flatten(0, -1)).unwrap();
-        let term = Vec::<f32>::try_from(&b.terminated).unwrap();
-        for (j, &r) in rewards.iter().enumerate() {
+        assert_eq!(b.len(), 64);
+        for j in 0..b.len() {
+            let r = b.reward(j);
             assert!((2.0..=4.0).contains(&r), "row {r} should have been overwritten");
             assert_eq!(obs[2 * j], r);
             assert_eq!(next[2 * j], r + 1.0);
-            assert_eq!(term[j], if r == 4.0 { 1.0 } else { 0.0 });
+            assert_eq!((b.obs_row(j), b.action_row(j), b.next_obs_row(j)), (&[r, r][..], &[r][..], &[r + 1.0, r + 1.0][..]));
+            assert_eq!(b.terminated(j), r == 4.0);
         }
     }
 
@@ -189,8 +229,8 @@ mod tests {
         }
         let b = rb.sample(16, &mut ChaCha8Rng::seed_from_u64(1));
         let joint = Vec::<f32>::try_from(b.obs_actions.flatten(0, -1)).unwrap();
-        let rewards = Vec::<f32>::try_from(&b.rewards).unwrap();
-        for (j, &r) in rewards.iter().enumerate() {
+        for j in 0..b.len() {
+            let r = b.reward(j);
             assert_eq!(&joint[3 * j..3 * j + 3], &[r, 10.0 + r, -r]);
         }
     }

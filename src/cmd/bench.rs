@@ -165,8 +165,8 @@ pub struct SacBenchArgs {
     /// batch and runs 20 updates).
     #[arg(long, default_value_t = 2000)]
     updates: u64,
-    /// Threads: the minibatch's two halves side by side (from 0.1 GFLOP per update; smaller
-    /// networks run on one), libtorch gets the rest [default: all cores].
+    /// Threads: the update's two workers (one per critic) side by side (from 0.1 GFLOP per
+    /// update; smaller networks run on one), libtorch gets the rest [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
     /// Temperature: a number >= 0 or `auto` (auto is the most work: it adds the τ update).

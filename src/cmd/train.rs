@@ -52,8 +52,8 @@ pub struct TrainArgs {
     /// Episodes per evaluation [default: 10].
     #[arg(long)]
     eval_episodes: Option<usize>,
-    /// Threads: SAC computes each minibatch's two halves side by side (from 0.1 GFLOP per
-    /// update; smaller networks run on one) and gives libtorch the rest; ES spreads its
+    /// Threads: SAC runs its update's two workers (one per critic) side by side (from 0.1
+    /// GFLOP per update; smaller networks run on one) and gives libtorch the rest; ES spreads its
     /// population over them. Results do not depend on it [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
