@@ -924,9 +924,9 @@ impl SacAgent {
 /// Fixed, so the result does not depend on how many threads run them.
 const WORKERS: usize = 2;
 
-/// Matrix work per update below which a helper thread costs more than it saves (measured:
-/// 64-64 networks, 0.036 GFLOP, ran 15% slower with it; 128-128, 0.14 GFLOP, about even;
-/// 256-256, 0.55 GFLOP, 1.8x faster).
+/// Matrix work per update below which a helper thread costs more than it saves (measured
+/// with `tame bench sac`: 64-64 networks, 0.036 GFLOP, ran at 0.7–0.85x with it; 128-128,
+/// 0.14 GFLOP, at 1.6–1.9x; 256-256, 0.55 GFLOP, at about 2x).
 const HELPER_MIN_GFLOP: f64 = 0.1;
 
 /// The constants of one update's losses.
