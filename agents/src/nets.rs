@@ -293,43 +293,39 @@ impl AdamSlice {
         let theta = unsafe { elements_mut(&self.params) };
         let grads: Vec<&[f32]> = self.grads.iter().map(|g| &*unsafe { elements_mut(g) }).collect();
         let target = self.target.as_ref().map(|(t, rho)| (unsafe { elements_mut(t) }, *rho));
-        let (m, v) = (&mut self.m, &mut self.v);
+        let operands = AdamOperands { step_size, inv_bias2_sqrt, theta, grads: &grads, m: &mut self.m, v: &mut self.v, target };
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2. Same operations in the same order, so the same bits.
-            unsafe { adam_loops_avx2(step_size, inv_bias2_sqrt, theta, &grads, m, v, target) }
+            unsafe { adam_loops_avx2(operands) }
         } else {
-            adam_loops(step_size, inv_bias2_sqrt, theta, &grads, m, v, target)
+            adam_loops(operands)
         }
     }
+}
+
+/// What one Adam step runs over: its constants, the parameters, the gradient parts, the
+/// moments and the target with its rate when averaging.
+struct AdamOperands<'a> {
+    step_size: f32,
+    inv_bias2_sqrt: f32,
+    theta: &'a mut [f32],
+    grads: &'a [&'a [f32]],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    target: Option<(&'a mut [f32], f32)>,
 }
 
 /// [`adam_loops`] compiled for AVX2: eight lanes instead of four for the divisions and
 /// square roots that bound the step.
 #[target_feature(enable = "avx2")]
-unsafe fn adam_loops_avx2(
-    step_size: f32,
-    inv_bias2_sqrt: f32,
-    theta: &mut [f32],
-    grads: &[&[f32]],
-    m: &mut [f32],
-    v: &mut [f32],
-    target: Option<(&mut [f32], f32)>,
-) {
-    adam_loops(step_size, inv_bias2_sqrt, theta, grads, m, v, target)
+unsafe fn adam_loops_avx2(operands: AdamOperands<'_>) {
+    adam_loops(operands)
 }
 
-/// The loops of [`AdamSlice::step`] over a slice: parameters, gradient parts, moments and
-/// the target when averaging.
+/// The loops of [`AdamSlice::step`].
 #[inline(always)]
-fn adam_loops(
-    step_size: f32,
-    inv_bias2_sqrt: f32,
-    theta: &mut [f32],
-    grads: &[&[f32]],
-    m: &mut [f32],
-    v: &mut [f32],
-    target: Option<(&mut [f32], f32)>,
-) {
+fn adam_loops(operands: AdamOperands<'_>) {
+    let AdamOperands { step_size, inv_bias2_sqrt, theta, grads, m, v, target } = operands;
     let (b1, b2) = (BETA1 as f32, BETA2 as f32);
     let adam = |theta: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
         *m = flush_subnormal(b1 * *m + (1.0 - b1) * g);
