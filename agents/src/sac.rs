@@ -494,12 +494,12 @@ impl SacAgent {
     /// the updated critics (as SB3 and CleanRL order them). What a worker computes does not
     /// depend on which thread runs it, so neither do the numbers.
     pub fn update(&mut self, batch: &Batch) -> Option<UpdateLosses> {
-        let k = self.loss_consts(batch.len());
         // ε for the target's a' and for the actor loss's a (continuous soft only).
-        let (noise_next, noise_now) = if k.discrete || k.hard {
+        let (noise_next, noise_now) = if self.discrete() || self.hard {
             (Noise::none(), Noise::none())
         } else {
-            let mut draw = || Noise::draw(batch.len(), k.action_dim, &mut self.noise_rng);
+            let d = self.stored_action_dim();
+            let mut draw = || Noise::draw(batch.len(), d, &mut self.noise_rng);
             (draw(), draw())
         };
         self.step(batch, &noise_next, &noise_now, true)
@@ -550,17 +550,14 @@ impl SacAgent {
         // is the exact sum over actions (at τ = 0, one-hot on argmax_a' min_i Q_i(s', a')), and
         // Q_i(s, a) is read off Q_i(s, ·) at the stored action.
         let log_probs_next = if k.discrete && !k.hard { log_softmax_rows(&next_out, n) } else { Vec::new() };
+        let online_min: Vec<f32> = c1.online_next.iter().zip(&c2.online_next).map(|(a, b)| a.min(*b)).collect();
         let y: Vec<f64> = (0..rows)
             .map(|r| {
                 let min_target = |a: usize| c1.target_next[r * n + a].min(c2.target_next[r * n + a]) as f64;
                 let v = match &policy_next {
                     Some(_) if k.hard => min_target(0),
                     Some(s) => min_target(0) - k.tau * (s.log_pi[r] + k.log_reference),
-                    None if k.hard => {
-                        let online: Vec<f32> =
-                            (r * n..(r + 1) * n).map(|i| c1.online_next[i].min(c2.online_next[i])).collect();
-                        min_target(argmax(&online))
-                    }
+                    None if k.hard => min_target(argmax(&online_min[r * n..(r + 1) * n])),
                     None => (0..n)
                         .map(|a| {
                             let lp = log_probs_next[r * n + a];
