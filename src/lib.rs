@@ -1,5 +1,6 @@
 //! The `tame` binary's library: command line, configs, run directories, logging and reports.
 
+mod agent;
 pub mod cli;
 mod cmd;
 pub mod fsutil;

@@ -77,6 +77,9 @@ pub struct RunConfig {
     pub eval_every: Option<u64>,
     /// Episodes per evaluation (default 10).
     pub eval_episodes: Option<usize>,
+    /// Env steps between full checkpoints (default: eval_every); one is also written at
+    /// every evaluation, at the end and when the run is stopped.
+    pub checkpoint_every: Option<u64>,
     /// Intra-op threads for tch (default: the machine's cores). Results depend only on seed
     /// and config, but are compared bit for bit at equal thread counts.
     pub threads: Option<usize>,
@@ -96,6 +99,7 @@ pub struct Resolved {
     pub steps: u64,
     pub eval_every: u64,
     pub eval_episodes: usize,
+    pub checkpoint_every: u64,
     pub threads: usize,
     pub file: RunConfig,
 }
@@ -113,7 +117,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac, es);
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es);
         self
     }
 
@@ -128,6 +132,13 @@ impl RunConfig {
             bail!("steps = 0 is out of range; accepted: >= 1");
         }
         let eval_every = *self.eval_every.get_or_insert(steps.div_ceil(10));
+        if eval_every == 0 {
+            bail!("eval_every = 0 is out of range; accepted: >= 1 (env steps between evaluations)");
+        }
+        let checkpoint_every = *self.checkpoint_every.get_or_insert(eval_every);
+        if checkpoint_every == 0 {
+            bail!("checkpoint_every = 0 is out of range; accepted: >= 1 (env steps between checkpoints)");
+        }
         let eval_episodes = *self.eval_episodes.get_or_insert(10);
         if eval_episodes == 0 {
             bail!("eval_episodes = 0 is out of range; accepted: >= 1");
@@ -165,7 +176,7 @@ impl RunConfig {
                     .with_context(|| format!("env {env_name}"))?;
             }
         }
-        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, threads, file: self })
+        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, file: self })
     }
 }
 
@@ -223,6 +234,25 @@ pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("checkpoints"))
         .with_context(|| format!("creating run directory {}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// The safetensors file holding a run's newest policy weights: the tensors of its newest
+/// checkpoint that verifies, or `checkpoints/latest.safetensors` of runs written before full
+/// checkpoints existed.
+pub fn policy_weights(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let checkpoints = run_dir.join("checkpoints");
+    if !tame_agents::checkpoint::list(&checkpoints)?.is_empty() {
+        let (ckpt, skipped) = tame_agents::checkpoint::read_newest(&checkpoints)?;
+        for note in skipped {
+            eprintln!("warning: {note}; using the older checkpoint at step {}", ckpt.step);
+        }
+        return Ok(ckpt.tensors_path());
+    }
+    let legacy = checkpoints.join("latest.safetensors");
+    if legacy.is_file() {
+        return Ok(legacy);
+    }
+    bail!("run {} has no checkpoint yet (nothing under {})", run_dir.display(), checkpoints.display())
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm).

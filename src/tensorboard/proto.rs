@@ -12,7 +12,7 @@ pub struct Event {
     pub wall_time: f64,
     #[prost(int64, tag = "2")]
     pub step: i64,
-    #[prost(oneof = "event::What", tags = "3, 5")]
+    #[prost(oneof = "event::What", tags = "3, 5, 6")]
     pub what: Option<event::What>,
 }
 
@@ -25,8 +25,27 @@ pub mod event {
         FileVersion(String),
         #[prost(message, tag = "5")]
         Summary(super::Summary),
+        /// A START here tells TensorBoard that a run restarted at this step: it drops the
+        /// points at this step and after that it read before.
+        #[prost(message, tag = "6")]
+        SessionLog(super::SessionLog),
     }
 }
+
+/// `tensorflow.SessionLog`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionLog {
+    /// 1 = START, 2 = STOP, 3 = CHECKPOINT.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    #[prost(string, tag = "2")]
+    pub checkpoint_path: String,
+    #[prost(string, tag = "3")]
+    pub msg: String,
+}
+
+/// `SessionLog.START`.
+pub const SESSION_LOG_START: i32 = 1;
 
 /// `tensorboard.Summary`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -82,6 +82,17 @@ impl EventWriter {
         Ok(writer)
     }
 
+    /// A new event file for a run resumed at `step`: it opens with a `SessionLog` START at
+    /// `step`, on which TensorBoard purges the points at `step` and after that the stopped
+    /// process had logged.
+    pub fn resume(dir: &Path, step: u64) -> anyhow::Result<EventWriter> {
+        let mut writer = EventWriter::create(dir)?;
+        let start = proto::SessionLog { status: proto::SESSION_LOG_START, ..Default::default() };
+        writer.push(checked_step("session_log", step)?, event::What::SessionLog(start))?;
+        writer.flush()?;
+        Ok(writer)
+    }
+
     /// The event file being written.
     pub fn path(&self) -> &Path {
         &self.path
