@@ -77,8 +77,8 @@ pub struct RunConfig {
     pub eval_every: Option<u64>,
     /// Episodes per evaluation (default 10).
     pub eval_episodes: Option<usize>,
-    /// Env steps between full checkpoints (default: eval_every); one is also written at
-    /// every evaluation, at the end and when the run is stopped.
+    /// Env steps between full checkpoints (default: eval_every, so one at each
+    /// evaluation); one is also written at the end and when the run is stopped.
     pub checkpoint_every: Option<u64>,
     /// Intra-op threads for tch (default: the machine's cores). Results depend only on seed
     /// and config, but are compared bit for bit at equal thread counts.

@@ -96,6 +96,12 @@ pub struct Checkpoint {
     state: serde_json::Map<String, serde_json::Value>,
 }
 
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint").field("step", &self.step).field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
 impl Checkpoint {
     /// The safetensors file, whose weights `tame eval` reads by name.
     pub fn tensors_path(&self) -> PathBuf {

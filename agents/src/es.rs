@@ -870,6 +870,26 @@ impl Learner for EsLearner {
     }
 }
 
+/// Trains for at least `total_steps` env steps (whole generations) with the shared training
+/// loop, evaluating every `eval_every` env steps and at the end.
+pub fn train(
+    cfg: &EsConfig,
+    make_env: EnvFactory,
+    total_steps: u64,
+    eval_every: u64,
+    ctx: &mut crate::run::RunCtx<'_>,
+) -> anyhow::Result<crate::run::TrainSummary> {
+    let mut learner = EsLearner::new(cfg.clone(), make_env)?;
+    let every = eval_every.max(1);
+    let schedule = crate::run::Schedule {
+        total_steps,
+        eval_every: every,
+        eval_episodes: cfg.eval_episodes,
+        checkpoint_every: every,
+    };
+    crate::run::train(&mut learner, &schedule, &Default::default(), ctx)
+}
+
 /// The scalars of an ES checkpoint (`state.json` → `es`).
 #[derive(Serialize, Deserialize)]
 struct EsState {

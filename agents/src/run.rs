@@ -71,8 +71,8 @@ pub struct Schedule {
     /// Evaluate each time the env steps cross a multiple of this (>= 1), and at the end.
     pub eval_every: u64,
     pub eval_episodes: usize,
-    /// Checkpoint each time the env steps cross a multiple of this (>= 1), at every
-    /// evaluation, at the end, and when stopped.
+    /// Checkpoint each time the env steps cross a multiple of this (>= 1; `tame train`'s
+    /// default is `eval_every`), at the end, and when stopped.
     pub checkpoint_every: u64,
 }
 
@@ -147,8 +147,9 @@ pub fn train(
             let report = learner.evaluate(ctx.logger, false)?;
             log_eval(ctx.logger, step, &report.stats)?;
             progress.last_eval = Some(report.mean_return());
+            ctx.logger.flush()?;
         }
-        if evaluate || (running && crossed(before, step, schedule.checkpoint_every)) {
+        if running && crossed(before, step, schedule.checkpoint_every) {
             checkpoint(learner, ctx.logger, &mut last_checkpoint)?;
         }
         (ctx.progress)(&progress);

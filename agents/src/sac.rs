@@ -1696,7 +1696,7 @@ mod tests {
     fn run_on(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>, threads: usize) -> TrainSummary {
         let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5, threads };
         let mut logger = NullLogger;
-        let mut progress = |_: &Progress| {};
+        let mut progress = |_: &crate::run::Progress| {};
         let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress };
         train(&run, env(), env(), &mut ctx).unwrap()
     }
