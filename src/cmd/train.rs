@@ -192,7 +192,7 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
         }
     };
     let summary = Summary::new(cfg, &outcome, start.elapsed().as_secs_f64());
-    let status = if outcome.interrupted { SessionStatus::Unknown } else { SessionStatus::Success };
+    let status = if outcome.interrupted { SessionStatus::Interrupted } else { SessionStatus::Success };
     writer.finish(status)?;
     summary.write(&dir)?;
     Ok(dir)
