@@ -5,6 +5,7 @@
 
 pub mod exact;
 pub mod eval;
+pub mod fsutil;
 mod logger;
 pub mod es;
 mod es_policy;

@@ -13,6 +13,7 @@ use prost::Message;
 use super::hparams::{HParams, SessionStatus};
 use super::proto::{self, event, hparams_plugin_data, summary_value};
 use super::record;
+use crate::fsutil::friendly_io;
 
 /// Default time between durable flushes.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -50,8 +51,7 @@ impl std::fmt::Debug for EventWriter {
 impl EventWriter {
     /// Creates `dir` if needed and a new event file in it, never reusing an existing name.
     pub fn create(dir: &Path) -> anyhow::Result<EventWriter> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        fs::create_dir_all(dir).map_err(|e| friendly_io(e, "creating log directory", dir))?;
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let host = hostname();
         let pid = std::process::id();
@@ -62,7 +62,7 @@ impl EventWriter {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => break (path, file),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+                Err(e) => return Err(friendly_io(e, "creating", &path)),
             }
         };
         let mut writer = EventWriter {
@@ -177,9 +177,7 @@ impl EventWriter {
     /// Writes every buffered record to the file and fsyncs it: on disk when this returns.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.write_out()?;
-        self.file
-            .sync_data()
-            .with_context(|| format!("syncing TensorBoard events to {}", self.path.display()))?;
+        self.file.sync_data().map_err(|e| friendly_io(e, "syncing", &self.path))?;
         self.last_flush = Instant::now();
         Ok(())
     }
@@ -191,7 +189,7 @@ impl EventWriter {
         let result = self.file.write_all(&self.buf);
         // Dropped even on failure: a retry after a partial write would corrupt the file.
         self.buf.clear();
-        result.with_context(|| format!("writing TensorBoard events to {}", self.path.display()))
+        result.map_err(|e| friendly_io(e, "writing", &self.path))
     }
 
     fn push_hparams(&mut self, tag: &str, data: hparams_plugin_data::Data) -> anyhow::Result<()> {
