@@ -131,6 +131,8 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
         RunPlace::Under(logdir) => create_run_dir(logdir, &cfg.run_name())?,
         RunPlace::Exact(dir) => create_exact_run_dir(dir)?,
     };
+    // Held until this function returns: no second process writes into this run.
+    let _lock = crate::lock::lock_dir(&dir)?;
     let toml = cfg.to_toml()?;
     crate::fsutil::write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
 
