@@ -121,3 +121,107 @@ fn a_finished_run_shows_success_in_inspect() {
     assert_eq!(inspect_status(&run_dir), "success");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Whether a process with this PID exists (a zombie counts until its parent reaps it).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// Polls `cond` every 20 ms for at most `limit`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn es_sweep(out: &Path, steps: u64, jobs: u32) -> Command {
+    let mut cmd = tame();
+    cmd.args(["sweep", "--quiet", "--agent", "es", "--env", "cartpole", "--taus", "0"])
+        .args(["--sigmas", "0.05,0.1", "--seeds", "2", "--steps", &steps.to_string()])
+        .args(["--jobs", &jobs.to_string(), "--out"])
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The PID a directory's `.lock` file names, once it names one.
+fn lock_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join(".lock")).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn sigint_to_a_sweep_stops_its_children_keeps_their_summaries_and_exits_130() {
+    let dir = tmp("sweep-stop");
+    let out = dir.join("sweep");
+    // Four runs of about a minute each, two at a time.
+    let mut sweep = es_sweep(&out, 200_000_000, 2).spawn().unwrap();
+    let runs = out.join("runs");
+    let started = || -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&runs) else { return Vec::new() };
+        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| lock_pid(p).is_some()).collect()
+    };
+    wait_until(Duration::from_secs(60), "two runs to start", || started().len() == 2);
+    let children: Vec<u32> = started().iter().map(|p| lock_pid(p).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    send(&sweep, libc::SIGINT);
+    let status = wait_within(&mut sweep, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut sweep.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}; stderr: {stderr}");
+    assert!(stderr.contains("sweep stopped by SIGINT: 0 of 4 runs finished, 2 interrupted, 2 not started"), "{stderr}");
+    for pid in children {
+        assert!(!alive(pid), "child {pid} still runs");
+    }
+    for run in started() {
+        let summary = json(&run.join("summary.json"));
+        assert_eq!(summary["interrupted"], true, "{}: {summary}", run.display());
+        assert!(summary["steps"].as_u64().unwrap() < 200_000_000);
+    }
+    let report = json(&out.join("summary.json"));
+    let outcomes: Vec<&str> = report["runs"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "interrupted").count(), 2, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "not started").count(), 2, "{outcomes:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_second_sweep_on_the_same_out_is_refused_naming_the_first_and_the_first_finishes() {
+    let dir = tmp("sweep-lock");
+    let out = dir.join("sweep");
+    let first = es_sweep(&out, 3_000_000, 1).spawn().unwrap();
+    let first_pid = first.id();
+    wait_until(Duration::from_secs(30), "the first sweep to lock its --out", || lock_pid(&out) == Some(first_pid));
+    let second = es_sweep(&out, 3_000_000, 1).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("is in use by another tame process (PID {first_pid})")), "{stderr}");
+    assert!(stderr.contains(&out.display().to_string()), "{stderr}");
+
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let report = json(&out.join("summary.json"));
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["outcome"] == "finished"), "{runs:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_run_directory_lock_names_its_holder_and_dies_with_it() {
+    let dir = tmp("lock-kill");
+    let run_dir = dir.join("run");
+    let mut child = long_es_train(&run_dir);
+    let _stdout = wait_for_progress(&mut child);
+    let err = tame::lock::lock_dir(&run_dir).unwrap_err().to_string();
+    assert!(err.contains(&format!("PID {}", child.id())), "{err}");
+    child.kill().unwrap(); // SIGKILL: no destructor, no clean-up
+    child.wait().unwrap();
+    let lock = tame::lock::lock_dir(&run_dir).expect("the kernel releases a dead holder's lock");
+    assert_eq!(lock_pid(&run_dir), Some(std::process::id()));
+    drop(lock);
+    std::fs::remove_dir_all(&dir).ok();
+}
