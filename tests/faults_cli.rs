@@ -225,3 +225,81 @@ fn a_run_directory_lock_names_its_holder_and_dies_with_it() {
     drop(lock);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop; `None` where mounting is not
+/// permitted (not root, or in a container without CAP_SYS_ADMIN).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn a_full_disk_is_named_plainly_leaves_no_temp_file_and_keeps_what_was_logged() {
+    let dir = tmp("disk-full");
+    let Some(fs) = Tmpfs::mount(&dir.join("small"), "64k") else {
+        // The plain-words mapping is still checked on a real ENOSPC, through /dev/full, by
+        // fsutil::tests::a_real_enospc_from_dev_full_reads_as_no_space_left.
+        eprintln!("skipped: mounting a 64 KiB tmpfs is not permitted here (needs root)");
+        return;
+    };
+    let root = fs.0.clone();
+
+    // write_atomic: the old file survives, the temp file goes, the error names the file.
+    let summary = root.join("summary.json");
+    tame::fsutil::write_atomic(&summary, b"{\"old\": true}").unwrap();
+    let err = format!("{:#}", tame::fsutil::write_atomic(&summary, &vec![b'x'; 200_000]).unwrap_err());
+    assert_eq!(err, format!("no space left on device while writing {}", summary.display()));
+    assert_eq!(std::fs::read(&summary).unwrap(), b"{\"old\": true}");
+    assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
+
+    // The TensorBoard writer: flushed scalars stay readable, the error names the event file.
+    let logs = root.join("run");
+    let mut writer = tame::tensorboard::EventWriter::create(&logs).unwrap();
+    let path = writer.path().to_path_buf();
+    let mut flushed = 0;
+    let err = loop {
+        for _ in 0..100 {
+            writer.add_scalar("charts/x", flushed, flushed as f64).unwrap();
+            flushed += 1;
+        }
+        if let Err(e) = writer.flush() {
+            flushed -= 100;
+            break format!("{e:#}");
+        }
+        assert!(flushed < 1_000_000, "64 KiB never filled");
+    };
+    assert_eq!(err, format!("no space left on device while writing {}", path.display()));
+    drop(writer);
+    let events = tame::tensorboard::read_events(&logs).unwrap();
+    let xs = &events.scalars["charts/x"];
+    assert!(xs.len() as u64 >= flushed && flushed > 100, "{} read, {flushed} flushed", xs.len());
+    assert!(xs.iter().enumerate().all(|(i, p)| p.step == i as u64 && p.value == i as f64));
+    assert!(events.problems.iter().all(|p| p.contains("truncated")), "{:?}", events.problems);
+    drop(fs);
+    std::fs::remove_dir_all(&dir).ok();
+}
