@@ -153,38 +153,90 @@ fn lock_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(".lock")).ok()?.trim().parse().ok()
 }
 
-#[test]
-fn sigint_to_a_sweep_stops_its_children_keeps_their_summaries_and_exits_130() {
-    let dir = tmp("sweep-stop");
-    let out = dir.join("sweep");
-    // Four runs of about a minute each, two at a time.
-    let mut sweep = es_sweep(&out, 200_000_000, 2).spawn().unwrap();
+/// Starts a sweep of four ES runs of about a minute each, two at a time, and waits until
+/// both first runs train; returns the sweep, its run directories and the children's PIDs.
+fn sweep_with_two_running_children(out: &Path, own_group: bool) -> (Child, Vec<PathBuf>, Vec<u32>) {
+    let mut cmd = es_sweep(out, 200_000_000, 2);
+    if own_group {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
+    let sweep = cmd.spawn().unwrap();
     let runs = out.join("runs");
     let started = || -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&runs) else { return Vec::new() };
         entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| lock_pid(p).is_some()).collect()
     };
     wait_until(Duration::from_secs(60), "two runs to start", || started().len() == 2);
-    let children: Vec<u32> = started().iter().map(|p| lock_pid(p).unwrap()).collect();
+    let dirs = started();
+    let children = dirs.iter().map(|p| lock_pid(p).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(300));
-    send(&sweep, libc::SIGINT);
-    let status = wait_within(&mut sweep, Duration::from_secs(30));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut sweep.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(130), "{status:?}; stderr: {stderr}");
-    assert!(stderr.contains("sweep stopped by SIGINT: 0 of 4 runs finished, 2 interrupted, 2 not started"), "{stderr}");
-    for pid in children {
-        assert!(!alive(pid), "child {pid} still runs");
+    (sweep, dirs, children)
+}
+
+fn assert_stopped_cleanly(dirs: &[PathBuf], children: &[u32]) {
+    for &pid in children {
+        wait_until(Duration::from_secs(20), "the children to exit", || !alive(pid));
     }
-    for run in started() {
+    for run in dirs {
         let summary = json(&run.join("summary.json"));
         assert_eq!(summary["interrupted"], true, "{}: {summary}", run.display());
         assert!(summary["steps"].as_u64().unwrap() < 200_000_000);
     }
+}
+
+fn stop_a_sweep(name: &str, to_group: bool) {
+    let dir = tmp(name);
+    let out = dir.join("sweep");
+    let (mut sweep, dirs, children) = sweep_with_two_running_children(&out, to_group);
+    if to_group {
+        // What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
+        // SAFETY: kill(2) on the process group our own child leads.
+        assert_eq!(unsafe { libc::kill(-(sweep.id() as libc::pid_t), libc::SIGINT) }, 0);
+    } else {
+        send(&sweep, libc::SIGINT);
+    }
+    let status = wait_within(&mut sweep, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut sweep.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}; stderr: {stderr}");
+    assert!(
+        stderr.contains("sweep stopped by SIGINT: 0 of 4 runs finished, 2 interrupted, 2 not started"),
+        "{stderr}"
+    );
+    for &pid in &children {
+        assert!(!alive(pid), "child {pid} still runs");
+    }
+    assert_stopped_cleanly(&dirs, &children);
     let report = json(&out.join("summary.json"));
-    let outcomes: Vec<&str> = report["runs"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        report["runs"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "interrupted").count(), 2, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| **o == "not started").count(), 2, "{outcomes:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sigint_to_a_sweep_stops_its_children_keeps_their_summaries_and_exits_130() {
+    stop_a_sweep("sweep-stop", false);
+}
+
+#[test]
+fn ctrl_c_to_a_sweeps_process_group_stops_the_children_once_and_cleanly() {
+    // The children are in process groups of their own: only the sweep's SIGTERM reaches
+    // them, so they stop cleanly instead of taking a second signal as "quit at once".
+    stop_a_sweep("sweep-group", true);
+}
+
+#[test]
+fn a_sweep_killed_with_sigkill_still_stops_its_children_cleanly() {
+    let dir = tmp("sweep-kill");
+    let out = dir.join("sweep");
+    let (mut sweep, dirs, children) = sweep_with_two_running_children(&out, false);
+    sweep.kill().unwrap();
+    sweep.wait().unwrap();
+    // PR_SET_PDEATHSIG: each child gets SIGTERM when the sweep dies.
+    assert_stopped_cleanly(&dirs, &children);
+    tame::lock::lock_dir(&out).expect("the dead sweep's lock is released");
     std::fs::remove_dir_all(&dir).ok();
 }
 
