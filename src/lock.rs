@@ -64,6 +64,14 @@ pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
     Ok(DirLock { _file: file, path })
 }
 
+/// Whether a live process holds `dir`'s lock; only reads, so it can be asked of any
+/// directory (`tame inspect` shows such a run as running).
+pub fn is_locked(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(LOCK_FILE)) else { return false };
+    // A shared lock conflicts only with an exclusive holder, and is dropped with the file.
+    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +86,9 @@ mod tests {
         let err = lock_dir(&dir).unwrap_err().to_string();
         assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
         assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(is_locked(&dir));
         drop(first);
+        assert!(!is_locked(&dir));
         lock_dir(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -268,10 +268,12 @@ fn a_run_directory_lock_names_its_holder_and_dies_with_it() {
     let run_dir = dir.join("run");
     let mut child = long_es_train(&run_dir);
     let _stdout = wait_for_progress(&mut child);
+    assert_eq!(inspect_status(&run_dir), "running");
     let err = tame::lock::lock_dir(&run_dir).unwrap_err().to_string();
     assert!(err.contains(&format!("PID {}", child.id())), "{err}");
     child.kill().unwrap(); // SIGKILL: no destructor, no clean-up
     child.wait().unwrap();
+    assert_eq!(inspect_status(&run_dir), "", "a killed run is neither running nor ended");
     let lock = tame::lock::lock_dir(&run_dir).expect("the kernel releases a dead holder's lock");
     assert_eq!(lock_pid(&run_dir), Some(std::process::id()));
     drop(lock);

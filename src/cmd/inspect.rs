@@ -35,7 +35,7 @@ struct Row {
     /// Largest step of anything the run logged.
     steps: Option<u64>,
     /// How the run ended, from its hparams session-end record (`interrupted` from its
-    /// summary.json, as TensorBoard has no such status).
+    /// summary.json, as TensorBoard has no such status; `running` while its lock is held).
     status: Option<String>,
     last: Option<f64>,
     /// Largest value (returns: higher is better).
@@ -112,15 +112,15 @@ fn row(root: &Path, dir: &Path, events: &RunEvents, tag: &str) -> Row {
     };
     let values: Vec<f64> =
         events.scalars.get(tag).map(|ps| ps.iter().map(|p| p.value).collect()).unwrap_or_default();
-    let status = events.hparams.as_ref().and_then(|h| h.end).map(|(status, _)| {
+    let end = events.hparams.as_ref().and_then(|h| h.end).map(|(status, _)| status);
+    let status = match end {
         // TensorBoard has no "interrupted" status; the run's summary says so instead.
-        let status = if status == SessionStatus::Unknown && summary_says_interrupted(dir) {
-            SessionStatus::Interrupted
-        } else {
-            status
-        };
-        serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned))
-    });
+        Some(SessionStatus::Unknown) if summary_says_interrupted(dir) => Some(SessionStatus::Interrupted),
+        // No session end yet: running if a live `tame train` holds the directory's lock.
+        None if crate::lock::is_locked(dir) => Some(SessionStatus::Running),
+        other => other,
+    }
+    .map(|status| serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)));
     Row {
         run: name,
         agent: field("agent"),
