@@ -5,6 +5,7 @@ pub mod cli;
 mod cmd;
 pub mod fsutil;
 pub mod interrupt;
+pub mod lock;
 pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;

@@ -220,13 +220,13 @@ pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> 
 }
 
 /// Creates the run directory `dir` itself (and its parents) with its `checkpoints/` folder;
-/// `dir` may exist only if empty, so that one directory never mixes two runs.
+/// `dir` may exist only if empty (a left-over `.lock` file aside), so that one directory
+/// never mixes two runs.
 pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?
-            .next()
-            .is_none();
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?;
+        let empty = entries.all(|e| e.is_ok_and(|e| e.file_name() == crate::lock::LOCK_FILE));
         if !empty {
             bail!("run directory {} already holds files; choose a new --run-dir", dir.display());
         }
@@ -338,6 +338,24 @@ mod tests {
         assert!(err.contains("lr") && err.contains("learning_rate"), "{err}");
         let err = toml::from_str::<RunConfig>("tau = -1").unwrap_err().to_string();
         assert!(err.contains("-1") && err.contains("auto"), "{err}");
+    }
+
+    #[test]
+    fn an_exact_run_dir_may_hold_only_a_lock_file() {
+        let root = std::env::temp_dir().join(format!("tame-exact-run-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let only_lock = root.join("only-lock");
+        std::fs::create_dir_all(&only_lock).unwrap();
+        std::fs::write(only_lock.join(crate::lock::LOCK_FILE), "1\n").unwrap();
+        create_exact_run_dir(&only_lock).unwrap();
+        assert!(only_lock.join("checkpoints").is_dir());
+        let used = root.join("used");
+        std::fs::create_dir_all(&used).unwrap();
+        std::fs::write(used.join(crate::lock::LOCK_FILE), "1\n").unwrap();
+        std::fs::write(used.join("config.toml"), "").unwrap();
+        let err = create_exact_run_dir(&used).unwrap_err().to_string();
+        assert!(err.contains("already holds files"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -22,6 +22,8 @@ use anyhow::{bail, Context};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::fsutil::friendly_io;
+
 /// Version of the layout; a checkpoint of another version is refused, naming both.
 pub const FORMAT: u32 = 1;
 /// Full checkpoints kept per run.
@@ -161,20 +163,10 @@ fn dir_name(step: u64) -> String {
     format!("step-{step:012}")
 }
 
-fn io_error(err: std::io::Error, doing: &str, path: &Path) -> anyhow::Error {
-    let why = match err.kind() {
-        std::io::ErrorKind::StorageFull => "no space left on device".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_string(),
-        _ => err.to_string(),
-    };
-    anyhow::anyhow!("{why} while {doing} {}", path.display())
-}
-
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = File::create(path).map_err(|e| io_error(e, "creating", path))?;
-    f.write_all(bytes).map_err(|e| io_error(e, "writing", path))?;
-    f.sync_all().map_err(|e| io_error(e, "syncing", path))
+    let mut f = File::create(path).map_err(|e| friendly_io(e, "creating", path))?;
+    f.write_all(bytes).map_err(|e| friendly_io(e, "writing", path))?;
+    f.sync_all().map_err(|e| friendly_io(e, "syncing", path))
 }
 
 fn sync_dir(dir: &Path) {
@@ -185,14 +177,14 @@ fn sync_dir(dir: &Path) {
 /// Writes `w` as the checkpoint of `step` under `checkpoints/`, then keeps the newest [`KEEP`].
 /// On any failure the partial checkpoint is removed and the older ones are untouched.
 pub fn write(checkpoints: &Path, step: u64, w: CheckpointWriter) -> anyhow::Result<PathBuf> {
-    fs::create_dir_all(checkpoints).map_err(|e| io_error(e, "creating", checkpoints))?;
+    fs::create_dir_all(checkpoints).map_err(|e| friendly_io(e, "creating", checkpoints))?;
     let fin = checkpoints.join(dir_name(step));
     let tmp = checkpoints.join(format!(".{}.{}.tmp", dir_name(step), std::process::id()));
     let result = (|| {
         if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| io_error(e, "removing", &tmp))?;
+            fs::remove_dir_all(&tmp).map_err(|e| friendly_io(e, "removing", &tmp))?;
         }
-        fs::create_dir(&tmp).map_err(|e| io_error(e, "creating", &tmp))?;
+        fs::create_dir(&tmp).map_err(|e| friendly_io(e, "creating", &tmp))?;
         let views: Vec<(String, TensorView<'_>)> = w
             .arrays
             .iter()
@@ -215,9 +207,9 @@ pub fn write(checkpoints: &Path, step: u64, w: CheckpointWriter) -> anyhow::Resu
         sync_dir(&tmp);
         if fin.exists() {
             // The same step checkpointed twice (a stop right at an evaluation): replace it.
-            fs::remove_dir_all(&fin).map_err(|e| io_error(e, "replacing", &fin))?;
+            fs::remove_dir_all(&fin).map_err(|e| friendly_io(e, "replacing", &fin))?;
         }
-        fs::rename(&tmp, &fin).map_err(|e| io_error(e, "renaming the new checkpoint to", &fin))?;
+        fs::rename(&tmp, &fin).map_err(|e| friendly_io(e, "renaming the new checkpoint to", &fin))?;
         sync_dir(checkpoints);
         Ok(())
     })();
@@ -234,7 +226,7 @@ pub fn list(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
     let entries = match fs::read_dir(checkpoints) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(e, "listing", checkpoints)),
+        Err(e) => return Err(friendly_io(e, "listing", checkpoints)),
     };
     let mut found: Vec<(u64, PathBuf)> = entries
         .filter_map(|e| e.ok())
@@ -251,7 +243,7 @@ pub fn list(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
 /// Removes all but the newest [`KEEP`] checkpoints, and temporary ones a crash left behind.
 fn prune(checkpoints: &Path) -> anyhow::Result<()> {
     for (_, dir) in list(checkpoints)?.into_iter().skip(KEEP) {
-        fs::remove_dir_all(&dir).map_err(|e| io_error(e, "removing the old checkpoint", &dir))?;
+        fs::remove_dir_all(&dir).map_err(|e| friendly_io(e, "removing the old checkpoint", &dir))?;
     }
     if let Ok(entries) = fs::read_dir(checkpoints) {
         let mine = format!(".{}.tmp", std::process::id());
@@ -269,7 +261,7 @@ fn prune(checkpoints: &Path) -> anyhow::Result<()> {
 pub fn read(dir: &Path) -> anyhow::Result<Checkpoint> {
     let read = |name: &str| {
         let path = dir.join(name);
-        fs::read(&path).map_err(|e| io_error(e, "reading", &path))
+        fs::read(&path).map_err(|e| friendly_io(e, "reading", &path))
     };
     let manifest: Manifest = serde_json::from_slice(&read(MANIFEST)?)
         .map_err(|e| anyhow::anyhow!("{} is damaged or not a tame checkpoint manifest ({e})", dir.join(MANIFEST).display()))?;

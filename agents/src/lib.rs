@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod exact;
 pub mod eval;
+pub mod fsutil;
 mod logger;
 pub mod es;
 mod es_policy;

@@ -169,7 +169,9 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
         RunPlace::Under(logdir) => create_run_dir(logdir, &cfg.run_name())?,
         RunPlace::Exact(dir) => create_exact_run_dir(dir)?,
     };
-    let start = || -> anyhow::Result<EventWriter> {
+    let start = || -> anyhow::Result<(crate::lock::DirLock, EventWriter)> {
+        // Held until this function returns: no second process writes into this run.
+        let lock = crate::lock::lock_dir(&dir)?;
         crate::fsutil::write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
         let mut writer = EventWriter::create(&dir)?;
         writer.add_text("config", 0, &config_markdown(&cfg.file)?)?;
@@ -184,9 +186,9 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
         let hparams = hparams.metric("eval/mean_return").metric("charts/episodic_return");
         writer.write_hparams(&hparams)?;
         writer.flush()?;
-        Ok(writer)
+        Ok((lock, writer))
     };
-    let mut writer = match start() {
+    let (_lock, mut writer) = match start() {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -228,6 +230,8 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     if !config_path.is_file() {
         bail!("{} is not a run directory: it has no config.toml", dir.display());
     }
+    // Held until this function returns: the run may not be running elsewhere.
+    let _lock = crate::lock::lock_dir(dir)?;
     let mut file = RunConfig::from_file(&config_path)?;
     let (ckpt, skipped) = checkpoint::read_newest(&dir.join("checkpoints")).with_context(|| {
         format!("cannot resume {}: it has no loadable checkpoint (a run stopped before its first one starts afresh with a new tame train)", dir.display())
@@ -373,7 +377,7 @@ fn session(
         }
     };
     let summary = Summary::new(cfg, &outcome, outcome.wall_seconds);
-    let status = if outcome.interrupted { SessionStatus::Unknown } else { SessionStatus::Success };
+    let status = if outcome.interrupted { SessionStatus::Interrupted } else { SessionStatus::Success };
     writer.finish(status)?;
     summary.write(dir)
 }
