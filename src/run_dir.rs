@@ -286,7 +286,11 @@ pub struct Summary {
     pub final_policy_entropy: Option<f64>,
     pub success_rate: Option<f64>,
     pub interrupted: bool,
+    /// Training time over every session of the run (a resumed run adds its sessions).
     pub wall_seconds: f64,
+    /// Seconds of the last session spent writing checkpoints.
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
 }
 
 impl Summary {
@@ -308,6 +312,7 @@ impl Summary {
             success_rate: train.success_rate,
             interrupted: train.interrupted,
             wall_seconds,
+            checkpoint_seconds: train.checkpoint_seconds,
         }
     }
 

@@ -113,6 +113,7 @@ fn newest_step(dir: &Path) -> Option<String> {
 fn summary(dir: &Path) -> serde_json::Value {
     let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     s.as_object_mut().unwrap().remove("wall_seconds");
+    s.as_object_mut().unwrap().remove("checkpoint_seconds");
     s
 }
 

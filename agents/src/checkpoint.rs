@@ -221,6 +221,52 @@ pub fn write(checkpoints: &Path, step: u64, w: CheckpointWriter) -> anyhow::Resu
     Ok(fin)
 }
 
+/// Writes checkpoints on a thread of its own, one at a time: the state is copied into memory
+/// on the caller's thread (so training can move on at once), and the disk work, whose fsyncs
+/// take tenths of a second on a busy disk, overlaps with training. A checkpoint counts only
+/// once [`Background::wait`] has seen it complete; until then the older ones stay.
+#[derive(Default)]
+pub struct Background {
+    pending: Option<(u64, std::thread::JoinHandle<anyhow::Result<PathBuf>>)>,
+    /// The step of the newest checkpoint known to be complete.
+    pub last_complete: Option<u64>,
+}
+
+impl Background {
+    /// Waits for the previous write, then starts writing `w` as the checkpoint of `step`.
+    pub fn submit(&mut self, checkpoints: &Path, step: u64, w: CheckpointWriter) -> anyhow::Result<()> {
+        self.wait()?;
+        let dir = checkpoints.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("checkpoint-writer".into())
+            .spawn(move || write(&dir, step, w))
+            .context("starting the checkpoint writer thread")?;
+        self.pending = Some((step, handle));
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any; its error, if it failed.
+    pub fn wait(&mut self) -> anyhow::Result<()> {
+        if let Some((step, handle)) = self.pending.take() {
+            match handle.join() {
+                Ok(result) => {
+                    result?;
+                    self.last_complete = Some(step);
+                }
+                Err(_) => bail!("the checkpoint writer thread panicked while writing step {step}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Never leave a write half done behind an early return.
+        let _ = self.wait();
+    }
+}
+
 /// Every complete checkpoint directory under `checkpoints/`, newest first.
 pub fn list(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
     let entries = match fs::read_dir(checkpoints) {

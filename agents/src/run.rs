@@ -103,19 +103,24 @@ pub fn train(
 ) -> anyhow::Result<TrainSummary> {
     let start = Instant::now();
     let mut progress = Progress { step: learner.env_steps(), total: schedule.total_steps, ..Progress::default() };
+    // The step of the newest checkpoint submitted, and the writer that completes them.
     let mut last_checkpoint: Option<u64> = None;
-    let checkpoint = |learner: &mut dyn Learner, logger: &mut dyn Logger, last: &mut Option<u64>| -> anyhow::Result<()> {
+    let mut writer = checkpoint::Background::default();
+    let mut checkpoint_seconds = 0.0;
+    let mut checkpoint = |learner: &mut dyn Learner, writer: &mut checkpoint::Background, last: &mut Option<u64>| -> anyhow::Result<()> {
         let step = learner.env_steps();
         if let Some(dir) = ctx.checkpoint_dir {
+            let begun = Instant::now();
             let mut out = CheckpointWriter::default();
             learner.save(&mut out)?;
             let run = RunState { wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(), meta: state.meta.clone() };
             out.put("run", &run)?;
             out.put("step", &step)?;
-            checkpoint::write(dir, step, out)?;
+            writer.submit(dir, step, out)?;
             *last = Some(step);
+            checkpoint_seconds += begun.elapsed().as_secs_f64();
         }
-        logger.flush()
+        Ok(())
     };
     let mut interrupted = false;
     while learner.env_steps() < schedule.total_steps {
@@ -126,7 +131,8 @@ pub fn train(
         let before = learner.env_steps();
         if let Err(e) = learner.advance(ctx.logger) {
             ctx.logger.flush()?;
-            let kept = match (ctx.checkpoint_dir, last_checkpoint) {
+            writer.wait()?;
+            let kept = match (ctx.checkpoint_dir, writer.last_complete) {
                 (Some(dir), Some(at)) => format!(
                     "the last good checkpoint, from step {at}, is intact under {} (resuming reproduces this step)",
                     dir.display()
@@ -150,7 +156,8 @@ pub fn train(
             ctx.logger.flush()?;
         }
         if running && crossed(before, step, schedule.checkpoint_every) {
-            checkpoint(learner, ctx.logger, &mut last_checkpoint)?;
+            checkpoint(learner, &mut writer, &mut last_checkpoint)?;
+            ctx.logger.flush()?;
         }
         (ctx.progress)(&progress);
     }
@@ -166,8 +173,13 @@ pub fn train(
     progress.last_eval = Some(report.mean_return());
     (ctx.progress)(&progress);
     if last_checkpoint != Some(step) {
-        checkpoint(learner, ctx.logger, &mut last_checkpoint)?;
+        checkpoint(learner, &mut writer, &mut last_checkpoint)?;
     }
+    // The summary comes after the final checkpoint is on disk: it marks a finished run.
+    let waited = Instant::now();
+    writer.wait()?;
+    ctx.logger.flush()?;
+    let checkpoint_seconds = checkpoint_seconds + waited.elapsed().as_secs_f64();
     Ok(TrainSummary {
         steps: step,
         final_eval_returns: report.stats.returns.clone(),
@@ -175,6 +187,7 @@ pub fn train(
         success_rate: report.stats.success_rate(),
         interrupted,
         wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(),
+        checkpoint_seconds,
     })
 }
 
@@ -193,6 +206,8 @@ pub struct TrainSummary {
     pub interrupted: bool,
     /// Wall-clock seconds of training, over every session of the run.
     pub wall_seconds: f64,
+    /// Of this session's time, the seconds spent writing checkpoints.
+    pub checkpoint_seconds: f64,
 }
 
 /// The temperature τ of a soft policy: a fixed value (0 = the hard-argmax limit) or `auto`,
