@@ -3,6 +3,7 @@
 //! the logs; a second signal quits at once. `main` then exits with 128 + the first signal's
 //! number (130 for SIGINT, 143 for SIGTERM), as shells and schedulers expect.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context;
@@ -24,7 +25,11 @@ pub fn install() -> anyhow::Result<()> {
                     std::process::exit(128 + signal);
                 }
                 tame_agents::run::request_stop();
-                eprintln!("\ntame: stopping after the current step (SIGINT again to quit at once)");
+                // Not eprintln!, which panics when stderr is a closed pipe.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ntame: stopping after the current step (SIGINT again to quit at once)"
+                );
             }
         })
         .context("starting the signal-handling thread")?;

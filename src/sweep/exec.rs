@@ -201,7 +201,9 @@ fn run_one(
     // the children with one SIGTERM each (a second signal would make them quit at once).
     cmd.process_group(0);
     // SAFETY: prctl is async-signal-safe; it only sets a flag of the new process. If the
-    // sweep dies (even by SIGKILL), each child gets SIGTERM and stops cleanly.
+    // sweep dies (even by SIGKILL), each child gets SIGTERM: it stops cleanly if it can
+    // before it next writes into the dead sweep's pipes (SIGPIPE ends it there), so no
+    // orphan keeps training and holding its run's lock.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
