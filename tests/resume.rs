@@ -184,7 +184,41 @@ fn kill_and_resume_equals_uninterrupted(name: &str, cfg_text: &str, seed: u64, k
     assert_eq!(scalars(&cut), scalars(&full), "{name}: logged scalars after the restart purge");
     let files = std::fs::read_dir(&cut).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("tfevents")).count();
     assert!(files >= 2, "{name}: a resumed run appends a new event file");
+    assert_python_sees_each_step_once(&cut, &scalars(&cut));
     std::fs::remove_dir_all(&root).ok();
+}
+
+/// The real `tensorboard` package (its EventAccumulator, which applies the restart purge
+/// itself) reads every tag with each step once and the same values as `tame`'s reader.
+fn assert_python_sees_each_step_once(dir: &Path, ours: &[(String, u64, u64)]) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make test` to install tensorboard", python.display());
+    let script = r#"
+import json, struct, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+acc.Reload()
+out = {}
+for tag in acc.Tags()["scalars"]:
+    if tag == "charts/SPS":
+        continue
+    out[tag] = [[e.step, struct.unpack("<I", struct.pack("<f", e.value))[0]] for e in acc.Scalars(tag)]
+print(json.dumps(out))
+"#;
+    let out = Command::new(python).arg("-c").arg(script).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: std::collections::BTreeMap<String, Vec<(u64, u32)>> = serde_json::from_slice(&out.stdout).unwrap();
+    for (tag, points) in &theirs {
+        let steps: Vec<u64> = points.iter().map(|p| p.0).collect();
+        let mut unique = steps.clone();
+        unique.dedup();
+        assert_eq!(steps, unique, "{tag}: a step appears twice in TensorBoard");
+        // TensorBoard stores scalars as f32; ours are the f64 of those f32 values.
+        let mine: Vec<(u64, u32)> =
+            ours.iter().filter(|(t, _, _)| t == tag).map(|(_, s, v)| (*s, (f64::from_bits(*v) as f32).to_bits())).collect();
+        assert_eq!(points, &mine, "{tag}: TensorBoard and tame read different points");
+    }
+    assert_eq!(theirs.len(), ours.iter().map(|(t, _, _)| t).collect::<std::collections::BTreeSet<_>>().len());
 }
 
 #[test]
@@ -270,18 +304,14 @@ fn extending_a_finished_run_continues_it() {
     let s = summary(&dir);
     assert!(s["steps"].as_u64().unwrap() >= 600000, "{s}");
     assert_eq!(s["interrupted"], false);
-    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    assert!(config.contains("steps = 600000"), "{config}");
+    let saved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(saved.contains("steps = 600000"), "{saved}");
     // ES has no schedule tied to the total, and this run's evaluations fall on the same
     // steps, so the extension equals a run planned for 600,000 steps from the start.
     let planned = root.join("planned");
-    train_full(&config_path(&root, "long.toml", ES), &planned, "1");
+    train_full(&config(&root, "long.toml", ES), &planned, "1");
     assert!(final_weights(&dir) == final_weights(&planned), "extended ES run differs from the planned one");
     std::fs::remove_dir_all(&root).ok();
-}
-
-fn config_path(dir: &Path, name: &str, text: &str) -> PathBuf {
-    config(dir, name, text)
 }
 
 #[test]
@@ -307,5 +337,83 @@ fn a_diverging_run_stops_naming_the_quantity_and_step_and_resuming_reproduces_it
     let what = |e: &str| e.lines().next().unwrap_or("").split("; the last good").next().unwrap_or("").to_string();
     assert_eq!(what(&second), what(&first), "resuming reproduces the same failure at the same step");
     assert!(checkpoints(&dir) >= 1);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn eval_reads_new_checkpoints_and_runs_written_before_them() {
+    let root = scratch("eval");
+    let cfg = config(&root, "run.toml", &ES.replace("steps = 600000", "steps = 120000"));
+    let dir = root.join("run");
+    train_full(&cfg, &dir, "2");
+    let eval = |dir: &Path| -> serde_json::Value {
+        let out = run(&["eval", dir.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let new = eval(&dir);
+    assert_eq!(new["returns"], summary(&dir)["final_eval_returns"]);
+    // A run directory of the earlier layout: weights only, in checkpoints/latest.safetensors.
+    let legacy = root.join("legacy");
+    std::fs::create_dir_all(legacy.join("checkpoints")).unwrap();
+    std::fs::copy(dir.join("config.toml"), legacy.join("config.toml")).unwrap();
+    let newest = dir.join("checkpoints").join(newest_step(&dir).unwrap()).join("tensors.safetensors");
+    std::fs::copy(newest, legacy.join("checkpoints/latest.safetensors")).unwrap();
+    assert_eq!(eval(&legacy)["returns"], new["returns"]);
+    // A truncated legacy checkpoint is named as such, not as a raw library error.
+    let bytes = std::fs::read(legacy.join("checkpoints/latest.safetensors")).unwrap();
+    std::fs::write(legacy.join("checkpoints/latest.safetensors"), &bytes[..bytes.len() / 3]).unwrap();
+    let err = resume_error(&["eval", legacy.to_str().unwrap()]);
+    assert!(err.contains("latest.safetensors") && err.contains("truncated"), "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_sweep() {
+    let root = scratch("sweep");
+    let cfg = config(&root, "run.toml", ES);
+    let sweep = |out: &Path| {
+        let mut cmd = tame();
+        cmd.args(["sweep", "--quiet", "--agent", "es", "--env", "pendulum", "--taus", "0", "--seeds", "2", "--jobs", "2"])
+            .args(["--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        cmd
+    };
+    let full = root.join("full");
+    let out = sweep(&full).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // SIGKILL the sweep (its children get SIGTERM and stop at a checkpoint) once its first
+    // run has checkpointed; its children may also die before stopping cleanly.
+    let cut = root.join("cut");
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut child = sweep(&cut).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let runs = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+        v.sort();
+        v
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !runs(&cut).iter().any(|r| newest_step(r).is_some()) {
+        assert!(child.try_wait().unwrap().is_none(), "the sweep finished before any checkpoint");
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(rng.random_range(0..200)));
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(runs(&cut).iter().any(|r| !r.join("summary.json").exists() || summary(r)["interrupted"] == true),
+        "the kill came after every run had finished");
+
+    let out = sweep(&cut).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (runs(&full), runs(&cut));
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.file_name(), y.file_name());
+        assert_eq!(summary(x), summary(y), "{}", y.display());
+        assert!(final_weights(x) == final_weights(y), "{}: final weights differ", y.display());
+        assert_eq!(scalars(x), scalars(y), "{}: scalars differ", y.display());
+    }
     std::fs::remove_dir_all(&root).ok();
 }
