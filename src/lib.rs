@@ -1,7 +1,9 @@
 //! The `tame` binary's library: command line, configs, run directories, logging and reports.
 
 pub mod cli;
+pub mod cli_values;
 mod cmd;
+pub mod exit;
 pub mod fsutil;
 pub mod interrupt;
 pub mod run_dir;

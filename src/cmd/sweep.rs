@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::cli_values as cv;
 use crate::run_dir::{AgentKind, RunConfig};
 use crate::sweep::{self, SweepPlan, TauSpec};
 
@@ -19,19 +20,19 @@ pub struct SweepArgs {
     env: Option<String>,
     /// Comma-separated temperatures; 0 is the hard argmax, `auto` tunes τ to a target entropy.
     /// [default: 0,0.01,0.1,0.5,auto]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     taus: Option<Vec<String>>,
     /// Comma-separated ES parameter-noise widths σ (es only).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::sigma)]
     sigmas: Option<Vec<f64>>,
     /// Number of seeds per grid point (seeds 0..N). [default: 3]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::whole::<1, { cv::MAX_SWEEP_SEEDS }>)]
     seeds: Option<u64>,
     /// Environment steps per run. [default: the agent's, or the base config's]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     steps: Option<u64>,
     /// Evaluation period in env steps, for every run.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     eval_every: Option<u64>,
     /// Base config (TOML) for every run, as `tame train --config`.
     #[arg(long)]
@@ -41,10 +42,10 @@ pub struct SweepArgs {
     #[arg(long)]
     file: Option<PathBuf>,
     /// Return counted as "solved" for the steps-to-threshold column. [default: per env]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::finite)]
     threshold: Option<f64>,
     /// Runs at a time; the cores are divided among them. [default: number of cores]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::threads)]
     jobs: Option<usize>,
     /// Sweep directory. Rerunning with the same directory skips finished runs.
     /// [default: sweeps/<env>__<agent>]

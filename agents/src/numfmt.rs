@@ -1,0 +1,44 @@
+//! Numbers for people: a compact form of an f64 for messages, tables and directory names, so
+//! that τ = 1e-300 prints as `1e-300` and not as a 300-digit decimal.
+
+/// `x` as Rust's shortest round-trip decimal when that is short (0.1, 250, 0.005), else in
+/// scientific notation: the shortest exact one when it is short (1e-300), otherwise six
+/// significant digits (3.333333e-7). Never longer than about 13 characters.
+pub fn compact(x: f64) -> String {
+    const SHORT: usize = 12;
+    let plain = format!("{x}");
+    if plain.len() <= SHORT {
+        return plain;
+    }
+    let exact = format!("{x:e}");
+    if exact.len() <= SHORT {
+        return exact;
+    }
+    let rounded = format!("{x:.6e}");
+    match rounded.split_once('e') {
+        Some((mantissa, exp)) if mantissa.contains('.') => {
+            format!("{}e{exp}", mantissa.trim_end_matches('0').trim_end_matches('.'))
+        }
+        _ => rounded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    #[test]
+    fn ordinary_values_keep_their_usual_form_and_extremes_stay_short() {
+        for (x, s) in [(0.1, "0.1"), (0.0, "0"), (250.0, "250"), (0.005, "0.005"), (-3.5, "-3.5")] {
+            assert_eq!(compact(x), s);
+        }
+        assert_eq!(compact(1e-300), "1e-300");
+        assert_eq!(compact(1.7976931348623157e308), "1.797693e308");
+        assert_eq!(compact(1.0 / 3.0), "3.333333e-1");
+        assert_eq!(compact(f64::INFINITY), "inf");
+        assert_eq!(compact(f64::NAN), "NaN");
+        for x in [1e-300, 123456789.123456, 5e-324, -1e300, 0.1 + 0.2] {
+            assert!(compact(x).len() <= 13, "{x} -> {}", compact(x));
+        }
+    }
+}
