@@ -23,6 +23,17 @@ pub fn compact(x: f64) -> String {
     }
 }
 
+/// `x` exactly (it parses back to the same f64), in the shorter of plain decimal and
+/// scientific notation: for names and arguments that are read back. At most 24 characters.
+pub fn exact_short(x: f64) -> String {
+    let (plain, sci) = (format!("{x}"), format!("{x:e}"));
+    if sci.len() < plain.len() {
+        sci
+    } else {
+        plain
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::compact;
@@ -39,6 +50,10 @@ mod tests {
         assert_eq!(compact(f64::NAN), "NaN");
         for x in [1e-300, 123456789.123456, 5e-324, -1e300, 0.1 + 0.2] {
             assert!(compact(x).len() <= 13, "{x} -> {}", compact(x));
+            let e = super::exact_short(x);
+            assert!(e.len() <= 24 && e.parse::<f64>() == Ok(x), "{x} -> {e}");
         }
+        assert_eq!(super::exact_short(0.1), "0.1");
+        assert_eq!(super::exact_short(1e-300), "1e-300");
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::cli_values as cv;
 use crate::run_dir::{AgentKind, RunConfig};
-use crate::sweep::{self, SweepPlan, TauSpec};
+use crate::sweep::{self, SweepFile, SweepPlan, TauSpec};
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -56,23 +56,6 @@ pub struct SweepArgs {
     quiet: bool,
 }
 
-/// Settings a sweep TOML file may hold besides the plan itself.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SweepFile {
-    agent: Option<AgentKind>,
-    env: Option<String>,
-    taus: Option<Vec<toml::Value>>,
-    sigmas: Option<Vec<f64>>,
-    seeds: Option<u64>,
-    steps: Option<u64>,
-    eval_every: Option<u64>,
-    config: Option<PathBuf>,
-    threshold: Option<f64>,
-    jobs: Option<usize>,
-    out: Option<PathBuf>,
-}
-
 const DEFAULT_TAUS: &str = "0,0.01,0.1,0.5,auto";
 const DEFAULT_SEEDS: u64 = 3;
 
@@ -81,7 +64,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading sweep file {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("parsing sweep file {}", path.display()))?
+            SweepFile::from_toml(&text).with_context(|| format!("parsing sweep file {}", path.display()))?
         }
         None => SweepFile::default(),
     };
@@ -95,18 +78,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let env = args.env.or(file.env).or(base.env).unwrap_or_else(|| "frozenlake".into());
     let taus: Vec<TauSpec> = match (args.taus, file.taus) {
         (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
-        (None, Some(t)) => t
-            .iter()
-            .map(|v| match v {
-                toml::Value::String(s) => TauSpec::parse(s),
-                toml::Value::Float(f) => TauSpec::parse(&f.to_string()),
-                toml::Value::Integer(i) => TauSpec::parse(&i.to_string()),
-                other => bail!("τ value {other} in the sweep file is neither a number nor 'auto'"),
-            })
-            .collect::<anyhow::Result<_>>()?,
+        (None, Some(t)) => SweepFile::tau_specs(&t)?,
         (None, None) => DEFAULT_TAUS.split(',').map(TauSpec::parse).collect::<anyhow::Result<_>>()?,
     };
     let n_seeds = args.seeds.or(file.seeds).unwrap_or(DEFAULT_SEEDS);
+    if !(1..=cv::MAX_SWEEP_SEEDS).contains(&n_seeds) {
+        bail!("seeds = {n_seeds} is out of range; accepted: 1 to {} seeds per grid point", cv::MAX_SWEEP_SEEDS);
+    }
     let plan = SweepPlan {
         threshold: args.threshold.or(file.threshold).or_else(|| default_threshold(&env)),
         agent,
@@ -121,8 +99,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     plan.validate()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let jobs = args.jobs.or(file.jobs).unwrap_or(cores);
-    if jobs == 0 {
-        bail!("--jobs 0: at least one run must run at a time");
+    if !(1..=cv::MAX_THREADS as usize).contains(&jobs) {
+        bail!("jobs = {jobs} is out of range; accepted: 1 to {} runs at a time", cv::MAX_THREADS);
     }
     let threads = (cores / jobs).max(1);
     let out = args
