@@ -182,16 +182,7 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
     };
     let model = match (map_path, builtin.map(|i| BUILTINS[i].0)) {
         (Some(path), _) => {
-            let bad = |why: String| EnvError::BadMap { origin: path.clone(), why };
-            let bytes = std::fs::metadata(&path).map_err(|e| bad(format!("cannot read the file: {e}")))?.len();
-            if bytes > grid::MAX_MAP_BYTES {
-                return Err(bad(format!(
-                    "the file has {bytes} bytes; accepted: map files of at most {} bytes (maps hold at most {} cells)",
-                    grid::MAX_MAP_BYTES,
-                    grid::MAX_CELLS
-                )));
-            }
-            let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read the file: {e}")))?;
+            let text = read_map_file(&path)?;
             lake(&text, &path, 1.0)?
         }
         (None, Some("cartpole")) => Model::CartPole,
@@ -217,6 +208,27 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
         ));
     }
     Ok(Parsed { model, limit, discrete })
+}
+
+/// A map file's text, read up to [`grid::MAX_MAP_BYTES`] (+1 to tell a longer one): a size
+/// from the metadata would miss pipes and devices such as /dev/zero.
+fn read_map_file(path: &str) -> Result<String, EnvError> {
+    use std::io::Read as _;
+    let bad = |why: String| EnvError::BadMap { origin: path.to_string(), why };
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot read the file: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(grid::MAX_MAP_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > grid::MAX_MAP_BYTES {
+        return Err(bad(format!(
+            "the file has more than {} bytes; accepted: map files of at most {} bytes (maps hold at most {} cells)",
+            grid::MAX_MAP_BYTES,
+            grid::MAX_MAP_BYTES,
+            grid::MAX_CELLS
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| bad(format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Something generic over the model type, so that each model gets its own monomorphised code.

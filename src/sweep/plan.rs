@@ -28,7 +28,7 @@ impl TauSpec {
         }
         match t.parse::<f64>() {
             Ok(v) if (0.0..=MAX_TAU).contains(&v) => Ok(TauSpec::Fixed(v)),
-            Ok(v) => bail!("τ value {} is out of range; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'", compact(v)),
+            Ok(_) => bail!("τ value {t} is out of range; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'"),
             Err(_) => bail!("τ value '{t}' is not a number; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'"),
         }
     }
