@@ -34,6 +34,17 @@ pub fn exact_short(x: f64) -> String {
     }
 }
 
+/// `x` with `decimals` decimals for table cells when that is meaningful (1e-3 <= |x| < 1e9,
+/// or 0), else in scientific notation with as many digits: -3.8e29 never spans 30 columns.
+pub fn table(x: f64, decimals: usize) -> String {
+    let a = x.abs();
+    if x == 0.0 || (1e-3..1e9).contains(&a) || !x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        format!("{x:.decimals$e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::compact;
@@ -54,6 +65,9 @@ mod tests {
             assert!(e.len() <= 24 && e.parse::<f64>() == Ok(x), "{x} -> {e}");
         }
         assert_eq!(super::exact_short(0.1), "0.1");
+        assert_eq!(super::table(-192.12345, 3), "-192.123");
+        assert_eq!(super::table(-3.8e29, 3), "-3.800e29");
+        assert_eq!(super::table(0.0, 3), "0.000");
         assert_eq!(super::exact_short(1e-300), "1e-300");
     }
 }
