@@ -96,7 +96,7 @@ pub fn finite(text: &str) -> Result<f64, String> {
 
 /// A discount γ in [0, 1) (the discounted solvers diverge at 1).
 pub fn discount(text: &str) -> Result<f64, String> {
-    number_in(text, 0.0, false, 1.0, true)
+    number_in(text, 0.0, false, 1.0, true).map_err(|_| "accepted: a number in [0, 1) (the discounted solvers diverge at 1)".into())
 }
 
 /// A smoothing width ε > 0 (or temperature τ > 0), at most [`MAX_EPS`].
@@ -148,7 +148,7 @@ mod tests {
         assert!(steps("18446744073709551615").is_err());
         assert!(threads("1025").unwrap_err().contains("1 to 1024"));
         assert_eq!(discount("0.99"), Ok(0.99));
-        assert!(discount("1").unwrap_err().contains("< 1"));
+        assert!(discount("1").unwrap_err().contains("[0, 1)"));
         assert!(discount("nan").is_err());
         assert!(solve_tau("auto").unwrap_err().contains("solve takes a number"));
         assert!(solve_tau("1e7").unwrap_err().contains("<= 1000000"));

@@ -116,5 +116,5 @@ fn bad_env_names_and_maps_fail_cleanly() {
     let out = tame(&["env", "bench", "--env", "pendulum:discrete=1", "--steps", "10"]);
     assert_clean_failure(&out, "discrete=1");
     let out = tame(&["env", "bench", "--threads", "0", "--steps", "10"]);
-    assert_clean_failure(&out, "--threads 0");
+    assert_clean_failure(&out, "'0' for '--threads");
 }

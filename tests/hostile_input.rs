@@ -78,7 +78,7 @@ fn numeric_flags_of_every_command_say_what_is_accepted() {
         (vec!["sweep", "--out", l, "--taus", "0,2e6"], vec!["2e6", "0 ≤ τ ≤ 1e6"]),
         (vec!["solve", "--env", "frozenlake", "--tau", "auto"], vec!["'auto'", "solve takes a number", "no meaning"]),
         (vec!["solve", "--env", "frozenlake", "--tau", "-1"], vec!["'-1'", "--tau", ">= 0"]),
-        (vec!["solve", "--env", "frozenlake", "--tau", "0.1", "--gamma", "1"], vec!["'1'", "--gamma", "< 1"]),
+        (vec!["solve", "--env", "frozenlake", "--tau", "0.1", "--gamma", "1"], vec!["'1'", "--gamma", "[0, 1)"]),
         (vec!["certify", "--sweep", "--points", "100000000"], vec!["100000000", "--points", "from 2 to 1000"]),
         (vec!["certify", "--eps", "-0.1"], vec!["'-0.1'", "--eps", "> 0"]),
         (vec!["certify", "--range", "1e300"], vec!["1e300", "--range", "<= 1000000"]),

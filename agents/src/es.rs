@@ -158,7 +158,7 @@ impl EsConfig {
         }
         if !(self.sigma > 0.0 && self.sigma <= 1e3) {
             return bad(format!(
-                "sigma {} is not allowed; accepted: 0 < sigma <= 1000 (parameters are f32; wider \
+                "sigma {} is not allowed; accepted: a number > 0 and <= 1000 (parameters are f32; wider \
                  noise only measures noise)",
                 c(self.sigma)
             ));
