@@ -146,11 +146,15 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         }
         let epss: Vec<f64> =
             (0..args.points).map(|i| lo * (hi / lo).powf(i as f64 / (args.points - 1) as f64)).collect();
+        // Progress on stderr (hidden when it is not a terminal), so --json output stays clean.
+        let bar = indicatif::ProgressBar::new(epss.len() as u64);
         let mut certs = Vec::with_capacity(epss.len());
         for (i, &e) in epss.iter().enumerate() {
             crate::exit::check_interrupt(&format!("tame certify --sweep (point {} of {})", i + 1, epss.len()))?;
             certs.push(target.certificate(e)?);
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         return report_sweep(&target, &certs, args.json, args.plot.as_deref());
     }
     let eps = if is_env {
