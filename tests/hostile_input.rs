@@ -122,7 +122,7 @@ fn out_of_range_config_values_are_refused_before_anything_is_created() {
             vec!["sac.buffer_size = 1000000000", "transitions of 36 bytes", "GiB", "at most 8 GiB"],
         ),
         ("agent = \"es\"\n[es]\npopulation = 200000\n".into(), vec!["population 200000", "2 to 100000"]),
-        ("agent = \"es\"\n[es]\nsigma = 1e9\n".into(), vec!["sigma 1000000000", "sigma <= 1000"]),
+        ("agent = \"es\"\n[es]\nsigma = 1e9\n".into(), vec!["sigma 1000000000", "> 0 and <= 1000"]),
         ("agent = \"es\"\n[es]\nlr = 100.0\n".into(), vec!["lr 100", "lr ≤ 10"]),
         ("agent = \"es\"\n[es]\nhidden = [0]\n".into(), vec!["width 0", "from 1 to 4096"]),
     ];
@@ -131,6 +131,14 @@ fn out_of_range_config_values_are_refused_before_anything_is_created() {
         std::fs::write(&config, &text).unwrap();
         refused(&["train", "--quiet", "--logdir", l, "--config", config.to_str().unwrap()], &needles);
     }
+    // A sweep resolves its runs' configs before it creates its directory.
+    let config = root.join("sweep-base.toml");
+    std::fs::write(&config, "[sac]\ninitial_tau = 1e30\n").unwrap();
+    refused(
+        &["sweep", "--quiet", "--out", l, "--config", config.to_str().unwrap(), "--taus", "0.1"],
+        &["τ = 0.1", "sac.initial_tau = 1e30", "1e6"],
+    );
+    refused(&["sweep", "--quiet", "--out", l, "--taus", "1e30"], &["1e30", "0 ≤ τ ≤ 1e6"]);
     assert_empty(&logdir);
     std::fs::remove_dir_all(&root).ok();
 }

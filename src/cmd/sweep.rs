@@ -75,7 +75,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         None => RunConfig::default(),
     };
     let agent = args.agent.or(file.agent).or(base.agent).unwrap_or(AgentKind::Sac);
-    let env = args.env.or(file.env).or(base.env).unwrap_or_else(|| "frozenlake".into());
+    let env = args.env.or(file.env).or(base.env.clone()).unwrap_or_else(|| "frozenlake".into());
     let taus: Vec<TauSpec> = match (args.taus, file.taus) {
         (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
         (None, Some(t)) => SweepFile::tau_specs(&t)?,
@@ -107,6 +107,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         .out
         .or(file.out)
         .unwrap_or_else(|| PathBuf::from("sweeps").join(format!("{}__{}", plan.env, plan.agent.name())));
+    check_runs_resolve(&plan, &base, threads)?;
     check_or_record_plan(&plan, &out)?;
 
     let outcomes = sweep::execute(&plan, &out, jobs, threads, args.quiet)?;
@@ -129,6 +130,37 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             failed.join(", "),
             out.display()
         );
+    }
+    Ok(())
+}
+
+/// Resolves each distinct (τ, σ) run's config as its child `tame train` will, so that a bad
+/// base config or grid value is refused before the sweep directory exists.
+fn check_runs_resolve(plan: &SweepPlan, base: &RunConfig, threads: usize) -> anyhow::Result<()> {
+    let sigmas: Vec<Option<f64>> =
+        if plan.sigmas.is_empty() { vec![None] } else { plan.sigmas.iter().copied().map(Some).collect() };
+    for tau in &plan.taus {
+        for sigma in &sigmas {
+            let flags = RunConfig {
+                agent: Some(plan.agent),
+                env: Some(plan.env.clone()),
+                tau: Some(match tau {
+                    TauSpec::Fixed(v) => tame_agents::run::Tau::Fixed(*v),
+                    TauSpec::Auto => tame_agents::run::Tau::Auto,
+                }),
+                seed: plan.seeds.iter().max().copied(),
+                steps: plan.steps,
+                eval_every: plan.eval_every,
+                threads: Some(threads),
+                ..Default::default()
+            };
+            let mut cfg = base.clone().overridden_by(flags);
+            if let Some(s) = sigma {
+                cfg.es.get_or_insert_with(Default::default).sigma = *s;
+            }
+            let sigma_part = sigma.map(|s| format!(", σ = {}", tame_agents::numfmt::compact(s))).unwrap_or_default();
+            cfg.resolve().with_context(|| format!("the sweep's runs at τ = {tau}{sigma_part}"))?;
+        }
     }
     Ok(())
 }
