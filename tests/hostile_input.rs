@@ -214,6 +214,15 @@ fn interrupt(args: &[&str], after: Duration) -> (Option<i32>, String, f64) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning tame");
+    // Loading libtorch can take seconds on a loaded machine: wait until the process catches
+    // SIGINT (bit 1 of SigCgt in /proc/PID/status), then let it get into its computation.
+    let status = format!("/proc/{}/status", child.id());
+    let start = Instant::now();
+    while !catches_sigint(&status) {
+        assert!(start.elapsed() < Duration::from_secs(60), "{args:?} never installed its Ctrl-C handler");
+        assert!(child.try_wait().unwrap().is_none(), "{args:?} ended before installing its Ctrl-C handler");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(after);
     assert!(child.try_wait().unwrap().is_none(), "{args:?} ended before the signal; make it longer");
     let pid = child.id() as libc::pid_t;
@@ -235,6 +244,15 @@ fn interrupt(args: &[&str], after: Duration) -> (Option<i32>, String, f64) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), secs)
 }
 
+/// Whether the process whose /proc status file this is has a SIGINT handler installed.
+fn catches_sigint(status_path: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(status_path) else { return false };
+    text.lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+}
+
 #[test]
 fn long_computations_stop_on_ctrl_c_with_exit_130() {
     let root = scratch("ctrlc");
@@ -249,7 +267,7 @@ fn long_computations_stop_on_ctrl_c_with_exit_130() {
         vec!["env", "bench", "--steps", "9000000000000000000", "--threads", "1"],
     ];
     for args in cases {
-        let (code, err, secs) = interrupt(&args, Duration::from_millis(1500));
+        let (code, err, secs) = interrupt(&args, Duration::from_millis(1000));
         assert_eq!(code, Some(130), "{args:?}: {err}");
         assert!(err.contains("interrupted by Ctrl-C"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
