@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 /// A long computation (solve, certify, bench) stopped because Ctrl-C asked it to.
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted by Ctrl-C during {0}; nothing was written")]
+#[error("interrupted by Ctrl-C during {0}")]
 pub struct Interrupted(pub String);
 
 /// `Err(Interrupted)` once a stop was requested (Ctrl-C), naming what was running.
