@@ -2,7 +2,9 @@
 
 mod agent;
 pub mod cli;
+pub mod cli_values;
 mod cmd;
+pub mod exit;
 pub mod fsutil;
 pub mod interrupt;
 pub mod lock;

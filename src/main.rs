@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     match (tame::interrupt::exit_status(), result) {
         (Some(status), _) => ExitCode::from(status),
         (None, Ok(())) => ExitCode::SUCCESS,
-        (None, Err(_)) => ExitCode::FAILURE,
+        // An error whose chain holds tame::exit::Interrupted is 130 as well.
+        (None, Err(err)) => tame::exit::code_for(&err),
     }
 }

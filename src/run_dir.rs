@@ -20,7 +20,11 @@ use serde::{Deserialize, Serialize};
 use tame_agents::run::{Tau, TrainSummary};
 use tame_agents::es::EsConfig;
 use tame_agents::sac::SacConfig;
+use tame_agents::limits::{mlp_params, MAX_CONFIG_INT, MAX_NETWORK_PARAMS, MAX_TAU};
+use tame_agents::numfmt::compact;
 use tame_envs::Env;
+
+use crate::cli_values::MAX_EVAL_EPISODES;
 
 /// The agents `tame train` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -126,22 +130,42 @@ impl RunConfig {
         let agent = *self.agent.get_or_insert(AgentKind::Sac);
         let env_name = self.env.get_or_insert_with(|| "pendulum".into()).clone();
         let tau = *self.tau.get_or_insert(agent.default_tau());
+        if let Tau::Fixed(t) = tau {
+            if t > MAX_TAU {
+                bail!(
+                    "tau = {} is out of range; accepted: 0 <= tau <= 1e6 or auto (beyond 1e6, τ·log π \
+                     and the squared TD error overflow f32 in the update)",
+                    compact(t)
+                );
+            }
+        }
+        // Every integer here goes into config.toml, whose integers are signed 64-bit.
+        let int_max = format!("{MAX_CONFIG_INT} (the largest integer a TOML config can hold)");
         let seed = *self.seed.get_or_insert(1);
+        if seed > MAX_CONFIG_INT {
+            bail!("seed = {seed} is out of range; accepted: 0 to {int_max}");
+        }
         let steps = *self.steps.get_or_insert(agent.default_steps());
-        if steps == 0 {
-            bail!("steps = 0 is out of range; accepted: >= 1");
+        if !(1..=MAX_CONFIG_INT).contains(&steps) {
+            bail!("steps = {steps} is out of range; accepted: 1 to {int_max}");
         }
         let eval_every = *self.eval_every.get_or_insert(steps.div_ceil(10));
-        if eval_every == 0 {
-            bail!("eval_every = 0 is out of range; accepted: >= 1 (env steps between evaluations)");
+        if !(1..=MAX_CONFIG_INT).contains(&eval_every) {
+            bail!(
+                "eval_every = {eval_every} is out of range; accepted: 1 to {int_max} (env steps between \
+                 evaluations; the final evaluation always runs)"
+            );
         }
         let checkpoint_every = *self.checkpoint_every.get_or_insert(eval_every);
-        if checkpoint_every == 0 {
-            bail!("checkpoint_every = 0 is out of range; accepted: >= 1 (env steps between checkpoints)");
+        if !(1..=MAX_CONFIG_INT).contains(&checkpoint_every) {
+            bail!(
+                "checkpoint_every = {checkpoint_every} is out of range; accepted: 1 to {int_max} (env steps \
+                 between checkpoints)"
+            );
         }
         let eval_episodes = *self.eval_episodes.get_or_insert(10);
-        if eval_episodes == 0 {
-            bail!("eval_episodes = 0 is out of range; accepted: >= 1");
+        if !(1..=MAX_EVAL_EPISODES as usize).contains(&eval_episodes) {
+            bail!("eval_episodes = {eval_episodes} is out of range; accepted: 1 to {MAX_EVAL_EPISODES}");
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = *self.threads.get_or_insert(cores);
@@ -159,6 +183,8 @@ impl RunConfig {
             AgentKind::Sac => {
                 let sac = self.sac.get_or_insert_with(SacConfig::default);
                 sac.resolve(&env.action_space(), tau).with_context(|| format!("env {env_name}"))?;
+                check_sac_memory(sac, &env.observation_space(), &env.action_space(), steps)
+                    .with_context(|| format!("env {env_name}"))?;
             }
             AgentKind::Es => {
                 let es = self.es.get_or_insert_with(EsConfig::default);
@@ -174,6 +200,9 @@ impl RunConfig {
                 es.validate()?;
                 tame_agents::es::check_spaces(&env.observation_space(), &env.action_space(), &es.hidden)
                     .with_context(|| format!("env {env_name}"))?;
+                let (input, output) = (encoded_width(&env.observation_space()), encoded_width(&env.action_space()));
+                check_params("es.hidden", mlp_params(input, &es.hidden, output), input)
+                    .with_context(|| format!("env {env_name}"))?;
             }
         }
         Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, file: self })
@@ -187,10 +216,69 @@ impl Resolved {
     }
 
     /// `<env>__<agent>__tau<τ>__seed<S>`: the run directory's name before its time stamp.
+    /// τ is written exactly but short (1e-300, not 300 digits) and the env part is cut to 64
+    /// characters, so the name stays far below the file systems' 255-byte limit.
     pub fn run_name(&self) -> String {
-        let env: String = self.env.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-        format!("{env}__{}__tau{}__seed{}", self.agent.name(), self.tau, self.seed)
+        let env: String =
+            self.env.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
+        let tau = match self.tau {
+            Tau::Fixed(t) => tame_agents::numfmt::exact_short(t),
+            Tau::Auto => "auto".into(),
+        };
+        format!("{env}__{}__tau{tau}__seed{}", self.agent.name(), self.seed)
     }
+}
+
+/// Most bytes a replay buffer may take (8 GiB); more is refused before the run starts.
+const MAX_REPLAY_BYTES: u64 = 8 << 30;
+
+/// Width of a space as a network sees it: one-hot for `Discrete(n)`, the dimension for a Box.
+fn encoded_width(space: &tame_envs::Space) -> usize {
+    match space {
+        tame_envs::Space::Discrete(n) => *n,
+        other => other.dim(),
+    }
+}
+
+/// Refuses a network of more than [`MAX_NETWORK_PARAMS`] parameters, naming its size.
+fn check_params(what: &str, params: usize, input: usize) -> anyhow::Result<()> {
+    if params > MAX_NETWORK_PARAMS {
+        bail!(
+            "{what}: a network with input width {input} would have {params} parameters ({:.1} MiB in f32); \
+             accepted: at most {MAX_NETWORK_PARAMS} parameters ({} MiB) per network; use narrower layers \
+             or a smaller env (discrete observations are one-hot, one input per state)",
+            params as f64 * 4.0 / (1 << 20) as f64,
+            MAX_NETWORK_PARAMS * 4 >> 20
+        );
+    }
+    Ok(())
+}
+
+/// SAC's memory before anything is allocated: its largest network and the replay buffer,
+/// which holds min(buffer_size, steps) rows of f32 (obs, next obs, action, reward, done).
+fn check_sac_memory(sac: &SacConfig, obs: &tame_envs::Space, act: &tame_envs::Space, steps: u64) -> anyhow::Result<()> {
+    let input = encoded_width(obs);
+    let actions = encoded_width(act);
+    let (actor_out, critic_in, critic_out) = match act {
+        tame_envs::Space::Discrete(_) => (actions, input, actions),
+        _ => (2 * actions, input.saturating_add(actions), 1),
+    };
+    let params = mlp_params(input, &sac.hidden, actor_out).max(mlp_params(critic_in, &sac.hidden, critic_out));
+    check_params("sac.hidden", params, input)?;
+    let rows = (sac.buffer_size as u64).min(steps);
+    let row_bytes = 4 * (2 * input as u64 + act.dim() as u64 + 2);
+    let bytes = rows.saturating_mul(row_bytes);
+    if bytes > MAX_REPLAY_BYTES {
+        bail!(
+            "sac.buffer_size = {}: the replay buffer would hold {rows} transitions of {row_bytes} bytes = \
+             {:.1} GiB; accepted: at most {} GiB (lower buffer_size or steps; discrete observations \
+             are stored one-hot)",
+            sac.buffer_size,
+            bytes as f64 / (1u64 << 30) as f64,
+            MAX_REPLAY_BYTES >> 30
+        );
+    }
+    Ok(())
 }
 
 /// Builds an env by name, with its time limit.

@@ -148,76 +148,77 @@ pub enum EsError {
 impl EsConfig {
     /// Rejects settings ES cannot run with, naming the value and the accepted range.
     pub fn validate(&self) -> Result<(), EsError> {
+        use crate::limits::{check_hidden, MAX_CONFIG_INT, MAX_EPISODES, MAX_POPULATION, MAX_TAU};
+        use crate::numfmt::compact as c;
         let bad = |msg: String| Err(EsError::Config(msg));
-        if self.population == 0 || self.population % 2 == 1 {
+        if self.population < 2 || self.population % 2 == 1 || self.population > MAX_POPULATION {
             return bad(format!(
                 "population {} is not allowed: mirrored sampling evaluates θ+σε and θ−σε in \
-                 pairs; accepted: an even number ≥ 2",
+                 pairs; accepted: an even number from 2 to {MAX_POPULATION}",
                 self.population
             ));
         }
-        if !(self.sigma > 0.0 && self.sigma.is_finite()) {
+        if !(self.sigma > 0.0 && self.sigma <= 1e3) {
             return bad(format!(
-                "sigma {} is not allowed; accepted: a finite number > 0",
-                self.sigma
+                "sigma {} is not allowed; accepted: a number > 0 and <= 1000 (parameters are f32; wider \
+                 noise only measures noise)",
+                c(self.sigma)
             ));
         }
-        if !(self.tau >= 0.0 && self.tau.is_finite()) {
-            return bad(format!(
-                "tau {} is not allowed; accepted: a finite number ≥ 0",
-                self.tau
-            ));
+        if !(self.tau >= 0.0 && self.tau <= MAX_TAU) {
+            return bad(format!("tau {} is not allowed; accepted: 0 ≤ tau ≤ 1e6", c(self.tau)));
         }
         if !(self.sigma_decay > 0.0 && self.sigma_decay <= 1.0) {
             return bad(format!(
                 "sigma_decay {} is not allowed; accepted: 0 < sigma_decay ≤ 1",
-                self.sigma_decay
+                c(self.sigma_decay)
             ));
         }
         if !(self.sigma_min >= 0.0 && self.sigma_min <= self.sigma) {
             return bad(format!(
                 "sigma_min {} is not allowed; accepted: 0 ≤ sigma_min ≤ sigma ({})",
-                self.sigma_min, self.sigma
+                c(self.sigma_min), c(self.sigma)
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!(
-                "lr {} is not allowed; accepted: a finite number > 0",
-                self.lr
-            ));
+        if !(self.lr > 0.0 && self.lr <= 10.0) {
+            return bad(format!("lr {} is not allowed; accepted: 0 < lr ≤ 10", c(self.lr)));
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!(
                 "momentum {} is not allowed; accepted: 0 ≤ momentum < 1",
-                self.momentum
+                c(self.momentum)
             ));
         }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+        if !(self.weight_decay >= 0.0 && self.weight_decay <= 100.0) {
             return bad(format!(
-                "weight_decay {} is not allowed; accepted: a finite number ≥ 0",
-                self.weight_decay
+                "weight_decay {} is not allowed; accepted: 0 ≤ weight_decay ≤ 100",
+                c(self.weight_decay)
             ));
         }
-        if self.hidden.contains(&0) {
-            return bad(format!(
-                "hidden {:?} has a zero-width layer; accepted: widths ≥ 1",
-                self.hidden
-            ));
+        if let Err(e) = check_hidden("es.hidden", &self.hidden) {
+            return bad(e);
         }
         if !(0.0..=1.0).contains(&self.obs_norm_fraction) {
             return bad(format!(
                 "obs_norm_fraction {} is not allowed; accepted: 0 ≤ fraction ≤ 1",
-                self.obs_norm_fraction
+                c(self.obs_norm_fraction)
             ));
         }
-        if self.episodes_per_member == 0 {
-            return bad("episodes_per_member 0 is not allowed; accepted: ≥ 1".into());
+        if !(1..=MAX_EPISODES).contains(&self.episodes_per_member) {
+            return bad(format!(
+                "episodes_per_member {} is not allowed; accepted: 1 to {MAX_EPISODES}",
+                self.episodes_per_member
+            ));
         }
-        if self.eval_episodes == 0 {
-            return bad("eval_episodes 0 is not allowed; accepted: ≥ 1".into());
+        if !(1..=MAX_EPISODES).contains(&self.eval_episodes) {
+            return bad(format!("eval_episodes {} is not allowed; accepted: 1 to {MAX_EPISODES}", self.eval_episodes));
         }
-        if self.max_episode_steps == 0 {
-            return bad("max_episode_steps 0 is not allowed; accepted: ≥ 1".into());
+        if !(1..=MAX_CONFIG_INT).contains(&self.max_episode_steps) {
+            return bad(format!(
+                "max_episode_steps {} is not allowed; accepted: 1 to {MAX_CONFIG_INT} (the largest \
+                 integer a TOML config can hold)",
+                self.max_episode_steps
+            ));
         }
         Ok(())
     }

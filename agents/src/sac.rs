@@ -149,18 +149,32 @@ impl SacConfig {
             }
             Ok(())
         }
-        check(!self.hidden.is_empty() && self.hidden.iter().all(|&h| h > 0), "hidden",
-            format!("{:?}", self.hidden), "one or more positive layer widths")?;
-        check(self.learning_rate.is_finite() && self.learning_rate > 0.0, "learning_rate", self.learning_rate, "> 0")?;
-        check(self.batch_size > 0, "batch_size", self.batch_size, ">= 1")?;
-        check(self.buffer_size > 0, "buffer_size", self.buffer_size, ">= 1")?;
-        check((0.0..=1.0).contains(&self.gamma), "gamma", self.gamma, "0 <= gamma <= 1")?;
-        check(self.polyak > 0.0 && self.polyak <= 1.0, "polyak", self.polyak, "0 < polyak <= 1")?;
-        check(self.gradient_steps > 0, "gradient_steps", self.gradient_steps, ">= 1")?;
-        check(self.initial_tau.is_finite() && self.initial_tau > 0.0, "initial_tau", self.initial_tau, "> 0")?;
-        check(self.log_every > 0, "log_every", self.log_every, ">= 1")?;
+        use crate::limits::{check_hidden, MAX_CONFIG_INT, MAX_TAU};
+        use crate::numfmt::compact;
+        let int_max = format!("{MAX_CONFIG_INT} (the largest integer a TOML config can hold)");
+        let fits = |v: u64| v <= MAX_CONFIG_INT;
+        check_hidden("sac.hidden", &self.hidden).map_err(anyhow::Error::msg)?;
+        check(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 1.0,
+            "learning_rate", compact(self.learning_rate), "0 < learning_rate <= 1 (Adam steps beyond 1 diverge)")?;
+        check(self.batch_size > 0 && self.batch_size <= 65_536, "batch_size", self.batch_size,
+            "1 to 65536 (one batch of 65536 already spans 256 MiB of activations per layer of 1024)")?;
+        check(self.buffer_size > 0 && fits(self.buffer_size as u64), "buffer_size", self.buffer_size,
+            &format!("1 to {int_max}; its memory is checked against the env's sizes"))?;
+        check((0.0..=1.0).contains(&self.gamma), "gamma", compact(self.gamma), "0 <= gamma <= 1")?;
+        check(self.polyak > 0.0 && self.polyak <= 1.0, "polyak", compact(self.polyak), "0 < polyak <= 1")?;
+        check(fits(self.learning_starts), "learning_starts", self.learning_starts, &format!("0 to {int_max}"))?;
+        check(self.gradient_steps > 0 && self.gradient_steps <= 1000, "gradient_steps", self.gradient_steps, "1 to 1000")?;
+        check(self.initial_tau.is_finite() && self.initial_tau > 0.0 && self.initial_tau <= MAX_TAU, "initial_tau",
+            compact(self.initial_tau), "0 < initial_tau <= 1e6 (beyond it τ·log π and the squared TD error overflow f32)")?;
+        if let Tau::Fixed(t) = tau {
+            if t > MAX_TAU {
+                bail!("tau = {} is out of range; accepted: 0 <= tau <= 1e6 or auto (beyond 1e6 τ·log π and \
+                       the squared TD error overflow f32)", compact(t));
+            }
+        }
+        check(self.log_every > 0 && fits(self.log_every), "log_every", self.log_every, &format!("1 to {int_max}"))?;
         if let Some(h) = self.target_entropy {
-            check(h.is_finite(), "target_entropy", h, "a finite number")?;
+            check(h.is_finite() && h.abs() <= 1e6, "target_entropy", compact(h), "a number from -1e6 to 1e6")?;
         }
         let discrete = matches!(action_space, Space::Discrete(_));
         let (kind, other) = if discrete { ("discrete", "continuous") } else { ("continuous", "discrete") };
@@ -179,19 +193,20 @@ impl SacConfig {
         }
         if discrete {
             let scale = self.target_entropy_scale.get_or_insert(DEFAULT_TARGET_ENTROPY_SCALE);
-            check(*scale > 0.0 && *scale <= 1.0, "target_entropy_scale", *scale, "0 < scale <= 1")?;
+            check(*scale > 0.0 && *scale <= 1.0, "target_entropy_scale", compact(*scale), "0 < scale <= 1")?;
             if tau.is_hard() {
                 let (s, e, f) = DEFAULT_EPSILON;
                 let s = *self.epsilon_start.get_or_insert(s);
                 let e = *self.epsilon_end.get_or_insert(e);
                 let f = *self.epsilon_fraction.get_or_insert(f);
-                check((0.0..=1.0).contains(&s), "epsilon_start", s, "0..=1")?;
-                check((0.0..=1.0).contains(&e), "epsilon_end", e, "0..=1")?;
-                check(f > 0.0 && f <= 1.0, "epsilon_fraction", f, "0 < fraction <= 1")?;
+                check((0.0..=1.0).contains(&s), "epsilon_start", compact(s), "0..=1")?;
+                check((0.0..=1.0).contains(&e), "epsilon_end", compact(e), "0..=1")?;
+                check(f > 0.0 && f <= 1.0, "epsilon_fraction", compact(f), "0 < fraction <= 1")?;
             }
         } else if tau.is_hard() {
             let n = *self.exploration_noise.get_or_insert(DEFAULT_EXPLORATION_NOISE);
-            check(n.is_finite() && n >= 0.0, "exploration_noise", n, ">= 0")?;
+            check(n.is_finite() && (0.0..=100.0).contains(&n), "exploration_noise", compact(n),
+                "0 <= noise <= 100 (actions live in [-1, 1])")?;
         }
         Ok(())
     }

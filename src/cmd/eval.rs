@@ -14,7 +14,7 @@ pub struct EvalArgs {
     /// A run directory written by `tame train` (holds config.toml and checkpoints/).
     run_dir: PathBuf,
     /// Evaluation episodes [default: the run's eval_episodes].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli_values::episodes)]
     episodes: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]

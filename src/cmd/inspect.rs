@@ -199,7 +199,7 @@ fn cells(r: &Row) -> [String; 11] {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let num = |x: Option<f64>| x.map(|x| format!("{x:.3}")).unwrap_or_default();
+    let num = |x: Option<f64>| x.map(|x| tame_agents::numfmt::table(x, 3)).unwrap_or_default();
     [
         r.run.clone(),
         text(&r.agent),

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tame_agents::checkpoint;
 use tame_agents::run::{Learner, Progress, RunCtx, RunState, Schedule, Tau};
 
+use crate::cli_values as cv;
 use crate::run_dir::{create_exact_run_dir, create_run_dir, AgentKind, Resolved, RunConfig, Summary};
 use crate::tensorboard::{config_markdown, EventWriter, HParams, SessionStatus};
 
@@ -24,13 +25,13 @@ pub struct TrainArgs {
     env: Option<String>,
     /// Temperature τ: a number >= 0 (0 = the hard-argmax limit) or `auto` (tuned to a target
     /// entropy; SAC only) [default: auto for sac, 0 for es].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::tau)]
     tau: Option<Tau>,
     /// Seed of every random draw in the run [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::seed)]
     seed: Option<u64>,
     /// Environment steps to train for [default: 10000 for sac, 2000000 for es].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     steps: Option<u64>,
     /// TOML config file (e.g. configs/sac-pendulum.toml); flags override its values.
     #[arg(long)]
@@ -47,19 +48,19 @@ pub struct TrainArgs {
     #[arg(long)]
     progress_lines: bool,
     /// Environment steps between deterministic evaluations [default: steps / 10].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     eval_every: Option<u64>,
     /// Episodes per evaluation [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::episodes)]
     eval_episodes: Option<usize>,
     /// Threads: SAC runs its update's two workers (one per critic) side by side (from 0.1
     /// GFLOP per update; smaller networks run on one) and gives libtorch the rest; ES spreads its
     /// population over them. Results do not depend on it [default: all cores].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::threads)]
     threads: Option<usize>,
     /// ES only: width σ of the Gaussian parameter noise (overrides `sigma` in the [es]
     /// section) [default: 0.1].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::finite)]
     sigma: Option<f64>,
     /// No progress bar and no closing report (for scripts); the run directory's path is
     /// still printed.
@@ -68,7 +69,7 @@ pub struct TrainArgs {
     /// Env steps between full checkpoints (weights, optimiser state, replay buffer,
     /// generators, the env in mid-episode) [default: at each evaluation]. The last two are
     /// kept; a stop (Ctrl-C, SIGTERM) writes one too.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     checkpoint_every: Option<u64>,
     /// Continue a stopped or killed run from its newest good checkpoint, with the run's own
     /// config.toml; it ends with the same numbers as a run never stopped. Only --threads,

@@ -13,6 +13,6 @@ mod plots;
 mod report;
 
 pub use exec::{execute, is_finished, RunOutcome};
-pub use plan::{RunSpec, SweepPlan, TauSpec};
+pub use plan::{RunSpec, SweepFile, SweepPlan, TauSpec};
 pub use plots::write_plots;
 pub use report::{summarize, to_markdown, write_reports, SweepSummary};

@@ -251,7 +251,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
 
 /// Six decimals, except whole numbers (step counts, returns of 0/1 tasks), which print bare.
 fn cell(v: Option<f64>) -> String {
-    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { format!("{x:.6}") })
+    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { tame_agents::numfmt::table(x, 6) })
         .unwrap_or_default()
 }
 
@@ -317,7 +317,7 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         p.steps.map_or("the default number of".to_string(), |s| s.to_string())
     );
     if let Some(t) = summary.threshold {
-        let _ = writeln!(s, "Threshold for steps-to-threshold: {t}.");
+        let _ = writeln!(s, "Threshold for steps-to-threshold: {}.", tame_agents::numfmt::compact(t));
     }
     if let Some(g) = summary.exact_gamma {
         let _ = writeln!(
