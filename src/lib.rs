@@ -7,5 +7,5 @@ pub mod interrupt;
 pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;
-mod stats;
+pub mod stats;
 pub mod sweep;
