@@ -113,7 +113,7 @@ fn run_one(
     }
     let mut cmd = Command::new(exe);
     cmd.arg("train")
-        .args(["--agent", plan.agent.name(), "--env", &plan.env])
+        .args(["--agent", plan.agent.name(), "--env", &run.env])
         .args(["--tau", &run.tau.to_string(), "--seed", &run.seed.to_string()])
         .args(["--threads", &threads.to_string()])
         .arg("--run-dir")
@@ -122,7 +122,7 @@ fn run_one(
     if let Some(sigma) = run.sigma {
         cmd.args(["--sigma", &sigma.to_string()]);
     }
-    if let Some(config) = &plan.config {
+    if let Some(config) = &run.config {
         cmd.arg("--config").arg(config);
     }
     if let Some(steps) = plan.steps {

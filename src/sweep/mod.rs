@@ -1,16 +1,25 @@
-//! Sweeps: many ordinary training runs over a grid of temperatures τ (and, for ES, widths σ)
-//! and seeds, run as child `tame train` processes, resumable, then summarised.
+//! Sweeps: many ordinary training runs over a grid of envs, temperatures τ (and, for ES,
+//! widths σ) and seeds, run as child `tame train` processes, resumable, then summarised: per
+//! env, and across envs on normalized scores with rliable's statistics (`analysis`,
+//! `normalize`, [`crate::stats`]).
 //!
-//! Each (τ, σ, seed) is an ordinary run directory under `<out>/runs/`. A run counts as
+//! Each (env, τ, σ, seed) is an ordinary run directory under `<out>/runs/`. A run counts as
 //! finished when its `summary.json` exists; a rerun of the same sweep skips those and starts
 //! unfinished ones afresh. A failing run is reported and does not stop the others.
 
+mod analysis;
 mod exec;
+mod normalize;
 mod plan;
 mod plots;
 mod report;
 
-pub use exec::{execute, RunOutcome};
-pub use plan::{RunSpec, SweepPlan, TauSpec};
-pub use plots::write_plots;
-pub use report::{summarize, to_markdown, write_reports, SweepSummary};
+pub use exec::{execute, is_finished, RunOutcome};
+pub use normalize::{random_policy_return, GivenNormalization, Normalization};
+pub use plan::{env_slug, RunSpec, SweepPlan, TauSpec};
+pub use plots::{write_analysis_plots, write_plots};
+pub use analysis::{analyze, Analysis, Method};
+pub use report::{
+    analysis_markdown, curve_grid, methods_of, normalization_markdown, note_failures, summarize, summarize_with,
+    to_markdown, write_reports, SweepSummary,
+};
