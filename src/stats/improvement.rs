@@ -30,13 +30,23 @@ pub fn probability_of_improvement_ci(
     boot: Bootstrap,
     stream: u64,
 ) -> Option<Interval> {
+    probability_of_improvement_replicates(x, y, boot, stream).map(|r| interval(&r, boot.confidence))
+}
+
+/// The sorted bootstrap replicates of `P(X > Y)` behind [`probability_of_improvement_ci`].
+pub fn probability_of_improvement_replicates(
+    x: &[Vec<f64>],
+    y: &[Vec<f64>],
+    boot: Bootstrap,
+    stream: u64,
+) -> Option<Vec<f64>> {
     // Only envs both have runs on count, as in the point estimate.
     let (x, y): (Vec<&Vec<f64>>, Vec<&Vec<f64>>) =
         x.iter().zip(y).filter(|(a, b)| !a.is_empty() && !b.is_empty()).unzip();
     let sizes: Vec<usize> = x.iter().chain(&y).map(|v| v.len()).collect();
     let m = x.len();
     let (mut bx, mut by): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let reps = stratified_replicates(&sizes, 1, boot, stream, |idx, out| {
+    let mut reps = stratified_replicates(&sizes, 1, boot, stream, |idx, out| {
         let mut total = 0.0;
         for e in 0..m {
             bx.clear();
@@ -47,7 +57,7 @@ pub fn probability_of_improvement_ci(
         }
         out[0] = total / m as f64;
     })?;
-    Some(interval(&reps[0], boot.confidence))
+    reps.pop()
 }
 
 #[cfg(test)]

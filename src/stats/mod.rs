@@ -42,8 +42,8 @@ pub use basic::{bootstrap_ci, mean, normalized_auc, std, steps_to_threshold};
 pub use bootstrap::{
     interval, percentile, stratified_replicates, Bootstrap, Interval, DEFAULT_RESAMPLES,
 };
-pub use improvement::{probability_of_improvement, probability_of_improvement_ci};
-pub use profile::{run_score_distribution, run_score_distribution_ci};
+pub use improvement::{probability_of_improvement, probability_of_improvement_ci, probability_of_improvement_replicates};
+pub use profile::{run_score_distribution, run_score_distribution_ci, run_score_distribution_replicates};
 
 /// Point estimates of every aggregate, and their stratified bootstrap CIs (one shared set of
 /// resamples for the four, as rliable computes them together).
@@ -79,14 +79,10 @@ pub fn aggregates(scores: &[Vec<f64>], boot: Bootstrap, stream: u64) -> Option<A
     if scores.iter().all(Vec::is_empty) {
         return None;
     }
-    let all = |s: &[Vec<f64>], out: &mut [f64]| {
-        for (o, a) in out.iter_mut().zip(Aggregate::ALL) {
-            *o = a.of(s);
-        }
-    };
     let mut point = [0.0; 4];
-    all(scores, &mut point);
-    let ci = stratified_values(scores, 4, boot, stream, all).map(|iv| [iv[0], iv[1], iv[2], iv[3]]);
+    all_aggregates(scores, &mut point);
+    let ci = aggregate_replicates(scores, boot, stream)
+        .map(|r| [0, 1, 2, 3].map(|k| interval(&r[k], boot.confidence)));
     Some(AggregateEstimates { iqm: point[0], median: point[1], mean: point[2], optimality_gap: point[3], ci })
 }
 
@@ -96,19 +92,41 @@ pub fn stratified_values(
     k: usize,
     boot: Bootstrap,
     stream: u64,
-    mut stat: impl FnMut(&[Vec<f64>], &mut [f64]),
+    stat: impl FnMut(&[Vec<f64>], &mut [f64]),
 ) -> Option<Vec<Interval>> {
+    let reps = value_replicates(scores, k, boot, stream, stat)?;
+    Some(reps.iter().map(|r| interval(r, boot.confidence)).collect())
+}
+
+/// The sorted bootstrap replicates behind [`stratified_values`].
+pub fn value_replicates(
+    scores: &[Vec<f64>],
+    k: usize,
+    boot: Bootstrap,
+    stream: u64,
+    mut stat: impl FnMut(&[Vec<f64>], &mut [f64]),
+) -> Option<Vec<Vec<f64>>> {
     let sizes: Vec<usize> = scores.iter().map(Vec::len).collect();
     let mut buf: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-    let reps = stratified_replicates(&sizes, k, boot, stream, |idx, out| {
+    stratified_replicates(&sizes, k, boot, stream, |idx, out| {
         for ((b, s), ix) in buf.iter_mut().zip(scores).zip(idx) {
             for (slot, &i) in b.iter_mut().zip(ix) {
                 *slot = s[i];
             }
         }
         stat(&buf, out)
-    })?;
-    Some(reps.iter().map(|r| interval(r, boot.confidence)).collect())
+    })
+}
+
+/// The sorted replicates of `[IQM, median, mean, optimality gap]` behind [`aggregates`].
+pub fn aggregate_replicates(scores: &[Vec<f64>], boot: Bootstrap, stream: u64) -> Option<Vec<Vec<f64>>> {
+    value_replicates(scores, 4, boot, stream, all_aggregates)
+}
+
+fn all_aggregates(s: &[Vec<f64>], out: &mut [f64]) {
+    for (o, a) in out.iter_mut().zip(Aggregate::ALL) {
+        *o = a.of(s);
+    }
 }
 
 /// IQM (over runs and envs, pooled) at each point of the runs' learning curves, with CIs:

@@ -24,18 +24,29 @@ pub fn run_score_distribution_ci(
     boot: Bootstrap,
     stream: u64,
 ) -> (Vec<f64>, Option<Vec<Interval>>) {
+    let reps = run_score_distribution_replicates(scores, thresholds, boot, stream);
+    let band = reps.map(|r| r.iter().map(|v| interval(v, boot.confidence)).collect());
+    (run_score_distribution(scores, thresholds), band)
+}
+
+/// The sorted bootstrap replicates (one row per threshold) behind
+/// [`run_score_distribution_ci`].
+pub fn run_score_distribution_replicates(
+    scores: &[Vec<f64>],
+    thresholds: &[f64],
+    boot: Bootstrap,
+    stream: u64,
+) -> Option<Vec<Vec<f64>>> {
     let sizes: Vec<usize> = scores.iter().map(Vec::len).collect();
     let mut pooled = Vec::with_capacity(sizes.iter().sum());
-    let reps = stratified_replicates(&sizes, thresholds.len(), boot, stream, |idx, out| {
+    stratified_replicates(&sizes, thresholds.len(), boot, stream, |idx, out| {
         pooled.clear();
         for (s, ix) in scores.iter().zip(idx) {
             pooled.extend(ix.iter().map(|&i| s[i]));
         }
         pooled.sort_unstable_by(f64::total_cmp);
         out.copy_from_slice(&above(&pooled, thresholds));
-    });
-    let band = reps.map(|r| r.iter().map(|v| interval(v, boot.confidence)).collect());
-    (run_score_distribution(scores, thresholds), band)
+    })
 }
 
 #[cfg(test)]
