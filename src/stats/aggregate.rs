@@ -41,10 +41,20 @@ impl Aggregate {
 /// `⌊N/4⌋ .. N − ⌊N/4⌋` (scipy's `trim_mean(x, 0.25)`). NaN for no scores.
 pub fn iqm(scores: &[Vec<f64>]) -> f64 {
     let mut all: Vec<f64> = scores.iter().flatten().copied().collect();
-    all.sort_unstable_by(f64::total_cmp);
-    let cut = all.len() / 4;
-    let middle = &all[cut..all.len() - cut];
-    middle.iter().sum::<f64>() / middle.len() as f64
+    iqm_in_place(&mut all)
+}
+
+/// [`iqm`] of a flat buffer, reordering it: two selections instead of a sort.
+pub(crate) fn iqm_in_place(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    let cut = n / 4;
+    let keep = n - 2 * cut;
+    if cut > 0 {
+        // v[..cut] ≤ v[cut] ≤ v[cut+1..], then the `keep` smallest of v[cut..] to its front.
+        v.select_nth_unstable_by(cut, f64::total_cmp);
+        v[cut..].select_nth_unstable_by(keep - 1, f64::total_cmp);
+    }
+    v[cut..cut + keep].iter().sum::<f64>() / keep as f64
 }
 
 /// The per-env means, envs without runs left out.

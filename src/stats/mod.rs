@@ -137,24 +137,19 @@ pub fn iqm_curve(
     boot: Bootstrap,
     stream: u64,
 ) -> (Vec<f64>, Option<Vec<Interval>>) {
-    let at = |set: &mut Vec<Vec<f64>>, t: usize, pick: &dyn Fn(usize, usize) -> usize, sizes: &[usize]| {
-        for (m, row) in set.iter_mut().enumerate() {
-            row.clear();
-            row.extend((0..sizes[m]).map(|n| curves[m][pick(m, n)][t]));
-        }
-    };
     let sizes: Vec<usize> = curves.iter().map(Vec::len).collect();
-    let mut set: Vec<Vec<f64>> = vec![Vec::new(); curves.len()];
-    let point: Vec<f64> = (0..points)
-        .map(|t| {
-            at(&mut set, t, &|_, n| n, &sizes);
-            iqm(&set)
-        })
-        .collect();
+    let mut buf = Vec::with_capacity(sizes.iter().sum());
+    let mut at = |t: usize, pick: &dyn Fn(usize, usize) -> usize| {
+        buf.clear();
+        for (m, &n) in sizes.iter().enumerate() {
+            buf.extend((0..n).map(|i| curves[m][pick(m, i)][t]));
+        }
+        aggregate::iqm_in_place(&mut buf)
+    };
+    let point: Vec<f64> = (0..points).map(|t| at(t, &|_, n| n)).collect();
     let reps = stratified_replicates(&sizes, points, boot, stream, |idx, out| {
         for (t, o) in out.iter_mut().enumerate() {
-            at(&mut set, t, &|m, n| idx[m][n], &sizes);
-            *o = iqm(&set);
+            *o = at(t, &|m, n| idx[m][n]);
         }
     });
     (point, reps.map(|r| r.iter().map(|v| interval(v, boot.confidence)).collect()))

@@ -18,7 +18,7 @@ pub use exec::{execute, is_finished, RunOutcome};
 pub use normalize::{random_policy_return, GivenNormalization, Normalization};
 pub use plan::{env_slug, RunSpec, SweepPlan, TauSpec};
 pub use plots::{write_analysis_plots, write_plots};
-pub use analysis::{analyze, Analysis, Method};
+pub use analysis::{analyze, Analysis, Method, CURVE_POINTS};
 pub use report::{
     analysis_markdown, curve_grid, methods_of, normalization_markdown, note_failures, summarize, summarize_with,
     to_markdown, write_reports, SweepSummary,
