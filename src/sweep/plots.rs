@@ -129,20 +129,7 @@ pub fn write_analysis_plots(analysis: &Analysis, out: &Path, what: &str) -> anyh
         title: format!("{what}: performance profiles (fraction of runs with score > x, 95% CI)"),
         x_label: format!("{scores} x"),
         y_label: "fraction of runs with score > x".into(),
-        series: p
-            .methods
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let pts: Vec<(f64, f64)> = p.thresholds.iter().copied().zip(b.values.iter().copied()).collect();
-                let band = b
-                    .ci
-                    .as_ref()
-                    .map(|ci| p.thresholds.iter().zip(ci).map(|(&x, c)| (x, c.low, c.high)).collect())
-                    .unwrap_or_default();
-                Series::new(b.label.clone(), pts).band(band).color(i)
-            })
-            .collect(),
+        series: band_series(&p.thresholds, &p.methods),
         ..LinePanel::default()
     };
     line_panels(&out.join(PROFILES_PNG), &[profiles], 1)?;
@@ -180,23 +167,27 @@ pub fn write_analysis_plots(analysis: &Analysis, out: &Path, what: &str) -> anyh
         title: format!("{what}: sample efficiency, IQM of the {} (95% CI)", scores.replace("final ", "")),
         x_label: c.x_label.clone(),
         y_label: "IQM score".into(),
-        series: c
-            .methods
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let pts: Vec<(f64, f64)> = c.x.iter().copied().zip(b.values.iter().copied()).collect();
-                let band = b
-                    .ci
-                    .as_ref()
-                    .map(|ci| c.x.iter().zip(ci).map(|(&x, iv)| (x, iv.low, iv.high)).collect())
-                    .unwrap_or_default();
-                Series::new(b.label.clone(), pts).band(band).color(i)
-            })
-            .collect(),
+        series: band_series(&c.x, &c.methods),
         ..LinePanel::default()
     };
     line_panels(&out.join(SAMPLE_EFFICIENCY_PNG), &[curves], 1)
+}
+
+/// One line per method over `x`, shaded by its CI band where it has one.
+fn band_series(x: &[f64], methods: &[super::analysis::Band]) -> Vec<Series> {
+    methods
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let pts: Vec<(f64, f64)> = x.iter().copied().zip(b.values.iter().copied()).collect();
+            let band = b
+                .ci
+                .as_ref()
+                .map(|ci| x.iter().zip(ci).map(|(&x, c)| (x, c.low, c.high)).collect())
+                .unwrap_or_default();
+            Series::new(b.label.clone(), pts).band(band).color(i)
+        })
+        .collect()
 }
 
 /// Final return against τ on log-x for one env. τ = 0 has no place on a log axis, so it sits

@@ -574,7 +574,7 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         s,
         "{} seeds × {} steps per run.\n",
         p.seeds.len(),
-        p.steps.map_or("the base config's".to_string(), |s| s.to_string())
+        p.steps.map_or("each env's base-config".to_string(), |s| s.to_string())
     );
     analysis_markdown(&summary.analysis, "Is soft better than hard? Each τ against τ = 0", &mut s);
     let _ = writeln!(s, "## Per env\n");
