@@ -20,7 +20,7 @@ pub struct SweepArgs {
     #[arg(long, conflicts_with = "envs")]
     env: Option<String>,
     /// Several environments, comma-separated: the grid runs on each and the report aggregates
-    /// normalized scores across them (e.g. --envs frozenlake-noslip,cliffwalking,pendulum).
+    /// normalized scores across them (e.g. --envs frozenlake-noslip,cliffwalking:limit=100,pendulum).
     #[arg(long, value_delimiter = ',')]
     envs: Option<Vec<String>>,
     /// Comma-separated temperatures; 0 is the hard argmax, `auto` tunes τ to a target entropy.
