@@ -576,7 +576,9 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         p.seeds.len(),
         p.steps.map_or("each env's base-config".to_string(), |s| s.to_string())
     );
-    analysis_markdown(&summary.analysis, "Is soft better than hard? Each τ against τ = 0", &mut s);
+    let base = if p.taus.contains(&TauSpec::Fixed(0.0)) { TauSpec::Fixed(0.0) } else { p.taus[0] };
+    let title = format!("Is soft better than hard? Each τ against τ = {base}");
+    analysis_markdown(&summary.analysis, &title, &mut s);
     let _ = writeln!(s, "## Per env\n");
     let _ = writeln!(
         s,
