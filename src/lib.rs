@@ -1,9 +1,11 @@
 //! The `tame` binary's library: command line, configs, run directories, logging and reports.
 
+mod agent;
 pub mod cli;
 mod cmd;
 pub mod fsutil;
 pub mod interrupt;
+pub mod lock;
 pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;

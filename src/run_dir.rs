@@ -77,6 +77,9 @@ pub struct RunConfig {
     pub eval_every: Option<u64>,
     /// Episodes per evaluation (default 10).
     pub eval_episodes: Option<usize>,
+    /// Env steps between full checkpoints (default: eval_every, so one at each
+    /// evaluation); one is also written at the end and when the run is stopped.
+    pub checkpoint_every: Option<u64>,
     /// Intra-op threads for tch (default: the machine's cores). Results depend only on seed
     /// and config, but are compared bit for bit at equal thread counts.
     pub threads: Option<usize>,
@@ -96,6 +99,7 @@ pub struct Resolved {
     pub steps: u64,
     pub eval_every: u64,
     pub eval_episodes: usize,
+    pub checkpoint_every: u64,
     pub threads: usize,
     pub file: RunConfig,
 }
@@ -113,7 +117,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac, es);
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es);
         self
     }
 
@@ -128,6 +132,13 @@ impl RunConfig {
             bail!("steps = 0 is out of range; accepted: >= 1");
         }
         let eval_every = *self.eval_every.get_or_insert(steps.div_ceil(10));
+        if eval_every == 0 {
+            bail!("eval_every = 0 is out of range; accepted: >= 1 (env steps between evaluations)");
+        }
+        let checkpoint_every = *self.checkpoint_every.get_or_insert(eval_every);
+        if checkpoint_every == 0 {
+            bail!("checkpoint_every = 0 is out of range; accepted: >= 1 (env steps between checkpoints)");
+        }
         let eval_episodes = *self.eval_episodes.get_or_insert(10);
         if eval_episodes == 0 {
             bail!("eval_episodes = 0 is out of range; accepted: >= 1");
@@ -165,7 +176,7 @@ impl RunConfig {
                     .with_context(|| format!("env {env_name}"))?;
             }
         }
-        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, threads, file: self })
+        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, file: self })
     }
 }
 
@@ -209,13 +220,13 @@ pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> 
 }
 
 /// Creates the run directory `dir` itself (and its parents) with its `checkpoints/` folder;
-/// `dir` may exist only if empty, so that one directory never mixes two runs.
+/// `dir` may exist only if empty (a left-over `.lock` file aside), so that one directory
+/// never mixes two runs.
 pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?
-            .next()
-            .is_none();
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?;
+        let empty = entries.all(|e| e.is_ok_and(|e| e.file_name() == crate::lock::LOCK_FILE));
         if !empty {
             bail!("run directory {} already holds files; choose a new --run-dir", dir.display());
         }
@@ -223,6 +234,25 @@ pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("checkpoints"))
         .with_context(|| format!("creating run directory {}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// The safetensors file holding a run's newest policy weights: the tensors of its newest
+/// checkpoint that verifies, or `checkpoints/latest.safetensors` of runs written before full
+/// checkpoints existed.
+pub fn policy_weights(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let checkpoints = run_dir.join("checkpoints");
+    if !tame_agents::checkpoint::list(&checkpoints)?.is_empty() {
+        let (ckpt, skipped) = tame_agents::checkpoint::read_newest(&checkpoints)?;
+        for note in skipped {
+            eprintln!("warning: {note}; using the older checkpoint at step {}", ckpt.step);
+        }
+        return Ok(ckpt.tensors_path());
+    }
+    let legacy = checkpoints.join("latest.safetensors");
+    if legacy.is_file() {
+        return Ok(legacy);
+    }
+    bail!("run {} has no checkpoint yet (nothing under {})", run_dir.display(), checkpoints.display())
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm).
@@ -256,7 +286,11 @@ pub struct Summary {
     pub final_policy_entropy: Option<f64>,
     pub success_rate: Option<f64>,
     pub interrupted: bool,
+    /// Training time over every session of the run (a resumed run adds its sessions).
     pub wall_seconds: f64,
+    /// Seconds of the last session spent writing checkpoints.
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
 }
 
 impl Summary {
@@ -278,6 +312,7 @@ impl Summary {
             success_rate: train.success_rate,
             interrupted: train.interrupted,
             wall_seconds,
+            checkpoint_seconds: train.checkpoint_seconds,
         }
     }
 
@@ -308,6 +343,24 @@ mod tests {
         assert!(err.contains("lr") && err.contains("learning_rate"), "{err}");
         let err = toml::from_str::<RunConfig>("tau = -1").unwrap_err().to_string();
         assert!(err.contains("-1") && err.contains("auto"), "{err}");
+    }
+
+    #[test]
+    fn an_exact_run_dir_may_hold_only_a_lock_file() {
+        let root = std::env::temp_dir().join(format!("tame-exact-run-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let only_lock = root.join("only-lock");
+        std::fs::create_dir_all(&only_lock).unwrap();
+        std::fs::write(only_lock.join(crate::lock::LOCK_FILE), "1\n").unwrap();
+        create_exact_run_dir(&only_lock).unwrap();
+        assert!(only_lock.join("checkpoints").is_dir());
+        let used = root.join("used");
+        std::fs::create_dir_all(&used).unwrap();
+        std::fs::write(used.join(crate::lock::LOCK_FILE), "1\n").unwrap();
+        std::fs::write(used.join("config.toml"), "").unwrap();
+        let err = create_exact_run_dir(&used).unwrap_err().to_string();
+        assert!(err.contains("already holds files"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! Agents report metrics through the small [`Logger`] trait; the `tame` binary implements it
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
+pub mod checkpoint;
 pub mod exact;
 pub mod eval;
+pub mod fsutil;
 mod logger;
 pub mod es;
 mod es_policy;

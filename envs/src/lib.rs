@@ -14,12 +14,14 @@ mod dynamics;
 mod grid;
 pub mod parity;
 mod registry;
+mod snapshot;
 mod space;
 mod table;
 mod vector;
 mod wrappers;
 
 pub use registry::{builtin_specs, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
+pub use snapshot::{EnvSnapshot, EpisodePhase, RngState};
 pub use space::{Action, Space};
 pub use table::{Outcome, TransitionTable};
 pub use vector::{VecActions, VecEnv};
@@ -88,6 +90,15 @@ pub trait Env: Send {
     fn success(&self) -> Option<bool> {
         None
     }
+    /// Everything needed to continue this env exactly (state, generator, episode phase,
+    /// wrapper counters), for checkpoints. Envs that cannot be checkpointed say so.
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        Err(EnvError::Other("this env cannot be checkpointed (it has no snapshot)".into()))
+    }
+    /// Puts the env back where [`Env::snapshot`] found it and writes the observation.
+    fn restore(&mut self, _snapshot: &EnvSnapshot, _obs: &mut [f32]) -> Result<(), EnvError> {
+        Err(EnvError::Other("this env cannot be checkpointed (it has no snapshot)".into()))
+    }
 }
 
 /// Lets wrappers such as [`TimeLimit`] and [`EpisodeStatistics`] wrap a boxed env.
@@ -112,5 +123,11 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn success(&self) -> Option<bool> {
         (**self).success()
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        (**self).snapshot()
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot, obs: &mut [f32]) -> Result<(), EnvError> {
+        (**self).restore(snapshot, obs)
     }
 }

@@ -28,6 +28,10 @@ pub enum BenchCommand {
     /// AUC), performance profiles, probability of improvement of every pair and IQM curves,
     /// on synthetic scores; beside rliable's time for the same work when it is installed.
     Stats(StatsBenchArgs),
+    /// Full SAC checkpoints: time to write (and to read back and restore) the whole training
+    /// state with a replay buffer of N transitions, beside this disk's plain write + fsync
+    /// of the same bytes measured in the same run.
+    Checkpoint(CheckpointArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -37,7 +41,81 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
         BenchCommand::Es(args) => bench_es(args),
         BenchCommand::Stats(args) => bench_stats(args),
+        BenchCommand::Checkpoint(args) => bench_checkpoint(args),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Transitions in the replay buffer, comma separated (Pendulum: 36 bytes each).
+    #[arg(long, default_value = "10000,1000000", value_delimiter = ',')]
+    transitions: Vec<u64>,
+    /// Environment whose SAC trainer is checkpointed.
+    #[arg(long, default_value = "pendulum")]
+    env: String,
+    /// Where the checkpoints are written [default: a temporary directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Timed repetitions per size (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+}
+
+fn bench_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
+    use tame_agents::checkpoint;
+    use tame_agents::run::Tau;
+    if args.repeats == 0 || args.transitions.contains(&0) {
+        bail!("--repeats and every --transitions value must be at least 1");
+    }
+    let root = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tame-bench-ckpt-{}", std::process::id())));
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for &n in &args.transitions {
+        // SB3's defaults (256-256 networks, buffer 1e6); warm-up actions fill the buffer fast.
+        let config = tame_agents::sac::SacConfig { learning_starts: n, ..Default::default() };
+        let env = crate::run_dir::make_env(&args.env)?;
+        let mut trainer = tame_agents::sac::Trainer::new(&config, Tau::Auto, 0, n, 1, env)?;
+        while trainer.step < n {
+            trainer.env_step()?;
+        }
+        let dir = root.join(format!("n{n}"));
+        let (mut copy, mut write, mut read, mut raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut bytes = 0;
+        for r in 0..args.repeats {
+            let start = Instant::now();
+            let mut out = checkpoint::CheckpointWriter::default();
+            trainer.save(&mut out)?;
+            copy.push(start.elapsed().as_secs_f64());
+            let path = checkpoint::write(&dir, r as u64, out)?;
+            write.push(start.elapsed().as_secs_f64());
+            bytes = std::fs::read_dir(&path)?.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+            let start = Instant::now();
+            let ckpt = checkpoint::read(&path)?;
+            trainer.restore(&ckpt)?;
+            read.push(start.elapsed().as_secs_f64());
+            // The reference: the same number of bytes written and fsynced as one plain file.
+            let plain = dir.join("plain.bin");
+            let data = vec![0x5au8; bytes as usize];
+            let start = Instant::now();
+            crate::fsutil::write_atomic(&plain, &data)?;
+            raw.push(start.elapsed().as_secs_f64());
+            std::fs::remove_file(&plain).ok();
+        }
+        let (c, w, rd, p) = (median(copy), median(write), median(read), median(raw));
+        println!(
+            "checkpoint of SAC on {} with {n} transitions: {:.1} MB; training pauses {:.3} s to copy the state, \
+             the writer thread then takes {:.3} s in all ({:.0} MB/s); read + restore {:.3} s; \
+             plain write + fsync of the same bytes {:.3} s ({:.0} MB/s); medians of {}",
+            args.env, bytes as f64 / 1e6, c, w, bytes as f64 / 1e6 / w, rd, p, bytes as f64 / 1e6 / p, args.repeats
+        );
+    }
+    if args.dir.is_none() {
+        std::fs::remove_dir_all(&root).ok();
+    }
+    Ok(())
 }
 
 fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {

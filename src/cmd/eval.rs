@@ -22,6 +22,9 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if !args.run_dir.is_dir() {
+        anyhow::bail!("run directory {} does not exist", args.run_dir.display());
+    }
     let config_path = args.run_dir.join("config.toml");
     if !config_path.exists() {
         anyhow::bail!("{} is not a run directory: it has no config.toml", args.run_dir.display());
@@ -32,7 +35,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--episodes 0 is out of range; accepted: >= 1");
     }
     tch::set_num_threads(cfg.threads as i32);
-    let checkpoint = args.run_dir.join("checkpoints").join("latest.safetensors");
+    let checkpoint = crate::run_dir::policy_weights(&args.run_dir)?;
     let mut env = make_env(&cfg.env)?;
     let (stats, step, entropies) = match cfg.agent {
         AgentKind::Sac => {

@@ -78,8 +78,8 @@ fn warn_failed(s: &SweepSummary) {
     }
 }
 
-/// Reads a sweep's plan and every run directory; a run without a finished summary counts as
-/// failed (kept out of the statistics and reported).
+/// Reads a sweep's plan and every run directory; a run without a finished summary is
+/// interrupted, not started or failed, kept out of the statistics and reported.
 fn load(dir: &Path, boot: Bootstrap) -> anyhow::Result<SweepSummary> {
     let path = dir.join("sweep.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
@@ -93,9 +93,14 @@ fn load(dir: &Path, boot: Bootstrap) -> anyhow::Result<SweepSummary> {
             let run = dir.join("runs").join(&spec.name);
             let outcome = if sweep::is_finished(&run) {
                 RunOutcome::Finished
+            } else if !run.exists() {
+                RunOutcome::NotStarted
+            } else if run.join("summary.json").is_file() {
+                // A summary that is not finished says `interrupted`: the sweep resumes it.
+                RunOutcome::Interrupted
             } else {
                 RunOutcome::Failed(format!(
-                    "no finished summary.json in {} (the run failed, was interrupted or has not run)",
+                    "no summary.json in {} (the run failed or was killed)",
                     run.display()
                 ))
             };

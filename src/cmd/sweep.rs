@@ -55,7 +55,8 @@ pub struct SweepArgs {
     /// Runs at a time; the cores are divided among them. [default: number of cores]
     #[arg(long)]
     jobs: Option<usize>,
-    /// Sweep directory. Rerunning with the same directory skips finished runs.
+    /// Sweep directory. Rerunning with the same directory skips finished runs and resumes
+    /// interrupted ones from their checkpoints; one sweep at a time may use it (locked).
     /// [default: sweeps/<env>__<agent>]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -182,6 +183,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         };
         PathBuf::from("sweeps").join(format!("{envs}__{}", plan.agent.name()))
     });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating sweep directory {}", out.display()))?;
+    // Held for the whole sweep: a second sweep here would take our runs in progress for
+    // unfinished ones and restart them.
+    let _lock = crate::lock::lock_dir(&out)?;
     check_or_record_plan(&plan, &out)?;
 
     let outcomes = sweep::execute(&plan, &out, jobs, threads, args.quiet)?;
@@ -190,6 +195,18 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     sweep::write_plots(&summary, &out)?;
     println!("{}", sweep::to_markdown(&summary));
     println!("Wrote {}/summary.{{csv,md,json}} and plots.", out.display());
+    if let Some(signal) = crate::interrupt::received() {
+        let count = |o: &str| summary.runs.iter().filter(|r| r.outcome == o).count();
+        bail!(
+            "sweep stopped by {}: {} of {} runs finished, {} interrupted, {} not started; run the \
+             same command again to resume them",
+            crate::interrupt::signal_name(signal),
+            count("finished") + count("skipped"),
+            summary.runs.len(),
+            count("interrupted"),
+            count("not started")
+        );
+    }
     let failed: Vec<&str> = summary
         .runs
         .iter()

@@ -42,7 +42,8 @@ pub struct RunRow {
     pub tau: TauSpec,
     pub sigma: Option<f64>,
     pub seed: u64,
-    /// `finished`, `skipped` (finished earlier) or `failed: ...`.
+    /// `finished`, `skipped` (finished earlier), `interrupted` (stopped with the sweep; the
+    /// next invocation resumes it), `not started` or `failed: ...`.
     pub outcome: String,
     pub steps: Option<u64>,
     pub final_return: Option<f64>,
@@ -200,6 +201,8 @@ pub fn summarize_with(
             outcome: match outcome {
                 RunOutcome::Skipped => "skipped".into(),
                 RunOutcome::Finished => "finished".into(),
+                RunOutcome::Interrupted => "interrupted".into(),
+                RunOutcome::NotStarted => "not started".into(),
                 RunOutcome::Failed(why) => format!("failed: {why}"),
             },
             steps: None,
@@ -212,7 +215,7 @@ pub fn summarize_with(
             success_rate: None,
             curve: Vec::new(),
         };
-        if !matches!(outcome, RunOutcome::Failed(_)) {
+        if matches!(outcome, RunOutcome::Skipped | RunOutcome::Finished) {
             let path = dir.join("summary.json");
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -274,7 +277,7 @@ pub fn note_failures(runs: &[RunRow], analysis: &mut Analysis) {
     let failed: Vec<&str> = runs.iter().filter(|r| r.final_return.is_none()).map(|r| r.name.as_str()).collect();
     if !failed.is_empty() {
         analysis.notes.push(format!(
-            "{} failed run(s) left out of every statistic: {}.",
+            "{} failed or unfinished run(s) left out of every statistic: {}.",
             failed.len(),
             failed.join(", ")
         ));
@@ -312,7 +315,7 @@ fn group_row(
         tau,
         sigma,
         seeds: members.len(),
-        failed: members.len() - ok.len(),
+        failed: members.iter().filter(|r| r.outcome.starts_with("failed")).count(),
         final_return_mean: stats::mean(&finals),
         final_return_ci_low: ci.map(|c| c.0),
         final_return_ci_high: ci.map(|c| c.1),
@@ -616,6 +619,14 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         for r in failed {
             let first = r.outcome.lines().next().unwrap_or_default();
             let _ = writeln!(s, "- `{}`: {}", r.name, first);
+        }
+    }
+    let unfinished: Vec<&RunRow> =
+        summary.runs.iter().filter(|r| matches!(r.outcome.as_str(), "interrupted" | "not started")).collect();
+    if !unfinished.is_empty() {
+        let _ = writeln!(s, "\n## Unfinished runs (the sweep was stopped; run it again to finish them)\n");
+        for r in unfinished {
+            let _ = writeln!(s, "- `{}`: {}", r.name, r.outcome);
         }
     }
     s
