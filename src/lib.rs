@@ -11,5 +11,5 @@ pub mod lock;
 pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;
-mod stats;
+pub mod stats;
 pub mod sweep;

@@ -6,5 +6,6 @@ pub mod eval;
 pub mod train;
 pub mod inspect;
 pub mod certify;
+pub mod report;
 pub mod solve;
 pub mod sweep;
