@@ -11,3 +11,4 @@ pub mod tensorboard;
 pub mod plot;
 mod stats;
 pub mod sweep;
+mod cluster;

@@ -8,3 +8,4 @@ pub mod inspect;
 pub mod certify;
 pub mod solve;
 pub mod sweep;
+pub mod worker;

@@ -5,6 +5,7 @@
 //! checkpoint and exits; what the children wrote is kept for the next invocation.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ fn how_to_start(dir: &Path) -> Start {
 
 /// Whether `dir/checkpoints/` holds a training-state checkpoint, a `step-<12 digits>/`
 /// directory (temporary names, which a crash mid-write can leave, do not count).
-fn has_checkpoint(dir: &Path) -> bool {
+pub(crate) fn has_checkpoint(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else { return false };
     entries.filter_map(Result::ok).any(|e| {
         let name = e.file_name();
@@ -277,25 +278,35 @@ fn train_command(plan: &SweepPlan, run: &RunSpec, dir: &Path, exe: &Path, thread
         cmd.args(["--quiet", "--progress-lines"]);
         return cmd;
     }
-    cmd.args(["--agent", plan.agent.name(), "--env", &plan.env])
-        .args(["--tau", &run.tau.to_string(), "--seed", &run.seed.to_string()])
-        .args(["--threads", &threads.to_string()])
+    cmd.args(train_args(plan, run, threads))
         .arg("--run-dir")
         .arg(dir)
         .args(["--quiet", "--progress-lines"]);
+    cmd
+}
+
+/// The settings of a fresh run of the grid, as `tame train` flags (no directory, no output
+/// options): local children get them on their command line, Redis workers the config they
+/// resolve to.
+pub fn train_args(plan: &SweepPlan, run: &RunSpec, threads: usize) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["--agent", plan.agent.name(), "--env", &plan.env].map(Into::into).into();
+    let mut flag = |name: &str, value: String| args.extend([name.into(), value.into()]);
+    flag("--tau", run.tau.to_string());
+    flag("--seed", run.seed.to_string());
+    flag("--threads", threads.to_string());
     if let Some(sigma) = run.sigma {
-        cmd.args(["--sigma", &sigma.to_string()]);
-    }
-    if let Some(config) = &plan.config {
-        cmd.arg("--config").arg(config);
+        flag("--sigma", sigma.to_string());
     }
     if let Some(steps) = plan.steps {
-        cmd.args(["--steps", &steps.to_string()]);
+        flag("--steps", steps.to_string());
     }
     if let Some(k) = plan.eval_every {
-        cmd.args(["--eval-every", &k.to_string()]);
+        flag("--eval-every", k.to_string());
     }
-    cmd
+    if let Some(config) = &plan.config {
+        args.extend(["--config".into(), config.clone().into_os_string()]);
+    }
+    args
 }
 
 /// `tame train --progress-lines` prints `progress <step> <total>` lines.
@@ -305,7 +316,7 @@ fn parse_progress_line(line: &str) -> Option<(u64, u64)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
