@@ -148,8 +148,8 @@ impl Worker {
 
     fn serve_entry(&mut self, job: &str, lease: Duration, entry: StreamId) -> anyhow::Result<()> {
         let task: Result<Task, String> = match entry.map.get("task") {
-            Some(Value::BulkString(bytes)) => serde_json::from_slice(bytes).map_err(|e| format!("its task is not valid JSON: {e}")),
-            Some(Value::SimpleString(text)) => serde_json::from_str(text).map_err(|e| format!("its task is not valid JSON: {e}")),
+            Some(Value::BulkString(bytes)) => serde_json::from_slice(bytes).map_err(|e| format!("its task is malformed: {e}")),
+            Some(Value::SimpleString(text)) => serde_json::from_str(text).map_err(|e| format!("its task is malformed: {e}")),
             _ => Err("it has no `task` field".into()),
         };
         match task {
