@@ -295,6 +295,38 @@ fn a_worker_killed_mid_run_is_taken_over_from_its_checkpoint_with_the_same_resul
 }
 
 #[test]
+fn a_stopped_worker_checkpoints_and_hands_its_run_back_at_once() {
+    let root = scratch("handback");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0", "1", "1500");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let mut first = Worker::start(&server, &root, "first");
+    let out = root.join("dist");
+    // A lease far longer than the test: the run can only move on by being handed back.
+    let mut cmd = sweep_cmd(&cfg, &out, "0", "1", "1500");
+    cmd.args(["--redis", &server.url(), "--lease", "10m"]);
+    let sweep = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run = out.join("runs/tau0__seed0");
+    wait_for(60, "a checkpoint of the first worker", || has_checkpoint(&run));
+    // SAFETY: our child, not yet reaped.
+    unsafe { libc::kill(first.child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = first.child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "a worker stopped by SIGTERM exits 128 + 15");
+    let log = std::fs::read_to_string(root.join("first.log")).unwrap();
+    assert!(log.contains("handed back"), "{log}");
+    let mut c = server.conn();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("tame:*:tasks").query(&mut c).unwrap();
+    let pending: (usize, Option<String>, Option<String>, Option<Vec<(String, String)>>) =
+        redis::cmd("XPENDING").arg(&keys[0]).arg("workers").query(&mut c).unwrap();
+    assert_eq!(pending.0, 0, "the stopped worker still holds its task");
+    let second = Worker::start(&server, &root, "second");
+    check(sweep.wait_with_output().unwrap(), "distributed sweep");
+    assert_same_runs(&root.join("local"), &out);
+    assert_eq!(second.runs_served(), 1);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
 fn a_worker_joining_mid_job_takes_runs_and_the_result_is_the_same() {
     let root = scratch("join");
     let cfg = config(&root);

@@ -4,7 +4,7 @@
 //! which checkpoints; the checkpoint is sent and the task handed back for another worker.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +22,8 @@ use crate::run_dir::RunConfig;
 
 /// How long a heartbeat key outlives its last beat.
 const HEARTBEAT_TTL_S: u64 = 10;
+/// How often a running task's new artifacts are sent.
+const SYNC_EVERY: Duration = Duration::from_millis(200);
 /// The largest piece of an event file sent in one message.
 const CHUNK: usize = 1 << 20;
 
@@ -87,7 +89,7 @@ impl Worker {
             match self.next_task()? {
                 Some((job, lease, entry)) => self.serve_entry(&job, lease, entry)?,
                 None => {
-                    let until = Instant::now() + Duration::from_millis(500);
+                    let until = Instant::now() + Duration::from_millis(200);
                     while Instant::now() < until && !stop_requested() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
@@ -348,6 +350,7 @@ impl Worker {
         let renew = (lease / 3).max(Duration::from_millis(100));
         let mut last_renew = Instant::now();
         let mut stopping = false;
+        let mut last_sync = Instant::now();
         loop {
             if child.try_wait().context("waiting for tame train")?.is_some() {
                 return Ok(Watch::Exited);
@@ -359,7 +362,10 @@ impl Worker {
                     unsafe { libc::kill(pid, libc::SIGTERM) };
                 }
             }
-            self.sync_artifacts(stream)?;
+            if last_sync.elapsed() >= SYNC_EVERY {
+                self.sync_artifacts(stream)?;
+                last_sync = Instant::now();
+            }
             if last_renew.elapsed() >= renew {
                 // Still ours? Then reset its idle time (XCLAIM to ourselves, JUSTID).
                 let owner: Vec<(String, String, u64, u64)> = self.redis.call(|c| {
@@ -379,7 +385,8 @@ impl Worker {
                 let doing = format!("job {job} run {} (attempt {}) step {step}/{total}", stream.run, stream.attempt);
                 self.beat(&doing)?;
             }
-            std::thread::sleep(Duration::from_millis(200));
+            // Short, so that the end of a run is seen at once; artifacts go every SYNC_EVERY.
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -534,10 +541,17 @@ impl Streamer {
             .collect();
         names.sort();
         for name in names {
-            let bytes = std::fs::read(self.dir.join(&name)).with_context(|| format!("reading {name}"))?;
-            let from = self.sent.get(&name).copied().unwrap_or(0) as usize;
-            for (i, piece) in bytes.get(from..).unwrap_or(&[]).chunks(CHUNK).enumerate() {
-                out.push((name.clone(), (from + i * CHUNK) as u64, piece.to_vec()));
+            // Only the bytes past what was sent: event files are append-only.
+            let from = self.sent.get(&name).copied().unwrap_or(0);
+            let mut file = std::fs::File::open(self.dir.join(&name)).with_context(|| format!("opening {name}"))?;
+            if file.metadata()?.len() <= from {
+                continue;
+            }
+            file.seek(std::io::SeekFrom::Start(from))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).with_context(|| format!("reading {name}"))?;
+            for (i, piece) in bytes.chunks(CHUNK).enumerate() {
+                out.push((name.clone(), from + (i * CHUNK) as u64, piece.to_vec()));
             }
         }
         Ok(out)
