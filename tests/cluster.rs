@@ -327,6 +327,36 @@ fn a_stopped_worker_checkpoints_and_hands_its_run_back_at_once() {
 }
 
 #[test]
+fn a_local_sweep_stopped_mid_run_is_finished_by_workers_from_its_checkpoint() {
+    let root = scratch("resume");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0.1", "1", "1500");
+    let out = root.join("dist");
+    let run = out.join("runs/tau0.1__seed0");
+    let mut first = sweep_cmd(&cfg, &out, "0.1", "1", "1500").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(60, "a checkpoint of the local sweep", || has_checkpoint(&run));
+    // SAFETY: our child, not yet reaped.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
+    first.wait().unwrap();
+    assert!(!tame::sweep::is_finished(&run), "the local run finished before the stop; make it longer");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let _w = Worker::start(&server, &root, "w");
+    let mut cmd = distributed(&server, &cfg, &out, "0.1", "1", "1500");
+    // While it runs, `tame workers` lists the worker and the job.
+    let sweep = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(30, "the worker to list the job", || {
+        let out = tame().args(["workers", "--redis", &server.url()]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("1 live worker") && text.contains(" w ") && text.contains("1 job(s)")
+    });
+    check(sweep.wait_with_output().unwrap(), "distributed sweep");
+    let log = std::fs::read_to_string(root.join("w.log")).unwrap();
+    assert!(log.contains("resuming from step"), "{log}");
+    assert_same_runs(&root.join("local"), &out);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
 fn a_worker_joining_mid_job_takes_runs_and_the_result_is_the_same() {
     let root = scratch("join");
     let cfg = config(&root);
