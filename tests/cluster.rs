@@ -498,3 +498,57 @@ fn a_malformed_task_is_reported_and_set_aside_and_the_worker_goes_on() {
     worker.kill();
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn rediss_urls_reach_a_tls_server_and_a_sweep_runs_over_it() {
+    let root = scratch("tls");
+    let cfg = config(&root);
+    let dir = root.join("redis");
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl, to make the test's self-signed certificate");
+    assert!(made.success());
+    let port = free_port();
+    let mut server = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .arg("--tls-cert-file")
+        .arg(dir.join("cert.pem"))
+        .arg("--tls-key-file")
+        .arg(dir.join("key.pem"))
+        .args(["--tls-auth-clients", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("rediss://127.0.0.1:{port}/#insecure");
+    wait_for(20, "the TLS server", || tame().args(["workers", "--redis-timeout", "1s", "--redis", &url]).output().unwrap().status.success());
+    // Its certificate is self-signed: refused at once unless verification is skipped.
+    let err = error_of(tame().args(["workers", "--redis", &format!("rediss://127.0.0.1:{port}")]).output().unwrap());
+    assert!(err.contains("TLS handshake") && err.contains("#insecure"), "{err}");
+    let scratch_dir = root.join("scratch");
+    let mut worker = tame()
+        .args(["worker", "--threads", "1", "--name", "tls", "--redis", &url])
+        .arg("--scratch")
+        .arg(&scratch_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cmd = sweep_cmd(&cfg, &root.join("dist"), "0", "1", "200");
+    let out = cmd.args(["--redis", &url]).output().unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    check(out, "sweep over TLS");
+    assert!(tame::sweep::is_finished(&root.join("dist/runs/tau0__seed0")));
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -8,7 +8,8 @@ use anyhow::bail;
 use redis::{Connection, ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 /// The URL forms `tame` accepts, for error messages.
-const ACCEPTED: &str = "redis://[user[:password]@]host[:port][/db] or rediss://... (TLS)";
+const ACCEPTED: &str =
+    "redis://[user[:password]@]host[:port][/db] or rediss://... (TLS; /#insecure skips verifying the server's certificate)";
 
 /// A Redis URL as given and as it may be shown (password replaced by `***`).
 #[derive(Clone)]
@@ -77,6 +78,8 @@ pub struct Redis {
 impl Redis {
     /// Connects (retrying up to `timeout`) and checks that the server answers PING.
     pub fn connect(url: &RedisUrl, timeout: Duration) -> anyhow::Result<Redis> {
+        // rediss:// needs a process-wide TLS crypto provider; an Err means one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url.raw.as_str())
             .map_err(|e| anyhow::anyhow!("Redis URL '{}': {}", url.shown, url.scrub(&e.to_string())))?;
         let mut redis = Redis { url: url.clone(), client, conn: None, timeout };
@@ -122,7 +125,7 @@ impl Redis {
                 }
                 Err(e) => e,
             };
-            if !transient(&err) {
+            if !transient(&err) || tls_refused(&err) {
                 // A server's error reply leaves the connection usable; anything else may not.
                 if !matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
                     self.conn = None;
@@ -168,12 +171,22 @@ impl Redis {
             ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
                 format!("the server at {shown} does not speak the Redis protocol ({text}); is it a redis-server?")
             }
+            _ if tls_refused(e) => format!(
+                "the TLS handshake with {shown} failed ({text}); for a self-signed server certificate \
+                 add #insecure to the URL (rediss://host:port/#insecure), which skips its verification"
+            ),
             _ if text.contains("WRONGPASS") || text.contains("invalid password") => {
                 format!("Redis at {shown} refused the credentials ({text}); give the right user and password in the URL")
             }
             _ => format!("Redis at {shown}: {text}"),
         }
     }
+}
+
+/// A TLS handshake that failed on the certificate: trying again will not help.
+fn tls_refused(e: &RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("certificate") || text.contains("CertificateRequired")
 }
 
 /// Errors a reconnect may cure: the server gone, restarting, or loading its data.
