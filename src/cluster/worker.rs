@@ -5,9 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Seek};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,17 +211,7 @@ impl Worker {
         } else {
             cmd.arg("--config").arg(&config).arg("--run-dir").arg(&dir);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Its own process group, so a Ctrl-C reaches the worker alone, which stops the child
-        // with one SIGTERM; it dies with the worker, as a local sweep's children do.
-        cmd.process_group(0);
-        // SAFETY: prctl only sets a flag of the new process; async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        crate::sweep::as_child_run(&mut cmd);
         let mut child = cmd.spawn().context("starting tame train")?;
         let progress = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let stdout = child.stdout.take().expect("piped");

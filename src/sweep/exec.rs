@@ -197,20 +197,7 @@ fn run_one(
         drop(lock);
     }
     let mut cmd = train_command(plan, run, &dir, exe, threads, start);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // Its own process group: a Ctrl-C in the terminal reaches the sweep alone, which stops
-    // the children with one SIGTERM each (a second signal would make them quit at once).
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe; it only sets a flag of the new process. If the
-    // sweep dies (even by SIGKILL), each child gets SIGTERM: it stops cleanly if it can
-    // before it next writes into the dead sweep's pipes (SIGPIPE ends it there), so no
-    // orphan keeps training and holding its run's lock.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    as_child_run(&mut cmd);
 
     let spawned = {
         // Spawned under the lock that a stop request takes, so no child escapes the stop.
@@ -265,6 +252,24 @@ fn run_one(
     bar.finish_and_clear();
     multi.remove(&bar);
     outcome
+}
+
+/// Sets up a child `tame train` of a sweep or worker: piped output, its own process group (a
+/// Ctrl-C in the terminal reaches the parent alone, which stops the child with one SIGTERM; a
+/// second signal would make it quit at once), and SIGTERM when the parent dies.
+pub(crate) fn as_child_run(cmd: &mut Command) {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe; it only sets a flag of the new process. If the
+    // parent dies (even by SIGKILL), the child gets SIGTERM: it stops cleanly if it can
+    // before it next writes into the dead parent's pipes (SIGPIPE ends it there), so no
+    // orphan keeps training and holding its run's lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
 }
 
 /// The child command for one run: `tame train --resume DIR` for a run with a checkpoint,

@@ -13,7 +13,7 @@ mod plots;
 mod report;
 
 pub use exec::{execute, is_finished, RunOutcome};
-pub(crate) use exec::{has_checkpoint, run_dir, tail, train_args};
+pub(crate) use exec::{as_child_run, has_checkpoint, run_dir, tail, train_args};
 pub use plan::{RunSpec, SweepPlan, TauSpec};
 pub use plots::write_plots;
 pub use report::{summarize, to_markdown, write_reports, SweepSummary};
