@@ -60,7 +60,10 @@ pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
         redis::cmd("SET").arg(worker_key(&name)).arg(&beat).arg("NX").arg("EX").arg(HEARTBEAT_TTL_S).query(c)
     })?;
     if fresh.is_none() {
-        bail!("a worker named '{name}' is live already on this Redis; give another --name");
+        bail!(
+            "a worker named '{name}' is live already on this Redis (a worker that died frees its name within \
+             {HEARTBEAT_TTL_S} s); give another --name"
+        );
     }
     eprintln!("tame worker {name}: serving {} with {} threads", w.opts.url.shown(), w.opts.threads);
     let result = w.serve_loop();
@@ -86,7 +89,14 @@ impl Worker {
         while !stop_requested() {
             self.beat("idle")?;
             match self.next_task()? {
-                Some((job, lease, entry)) => self.serve_entry(&job, lease, entry)?,
+                Some((job, lease, entry)) => {
+                    // A task gone wrong (its job deleted meanwhile, a full disk) is reported;
+                    // the worker goes on. Redis itself gone past the timeout ends it (beat).
+                    let id = entry.id.clone();
+                    if let Err(e) = self.serve_entry(&job, lease, entry) {
+                        eprintln!("tame worker {}: task {id} of job {job}: {e:#}", self.opts.name);
+                    }
+                }
                 None => {
                     let until = Instant::now() + Duration::from_millis(200);
                     while Instant::now() < until && !stop_requested() {
@@ -235,6 +245,10 @@ impl Worker {
         });
 
         let ended = self.watch(job, lease, &entry.id, &mut child, &mut stream, &progress);
+        if ended.is_err() {
+            // Not left training on its own while nobody streams its artifacts.
+            let _ = child.kill();
+        }
         let status = child.wait();
         let _ = out_reader.join();
         let err_text = err_reader.join().unwrap_or_default();
