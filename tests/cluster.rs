@@ -357,6 +357,28 @@ fn a_local_sweep_stopped_mid_run_is_finished_by_workers_from_its_checkpoint() {
 }
 
 #[test]
+fn a_stopped_distributed_sweep_resumes_with_the_same_command() {
+    let root = scratch("coord");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0,0.1", "1", "1000");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let _w = Worker::start(&server, &root, "w");
+    let out = root.join("dist");
+    let mut first = distributed(&server, &cfg, &out, "0,0.1", "1", "1000").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(60, "a first checkpoint", || has_checkpoint(&out.join("runs/tau0__seed0")) || has_checkpoint(&out.join("runs/tau0.1__seed0")));
+    // SAFETY: our child, not yet reaped.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
+    let stopped = first.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(143), "{}", String::from_utf8_lossy(&stopped.stderr));
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("run the same command again"));
+    // The worker went on meanwhile; the same command collects everything, once.
+    check(distributed(&server, &cfg, &out, "0,0.1", "1", "1000").output().unwrap(), "resumed distributed sweep");
+    assert_eq!(assert_same_runs(&root.join("local"), &out), 2);
+    assert_cleaned_up(&server);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
 fn a_worker_joining_mid_job_takes_runs_and_the_result_is_the_same() {
     let root = scratch("join");
     let cfg = config(&root);

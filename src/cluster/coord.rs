@@ -41,13 +41,15 @@ pub fn run_sweep(plan: &SweepPlan, out: &Path, opts: &ClusterOpts, quiet: bool) 
     let mut redis = Redis::connect(&opts.url, opts.timeout)?;
     let (tasks, results, meta, queued) = (key(&job, "tasks"), key(&job, "results"), key(&job, "meta"), key(&job, "queued"));
     let out_shown = out.display().to_string();
-    let created = redis.call_raw(|c| {
+    redis.call(|c| {
         let mut p = redis::pipe();
         p.cmd("HSET").arg(&meta).arg("kind").arg("sweep").arg("lease_ms").arg(opts.lease.as_millis() as u64);
         p.arg("out").arg(&out_shown).ignore();
         p.cmd("SADD").arg(JOBS).arg(&job).ignore();
-        p.cmd("XGROUP").arg("CREATE").arg(&tasks).arg(GROUP).arg("0").arg("MKSTREAM");
         p.query::<()>(c)
+    })?;
+    let created = redis.call_raw(|c| {
+        redis::cmd("XGROUP").arg("CREATE").arg(&tasks).arg(GROUP).arg("0").arg("MKSTREAM").query::<()>(c)
     })?;
     if let Err(e) = created {
         // The group exists already: this sweep was started before and is being resumed.
