@@ -364,7 +364,7 @@ fn a_stopped_distributed_sweep_resumes_with_the_same_command() {
     let server = Server::start(&root, &["--appendonly", "no"]);
     let _w = Worker::start(&server, &root, "w");
     let out = root.join("dist");
-    let mut first = distributed(&server, &cfg, &out, "0,0.1", "1", "1000").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = distributed(&server, &cfg, &out, "0,0.1", "1", "1000").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for(60, "a first checkpoint", || has_checkpoint(&out.join("runs/tau0__seed0")) || has_checkpoint(&out.join("runs/tau0.1__seed0")));
     // SAFETY: our child, not yet reaped.
     unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
