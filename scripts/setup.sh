@@ -2,7 +2,9 @@
 # Installs everything tame needs that cargo does not: libtorch for tch 0.26 (PyTorch 2.13.0
 # from PyPI, CPU-only subset), the Python `tensorboard` package used by one integration
 # test, and `rliable` (Agarwal et al. 2021) that tests/stats_rliable.rs checks tame's
-# statistics against, into a project-local virtualenv. Idempotent: a second run does nothing.
+# statistics against, into a project-local virtualenv; and redis-server (distributed sweeps
+# and their tests, tests/cluster.rs) from the system's packages when it is missing.
+# Idempotent: a second run does nothing.
 #
 # Why this subset: PyPI has no CPU-only torch wheel; the manylinux wheel is CUDA-linked, but
 # libtorch_cpu.so only needs libcudart and libcupti at load time (../shared/notes/libtorch.md).
@@ -12,6 +14,20 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 STAMP=$VENV/.tame-setup-v2
 TORCH_VERSION=2.13.0
+
+# Redis >= 6.2 (streams, consumer groups, XAUTOCLAIM); Debian 12's package is 7.0. The PyPI
+# redis-stack wheel is no alternative there: its binary needs libssl 1.1.
+if ! redis-server --version >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null; then
+    echo "setup: installing redis-server (apt-get)" >&2
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q redis-server >&2
+  else
+    echo "setup: redis-server not found and no apt-get; install Redis >= 6.2 (tests/cluster.rs needs it)" >&2
+    exit 1
+  fi
+fi
 
 if [ -f "$STAMP" ] && [ -e .libtorch/lib/libtorch_cpu.so ]; then
   exit 0

@@ -33,6 +33,10 @@ enum Command {
     /// Recompute a sweep's report from its run directories (aggregates with stratified bootstrap
     /// CIs, profiles, probability of improvement, plots), or compare two sweeps (--against).
     Report(cmd::report::ReportArgs),
+    /// Serve the runs of sweeps queued on Redis (`tame sweep --redis`) until stopped.
+    Worker(cmd::worker::WorkerArgs),
+    /// List the workers live on a Redis, what each does, and each job's queued and running tasks.
+    Workers(cmd::worker::WorkersArgs),
     /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
     Inspect(cmd::inspect::InspectArgs),
     /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
@@ -51,6 +55,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Worker(a) => cmd::worker::run_worker(a),
+        Command::Workers(a) => cmd::worker::run_workers(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Solve(a) => cmd::solve::run(a),

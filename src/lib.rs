@@ -13,3 +13,4 @@ pub mod tensorboard;
 pub mod plot;
 pub mod stats;
 pub mod sweep;
+mod cluster;

@@ -39,6 +39,9 @@ pub enum BenchCommand {
     /// state with a replay buffer of N transitions, beside this disk's plain write + fsync
     /// of the same bytes measured in the same run.
     Checkpoint(CheckpointArgs),
+    /// Sweep overhead on Redis: the same sweep of short runs locally (`--jobs W`) and on W
+    /// local `tame worker` processes of one thread each, timed in one invocation.
+    Sweep(SweepBenchArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Es(args) => bench_es(args),
         BenchCommand::Stats(args) => bench_stats(args),
         BenchCommand::Checkpoint(args) => bench_checkpoint(args),
+        BenchCommand::Sweep(args) => bench_sweep(args),
     }
 }
 
@@ -660,6 +664,99 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
         }
         Ok(o) => println!("  rliable reference: failed ({})", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")),
         Err(e) => println!("  rliable reference: could not start {}: {e}", python.display()),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SweepBenchArgs {
+    /// A running Redis for the distributed sweep (e.g. `redis-server --port 6390 --save ''`).
+    #[arg(long, value_name = "URL")]
+    redis: String,
+    /// Workers (one thread each), and runs at a time of the local sweep.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Seeds per τ (the τ grid is 0, 0.1): runs = 2 × seeds.
+    #[arg(long, default_value_t = 4)]
+    seeds: u64,
+    /// Env steps per run (discrete SAC on FrozenLake, 16-16 networks).
+    #[arg(long, default_value_t = 1000)]
+    steps: u64,
+}
+
+/// Times a local sweep and the same sweep on Redis workers; checks that their summaries agree.
+fn bench_sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+    let url = crate::cluster::RedisUrl::parse(&args.redis)?;
+    if args.workers == 0 {
+        bail!("--workers 0: accepted: 1 or more");
+    }
+    let root = std::env::temp_dir().join(format!("tame-bench-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let cfg = root.join("tiny.toml");
+    std::fs::write(
+        &cfg,
+        "agent = \"sac\"\nenv = \"frozenlake\"\neval_episodes = 5\n[sac]\nhidden = [16, 16]\nbatch_size = 32\nlearning_starts = 100\n",
+    )?;
+    let exe = std::env::current_exe().context("locating the tame executable")?;
+    let sweep = |out: &str, extra: &[&str]| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let status = Command::new(&exe)
+            .args(["sweep", "--quiet", "--taus", "0,0.1", "--seeds", &args.seeds.to_string(), "--steps", &args.steps.to_string()])
+            .args(["--jobs", &args.workers.to_string()])
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(root.join(out))
+            .args(extra)
+            .stdout(Stdio::null())
+            .status()
+            .context("running tame sweep")?;
+        if !status.success() {
+            bail!("tame sweep {extra:?} failed: {status}");
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let local = sweep("local", &[])?;
+    let mut workers = Vec::new();
+    for i in 0..args.workers {
+        let name = format!("bench-{}-{i}", std::process::id());
+        workers.push(
+            Command::new(&exe)
+                .args(["worker", "--threads", "1", "--name", &name, "--redis", &args.redis])
+                .arg("--scratch")
+                .arg(root.join(&name))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting tame worker")?,
+        );
+    }
+    let dist = sweep("dist", &["--redis", &args.redis]);
+    for w in &mut workers {
+        if let Ok(pid) = libc::pid_t::try_from(w.id()) {
+            // SAFETY: our child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = w.wait();
+    }
+    let dist = dist?;
+    let same = std::fs::read(root.join("local/summary.csv"))? == std::fs::read(root.join("dist/summary.csv"))?;
+    let runs = 2 * args.seeds;
+    println!(
+        "sweep of {runs} runs × {} steps (discrete SAC, FrozenLake): local --jobs {w}: {local:.2} s; \
+         {w} workers × 1 thread on {}: {dist:.2} s ({:+.1}% wall time, {:.2} s per run); summaries identical: {}",
+        args.steps,
+        url.shown(),
+        100.0 * (dist / local - 1.0),
+        (dist - local) / runs as f64,
+        if same { "yes" } else { "NO" },
+        w = args.workers,
+    );
+    std::fs::remove_dir_all(&root).ok();
+    if !same {
+        bail!("the distributed sweep's summary.csv differs from the local one");
     }
     Ok(())
 }

@@ -9,3 +9,4 @@ pub mod certify;
 pub mod report;
 pub mod solve;
 pub mod sweep;
+pub mod worker;

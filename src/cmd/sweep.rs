@@ -63,6 +63,19 @@ pub struct SweepArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Queue the runs on this Redis for `tame worker` processes instead of running them here:
+    /// redis://[user[:password]@]host[:port][/db] or rediss:// (TLS). The out directory fills
+    /// in as the workers go, as a local sweep's does.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// With --redis: a run whose worker has not renewed its task for this long (it died) is
+    /// taken over by another worker, from its last checkpoint.
+    #[arg(long, value_parser = crate::cluster::parse_duration, default_value = "30s", requires = "redis")]
+    lease: std::time::Duration,
+    /// With --redis: how long Redis may stay unreachable before the sweep gives up (it
+    /// retries meanwhile).
+    #[arg(long, value_parser = crate::cluster::parse_duration, default_value = "60s", requires = "redis")]
+    redis_timeout: std::time::Duration,
 }
 
 const DEFAULT_TAUS: &str = "0,0.01,0.1,0.5,auto";
@@ -102,6 +115,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
         (None, Some(t)) => SweepFile::tau_specs(&t)?,
         (None, None) => DEFAULT_TAUS.split(',').map(TauSpec::parse).collect::<anyhow::Result<_>>()?,
+    };
+    // Checked before anything is written: a bad URL leaves no out directory behind.
+    let cluster = match &args.redis {
+        Some(url) => Some(crate::cluster::ClusterOpts {
+            url: crate::cluster::RedisUrl::parse(url)?,
+            lease: args.lease,
+            timeout: args.redis_timeout,
+        }),
+        None => None,
     };
     let n_seeds = args.seeds.or(file.seeds).unwrap_or(DEFAULT_SEEDS);
     if !(1..=cv::MAX_SWEEP_SEEDS).contains(&n_seeds) {
@@ -158,7 +180,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let _lock = crate::lock::lock_dir(&out)?;
     check_or_record_plan(&plan, &out)?;
 
-    let outcomes = sweep::execute(&plan, &out, jobs, threads, args.quiet)?;
+    let outcomes = match &cluster {
+        Some(opts) => crate::cluster::run_sweep(&plan, &out, opts, args.quiet)?,
+        None => sweep::execute(&plan, &out, jobs, threads, args.quiet)?,
+    };
     let summary = sweep::summarize(&plan, &out, &outcomes)?;
     sweep::write_reports(&summary, &out)?;
     sweep::write_plots(&summary, &out)?;

@@ -88,6 +88,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let dir = resume(&args, &dir)?;
         return report(&dir, args.quiet);
     }
+    let cfg = resolve(&args)?;
+    let logdir = args.logdir.clone().unwrap_or_else(|| PathBuf::from("runs"));
+    let place = match &args.run_dir {
+        Some(dir) => RunPlace::Exact(dir),
+        None => RunPlace::Under(&logdir),
+    };
+    let dir = train(&cfg, place, args.quiet, args.progress_lines)?;
+    report(&dir, args.quiet)
+}
+
+/// The run's resolved config from the flags and the --config file (not for --resume).
+fn resolve(args: &TrainArgs) -> anyhow::Result<Resolved> {
     let file = match &args.config {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::default(),
@@ -111,14 +123,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         merged.es.get_or_insert_with(Default::default).sigma = sigma;
     }
-    let cfg = merged.resolve()?;
-    let logdir = args.logdir.clone().unwrap_or_else(|| PathBuf::from("runs"));
-    let place = match &args.run_dir {
-        Some(dir) => RunPlace::Exact(dir),
-        None => RunPlace::Under(&logdir),
-    };
-    let dir = train(&cfg, place, args.quiet, args.progress_lines)?;
-    report(&dir, args.quiet)
+    merged.resolve()
+}
+
+/// The resolved config that `tame train ARGS` (fresh, not --resume) would run, by the same
+/// parsing and validation: `tame sweep --redis` ships it to workers.
+pub fn resolve_argv(argv: &[std::ffi::OsString]) -> anyhow::Result<Resolved> {
+    #[derive(clap::Parser)]
+    struct Train {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+    let parsed = <Train as clap::Parser>::try_parse_from(std::iter::once("train".into()).chain(argv.iter().cloned()))
+        .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim()))?;
+    resolve(&parsed.args)
 }
 
 /// The closing line (or, with `--quiet`, the run directory's path).

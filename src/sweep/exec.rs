@@ -5,6 +5,7 @@
 //! checkpoint and exits; what the children wrote is kept for the next invocation.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ fn how_to_start(dir: &Path) -> Start {
 
 /// Whether `dir/checkpoints/` holds a training-state checkpoint, a `step-<12 digits>/`
 /// directory (temporary names, which a crash mid-write can leave, do not count).
-fn has_checkpoint(dir: &Path) -> bool {
+pub(crate) fn has_checkpoint(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else { return false };
     entries.filter_map(Result::ok).any(|e| {
         let name = e.file_name();
@@ -196,20 +197,7 @@ fn run_one(
         drop(lock);
     }
     let mut cmd = train_command(plan, run, &dir, exe, threads, start);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // Its own process group: a Ctrl-C in the terminal reaches the sweep alone, which stops
-    // the children with one SIGTERM each (a second signal would make them quit at once).
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe; it only sets a flag of the new process. If the
-    // sweep dies (even by SIGKILL), each child gets SIGTERM: it stops cleanly if it can
-    // before it next writes into the dead sweep's pipes (SIGPIPE ends it there), so no
-    // orphan keeps training and holding its run's lock.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    as_child_run(&mut cmd);
 
     let spawned = {
         // Spawned under the lock that a stop request takes, so no child escapes the stop.
@@ -266,6 +254,24 @@ fn run_one(
     outcome
 }
 
+/// Sets up a child `tame train` of a sweep or worker: piped output, its own process group (a
+/// Ctrl-C in the terminal reaches the parent alone, which stops the child with one SIGTERM; a
+/// second signal would make it quit at once), and SIGTERM when the parent dies.
+pub(crate) fn as_child_run(cmd: &mut Command) {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe; it only sets a flag of the new process. If the
+    // parent dies (even by SIGKILL), the child gets SIGTERM: it stops cleanly if it can
+    // before it next writes into the dead parent's pipes (SIGPIPE ends it there), so no
+    // orphan keeps training and holding its run's lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
 /// The child command for one run: `tame train --resume DIR` for a run with a checkpoint,
 /// else a fresh `tame train --run-dir DIR` with the grid point's settings.
 fn train_command(plan: &SweepPlan, run: &RunSpec, dir: &Path, exe: &Path, threads: usize, start: Start) -> Command {
@@ -277,25 +283,35 @@ fn train_command(plan: &SweepPlan, run: &RunSpec, dir: &Path, exe: &Path, thread
         cmd.args(["--quiet", "--progress-lines"]);
         return cmd;
     }
-    cmd.args(["--agent", plan.agent.name(), "--env", &run.env])
-        .args(["--tau", &run.tau.to_string(), "--seed", &run.seed.to_string()])
-        .args(["--threads", &threads.to_string()])
+    cmd.args(train_args(plan, run, threads))
         .arg("--run-dir")
         .arg(dir)
         .args(["--quiet", "--progress-lines"]);
+    cmd
+}
+
+/// The settings of a fresh run of the grid, as `tame train` flags (no directory, no output
+/// options): local children get them on their command line, Redis workers the config they
+/// resolve to.
+pub fn train_args(plan: &SweepPlan, run: &RunSpec, threads: usize) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["--agent", plan.agent.name(), "--env", &run.env].map(Into::into).into();
+    let mut flag = |name: &str, value: String| args.extend([name.into(), value.into()]);
+    flag("--tau", run.tau.to_string());
+    flag("--seed", run.seed.to_string());
+    flag("--threads", threads.to_string());
     if let Some(sigma) = run.sigma {
-        cmd.args(["--sigma", &sigma.to_string()]);
-    }
-    if let Some(config) = &run.config {
-        cmd.arg("--config").arg(config);
+        flag("--sigma", sigma.to_string());
     }
     if let Some(steps) = plan.steps {
-        cmd.args(["--steps", &steps.to_string()]);
+        flag("--steps", steps.to_string());
     }
     if let Some(k) = plan.eval_every {
-        cmd.args(["--eval-every", &k.to_string()]);
+        flag("--eval-every", k.to_string());
     }
-    cmd
+    if let Some(config) = &run.config {
+        args.extend(["--config".into(), config.clone().into_os_string()]);
+    }
+    args
 }
 
 /// `tame train --progress-lines` prints `progress <step> <total>` lines.
@@ -305,7 +321,7 @@ fn parse_progress_line(line: &str) -> Option<(u64, u64)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -25,3 +25,4 @@ pub use report::{
     analysis_markdown, curve_grid, methods_of, normalization_markdown, note_failures, summarize, summarize_with,
     to_markdown, write_reports, SweepSummary,
 };
+pub(crate) use exec::{as_child_run, has_checkpoint, run_dir, tail, train_args};
