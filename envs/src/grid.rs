@@ -12,6 +12,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::dynamics::Dynamics;
+use crate::render::{Frame, RenderCtx};
+use crate::scenes;
 use crate::{EnvError, Outcome, Space, TransitionTable};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,17 @@ impl Cell {
             'W' => Cell::Wall,
             _ => return None,
         })
+    }
+    /// The map letter, as `from_char` reads it.
+    pub(crate) fn letter(self) -> char {
+        match self {
+            Cell::Start => 'S',
+            Cell::Frozen => 'F',
+            Cell::Hole => 'H',
+            Cell::Goal => 'G',
+            Cell::Cliff => 'C',
+            Cell::Wall => 'W',
+        }
     }
 }
 
@@ -139,6 +152,9 @@ impl Rules {
 #[derive(Clone, Debug)]
 pub(crate) struct GridWorld {
     cells: Vec<Cell>,
+    /// Row length, and each action's move: what drawing needs besides the cells.
+    ncol: usize,
+    moves: [(i64, i64); 4],
     table: TransitionTable,
     /// Outcomes of `(s, a)` are `offsets[s*4+a]..offsets[s*4+a+1]` in the arrays below.
     offsets: Vec<u32>,
@@ -207,6 +223,8 @@ impl GridWorld {
 
         let mut g = GridWorld {
             cells,
+            ncol,
+            moves: rules.moves,
             offsets: vec![0],
             cum_prob: Vec::new(),
             next_state: Vec::new(),
@@ -314,6 +332,18 @@ impl Dynamics for GridWorld {
     }
     fn success(&self, s: &usize) -> Option<bool> {
         Some(self.cells[*s] == Cell::Goal)
+    }
+    fn render_rgb(&self, s: &usize, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        Some(scenes::grid(&self.cells, self.ncol, *s, ctx.path))
+    }
+    fn render_ansi(&self, s: &usize, ctx: &RenderCtx<'_>) -> Option<String> {
+        let names = self.moves.map(|m| match m {
+            (0, -1) => "Left",
+            (1, 0) => "Down",
+            (0, 1) => "Right",
+            _ => "Up",
+        });
+        Some(scenes::grid_ansi(&self.cells, self.ncol, *s, &names, ctx))
     }
 }
 
