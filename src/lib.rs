@@ -9,3 +9,4 @@ pub mod tensorboard;
 pub mod plot;
 mod stats;
 pub mod sweep;
+pub mod video;

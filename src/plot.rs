@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
@@ -123,9 +123,9 @@ pub fn heat_panels(path: &Path, panels: &[HeatPanel]) -> anyhow::Result<()> {
     })
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
-fn render(
+pub(crate) fn render(
     path: &Path,
     (w, h): (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> anyhow::Result<()>,
@@ -141,18 +141,22 @@ fn render(
         draw(&root).with_context(|| format!("drawing {}", path.display()))?;
         root.present().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     }
-    let mut png_bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut png_bytes, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().context("encoding PNG")?;
-        writer.write_image_data(&buf).context("encoding PNG")?;
-    }
-    crate::fsutil::write_atomic(path, &png_bytes)
+    crate::fsutil::write_atomic(path, &encode_png(w, h, &buf)?)
 }
 
-fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+/// PNG bytes of an 8-bit RGB buffer of `w`×`h` pixels.
+pub(crate) fn encode_png(w: u32, h: u32, rgb: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut png_bytes = Vec::new();
+    let mut enc = png::Encoder::new(&mut png_bytes, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().context("encoding PNG")?;
+    writer.write_image_data(rgb).context("encoding PNG")?;
+    writer.finish().context("encoding PNG")?;
+    Ok(png_bytes)
+}
+
+pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("{e}")
 }
 

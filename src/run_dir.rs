@@ -10,6 +10,7 @@
 //!     events.out.tfevents.*   TensorBoard
 //!     config.toml             the resolved config; `tame eval` rebuilds the agent from it
 //!     checkpoints/latest.safetensors
+//!     videos/step<N>.gif      with capture_video: the first evaluation episode at step N
 //!     summary.json            written atomically at the end
 //! ```
 
@@ -84,6 +85,9 @@ pub struct RunConfig {
     pub sac: Option<SacConfig>,
     /// ES hyper-parameters (`[es]` section).
     pub es: Option<EsConfig>,
+    /// Record the first evaluation episode at every evaluation as `videos/step<N>.gif` and
+    /// a TensorBoard image (default false; `tame train --capture-video`).
+    pub capture_video: Option<bool>,
 }
 
 /// A fully resolved configuration: every common field set, the agent's section filled.
@@ -113,7 +117,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac, es);
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac, es, capture_video);
         self
     }
 
@@ -318,4 +322,54 @@ mod tests {
         assert_eq!((merged.seed, merged.steps, merged.tau), (Some(7), Some(50), Some(Tau::Fixed(0.1))));
         assert_eq!(merged.sac.unwrap().learning_rate, 1e-3);
     }
+}
+
+/// A run's latest checkpoint, loaded behind the one policy interface.
+pub struct LoadedPolicy {
+    pub config: Resolved,
+    pub policy: Box<dyn tame_agents::policy::Policy>,
+    /// Training env steps when the checkpoint was written.
+    pub step: u64,
+}
+
+/// Reloads `run_dir`'s config and latest checkpoint (SAC or ES) as a [`tame_agents::policy::Policy`].
+pub fn load_policy(run_dir: &Path) -> anyhow::Result<LoadedPolicy> {
+    let config_path = run_dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!("{} is not a run directory: it has no config.toml (tame train writes one)", run_dir.display());
+    }
+    let cfg = RunConfig::from_file(&config_path)?.resolve()?;
+    let checkpoint = run_dir.join("checkpoints").join("latest.safetensors");
+    if !checkpoint.is_file() {
+        bail!(
+            "run {} has no checkpoint {}: it is written at the run's first evaluation; \
+             train longer or with a smaller --eval-every",
+            run_dir.display(),
+            checkpoint.display()
+        );
+    }
+    let env = make_env(&cfg.env)?;
+    let context = || format!("run {}", run_dir.display());
+    let (policy, step): (Box<dyn tame_agents::policy::Policy>, u64) = match cfg.agent {
+        AgentKind::Sac => {
+            let mut agent = tame_agents::sac::SacAgent::new(
+                cfg.file.sac.as_ref().unwrap_or(&SacConfig::default()),
+                cfg.tau,
+                &env.observation_space(),
+                &env.action_space(),
+                rand::SeedableRng::seed_from_u64(cfg.seed),
+            )
+            .with_context(context)?;
+            let step = agent.load(&checkpoint).with_context(context)?;
+            (Box::new(agent), step)
+        }
+        AgentKind::Es => {
+            let es = cfg.file.es.clone().unwrap_or_default();
+            let policy = tame_agents::es::EsPolicy::load(&checkpoint, &env.observation_space(), &env.action_space())
+                .with_context(context)?;
+            let step = policy.env_steps;
+            (Box::new(tame_agents::policy::EsActor::new(policy, es.tau)), step)
+        }
+    };
+    Ok(LoadedPolicy { config: cfg, policy, step })
 }

@@ -717,6 +717,11 @@ impl EsPolicy {
         })
     }
 
+    /// Layer sizes and heads, θ and the observation normalisation, for `crate::policy`.
+    pub(crate) fn parts(&self) -> (&PolicySpec, &[f32], &ObsNorm) {
+        (&self.spec, &self.theta, &self.norm)
+    }
+
     /// Reads a policy written by [`EsPolicy::save`] for an env with these spaces.
     pub fn load(
         path: &Path,
@@ -859,6 +864,9 @@ fn evaluate_and_checkpoint(es: &mut Es, ctx: &mut RunCtx<'_>) -> anyhow::Result<
     let report = es.evaluate()?;
     let step = es.env_steps();
     log_eval(ctx.logger, step, &report.stats)?;
+    if let Some(on_eval) = ctx.on_eval.as_deref_mut() {
+        on_eval(step, &mut crate::policy::EsActor::new(es.policy(), es.config().tau))?;
+    }
     if let Some(h) = report.policy_entropy {
         ctx.logger.scalar("charts/policy_entropy", step, h)?;
     }

@@ -11,6 +11,7 @@ mod es_policy;
 mod es_rollout;
 mod helper;
 pub mod nets;
+pub mod policy;
 pub mod replay;
 pub mod run;
 pub mod smoothing;

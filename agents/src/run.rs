@@ -38,6 +38,9 @@ pub struct RunCtx<'a> {
     pub checkpoint_dir: Option<&'a Path>,
     /// Called now and then with the run's progress.
     pub progress: &'a mut dyn FnMut(&Progress),
+    /// Called right after each evaluation, the final one included, with the env step and the
+    /// policy just evaluated (`tame train --capture-video` records an episode there).
+    pub on_eval: Option<&'a mut dyn FnMut(u64, &mut dyn crate::policy::Policy) -> anyhow::Result<()>>,
 }
 
 /// What a finished (or stopped) run reports; the binary turns it into `summary.json`.

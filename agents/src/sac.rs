@@ -799,6 +799,15 @@ impl SacAgent {
         })
     }
 
+    /// π(·|s) of a discrete actor (one-hot argmax min Q at τ = 0); `None` for Box actions.
+    pub fn discrete_probs(&self, raw_obs: &[f32]) -> Option<Vec<f64>> {
+        let Head::Discrete { .. } = self.head else { return None };
+        tch::no_grad(|| {
+            let (probs, _) = self.discrete_policy(&self.obs_tensor(raw_obs));
+            Vec::<f64>::try_from(probs.flatten(0, -1).to_kind(Kind::Double)).ok()
+        })
+    }
+
     /// An exploration action, as stored in the replay buffer (index, or a ∈ [-1, 1]^d):
     /// a sample from π when soft; ε-greedy (discrete) or Gaussian noise (continuous) at τ = 0.
     fn act_explore(&self, raw_obs: &[f32], rng: &mut ChaCha8Rng, epsilon: f64, noise: f64, out: &mut Vec<f32>) {
@@ -1350,6 +1359,9 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
         if run.eval_every > 0 && step % run.eval_every == 0 && step < run.steps {
             let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut Vec::new())?;
             log_eval(ctx.logger, step, &stats)?;
+            if let Some(on_eval) = ctx.on_eval.as_deref_mut() {
+                on_eval(step, &mut trainer.agent)?;
+            }
             progress.last_eval = Some(stats.mean_return());
             if let Some(path) = &checkpoint {
                 trainer.agent.save(path, step)?;
@@ -1363,6 +1375,9 @@ pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &
     let mut entropies = Vec::new();
     let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut entropies)?;
     log_eval(ctx.logger, step, &stats)?;
+    if let Some(on_eval) = ctx.on_eval.as_deref_mut() {
+        on_eval(step, &mut trainer.agent)?;
+    }
     if !entropies.is_empty() {
         // Entropy of π(·|s) at every state the final evaluation visited.
         ctx.logger.histogram("eval/policy_entropy", step, &entropies)?;
@@ -1565,7 +1580,7 @@ mod tests {
         let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5, threads };
         let mut logger = NullLogger;
         let mut progress = |_: &Progress| {};
-        let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress };
+        let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress, on_eval: None };
         train(&run, env(), env(), &mut ctx).unwrap()
     }
 

@@ -1,6 +1,7 @@
 //! `tame train`: one training run into a fresh run directory (config, TensorBoard events,
 //! checkpoints, summary.json), with a progress bar.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use tame_agents::policy::Policy;
 use tame_agents::run::{Progress, RunCtx, Tau, TrainSummary};
 use tame_agents::{es, sac};
 
@@ -65,6 +67,10 @@ pub struct TrainArgs {
     /// still printed.
     #[arg(long)]
     quiet: bool,
+    /// Record the first evaluation episode at every evaluation: `videos/step<N>.gif` in the
+    /// run directory and a TensorBoard image (config key `capture_video`).
+    #[arg(long)]
+    capture_video: bool,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -81,6 +87,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         eval_every: args.eval_every,
         eval_episodes: args.eval_episodes,
         threads: args.threads,
+        capture_video: args.capture_video.then_some(true),
         ..Default::default()
     };
     let mut merged = file.overridden_by(flags);
@@ -173,16 +180,31 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
         bar.set_message(msg);
     };
 
+    // The video hook logs images through the same writer the training loop logs to.
+    let writer = RefCell::new(writer);
+    let mut capture = match cfg.file.capture_video {
+        Some(true) => Some(crate::video::VideoCapture::new(&dir, &cfg.env)?),
+        _ => None,
+    };
+    let capturing = capture.is_some();
+    let mut on_eval = |step: u64, policy: &mut dyn Policy| -> anyhow::Result<()> {
+        match capture.as_mut() {
+            Some(c) => c.capture(step, policy, &mut writer.borrow_mut()).with_context(|| format!("capturing the video at step {step}")),
+            None => Ok(()),
+        }
+    };
     let start = Instant::now();
     let result = {
         let mut ctx = RunCtx {
-            logger: &mut writer,
+            logger: &mut SharedLog(&writer),
             checkpoint_dir: Some(&dir.join("checkpoints")),
             progress: &mut on_progress,
+            on_eval: capturing.then_some(&mut on_eval as _),
         };
         train_agent(cfg, &mut ctx)
     };
     bar.finish_and_clear();
+    let mut writer = writer.into_inner();
     let outcome = match result {
         Ok(summary) => summary,
         Err(e) => {
@@ -196,6 +218,21 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
     writer.finish(status)?;
     summary.write(&dir)?;
     Ok(dir)
+}
+
+/// The run's event writer as the training loop's logger, shared with the video hook.
+struct SharedLog<'a>(&'a RefCell<EventWriter>);
+
+impl tame_agents::Logger for SharedLog<'_> {
+    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> anyhow::Result<()> {
+        self.0.borrow_mut().add_scalar(tag, step, value)
+    }
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f64]) -> anyhow::Result<()> {
+        self.0.borrow_mut().add_histogram(tag, step, values)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.0.borrow_mut().flush()
+    }
 }
 
 fn train_agent(cfg: &Resolved, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
