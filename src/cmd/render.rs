@@ -93,11 +93,11 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
 
 /// Fails early, before an episode is played, when `out` cannot be written.
 fn check_writable(out: &std::path::Path) -> anyhow::Result<()> {
-    if out.extension().and_then(|e| e.to_str()).is_none_or(|e| !e.eq_ignore_ascii_case("gif")) {
-        bail!("--out {}: accepted: a file name ending in .gif", out.display());
-    }
     if out.is_dir() {
         bail!("--out {} is a directory; accepted: a .gif file path", out.display());
+    }
+    if out.extension().and_then(|e| e.to_str()).is_none_or(|e| !e.eq_ignore_ascii_case("gif")) {
+        bail!("--out {}: accepted: a file name ending in .gif", out.display());
     }
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
