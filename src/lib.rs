@@ -7,6 +7,7 @@ pub mod interrupt;
 pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;
+pub mod policy_map;
 mod stats;
 pub mod sweep;
 pub mod video;

@@ -148,6 +148,16 @@ impl Rules {
     }
 }
 
+/// What a gridworld looks like, for pictures drawn outside this crate (policy maps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridLayout {
+    pub ncol: usize,
+    /// Each cell's map letter (`S F H G C W`), row-major from the top left.
+    pub cells: Vec<char>,
+    /// `(d_row, d_col)` of each action, in the env's numbering.
+    pub moves: [(i64, i64); 4],
+}
+
 /// A gridworld model: its exact table plus flat arrays for fast sampling.
 #[derive(Clone, Debug)]
 pub(crate) struct GridWorld {
@@ -254,6 +264,10 @@ impl GridWorld {
 
     pub(crate) fn table(&self) -> &TransitionTable {
         &self.table
+    }
+
+    pub(crate) fn layout(&self) -> GridLayout {
+        GridLayout { ncol: self.ncol, cells: self.cells.iter().map(|c| c.letter()).collect(), moves: self.moves }
     }
 }
 

@@ -22,7 +22,8 @@ mod table;
 mod vector;
 mod wrappers;
 
-pub use registry::{builtin_specs, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
+pub use grid::GridLayout;
+pub use registry::{builtin_specs, grid_layout, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
 pub use render::{Frame, RenderCtx, Trail};
 pub use space::{Action, Space};
 pub use table::{Outcome, TransitionTable};

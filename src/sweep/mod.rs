@@ -11,6 +11,7 @@ mod plots;
 mod report;
 
 pub use exec::{execute, RunOutcome};
+pub use exec::{is_finished, run_dir};
 pub use plan::{RunSpec, SweepPlan, TauSpec};
 pub use plots::write_plots;
 pub use report::{summarize, to_markdown, write_reports, SweepSummary};
