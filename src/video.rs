@@ -223,3 +223,90 @@ impl VideoCapture {
         writer.add_image("videos/eval", step, sheet.width, sheet.height, frame_png(&sheet)?)
     }
 }
+
+/// What one frame costs on one env, in microseconds (`tame bench render`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RenderCost {
+    pub env: String,
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+    /// `step` alone, for scale (stepping never renders).
+    pub step_us: f64,
+    pub rgb_us: f64,
+    pub ansi_us: Option<f64>,
+    /// GIF encoding per frame (palette, changed rectangle, LZW).
+    pub gif_us: f64,
+    pub gif_bytes_per_frame: f64,
+}
+
+/// Steps `env_name` with seeded random actions for `frames` steps (resetting at episode
+/// ends), then times drawing each visited state, its text, and encoding the frames as a GIF.
+pub fn bench_render(env_name: &str, frames: usize, seed: u64) -> anyhow::Result<RenderCost> {
+    use rand::{Rng, SeedableRng};
+    use std::time::Instant;
+    use tame_envs::{Action, RenderCtx};
+    let mut env = tame_envs::make(env_name)?;
+    let mut obs = vec![0.0f32; env.observation_space().dim()];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let space = env.action_space();
+    let mut states = Vec::with_capacity(frames);
+    let mut actions = Vec::with_capacity(frames);
+    env.reset(Some(seed), &mut obs);
+    let mut step_secs = 0.0;
+    for _ in 0..frames {
+        let a: Vec<f64> = match &space {
+            Space::Discrete(n) => vec![rng.random_range(0..*n) as f64],
+            Space::Box { low, high } => low.iter().zip(high).map(|(l, h)| rng.random_range(*l as f64..=*h as f64)).collect(),
+        };
+        let t = Instant::now();
+        let r = match &space {
+            Space::Discrete(_) => env.step(Action::Discrete(a[0] as usize), &mut obs)?,
+            Space::Box { .. } => env.step(Action::Continuous(&a), &mut obs)?,
+        };
+        step_secs += t.elapsed().as_secs_f64();
+        states.push(env.state());
+        actions.push(a);
+        if r.terminated || r.truncated {
+            env.reset(None, &mut obs);
+        }
+    }
+    let discrete = matches!(space, Space::Discrete(_));
+    let mut drawn = Vec::with_capacity(frames);
+    let t = Instant::now();
+    for (s, a) in states.iter().zip(&actions) {
+        env.set_state(s, &mut obs)?;
+        let action = if discrete { Action::Discrete(a[0] as usize) } else { Action::Continuous(a) };
+        let ctx = RenderCtx { last_action: Some(action), path: &[] };
+        drawn.push(env.render_rgb(&ctx).with_context(|| format!("env {env_name} cannot draw"))?);
+    }
+    let rgb_secs = t.elapsed().as_secs_f64();
+    let ansi_secs = if env.render_ansi(&RenderCtx::default()).is_some() {
+        let t = Instant::now();
+        let mut chars = 0;
+        for (s, a) in states.iter().zip(&actions) {
+            env.set_state(s, &mut obs)?;
+            let ctx = RenderCtx { last_action: Some(Action::Discrete(a[0] as usize)), path: &[] };
+            chars += env.render_ansi(&ctx).map_or(0, |t| t.len());
+        }
+        std::hint::black_box(chars);
+        Some(t.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    let t = Instant::now();
+    let gif = encode_gif(&drawn, default_fps(env.as_ref()))?;
+    let gif_secs = t.elapsed().as_secs_f64();
+    let per = |secs: f64| secs * 1e6 / frames as f64;
+    Ok(RenderCost {
+        env: env_name.to_string(),
+        width: drawn[0].width,
+        height: drawn[0].height,
+        frames,
+        step_us: per(step_secs),
+        rgb_us: per(rgb_secs),
+        ansi_us: ansi_secs.map(per),
+        gif_us: per(gif_secs),
+        gif_bytes_per_frame: gif.len() as f64 / frames as f64,
+    })
+}
