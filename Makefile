@@ -20,3 +20,4 @@ bench: setup
 	target/release/tame bench es
 	target/release/tame bench sac
 	target/release/tame bench tb
+	target/release/tame bench render
