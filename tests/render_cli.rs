@@ -60,6 +60,15 @@ fn es_cartpole_render_and_capture_video() {
         "--eval-episodes", "3", "--capture-video", "--logdir", logdir.to_str().unwrap(),
     ]);
     let returns = final_eval_returns(&run);
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("capture_video = true"), "{config}");
+    // Capturing only watches: the same run without it learns the same bits.
+    let plain = train(&[
+        "--agent", "es", "--env", "cartpole", "--steps", "60000", "--eval-every", "15000",
+        "--eval-episodes", "3", "--logdir", logdir.to_str().unwrap(),
+    ]);
+    assert_eq!(final_eval_returns(&plain), returns);
+    assert!(!plain.join("videos").exists());
 
     // One GIF per evaluation, the last one the final evaluation's first episode.
     let mut videos: Vec<(u64, PathBuf)> = std::fs::read_dir(run.join("videos"))
@@ -138,8 +147,13 @@ fn gridworld_runs_render_as_text_and_gif_for_es_and_sac() {
     let logdir = root.join("runs");
     let logdir = logdir.to_str().unwrap();
     let es = train(&["--agent", "es", "--env", "frozenlake-noslip", "--tau", "0.5", "--steps", "20000", "--eval-episodes", "2", "--logdir", logdir]);
-    let sac = train(&["--agent", "sac", "--env", "frozenlake-noslip", "--tau", "0.1", "--steps", "300", "--eval-episodes", "2", "--logdir", logdir]);
-    for run in [es, sac] {
+    let sac = train(&["--agent", "sac", "--env", "frozenlake-noslip", "--tau", "0.1", "--steps", "300", "--eval-episodes", "2", "--capture-video", "--logdir", logdir]);
+    // SAC's hook runs at every evaluation too, the final one (step 300) included.
+    let events = tame::tensorboard::read_events(&sac).unwrap();
+    let eval_steps: Vec<u64> = events.scalars["eval/mean_return"].iter().map(|p| p.step).collect();
+    let videos = std::fs::read_dir(sac.join("videos")).unwrap().count();
+    assert_eq!((videos, eval_steps.last()), (eval_steps.len(), Some(&300)));
+    for run in [es, sac.clone()] {
         let r = run.to_str().unwrap();
         let out = tame(&["render", r, "--ansi"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -158,6 +172,9 @@ fn gridworld_runs_render_as_text_and_gif_for_es_and_sac() {
         let out = tame(&["render", r, "--out", gif.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(decode_gif(&gif), (steps + 1, 128, 128));
+        if run == sac {
+            assert_eq!(decode_gif(&run.join("videos/step300.gif")), (steps + 1, 128, 128));
+        }
     }
     let _ = std::fs::remove_dir_all(&root);
 }

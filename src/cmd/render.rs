@@ -10,7 +10,7 @@ use clap::Args;
 use tame_agents::eval::EVAL_SEED_BASE;
 
 use crate::run_dir::load_policy;
-use crate::video::{default_fps, encode_gif, play, View, MAX_FPS};
+use crate::video::{default_fps, play, GifStream, Shown, View, MAX_FPS, MAX_PLAY_STEPS};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -66,26 +66,42 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         "{}: {} on {}, tau {}, checkpoint at step {}",
         args.run_dir.display(), cfg.agent.name(), cfg.env, cfg.tau, loaded.step
     );
-    let mut frames = Vec::new();
+    let mut gif: Option<GifStream<Vec<u8>>> = None;
+    let mut size = (0, 0);
     for i in 0..args.episodes {
         let seed = first_seed.checked_add(i as u64).with_context(|| format!("--seed {first_seed} + {i} overflows"))?;
-        let played = play(env.as_mut(), loaded.policy.as_mut(), seed, view)?;
+        let mut texts = Vec::new();
+        let played = play(env.as_mut(), loaded.policy.as_mut(), seed, view, &mut |shown| match shown {
+            Shown::Text(t) => {
+                texts.push(t.to_string());
+                Ok(())
+            }
+            Shown::Frame(f) => {
+                size = (f.width, f.height);
+                let g = match &mut gif {
+                    Some(g) => g,
+                    None => gif.insert(GifStream::new(Vec::new(), f.width, f.height, fps)?),
+                };
+                g.push(f)
+            }
+        })?;
         if args.ansi {
-            show_text(&played.texts, fps)?;
+            show_text(&texts, fps)?;
         }
         let success = match played.success {
             Some(s) => format!(", {}", if s { "goal reached" } else { "goal not reached" }),
             None => String::new(),
         };
-        println!("episode {} (seed {seed}): return {:.2} over {} steps{success}", i + 1, played.episode_return, played.steps);
-        frames.extend(played.frames);
+        let cut = if played.cut_short { format!(" (stopped at {MAX_PLAY_STEPS} steps: the env has no time limit)") } else { String::new() };
+        println!("episode {} (seed {seed}): return {:.2} over {} steps{success}{cut}", i + 1, played.episode_return, played.steps);
     }
-    if !args.ansi {
-        let gif = encode_gif(&frames, fps)?;
-        crate::fsutil::write_atomic(&out, &gif).with_context(|| format!("--out {}: cannot write the GIF", out.display()))?;
+    if let Some(gif) = gif {
+        let frames = gif.frames();
+        let bytes = gif.finish()?;
+        crate::fsutil::write_atomic(&out, &bytes).with_context(|| format!("--out {}: cannot write the GIF", out.display()))?;
         println!(
-            "wrote {} ({} frames of {}x{} at {fps} fps, {} KB)",
-            out.display(), frames.len(), frames[0].width, frames[0].height, gif.len().div_ceil(1024)
+            "wrote {} ({frames} frames of {}x{} at {fps} fps, {} KB)",
+            out.display(), size.0, size.1, bytes.len().div_ceil(1024)
         );
     }
     Ok(())
