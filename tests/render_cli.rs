@@ -178,3 +178,21 @@ fn gridworld_runs_render_as_text_and_gif_for_es_and_sac() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn es_pendulum_replay_equals_its_evaluation() {
+    // Continuous actions go through the same squashing tanh as ES's batched evaluation.
+    let root = scratch("pendulum");
+    let run = train(&["--agent", "es", "--env", "pendulum", "--steps", "60000", "--eval-episodes", "2", "--logdir", root.to_str().unwrap()]);
+    let returns = final_eval_returns(&run);
+    let gif = root.join("p.gif");
+    let out = tame(&["render", run.to_str().unwrap(), "--episodes", "2", "--out", gif.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (i, r) in returns.iter().enumerate() {
+        let line = format!("episode {} (seed {}): return {r:.2} over 200 steps", i + 1, 1_000_000 + i);
+        assert!(text.contains(&line), "{line:?} not in {text}");
+    }
+    assert_eq!(decode_gif(&gif), (2 * 201, 250, 250));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -120,3 +120,21 @@ pub fn softmax(z: &[f64], tau: f64) -> Vec<f64> {
 pub fn has_action_probs(action_space: &Space) -> bool {
     matches!(action_space, Space::Discrete(_))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sharpens_into_the_argmax_as_tau_goes_to_zero() {
+        let z = [1.0, 3.0, 2.0, 3.0];
+        assert_eq!(softmax(&z, 0.0), vec![0.0, 1.0, 0.0, 0.0], "ties go to the first");
+        let p = softmax(&z, 1.0);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((p[1] / p[2] - 1f64.exp()).abs() < 1e-12, "ratio exp(Δz/τ)");
+        let sharp = softmax(&z, 1e-3);
+        assert!((sharp[1] - 0.5).abs() < 1e-12 && sharp[0] < 1e-300);
+        let flat = softmax(&z, 1e6);
+        assert!(flat.iter().all(|q| (q - 0.25).abs() < 1e-5));
+    }
+}
