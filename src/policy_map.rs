@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use tame_agents::exact::Regularizer;
 use tame_envs::GridLayout;
 
-use crate::plot::{plot_err, render, Area, FONT};
+use crate::plot::{arrow, plot_err, render, Area, FONT};
 use crate::run_dir::{load_policy, AgentKind};
 use crate::sweep::{SweepPlan, TauSpec};
 
@@ -86,17 +86,10 @@ fn draw_map(area: &Area<'_>, layout: &GridLayout, panel: &MapPanel) -> anyhow::R
             }
             // Length 0.45 cells at probability 1; the head shrinks with the arrow.
             let (dr, dc) = layout.moves[a];
-            let (ux, uy) = (dc as f64, dr as f64);
-            let l = 0.45 * pa;
-            let tip = (cx + ux * l, cy + uy * l);
-            let head = 0.12 * pa.sqrt();
-            let back = |side: f64| (tip.0 - head * ux - side * head * 0.6 * uy, tip.1 - head * uy + side * head * 0.6 * ux);
+            let [shaft, head] = arrow((cx, cy), (dc as f64, dr as f64), 0.45 * pa, 0.14 * pa.sqrt());
             let stroke = ink.stroke_width(2);
             chart
-                .draw_series([
-                    PathElement::new(vec![(cx, cy), tip], stroke),
-                    PathElement::new(vec![back(1.0), tip, back(-1.0)], stroke),
-                ])
+                .draw_series([PathElement::new(shaft, stroke), PathElement::new(head, stroke)])
                 .map_err(plot_err)?;
         }
     }

@@ -2,12 +2,11 @@
 //! action and, for discrete actions, the whole distribution π(·|s). Rendering, policy maps
 //! and the training loops' evaluation hook use it instead of matching on the agent.
 
-use tame_envs::Space;
-
 use crate::es::EsPolicy;
 use crate::es_policy::{forward, scatter_lane, tanh_lanes, Activations, LANES};
 use crate::es_rollout::{Head, ObsEncoding};
 use crate::eval::PolicyAction;
+use crate::exact::argmax;
 use crate::sac::SacAgent;
 
 /// A policy that can be played and inspected.
@@ -95,30 +94,13 @@ impl Policy for EsActor {
     }
 }
 
-fn argmax(xs: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-/// softmax(z/τ), max-shifted; the one-hot of the (first) argmax at τ = 0.
+/// softmax(z/τ) (`crate::exact::softmax`, max-shifted); the one-hot of the first argmax at τ = 0.
 pub fn softmax(z: &[f64], tau: f64) -> Vec<f64> {
-    let best = argmax(z);
-    if tau == 0.0 {
-        return (0..z.len()).map(|a| if a == best { 1.0 } else { 0.0 }).collect();
+    if tau > 0.0 {
+        return crate::exact::softmax(z, tau);
     }
-    let w: Vec<f64> = z.iter().map(|&v| ((v - z[best]) / tau).exp()).collect();
-    let total: f64 = w.iter().sum();
-    w.iter().map(|v| v / total).collect()
-}
-
-/// Whether policies on this action space have a distribution to show.
-pub fn has_action_probs(action_space: &Space) -> bool {
-    matches!(action_space, Space::Discrete(_))
+    let best = argmax(z);
+    (0..z.len()).map(|a| if a == best { 1.0 } else { 0.0 }).collect()
 }
 
 #[cfg(test)]
