@@ -45,14 +45,8 @@ pub fn draw_policy_maps(path: &Path, layout: &GridLayout, columns: &[(MapPanel, 
 }
 
 fn cell_colour(c: char) -> RGBColor {
-    match c {
-        'H' => RGBColor(24, 38, 74),
-        'G' => RGBColor(70, 180, 80),
-        'C' => RGBColor(150, 70, 40),
-        'W' => RGBColor(110, 110, 110),
-        'S' => RGBColor(170, 210, 240),
-        _ => RGBColor(206, 232, 250),
-    }
+    let [r, g, b] = tame_envs::render::cell_colour(c);
+    RGBColor(r, g, b)
 }
 
 fn draw_map(area: &Area<'_>, layout: &GridLayout, panel: &MapPanel) -> anyhow::Result<()> {

@@ -190,6 +190,18 @@ pub(crate) mod colour {
     pub const AGENT: Rgb = [220, 30, 30];
 }
 
+/// The colour a gridworld cell is drawn in, by its map letter (`S F H G C W`).
+pub fn cell_colour(letter: char) -> Rgb {
+    match letter {
+        'S' => colour::START,
+        'H' => colour::HOLE,
+        'G' => colour::GOAL,
+        'C' => colour::CLIFF,
+        'W' => colour::WALL,
+        _ => colour::FROZEN,
+    }
+}
+
 /// The torque/force of a continuous action, clipped to `[-max, max]`; 0 when there is none.
 pub(crate) fn scalar_action(ctx: &RenderCtx<'_>, max: f64) -> f64 {
     match ctx.last_action {

@@ -18,7 +18,7 @@
 
 use std::f64::consts::PI;
 
-use crate::render::{colour, scalar_action, Frame, RenderCtx, Rgb};
+use crate::render::{cell_colour, colour, scalar_action, Frame, RenderCtx};
 use crate::classic::PD_MAX_TORQUE;
 use crate::grid::Cell;
 use crate::Action;
@@ -131,17 +131,6 @@ pub(crate) fn mountaincar(position: f64, goal: f64) -> Frame {
 /// Side of a gridworld cell in pixels.
 pub(crate) const CELL: f64 = 32.0;
 
-fn cell_colour(cell: Cell) -> Rgb {
-    match cell {
-        Cell::Start => colour::START,
-        Cell::Frozen => colour::FROZEN,
-        Cell::Hole => colour::HOLE,
-        Cell::Goal => colour::GOAL,
-        Cell::Cliff => colour::CLIFF,
-        Cell::Wall => colour::WALL,
-    }
-}
-
 /// A gridworld with `ncol` columns, the agent in `agent`.
 pub(crate) fn grid(cells: &[Cell], ncol: usize, agent: usize, path: &[usize]) -> Frame {
     let nrow = cells.len() / ncol;
@@ -150,7 +139,7 @@ pub(crate) fn grid(cells: &[Cell], ncol: usize, agent: usize, path: &[usize]) ->
     for (s, kind) in cells.iter().enumerate() {
         let (x, y) = ((s % ncol) as f64 * CELL, (s / ncol) as f64 * CELL);
         // One grid-coloured pixel between cells.
-        f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, cell_colour(*kind));
+        f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, cell_colour(kind.letter()));
     }
     for pair in path.windows(2) {
         f.line(centre(pair[0]), centre(pair[1]), 3.0, colour::PATH);
