@@ -380,6 +380,9 @@ fn bench_render(args: RenderBenchArgs) -> anyhow::Result<()> {
     let envs = args.envs.unwrap_or_else(|| {
         tame_envs::builtin_specs().into_iter().map(|s| s.name).filter(|n| !n.ends_with("-noslip")).collect()
     });
+    for name in &envs {
+        tame_envs::spec(name)?;
+    }
     if !args.json {
         println!("{:<14} {:>9} {:>9} {:>12} {:>10} {:>10} {:>12}", "env", "frame", "step us", "rgb us/frame", "ansi us", "gif us", "gif B/frame");
     }
