@@ -9,11 +9,16 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match tame::cli::run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+    let result = tame::cli::run();
+    if let Err(err) = &result {
+        eprintln!("error: {err:#}");
+    }
+    // A command that stopped on SIGINT/SIGTERM exits 128 + signal even when it wrapped up
+    // cleanly, so that `tame train && next` does not carry on after an interrupted run.
+    match (tame::interrupt::exit_status(), result) {
+        (Some(status), _) => ExitCode::from(status),
+        (None, Ok(())) => ExitCode::SUCCESS,
+        // An error whose chain holds tame::exit::Interrupted is 130 as well.
+        (None, Err(err)) => tame::exit::code_for(&err),
     }
 }

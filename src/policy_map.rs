@@ -10,8 +10,9 @@ use plotters::prelude::*;
 use tame_agents::exact::Regularizer;
 use tame_envs::GridLayout;
 
+use crate::agent::load_policy;
 use crate::plot::{arrow, plot_err, render, Area, FONT};
-use crate::run_dir::{load_policy, AgentKind};
+use crate::run_dir::AgentKind;
 use crate::sweep::{SweepPlan, TauSpec};
 
 /// One map: a title and π(a|s) per cell (`None` for cells without a choice: holes, goals,

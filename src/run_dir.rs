@@ -7,11 +7,12 @@
 //!
 //! ```text
 //! runs/<env>__<agent>__tau<τ>__seed<S>__<YYYYmmdd-HHMMSS>/
-//!     events.out.tfevents.*   TensorBoard
-//!     config.toml             the resolved config; `tame eval` rebuilds the agent from it
-//!     checkpoints/latest.safetensors
-//!     videos/step<N>.gif      with capture_video: the first evaluation episode at step N
-//!     summary.json            written atomically at the end
+//!     events.out.tfevents.*       TensorBoard
+//!     config.toml                 the resolved config; `tame eval` rebuilds the agent from it
+//!     checkpoints/step-<12 digits>/  the last two full checkpoints (older runs:
+//!                                 checkpoints/latest.safetensors, weights only)
+//!     videos/step<N>.gif          with capture_video: the first evaluation episode at step N
+//!     summary.json                written atomically at the end
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,11 @@ use serde::{Deserialize, Serialize};
 use tame_agents::run::{Tau, TrainSummary};
 use tame_agents::es::EsConfig;
 use tame_agents::sac::SacConfig;
+use tame_agents::limits::{mlp_params, MAX_CONFIG_INT, MAX_NETWORK_PARAMS, MAX_TAU};
+use tame_agents::numfmt::compact;
 use tame_envs::Env;
+
+use crate::cli_values::MAX_EVAL_EPISODES;
 
 /// The agents `tame train` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -78,6 +83,9 @@ pub struct RunConfig {
     pub eval_every: Option<u64>,
     /// Episodes per evaluation (default 10).
     pub eval_episodes: Option<usize>,
+    /// Env steps between full checkpoints (default: eval_every, so one at each
+    /// evaluation); one is also written at the end and when the run is stopped.
+    pub checkpoint_every: Option<u64>,
     /// Intra-op threads for tch (default: the machine's cores). Results depend only on seed
     /// and config, but are compared bit for bit at equal thread counts.
     pub threads: Option<usize>,
@@ -100,6 +108,7 @@ pub struct Resolved {
     pub steps: u64,
     pub eval_every: u64,
     pub eval_episodes: usize,
+    pub checkpoint_every: u64,
     pub threads: usize,
     pub file: RunConfig,
 }
@@ -117,7 +126,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, threads, sac, es, capture_video);
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es, capture_video);
         self
     }
 
@@ -126,15 +135,42 @@ impl RunConfig {
         let agent = *self.agent.get_or_insert(AgentKind::Sac);
         let env_name = self.env.get_or_insert_with(|| "pendulum".into()).clone();
         let tau = *self.tau.get_or_insert(agent.default_tau());
+        if let Tau::Fixed(t) = tau {
+            if t > MAX_TAU {
+                bail!(
+                    "tau = {} is out of range; accepted: 0 <= tau <= 1e6 or auto (beyond 1e6, τ·log π \
+                     and the squared TD error overflow f32 in the update)",
+                    compact(t)
+                );
+            }
+        }
+        // Every integer here goes into config.toml, whose integers are signed 64-bit.
+        let int_max = format!("{MAX_CONFIG_INT} (the largest integer a TOML config can hold)");
         let seed = *self.seed.get_or_insert(1);
+        if seed > MAX_CONFIG_INT {
+            bail!("seed = {seed} is out of range; accepted: 0 to {int_max}");
+        }
         let steps = *self.steps.get_or_insert(agent.default_steps());
-        if steps == 0 {
-            bail!("steps = 0 is out of range; accepted: >= 1");
+        if !(1..=MAX_CONFIG_INT).contains(&steps) {
+            bail!("steps = {steps} is out of range; accepted: 1 to {int_max}");
         }
         let eval_every = *self.eval_every.get_or_insert(steps.div_ceil(10));
+        if !(1..=MAX_CONFIG_INT).contains(&eval_every) {
+            bail!(
+                "eval_every = {eval_every} is out of range; accepted: 1 to {int_max} (env steps between \
+                 evaluations; the final evaluation always runs)"
+            );
+        }
+        let checkpoint_every = *self.checkpoint_every.get_or_insert(eval_every);
+        if !(1..=MAX_CONFIG_INT).contains(&checkpoint_every) {
+            bail!(
+                "checkpoint_every = {checkpoint_every} is out of range; accepted: 1 to {int_max} (env steps \
+                 between checkpoints)"
+            );
+        }
         let eval_episodes = *self.eval_episodes.get_or_insert(10);
-        if eval_episodes == 0 {
-            bail!("eval_episodes = 0 is out of range; accepted: >= 1");
+        if !(1..=MAX_EVAL_EPISODES as usize).contains(&eval_episodes) {
+            bail!("eval_episodes = {eval_episodes} is out of range; accepted: 1 to {MAX_EVAL_EPISODES}");
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = *self.threads.get_or_insert(cores);
@@ -152,6 +188,8 @@ impl RunConfig {
             AgentKind::Sac => {
                 let sac = self.sac.get_or_insert_with(SacConfig::default);
                 sac.resolve(&env.action_space(), tau).with_context(|| format!("env {env_name}"))?;
+                check_sac_memory(sac, &env.observation_space(), &env.action_space(), steps)
+                    .with_context(|| format!("env {env_name}"))?;
             }
             AgentKind::Es => {
                 let es = self.es.get_or_insert_with(EsConfig::default);
@@ -167,9 +205,12 @@ impl RunConfig {
                 es.validate()?;
                 tame_agents::es::check_spaces(&env.observation_space(), &env.action_space(), &es.hidden)
                     .with_context(|| format!("env {env_name}"))?;
+                let (input, output) = (encoded_width(&env.observation_space()), encoded_width(&env.action_space()));
+                check_params("es.hidden", mlp_params(input, &es.hidden, output), input)
+                    .with_context(|| format!("env {env_name}"))?;
             }
         }
-        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, threads, file: self })
+        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, file: self })
     }
 }
 
@@ -180,10 +221,69 @@ impl Resolved {
     }
 
     /// `<env>__<agent>__tau<τ>__seed<S>`: the run directory's name before its time stamp.
+    /// τ is written exactly but short (1e-300, not 300 digits) and the env part is cut to 64
+    /// characters, so the name stays far below the file systems' 255-byte limit.
     pub fn run_name(&self) -> String {
-        let env: String = self.env.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-        format!("{env}__{}__tau{}__seed{}", self.agent.name(), self.tau, self.seed)
+        let env: String =
+            self.env.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
+        let tau = match self.tau {
+            Tau::Fixed(t) => tame_agents::numfmt::exact_short(t),
+            Tau::Auto => "auto".into(),
+        };
+        format!("{env}__{}__tau{tau}__seed{}", self.agent.name(), self.seed)
     }
+}
+
+/// Most bytes a replay buffer may take (8 GiB); more is refused before the run starts.
+const MAX_REPLAY_BYTES: u64 = 8 << 30;
+
+/// Width of a space as a network sees it: one-hot for `Discrete(n)`, the dimension for a Box.
+fn encoded_width(space: &tame_envs::Space) -> usize {
+    match space {
+        tame_envs::Space::Discrete(n) => *n,
+        other => other.dim(),
+    }
+}
+
+/// Refuses a network of more than [`MAX_NETWORK_PARAMS`] parameters, naming its size.
+fn check_params(what: &str, params: usize, input: usize) -> anyhow::Result<()> {
+    if params > MAX_NETWORK_PARAMS {
+        bail!(
+            "{what}: a network with input width {input} would have {params} parameters ({:.1} MiB in f32); \
+             accepted: at most {MAX_NETWORK_PARAMS} parameters ({} MiB) per network; use narrower layers \
+             or a smaller env (discrete observations are one-hot, one input per state)",
+            params as f64 * 4.0 / (1 << 20) as f64,
+            MAX_NETWORK_PARAMS * 4 >> 20
+        );
+    }
+    Ok(())
+}
+
+/// SAC's memory before anything is allocated: its largest network and the replay buffer,
+/// which holds min(buffer_size, steps) rows of f32 (obs, next obs, action, reward, done).
+fn check_sac_memory(sac: &SacConfig, obs: &tame_envs::Space, act: &tame_envs::Space, steps: u64) -> anyhow::Result<()> {
+    let input = encoded_width(obs);
+    let actions = encoded_width(act);
+    let (actor_out, critic_in, critic_out) = match act {
+        tame_envs::Space::Discrete(_) => (actions, input, actions),
+        _ => (2 * actions, input.saturating_add(actions), 1),
+    };
+    let params = mlp_params(input, &sac.hidden, actor_out).max(mlp_params(critic_in, &sac.hidden, critic_out));
+    check_params("sac.hidden", params, input)?;
+    let rows = (sac.buffer_size as u64).min(steps);
+    let row_bytes = 4 * (2 * input as u64 + act.dim() as u64 + 2);
+    let bytes = rows.saturating_mul(row_bytes);
+    if bytes > MAX_REPLAY_BYTES {
+        bail!(
+            "sac.buffer_size = {}: the replay buffer would hold {rows} transitions of {row_bytes} bytes = \
+             {:.1} GiB; accepted: at most {} GiB (lower buffer_size or steps; discrete observations \
+             are stored one-hot)",
+            sac.buffer_size,
+            bytes as f64 / (1u64 << 30) as f64,
+            MAX_REPLAY_BYTES >> 30
+        );
+    }
+    Ok(())
 }
 
 /// Builds an env by name, with its time limit.
@@ -213,13 +313,13 @@ pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> 
 }
 
 /// Creates the run directory `dir` itself (and its parents) with its `checkpoints/` folder;
-/// `dir` may exist only if empty, so that one directory never mixes two runs.
+/// `dir` may exist only if empty (a left-over `.lock` file aside), so that one directory
+/// never mixes two runs.
 pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?
-            .next()
-            .is_none();
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?;
+        let empty = entries.all(|e| e.is_ok_and(|e| e.file_name() == crate::lock::LOCK_FILE));
         if !empty {
             bail!("run directory {} already holds files; choose a new --run-dir", dir.display());
         }
@@ -227,6 +327,25 @@ pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("checkpoints"))
         .with_context(|| format!("creating run directory {}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// The safetensors file holding a run's newest policy weights: the tensors of its newest
+/// checkpoint that verifies, or `checkpoints/latest.safetensors` of runs written before full
+/// checkpoints existed.
+pub fn policy_weights(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let checkpoints = run_dir.join("checkpoints");
+    if !tame_agents::checkpoint::list(&checkpoints)?.is_empty() {
+        let (ckpt, skipped) = tame_agents::checkpoint::read_newest(&checkpoints)?;
+        for note in skipped {
+            eprintln!("warning: {note}; using the older checkpoint at step {}", ckpt.step);
+        }
+        return Ok(ckpt.tensors_path());
+    }
+    let legacy = checkpoints.join("latest.safetensors");
+    if legacy.is_file() {
+        return Ok(legacy);
+    }
+    bail!("run {} has no checkpoint yet (nothing under {})", run_dir.display(), checkpoints.display())
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm).
@@ -260,7 +379,11 @@ pub struct Summary {
     pub final_policy_entropy: Option<f64>,
     pub success_rate: Option<f64>,
     pub interrupted: bool,
+    /// Training time over every session of the run (a resumed run adds its sessions).
     pub wall_seconds: f64,
+    /// Seconds of the last session spent writing checkpoints.
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
 }
 
 impl Summary {
@@ -282,6 +405,7 @@ impl Summary {
             success_rate: train.success_rate,
             interrupted: train.interrupted,
             wall_seconds,
+            checkpoint_seconds: train.checkpoint_seconds,
         }
     }
 
@@ -315,6 +439,24 @@ mod tests {
     }
 
     #[test]
+    fn an_exact_run_dir_may_hold_only_a_lock_file() {
+        let root = std::env::temp_dir().join(format!("tame-exact-run-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let only_lock = root.join("only-lock");
+        std::fs::create_dir_all(&only_lock).unwrap();
+        std::fs::write(only_lock.join(crate::lock::LOCK_FILE), "1\n").unwrap();
+        create_exact_run_dir(&only_lock).unwrap();
+        assert!(only_lock.join("checkpoints").is_dir());
+        let used = root.join("used");
+        std::fs::create_dir_all(&used).unwrap();
+        std::fs::write(used.join(crate::lock::LOCK_FILE), "1\n").unwrap();
+        std::fs::write(used.join("config.toml"), "").unwrap();
+        let err = create_exact_run_dir(&used).unwrap_err().to_string();
+        assert!(err.contains("already holds files"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn flags_override_file_fields() {
         let file: RunConfig = toml::from_str("seed = 4\nsteps = 50\n[sac]\nlearning_rate = 0.001").unwrap();
         let flags = RunConfig { seed: Some(7), tau: Some(Tau::Fixed(0.1)), ..Default::default() };
@@ -322,54 +464,4 @@ mod tests {
         assert_eq!((merged.seed, merged.steps, merged.tau), (Some(7), Some(50), Some(Tau::Fixed(0.1))));
         assert_eq!(merged.sac.unwrap().learning_rate, 1e-3);
     }
-}
-
-/// A run's latest checkpoint, loaded behind the one policy interface.
-pub struct LoadedPolicy {
-    pub config: Resolved,
-    pub policy: Box<dyn tame_agents::policy::Policy>,
-    /// Training env steps when the checkpoint was written.
-    pub step: u64,
-}
-
-/// Reloads `run_dir`'s config and latest checkpoint (SAC or ES) as a [`tame_agents::policy::Policy`].
-pub fn load_policy(run_dir: &Path) -> anyhow::Result<LoadedPolicy> {
-    let config_path = run_dir.join("config.toml");
-    if !config_path.is_file() {
-        bail!("{} is not a run directory: it has no config.toml (tame train writes one)", run_dir.display());
-    }
-    let cfg = RunConfig::from_file(&config_path)?.resolve()?;
-    let checkpoint = run_dir.join("checkpoints").join("latest.safetensors");
-    if !checkpoint.is_file() {
-        bail!(
-            "run {} has no checkpoint {}: it is written at the run's first evaluation; \
-             train longer or with a smaller --eval-every",
-            run_dir.display(),
-            checkpoint.display()
-        );
-    }
-    let env = make_env(&cfg.env)?;
-    let context = || format!("run {}", run_dir.display());
-    let (policy, step): (Box<dyn tame_agents::policy::Policy>, u64) = match cfg.agent {
-        AgentKind::Sac => {
-            let mut agent = tame_agents::sac::SacAgent::new(
-                cfg.file.sac.as_ref().unwrap_or(&SacConfig::default()),
-                cfg.tau,
-                &env.observation_space(),
-                &env.action_space(),
-                rand::SeedableRng::seed_from_u64(cfg.seed),
-            )
-            .with_context(context)?;
-            let step = agent.load(&checkpoint).with_context(context)?;
-            (Box::new(agent), step)
-        }
-        AgentKind::Es => {
-            let es = cfg.file.es.clone().unwrap_or_default();
-            let policy = tame_agents::es::EsPolicy::load(&checkpoint, &env.observation_space(), &env.action_space())
-                .with_context(context)?;
-            let step = policy.env_steps;
-            (Box::new(tame_agents::policy::EsActor::new(policy, es.tau)), step)
-        }
-    };
-    Ok(LoadedPolicy { config: cfg, policy, step })
 }

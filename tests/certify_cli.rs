@@ -79,8 +79,8 @@ fn nonsensical_requests_are_clean_errors_listing_what_is_accepted() {
     assert_clean_failure(&tame(&["certify", "--objective", "zero-one", "--smoothing", "huber"]), "gaussian, softplus");
     assert_clean_failure(&tame(&["certify", "--objective", "l2"]), "abs, relu, hinge, max, zero-one");
     assert_clean_failure(&tame(&["certify", "--smoothing", "cubic"]), "gaussian, softplus, huber, gelu, lse, moreau");
-    assert_clean_failure(&tame(&["certify", "--eps", "0"]), "eps = 0");
-    assert_clean_failure(&tame(&["certify", "--eps", "-1"]), "eps = -1");
+    assert_clean_failure(&tame(&["certify", "--eps", "0"]), "'0' for '--eps");
+    assert_clean_failure(&tame(&["certify", "--eps", "-1"]), "'-1' for '--eps");
     assert_clean_failure(&tame(&["certify", "--env", "frozenlake"]), "--tau");
     assert_clean_failure(&tame(&["certify", "--env", "frozenlake", "--eps", "0.1"]), "--eps");
     assert_clean_failure(&tame(&["certify", "--env", "cartpole", "--tau", "0.1"]), "no transition table");

@@ -157,9 +157,8 @@ fn es_runs_are_reproducible_across_thread_counts_and_reload() {
     }
     assert_eq!(a["agent"], "es");
     assert!(a["steps"].as_u64().unwrap() >= 300_000);
-    assert!(Path::new(&one)
-        .join("checkpoints/latest.safetensors")
-        .exists());
+    let checkpoint = format!("checkpoints/step-{:012}/tensors.safetensors", a["steps"].as_u64().unwrap());
+    assert!(Path::new(&one).join(checkpoint).exists());
 
     // The logs hold ES's tags and, at the last evaluation, the histogram of its returns.
     let events = tame::tensorboard::read_events(Path::new(&one)).unwrap();

@@ -70,8 +70,8 @@ fn tau_zero_is_the_hard_limit() {
 fn bad_input_is_a_clean_error() {
     assert_clean_failure(&tame(&["solve", "--env", "pendulum", "--tau", "0.1"]), "no transition table");
     assert_clean_failure(&tame(&["solve", "--env", "frozenlak", "--tau", "0.1"]), "frozenlake");
-    assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "-1"]), "--tau -1");
-    assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "nan"]), "--tau NaN");
+    assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "-1"]), "'-1' for '--tau");
+    assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "nan"]), "'nan' for '--tau");
     assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "0.1", "--gamma", "1"]), "[0, 1)");
     assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "abc"]), "abc");
 }

@@ -196,3 +196,34 @@ fn es_pendulum_replay_equals_its_evaluation() {
     assert_eq!(decode_gif(&gif), (2 * 201, 250, 250));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_resumed_run_keeps_capturing_video() {
+    // `capture_video` lives in config.toml: `--resume` (here extending a finished run) records
+    // the evaluations of the new session too, and the flag itself is refused beside --resume.
+    let root = scratch("resume");
+    let run = train(&[
+        "--agent", "es", "--env", "cartpole", "--steps", "30000", "--eval-every", "10000",
+        "--eval-episodes", "2", "--capture-video", "--logdir", root.to_str().unwrap(),
+    ]);
+    let r = run.to_str().unwrap();
+    let e = failure(&["train", "--resume", r, "--capture-video"]);
+    assert!(e.contains("--capture-video cannot be given with --resume"), "{e}");
+    let first: Vec<u64> = tame::tensorboard::read_events(&run).unwrap().scalars["eval/mean_return"].iter().map(|p| p.step).collect();
+    let out = tame(&["train", "--quiet", "--threads", "1", "--resume", r, "--steps", "80000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval_steps: Vec<u64> = tame::tensorboard::read_events(&run).unwrap().scalars["eval/mean_return"].iter().map(|p| p.step).collect();
+    assert!(eval_steps.len() >= first.len() + 2 && eval_steps.starts_with(&first), "{first:?} then {eval_steps:?}");
+    assert!(*eval_steps.last().unwrap() >= 80000, "{eval_steps:?}");
+    let mut videos: Vec<u64> = std::fs::read_dir(run.join("videos"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().trim_start_matches("step").trim_end_matches(".gif").parse().unwrap())
+        .collect();
+    videos.sort();
+    assert_eq!(videos, eval_steps);
+    // The new session's final GIF is its final evaluation's first episode (CartPole pays 1 per step).
+    let returns = final_eval_returns(&run);
+    let last = run.join(format!("videos/step{}.gif", eval_steps.last().unwrap()));
+    assert_eq!(decode_gif(&last), (returns[0] as usize + 1, 300, 200));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -168,7 +168,7 @@ fn a_failing_run_is_reported_and_the_others_finish() {
 #[test]
 fn bad_sweeps_are_refused_by_name() {
     let cases: [(&[&str], &str); 5] = [
-        (&["--threshold", "nan"], "threshold NaN"),
+        (&["--threshold", "nan"], "'nan' for '--threshold"),
         (&["--taus", "0,-1"], "-1"),
         (&["--taus", "0,warm"], "warm"),
         (&["--env", "nosuchenv"], "nosuchenv"),

@@ -42,8 +42,11 @@ use crate::es_policy::{scatter_lane, LANES};
 use crate::es_rollout::{
     spec_for, ActSettings, Chunk, Episode, LaneTask, ObsEncoding, ObsNorm, PolicySpec,
 };
-use crate::eval::{log_eval, EvalStats, EVAL_SEED_BASE};
-use crate::run::{stop_requested, Progress, RunCtx, TrainSummary};
+use crate::checkpoint::{Checkpoint, CheckpointWriter};
+use crate::eval::{EvalStats, EVAL_SEED_BASE};
+use crate::policy::{EsActor, Policy};
+use crate::run::Learner;
+use crate::Logger;
 
 /// Makes a fresh environment; called once per lane.
 pub type EnvFactory = Arc<dyn Fn() -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
@@ -146,76 +149,77 @@ pub enum EsError {
 impl EsConfig {
     /// Rejects settings ES cannot run with, naming the value and the accepted range.
     pub fn validate(&self) -> Result<(), EsError> {
+        use crate::limits::{check_hidden, MAX_CONFIG_INT, MAX_EPISODES, MAX_POPULATION, MAX_TAU};
+        use crate::numfmt::compact as c;
         let bad = |msg: String| Err(EsError::Config(msg));
-        if self.population == 0 || self.population % 2 == 1 {
+        if self.population < 2 || self.population % 2 == 1 || self.population > MAX_POPULATION {
             return bad(format!(
                 "population {} is not allowed: mirrored sampling evaluates θ+σε and θ−σε in \
-                 pairs; accepted: an even number ≥ 2",
+                 pairs; accepted: an even number from 2 to {MAX_POPULATION}",
                 self.population
             ));
         }
-        if !(self.sigma > 0.0 && self.sigma.is_finite()) {
+        if !(self.sigma > 0.0 && self.sigma <= 1e3) {
             return bad(format!(
-                "sigma {} is not allowed; accepted: a finite number > 0",
-                self.sigma
+                "sigma {} is not allowed; accepted: a number > 0 and <= 1000 (parameters are f32; wider \
+                 noise only measures noise)",
+                c(self.sigma)
             ));
         }
-        if !(self.tau >= 0.0 && self.tau.is_finite()) {
-            return bad(format!(
-                "tau {} is not allowed; accepted: a finite number ≥ 0",
-                self.tau
-            ));
+        if !(self.tau >= 0.0 && self.tau <= MAX_TAU) {
+            return bad(format!("tau {} is not allowed; accepted: 0 ≤ tau ≤ 1e6", c(self.tau)));
         }
         if !(self.sigma_decay > 0.0 && self.sigma_decay <= 1.0) {
             return bad(format!(
                 "sigma_decay {} is not allowed; accepted: 0 < sigma_decay ≤ 1",
-                self.sigma_decay
+                c(self.sigma_decay)
             ));
         }
         if !(self.sigma_min >= 0.0 && self.sigma_min <= self.sigma) {
             return bad(format!(
                 "sigma_min {} is not allowed; accepted: 0 ≤ sigma_min ≤ sigma ({})",
-                self.sigma_min, self.sigma
+                c(self.sigma_min), c(self.sigma)
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!(
-                "lr {} is not allowed; accepted: a finite number > 0",
-                self.lr
-            ));
+        if !(self.lr > 0.0 && self.lr <= 10.0) {
+            return bad(format!("lr {} is not allowed; accepted: 0 < lr ≤ 10", c(self.lr)));
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!(
                 "momentum {} is not allowed; accepted: 0 ≤ momentum < 1",
-                self.momentum
+                c(self.momentum)
             ));
         }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+        if !(self.weight_decay >= 0.0 && self.weight_decay <= 100.0) {
             return bad(format!(
-                "weight_decay {} is not allowed; accepted: a finite number ≥ 0",
-                self.weight_decay
+                "weight_decay {} is not allowed; accepted: 0 ≤ weight_decay ≤ 100",
+                c(self.weight_decay)
             ));
         }
-        if self.hidden.contains(&0) {
-            return bad(format!(
-                "hidden {:?} has a zero-width layer; accepted: widths ≥ 1",
-                self.hidden
-            ));
+        if let Err(e) = check_hidden("es.hidden", &self.hidden) {
+            return bad(e);
         }
         if !(0.0..=1.0).contains(&self.obs_norm_fraction) {
             return bad(format!(
                 "obs_norm_fraction {} is not allowed; accepted: 0 ≤ fraction ≤ 1",
-                self.obs_norm_fraction
+                c(self.obs_norm_fraction)
             ));
         }
-        if self.episodes_per_member == 0 {
-            return bad("episodes_per_member 0 is not allowed; accepted: ≥ 1".into());
+        if !(1..=MAX_EPISODES).contains(&self.episodes_per_member) {
+            return bad(format!(
+                "episodes_per_member {} is not allowed; accepted: 1 to {MAX_EPISODES}",
+                self.episodes_per_member
+            ));
         }
-        if self.eval_episodes == 0 {
-            return bad("eval_episodes 0 is not allowed; accepted: ≥ 1".into());
+        if !(1..=MAX_EPISODES).contains(&self.eval_episodes) {
+            return bad(format!("eval_episodes {} is not allowed; accepted: 1 to {MAX_EPISODES}", self.eval_episodes));
         }
-        if self.max_episode_steps == 0 {
-            return bad("max_episode_steps 0 is not allowed; accepted: ≥ 1".into());
+        if !(1..=MAX_CONFIG_INT).contains(&self.max_episode_steps) {
+            return bad(format!(
+                "max_episode_steps {} is not allowed; accepted: 1 to {MAX_CONFIG_INT} (the largest \
+                 integer a TOML config can hold)",
+                self.max_episode_steps
+            ));
         }
         Ok(())
     }
@@ -255,20 +259,7 @@ pub struct GenerationStats {
     pub param_norm: f64,
 }
 
-/// A deterministic evaluation of the current parameters θ.
-#[derive(Clone, Debug, Default)]
-pub struct EvalReport {
-    /// Returns, lengths and goals per episode, as every agent reports them.
-    pub stats: EvalStats,
-    /// Mean entropy of softmax(logits/τ) at the visited states (discrete actions only).
-    pub policy_entropy: Option<f64>,
-}
-
-impl EvalReport {
-    pub fn mean_return(&self) -> f64 {
-        self.stats.mean_return()
-    }
-}
+pub use crate::eval::EvalReport;
 
 /// Running Σ obs, Σ obs², count: the statistics behind observation normalisation.
 #[derive(Clone, Debug)]
@@ -732,7 +723,8 @@ impl EsPolicy {
             path: path.display().to_string(),
             why,
         };
-        let tensors = tch::Tensor::read_safetensors(path).map_err(|e| fail(e.to_string()))?;
+        let tensors = tch::Tensor::read_safetensors(path)
+            .map_err(|e| fail(format!("truncated or not a safetensors checkpoint ({e}); train the run again")))?;
         let get = |name: &str| {
             tensors
                 .iter()
@@ -792,93 +784,130 @@ impl EsPolicy {
     }
 }
 
-/// Trains for at least `total_steps` env steps (whole generations), evaluating every
-/// `eval_every` env steps and at the end, logging to `ctx.logger` with global step = env
-/// steps, and checkpointing `latest.safetensors` after every evaluation.
+/// ES behind the [`Learner`] interface: one generation per [`Learner::advance`], logged at
+/// the env steps reached (`es/*`, CleanRL's `charts/*`).
+pub struct EsLearner {
+    es: Es,
+    start: Instant,
+}
+
+impl EsLearner {
+    pub fn new(cfg: EsConfig, make_env: EnvFactory) -> Result<Self, EsError> {
+        Ok(EsLearner { es: Es::new(cfg, make_env)?, start: Instant::now() })
+    }
+}
+
+impl Learner for EsLearner {
+    fn env_steps(&self) -> u64 {
+        self.es.env_steps()
+    }
+
+    fn advance(&mut self, log: &mut dyn Logger) -> anyhow::Result<()> {
+        let (before, generation) = (self.es.env_steps(), self.es.generation() + 1);
+        let g = self.es.step().map_err(|e| anyhow::anyhow!("{e} (env steps from {before}); training stopped"))?;
+        let step = self.es.env_steps();
+        let quantities = [
+            ("es/sigma", g.sigma),
+            ("es/grad_norm", g.grad_norm),
+            ("es/param_norm", g.param_norm),
+            ("es/mean_fitness", g.mean_fitness),
+            ("es/max_fitness", g.max_fitness),
+        ];
+        if let Some((name, value)) = quantities.iter().find(|(_, v)| !v.is_finite()) {
+            anyhow::bail!(
+                "{name} = {value} is not finite at generation {generation} (env steps {before}..{step}); training stopped"
+            );
+        }
+        for (name, value) in quantities {
+            log.scalar(name, step, value)?;
+        }
+        log.scalar("charts/episodic_return", step, g.mean_fitness)?;
+        log.scalar("charts/episodic_length", step, g.mean_episode_length)?;
+        log.scalar("charts/SPS", step, g.env_steps as f64 / self.start.elapsed().as_secs_f64().max(1e-9))?;
+        self.start = Instant::now();
+        Ok(())
+    }
+
+    fn evaluate(&mut self, log: &mut dyn Logger, _last: bool) -> anyhow::Result<EvalReport> {
+        let report = self.es.evaluate()?;
+        if let Some(h) = report.policy_entropy {
+            log.scalar("charts/policy_entropy", self.es.env_steps(), h)?;
+        }
+        Ok(report)
+    }
+
+    /// θ, the optimiser's moments, the observation statistics, the generator and the
+    /// counters; under the names [`EsPolicy::load`] reads too, so `tame eval` can score it.
+    fn save(&mut self, out: &mut CheckpointWriter) -> anyhow::Result<()> {
+        let es = &self.es;
+        out.f32s("theta", &es.theta);
+        out.f32s("obs_mean", &es.norm.mean);
+        out.f32s("obs_inv_std", &es.norm.inv_std);
+        out.i64s("sizes", &es.spec.shape.sizes.iter().map(|&s| s as i64).collect::<Vec<_>>());
+        out.i64s("env_steps", &[es.env_steps as i64]);
+        out.f32s("optimizer.m", &es.m);
+        out.f32s("optimizer.v", &es.v);
+        out.f64s("obs_stats.sum", &es.obs_stats.sum);
+        out.f64s("obs_stats.sumsq", &es.obs_stats.sumsq);
+        out.put("es", &EsState {
+            generation: es.generation,
+            env_steps: es.env_steps,
+            obs_count: es.obs_stats.count,
+            rng: tame_envs::RngState::of(&es.rng),
+        })
+    }
+
+    fn restore(&mut self, ckpt: &Checkpoint) -> anyhow::Result<()> {
+        let es = &mut self.es;
+        let state: EsState = ckpt.get("es")?;
+        let (dim, features) = (es.theta.len(), es.obs_stats.sum.len());
+        es.theta = ckpt.f32s("theta", dim)?;
+        es.m = ckpt.f32s("optimizer.m", dim)?;
+        es.v = ckpt.f32s("optimizer.v", dim)?;
+        es.norm = ObsNorm { mean: ckpt.f32s("obs_mean", features)?, inv_std: ckpt.f32s("obs_inv_std", features)? };
+        es.obs_stats = ObsStats {
+            sum: ckpt.f64s("obs_stats.sum", features)?,
+            sumsq: ckpt.f64s("obs_stats.sumsq", features)?,
+            count: state.obs_count,
+        };
+        es.rng = state.rng.restore().map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", ckpt.dir.display()))?;
+        es.generation = state.generation;
+        es.env_steps = state.env_steps;
+        Ok(())
+    }
+
+    fn policy(&mut self) -> Box<dyn Policy + '_> {
+        Box::new(EsActor::new(self.es.policy(), self.es.config().tau))
+    }
+}
+
+/// Trains for at least `total_steps` env steps (whole generations) with the shared training
+/// loop, evaluating every `eval_every` env steps and at the end.
 pub fn train(
     cfg: &EsConfig,
     make_env: EnvFactory,
     total_steps: u64,
     eval_every: u64,
-    ctx: &mut RunCtx<'_>,
-) -> anyhow::Result<TrainSummary> {
-    let mut es = Es::new(cfg.clone(), make_env)?;
-    let start = Instant::now();
-    let mut next_eval = eval_every.max(1);
-    let mut last_eval: Option<EvalReport> = None;
-    let mut last_eval_step = None;
-    let mut progress = Progress {
-        step: 0,
-        total: total_steps,
-        ..Progress::default()
+    ctx: &mut crate::run::RunCtx<'_>,
+) -> anyhow::Result<crate::run::TrainSummary> {
+    let mut learner = EsLearner::new(cfg.clone(), make_env)?;
+    let every = eval_every.max(1);
+    let schedule = crate::run::Schedule {
+        total_steps,
+        eval_every: every,
+        eval_episodes: cfg.eval_episodes,
+        checkpoint_every: every,
     };
-    let mut interrupted = false;
-    while es.env_steps() < total_steps {
-        if stop_requested() {
-            interrupted = true;
-            break;
-        }
-        let g = es.step()?;
-        let step = es.env_steps();
-        let log = &mut *ctx.logger;
-        log.scalar("es/sigma", step, g.sigma)?;
-        log.scalar("es/grad_norm", step, g.grad_norm)?;
-        log.scalar("es/param_norm", step, g.param_norm)?;
-        log.scalar("es/mean_fitness", step, g.mean_fitness)?;
-        log.scalar("es/max_fitness", step, g.max_fitness)?;
-        log.scalar("charts/episodic_return", step, g.mean_fitness)?;
-        log.scalar("charts/episodic_length", step, g.mean_episode_length)?;
-        log.scalar(
-            "charts/SPS",
-            step,
-            step as f64 / start.elapsed().as_secs_f64().max(1e-9),
-        )?;
-        if step >= next_eval || step >= total_steps {
-            let report = evaluate_and_checkpoint(&mut es, ctx)?;
-            progress.last_eval = Some(report.mean_return());
-            last_eval = Some(report);
-            last_eval_step = Some(step);
-            while next_eval <= step {
-                next_eval += eval_every.max(1);
-            }
-        }
-        progress.step = step;
-        progress.last_return = Some(g.mean_fitness);
-        (ctx.progress)(&progress);
-    }
-    if last_eval_step != Some(es.env_steps()) {
-        last_eval = Some(evaluate_and_checkpoint(&mut es, ctx)?);
-    }
-    ctx.logger.flush()?;
-    let report = last_eval.unwrap_or_default();
-    Ok(TrainSummary {
-        steps: es.env_steps(),
-        success_rate: report.stats.success_rate(),
-        final_eval_returns: report.stats.returns,
-        final_policy_entropy: report.policy_entropy,
-        interrupted,
-    })
+    crate::run::train(&mut learner, &schedule, &Default::default(), ctx)
 }
 
-fn evaluate_and_checkpoint(es: &mut Es, ctx: &mut RunCtx<'_>) -> anyhow::Result<EvalReport> {
-    let report = es.evaluate()?;
-    let step = es.env_steps();
-    log_eval(ctx.logger, step, &report.stats)?;
-    if let Some(on_eval) = ctx.on_eval.as_deref_mut() {
-        on_eval(step, &mut crate::policy::EsActor::new(es.policy(), es.config().tau))?;
-    }
-    if let Some(h) = report.policy_entropy {
-        ctx.logger.scalar("charts/policy_entropy", step, h)?;
-    }
-    if let Some(dir) = ctx.checkpoint_dir {
-        std::fs::create_dir_all(dir).map_err(|e| EsError::Checkpoint {
-            path: dir.display().to_string(),
-            why: e.to_string(),
-        })?;
-        es.policy().save(&dir.join("latest.safetensors"))?;
-    }
-    ctx.logger.flush()?;
-    Ok(report)
+/// The scalars of an ES checkpoint (`state.json` → `es`).
+#[derive(Serialize, Deserialize)]
+struct EsState {
+    generation: u64,
+    env_steps: u64,
+    obs_count: u64,
+    rng: tame_envs::RngState,
 }
 
 /// Pair k's perturbation ε_k ∼ N(0, I), regenerated from its seed alone.

@@ -59,6 +59,21 @@ impl EvalStats {
     }
 }
 
+/// A deterministic evaluation, as every learner reports it.
+#[derive(Clone, Debug, Default)]
+pub struct EvalReport {
+    /// Returns, lengths and goals per episode.
+    pub stats: EvalStats,
+    /// Mean policy entropy over the visited states, where the policy has one.
+    pub policy_entropy: Option<f64>,
+}
+
+impl EvalReport {
+    pub fn mean_return(&self) -> f64 {
+        self.stats.mean_return()
+    }
+}
+
 fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         return f64::NAN;

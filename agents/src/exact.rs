@@ -14,14 +14,15 @@
 //! Plain Rust, no tch: everything is f64 and deterministic.
 
 pub use crate::sac::Regularizer;
+use crate::numfmt::compact;
 use tame_envs::TransitionTable;
 
 /// Why a solve was refused or failed; each message names the bad value.
 #[derive(Debug, thiserror::Error)]
 pub enum ExactError {
-    #[error("gamma = {0} is outside [0, 1); the discounted solvers need 0 <= gamma < 1")]
+    #[error("gamma = {} is outside [0, 1); the discounted solvers need 0 <= gamma < 1", compact(*.0))]
     BadGamma(f64),
-    #[error("tau = {0} is not a positive finite temperature (use tau > 0, or the hard solver)")]
+    #[error("tau = {} is not a positive finite temperature (use tau > 0, or the hard solver)", compact(*.0))]
     BadTau(f64),
     #[error("transition table is malformed: {0}")]
     BadTable(String),
@@ -29,6 +30,8 @@ pub enum ExactError {
     BadPolicy(String),
     #[error("no convergence after {iterations} iterations (residual {residual:e}, tolerance {tol:e})")]
     NotConverged { iterations: usize, residual: f64, tol: f64 },
+    #[error("stopped by Ctrl-C after {iterations} value-iteration sweeps")]
+    Interrupted { iterations: usize },
 }
 
 /// Stopping rule: stop once `‖V_{k+1} − V_k‖∞ ≤ tol · max(1, ‖V_{k+1}‖∞)`.
@@ -302,6 +305,10 @@ fn iterate_with(
     let mut qs = vec![0.0; table.n_actions];
     let mut residual = f64::INFINITY;
     for it in 1..=opts.max_iterations {
+        // One sweep takes at most milliseconds on the largest accepted map: poll Ctrl-C per sweep.
+        if crate::run::stop_requested() {
+            return Err(ExactError::Interrupted { iterations: it - 1 });
+        }
         residual = 0.0;
         let mut scale: f64 = 1.0;
         for s in 0..table.n_states {

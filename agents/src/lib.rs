@@ -3,14 +3,18 @@
 //! Agents report metrics through the small [`Logger`] trait; the `tame` binary implements it
 //! with its TensorBoard writer, so this crate knows nothing about file formats.
 
+pub mod checkpoint;
 pub mod exact;
 pub mod eval;
+pub mod fsutil;
 mod logger;
 pub mod es;
 mod es_policy;
 mod es_rollout;
 mod helper;
+pub mod limits;
 pub mod nets;
+pub mod numfmt;
 pub mod policy;
 pub mod replay;
 pub mod run;

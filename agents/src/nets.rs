@@ -247,6 +247,14 @@ pub struct AdamSlice {
     target: Option<(Tensor, f32)>,
 }
 
+/// An [`AdamSlice`]'s state, for checkpoints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdamMoments {
+    pub t: i32,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const ADAM_EPS: f32 = 1e-8;
@@ -278,6 +286,20 @@ impl AdamSlice {
                 }
             })
             .collect()
+    }
+
+    /// The optimiser's state: step count and moments.
+    pub fn moments(&self) -> AdamMoments {
+        AdamMoments { t: self.t, m: self.m.clone(), v: self.v.clone() }
+    }
+
+    /// Restores [`AdamSlice::moments`]; they must be laid out for this slice.
+    pub fn set_moments(&mut self, moments: AdamMoments) -> anyhow::Result<()> {
+        if moments.m.len() != self.m.len() || moments.v.len() != self.v.len() || moments.t < 0 {
+            anyhow::bail!("Adam moments of {} elements do not fit a slice of {}", moments.m.len(), self.m.len());
+        }
+        (self.t, self.m, self.v) = (moments.t, moments.m, moments.v);
+        Ok(())
     }
 
     /// One step of this slice: θ ← θ − lr·m̂/(√v̂ + ε) with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ),

@@ -18,6 +18,16 @@ pub trait Policy {
     fn action_probs(&mut self, obs: &[f32]) -> Option<Vec<f64>>;
 }
 
+/// A borrowed policy plays like the policy itself (what [`crate::run::Learner::policy`] lends).
+impl<P: Policy + ?Sized> Policy for &mut P {
+    fn act(&mut self, obs: &[f32]) -> PolicyAction {
+        (**self).act(obs)
+    }
+    fn action_probs(&mut self, obs: &[f32]) -> Option<Vec<f64>> {
+        (**self).action_probs(obs)
+    }
+}
+
 /// SAC: the actor's greedy action; π(·|s) is the categorical actor (the argmax of the min
 /// twin Q at τ = 0).
 impl Policy for SacAgent {

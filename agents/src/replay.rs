@@ -174,6 +174,45 @@ impl ReplayBuffer {
         self.terminated.reserve_exact(rows);
     }
 
+    /// Every stored transition and the write position, for checkpoints.
+    pub fn save(&self, out: &mut crate::checkpoint::CheckpointWriter) -> anyhow::Result<()> {
+        out.f32s("replay.obs", &self.obs);
+        out.f32s("replay.next_obs", &self.next_obs);
+        out.f32s("replay.actions", &self.actions);
+        out.f32s("replay.rewards", &self.rewards);
+        out.f32s("replay.terminated", &self.terminated);
+        out.put("replay", &serde_json::json!({ "len": self.len, "cursor": self.cursor, "capacity": self.capacity }))
+    }
+
+    /// Restores [`ReplayBuffer::save`] into a buffer of the same widths. Its capacity may be
+    /// larger than the saved one (an extended run) as long as the saved buffer never wrapped.
+    pub fn restore(&mut self, ckpt: &crate::checkpoint::Checkpoint) -> anyhow::Result<()> {
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            len: usize,
+            cursor: usize,
+            capacity: usize,
+        }
+        let m: Meta = ckpt.get("replay")?;
+        // A full buffer may have wrapped, so only the same capacity continues it; one that
+        // never filled holds its rows in order and fits any capacity it does not exceed.
+        let full = m.len == m.capacity;
+        if m.len > self.capacity || (full && m.capacity != self.capacity) || m.cursor >= m.capacity.max(1) {
+            anyhow::bail!(
+                "checkpoint {}: a replay buffer of {} transitions (capacity {}) does not fit this run's capacity {}",
+                ckpt.dir.display(), m.len, m.capacity, self.capacity
+            );
+        }
+        self.obs = ckpt.f32s("replay.obs", m.len * self.obs_dim)?;
+        self.next_obs = ckpt.f32s("replay.next_obs", m.len * self.obs_dim)?;
+        self.actions = ckpt.f32s("replay.actions", m.len * self.action_dim)?;
+        self.rewards = ckpt.f32s("replay.rewards", m.len)?;
+        self.terminated = ckpt.f32s("replay.terminated", m.len)?;
+        self.len = m.len;
+        self.cursor = if full { m.cursor } else { m.len % self.capacity };
+        Ok(())
+    }
+
     /// Samples `batch` transitions uniformly with replacement (as SB3 does) from `rng`.
     pub fn sample(&self, batch: usize, rng: &mut ChaCha8Rng) -> Batch {
         assert!(self.len > 0, "sampling from an empty replay buffer");

@@ -1,10 +1,16 @@
-//! The contract between a training loop and the binary that runs it: where metrics,
-//! checkpoints and progress go, how a run is stopped early, and what it reports at the end.
+//! The contract between a training algorithm and the binary that runs it: the [`Learner`]
+//! interface every agent's whole state sits behind, the one training loop that drives any
+//! learner ([`train`]: evaluations, checkpoints, stop requests, progress), where metrics go,
+//! and what a run reports at the end.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use crate::Logger;
+use crate::checkpoint::{self, Checkpoint, CheckpointWriter};
+use crate::eval::{log_eval, EvalReport};
+use crate::policy::Policy;
+use crate::{Logger, NullLogger};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -38,9 +44,172 @@ pub struct RunCtx<'a> {
     pub checkpoint_dir: Option<&'a Path>,
     /// Called now and then with the run's progress.
     pub progress: &'a mut dyn FnMut(&Progress),
-    /// Called right after each evaluation, the final one included, with the env step and the
-    /// policy just evaluated (`tame train --capture-video` records an episode there).
-    pub on_eval: Option<&'a mut dyn FnMut(u64, &mut dyn crate::policy::Policy) -> anyhow::Result<()>>,
+    /// Called right after each logged evaluation, the final one included, with the env step
+    /// and the policy just evaluated (`tame train --capture-video` records an episode there);
+    /// not after the unlogged evaluation of a stopped run.
+    pub on_eval: OnEval<'a>,
+}
+
+/// A training algorithm with all of its state: what `tame train`, `--resume`, sweeps and
+/// workers drive, without knowing which agent it is. Adding an agent means implementing this
+/// (and naming it where the binary builds learners from configs).
+pub trait Learner {
+    /// Env steps taken so far (the x axis of every curve).
+    fn env_steps(&self) -> u64;
+    /// One unit of training (SAC: an env step and its updates; ES: a generation), logging its
+    /// metrics at the new env step. A non-finite quantity is an error naming it and the step.
+    fn advance(&mut self, logger: &mut dyn Logger) -> anyhow::Result<()>;
+    /// A deterministic evaluation at the fixed evaluation seeds. It must not touch the
+    /// training state: evaluating more or less often changes no training number. `last`
+    /// marks the final evaluation (learners log extra views of it).
+    fn evaluate(&mut self, logger: &mut dyn Logger, last: bool) -> anyhow::Result<EvalReport>;
+    /// Every piece of training state, so that [`Learner::restore`] continues bit for bit.
+    fn save(&mut self, out: &mut CheckpointWriter) -> anyhow::Result<()>;
+    /// Overwrites a freshly built learner (same config) with a checkpoint's state.
+    fn restore(&mut self, ckpt: &Checkpoint) -> anyhow::Result<()>;
+    /// The current policy, to play it (the [`RunCtx::on_eval`] hook). Playing it must not
+    /// touch the training state either.
+    fn policy(&mut self) -> Box<dyn Policy + '_>;
+}
+
+/// When a run evaluates and checkpoints, in env steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    pub total_steps: u64,
+    /// Evaluate each time the env steps cross a multiple of this (>= 1), and at the end.
+    pub eval_every: u64,
+    pub eval_episodes: usize,
+    /// Checkpoint each time the env steps cross a multiple of this (>= 1; `tame train`'s
+    /// default is `eval_every`), at the end, and when stopped.
+    pub checkpoint_every: u64,
+}
+
+/// `true` when going from `before` to `after` env steps passes a multiple of `every`.
+fn crossed(before: u64, after: u64, every: u64) -> bool {
+    after / every > before / every
+}
+
+/// Run-level values stored in each checkpoint beside the learner's state.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunState {
+    /// Wall-clock seconds of training so far, over every session of the run.
+    pub wall_seconds: f64,
+    /// Whatever the binary wants to find again on resume (its config, for instance).
+    #[serde(default)]
+    pub meta: serde_json::Value,
+}
+
+/// Drives `learner` to `schedule.total_steps`: evaluations, checkpoints, progress, and a clean
+/// stop on request (a final checkpoint, an evaluation reported in the summary but not logged,
+/// so that a resumed run's logs equal an uninterrupted one's). `state` carries the time
+/// already spent in earlier sessions and the binary's metadata for checkpoints.
+pub fn train(
+    learner: &mut dyn Learner,
+    schedule: &Schedule,
+    state: &RunState,
+    ctx: &mut RunCtx,
+) -> anyhow::Result<TrainSummary> {
+    let start = Instant::now();
+    let mut progress = Progress { step: learner.env_steps(), total: schedule.total_steps, ..Progress::default() };
+    // The step of the newest checkpoint submitted, and the writer that completes them.
+    let mut last_checkpoint: Option<u64> = None;
+    let mut writer = checkpoint::Background::default();
+    let mut checkpoint_seconds = 0.0;
+    let mut checkpoint = |learner: &mut dyn Learner, writer: &mut checkpoint::Background, last: &mut Option<u64>| -> anyhow::Result<()> {
+        let step = learner.env_steps();
+        if let Some(dir) = ctx.checkpoint_dir {
+            let begun = Instant::now();
+            let mut out = CheckpointWriter::default();
+            learner.save(&mut out)?;
+            let run = RunState { wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(), meta: state.meta.clone() };
+            out.put("run", &run)?;
+            out.put("step", &step)?;
+            writer.submit(dir, step, out)?;
+            *last = Some(step);
+            checkpoint_seconds += begun.elapsed().as_secs_f64();
+        }
+        Ok(())
+    };
+    let mut interrupted = false;
+    while learner.env_steps() < schedule.total_steps {
+        if stop_requested() {
+            interrupted = true;
+            break;
+        }
+        let before = learner.env_steps();
+        if let Err(e) = learner.advance(ctx.logger) {
+            ctx.logger.flush()?;
+            writer.wait()?;
+            let kept = match (ctx.checkpoint_dir, writer.last_complete) {
+                (Some(dir), Some(at)) => format!(
+                    "the last good checkpoint, from step {at}, is intact under {} (resuming reproduces this step)",
+                    dir.display()
+                ),
+                (Some(dir), None) => match checkpoint::list(dir)?.first() {
+                    Some((at, _)) => format!("the last good checkpoint, from step {at}, is intact under {}", dir.display()),
+                    None => "no checkpoint had been written yet".into(),
+                },
+                _ => "no checkpoint had been written yet".into(),
+            };
+            return Err(anyhow::anyhow!("{e:#}; {kept}"));
+        }
+        let step = learner.env_steps();
+        progress.step = step;
+        let running = step < schedule.total_steps;
+        let evaluate = running && crossed(before, step, schedule.eval_every);
+        if evaluate {
+            let report = learner.evaluate(ctx.logger, false)?;
+            log_eval(ctx.logger, step, &report.stats)?;
+            on_eval(learner, &mut ctx.on_eval, step)?;
+            progress.last_eval = Some(report.mean_return());
+            ctx.logger.flush()?;
+        }
+        if running && crossed(before, step, schedule.checkpoint_every) {
+            checkpoint(learner, &mut writer, &mut last_checkpoint)?;
+            ctx.logger.flush()?;
+        }
+        (ctx.progress)(&progress);
+    }
+    let step = learner.env_steps();
+    let report = if interrupted {
+        learner.evaluate(&mut NullLogger, true)?
+    } else {
+        let report = learner.evaluate(ctx.logger, true)?;
+        log_eval(ctx.logger, step, &report.stats)?;
+        on_eval(learner, &mut ctx.on_eval, step)?;
+        report
+    };
+    progress.step = step;
+    progress.last_eval = Some(report.mean_return());
+    (ctx.progress)(&progress);
+    if last_checkpoint != Some(step) {
+        checkpoint(learner, &mut writer, &mut last_checkpoint)?;
+    }
+    // The summary comes after the final checkpoint is on disk: it marks a finished run.
+    let waited = Instant::now();
+    writer.wait()?;
+    ctx.logger.flush()?;
+    let checkpoint_seconds = checkpoint_seconds + waited.elapsed().as_secs_f64();
+    Ok(TrainSummary {
+        steps: step,
+        final_eval_returns: report.stats.returns.clone(),
+        final_policy_entropy: report.policy_entropy,
+        success_rate: report.stats.success_rate(),
+        interrupted,
+        wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(),
+        checkpoint_seconds,
+    })
+}
+
+/// The evaluation hook of [`RunCtx`].
+pub type OnEval<'a> = Option<&'a mut dyn FnMut(u64, &mut dyn Policy) -> anyhow::Result<()>>;
+
+/// Hands the policy just evaluated at `step` to the binary's hook, if it has one.
+fn on_eval(learner: &mut dyn Learner, hook: &mut OnEval<'_>, step: u64) -> anyhow::Result<()> {
+    match hook.as_deref_mut() {
+        Some(hook) => hook(step, learner.policy().as_mut()),
+        None => Ok(()),
+    }
 }
 
 /// What a finished (or stopped) run reports; the binary turns it into `summary.json`.
@@ -56,6 +225,10 @@ pub struct TrainSummary {
     pub success_rate: Option<f64>,
     /// True when the run ended early because a stop was requested.
     pub interrupted: bool,
+    /// Wall-clock seconds of training, over every session of the run.
+    pub wall_seconds: f64,
+    /// Of this session's time, the seconds spent writing checkpoints.
+    pub checkpoint_seconds: f64,
 }
 
 /// The temperature τ of a soft policy: a fixed value (0 = the hard-argmax limit) or `auto`,

@@ -41,11 +41,14 @@ use serde::{Deserialize, Serialize};
 use tame_envs::{Env, Space};
 use tch::{Kind, Tensor};
 
-use crate::eval::{evaluate, log_eval, EvalStats, PolicyAction};
+use crate::checkpoint::{Checkpoint, CheckpointWriter};
+use crate::eval::{evaluate, EvalReport, EvalStats, PolicyAction};
 use crate::helper::Helper;
-use crate::nets::{AdamSlice, GradViews, Mlp, ParamSet, Tape};
+use crate::nets::{AdamMoments, AdamSlice, GradViews, Mlp, ParamSet, Tape};
+use crate::policy::Policy;
 use crate::replay::{Batch, ReplayBuffer};
-use crate::run::{stop_requested, Progress, RunCtx, Tau, TrainSummary};
+use crate::run::{Learner, RunCtx, Schedule, Tau, TrainSummary};
+use crate::Logger;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -147,18 +150,32 @@ impl SacConfig {
             }
             Ok(())
         }
-        check(!self.hidden.is_empty() && self.hidden.iter().all(|&h| h > 0), "hidden",
-            format!("{:?}", self.hidden), "one or more positive layer widths")?;
-        check(self.learning_rate.is_finite() && self.learning_rate > 0.0, "learning_rate", self.learning_rate, "> 0")?;
-        check(self.batch_size > 0, "batch_size", self.batch_size, ">= 1")?;
-        check(self.buffer_size > 0, "buffer_size", self.buffer_size, ">= 1")?;
-        check((0.0..=1.0).contains(&self.gamma), "gamma", self.gamma, "0 <= gamma <= 1")?;
-        check(self.polyak > 0.0 && self.polyak <= 1.0, "polyak", self.polyak, "0 < polyak <= 1")?;
-        check(self.gradient_steps > 0, "gradient_steps", self.gradient_steps, ">= 1")?;
-        check(self.initial_tau.is_finite() && self.initial_tau > 0.0, "initial_tau", self.initial_tau, "> 0")?;
-        check(self.log_every > 0, "log_every", self.log_every, ">= 1")?;
+        use crate::limits::{check_hidden, MAX_CONFIG_INT, MAX_TAU};
+        use crate::numfmt::compact;
+        let int_max = format!("{MAX_CONFIG_INT} (the largest integer a TOML config can hold)");
+        let fits = |v: u64| v <= MAX_CONFIG_INT;
+        check_hidden("sac.hidden", &self.hidden).map_err(anyhow::Error::msg)?;
+        check(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 1.0,
+            "learning_rate", compact(self.learning_rate), "0 < learning_rate <= 1 (Adam steps beyond 1 diverge)")?;
+        check(self.batch_size > 0 && self.batch_size <= 65_536, "batch_size", self.batch_size,
+            "1 to 65536 (one batch of 65536 already spans 256 MiB of activations per layer of 1024)")?;
+        check(self.buffer_size > 0 && fits(self.buffer_size as u64), "buffer_size", self.buffer_size,
+            &format!("1 to {int_max}; its memory is checked against the env's sizes"))?;
+        check((0.0..=1.0).contains(&self.gamma), "gamma", compact(self.gamma), "0 <= gamma <= 1")?;
+        check(self.polyak > 0.0 && self.polyak <= 1.0, "polyak", compact(self.polyak), "0 < polyak <= 1")?;
+        check(fits(self.learning_starts), "learning_starts", self.learning_starts, &format!("0 to {int_max}"))?;
+        check(self.gradient_steps > 0 && self.gradient_steps <= 1000, "gradient_steps", self.gradient_steps, "1 to 1000")?;
+        check(self.initial_tau.is_finite() && self.initial_tau > 0.0 && self.initial_tau <= MAX_TAU, "initial_tau",
+            compact(self.initial_tau), "0 < initial_tau <= 1e6 (beyond it τ·log π and the squared TD error overflow f32)")?;
+        if let Tau::Fixed(t) = tau {
+            if t > MAX_TAU {
+                bail!("tau = {} is out of range; accepted: 0 <= tau <= 1e6 or auto (beyond 1e6 τ·log π and \
+                       the squared TD error overflow f32)", compact(t));
+            }
+        }
+        check(self.log_every > 0 && fits(self.log_every), "log_every", self.log_every, &format!("1 to {int_max}"))?;
         if let Some(h) = self.target_entropy {
-            check(h.is_finite(), "target_entropy", h, "a finite number")?;
+            check(h.is_finite() && h.abs() <= 1e6, "target_entropy", compact(h), "a number from -1e6 to 1e6")?;
         }
         let discrete = matches!(action_space, Space::Discrete(_));
         let (kind, other) = if discrete { ("discrete", "continuous") } else { ("continuous", "discrete") };
@@ -177,19 +194,20 @@ impl SacConfig {
         }
         if discrete {
             let scale = self.target_entropy_scale.get_or_insert(DEFAULT_TARGET_ENTROPY_SCALE);
-            check(*scale > 0.0 && *scale <= 1.0, "target_entropy_scale", *scale, "0 < scale <= 1")?;
+            check(*scale > 0.0 && *scale <= 1.0, "target_entropy_scale", compact(*scale), "0 < scale <= 1")?;
             if tau.is_hard() {
                 let (s, e, f) = DEFAULT_EPSILON;
                 let s = *self.epsilon_start.get_or_insert(s);
                 let e = *self.epsilon_end.get_or_insert(e);
                 let f = *self.epsilon_fraction.get_or_insert(f);
-                check((0.0..=1.0).contains(&s), "epsilon_start", s, "0..=1")?;
-                check((0.0..=1.0).contains(&e), "epsilon_end", e, "0..=1")?;
-                check(f > 0.0 && f <= 1.0, "epsilon_fraction", f, "0 < fraction <= 1")?;
+                check((0.0..=1.0).contains(&s), "epsilon_start", compact(s), "0..=1")?;
+                check((0.0..=1.0).contains(&e), "epsilon_end", compact(e), "0..=1")?;
+                check(f > 0.0 && f <= 1.0, "epsilon_fraction", compact(f), "0 < fraction <= 1")?;
             }
         } else if tau.is_hard() {
             let n = *self.exploration_noise.get_or_insert(DEFAULT_EXPLORATION_NOISE);
-            check(n.is_finite() && n >= 0.0, "exploration_noise", n, ">= 0")?;
+            check(n.is_finite() && (0.0..=100.0).contains(&n), "exploration_noise", compact(n),
+                "0 <= noise <= 100 (actions live in [-1, 1])")?;
         }
         Ok(())
     }
@@ -303,6 +321,13 @@ pub struct SacAgent {
     temperature: Temperature,
     /// Reparameterisation noise ε of the updates.
     noise_rng: ChaCha8Rng,
+}
+
+/// A quantity of an update that left f32's finite range: the run stops, naming it.
+#[derive(Clone, Copy, Debug)]
+pub struct NonFinite {
+    pub quantity: &'static str,
+    pub value: f64,
 }
 
 /// Losses of the latest update, as read for the NaN check (no extra host reads to log them).
@@ -493,7 +518,7 @@ impl SacAgent {
     /// twin minimum) runs here on the host. Critics are stepped first, then the actor against
     /// the updated critics (as SB3 and CleanRL order them). What a worker computes does not
     /// depend on which thread runs it, so neither do the numbers.
-    pub fn update(&mut self, batch: &Batch) -> Option<UpdateLosses> {
+    pub fn update(&mut self, batch: &Batch) -> Result<UpdateLosses, NonFinite> {
         // ε for the target's a' and for the actor loss's a (continuous soft only).
         let (noise_next, noise_now) = if self.discrete() || self.hard {
             (Noise::none(), Noise::none())
@@ -507,7 +532,7 @@ impl SacAgent {
 
     /// [`SacAgent::update`] at the given noise. With `apply` false nothing is stepped and only
     /// the gradient buffers are written (the actor's against the current critics), for tests.
-    fn step(&mut self, batch: &Batch, noise_next: &Noise, noise_now: &Noise, apply: bool) -> Option<UpdateLosses> {
+    fn step(&mut self, batch: &Batch, noise_next: &Noise, noise_now: &Noise, apply: bool) -> Result<UpdateLosses, NonFinite> {
         let k = self.loss_consts(batch.len());
         let (rows, b_inv, d, n) = (batch.len(), 1.0 / k.batch, k.action_dim, k.outputs);
         // At τ = 0 discrete the policy is argmax Q itself, with no parameters to train.
@@ -583,9 +608,9 @@ impl SacAgent {
             Tensor::from_slice(&dq).view([rows as i64, n as i64])
         });
         let (qf1, qf2) = (sums1.sse * b_inv, sums2.sse * b_inv);
-        if !(qf1 + qf2).is_finite() {
-            return None;
-        }
+        // Checked before any parameter moves, so the state stays the last finite one.
+        finite(&[("losses/qf1_loss", qf1), ("losses/qf2_loss", qf2), ("losses/qf1_values", sums1.q * b_inv),
+            ("losses/qf2_values", sums2.q * b_inv)])?;
 
         // Phase 3: each critic's backward pass and Adam step, with its target's averaging
         // θ̄ ← (1 − ρ)θ̄ + ρθ in the same pass; then the updated critic where the actor loss
@@ -615,7 +640,7 @@ impl SacAgent {
             entropy: None,
         };
         if !actor_step {
-            return Some(losses);
+            return Ok(losses);
         }
 
         // Actor loss (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12 for discrete):
@@ -673,9 +698,7 @@ impl SacAgent {
             }
         }
         let actor_loss = loss * b_inv;
-        if !actor_loss.is_finite() {
-            return None;
-        }
+        finite(&[("losses/actor_loss", actor_loss)])?;
 
         // Phases 4 and 5: the actor's backward pass, half the rows each, then its Adam step,
         // half the parameters each over the sum of both halves' gradients.
@@ -704,9 +727,10 @@ impl SacAgent {
             if let (Temperature::Auto { log_tau, opt, target_entropy }, true) = (&mut self.temperature, apply) {
                 losses.tau_loss = Some(-*log_tau * (mean_log_pi + *target_entropy));
                 opt.step(log_tau, -(mean_log_pi + *target_entropy));
+                finite(&[("losses/alpha_loss", losses.tau_loss.unwrap_or(0.0)), ("losses/alpha", log_tau.exp())])?;
             }
         }
-        Some(losses)
+        Ok(losses)
     }
 
     /// The constants of an update's losses over a minibatch of `rows` rows.
@@ -903,7 +927,9 @@ impl SacAgent {
 
     /// Loads weights written by [`SacAgent::save`]; returns the step they were saved at.
     pub fn load(&mut self, path: &Path) -> anyhow::Result<u64> {
-        let stored = Tensor::read_safetensors(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+        let stored = Tensor::read_safetensors(path).map_err(|e| {
+            anyhow::anyhow!("checkpoint {} is truncated or is not a safetensors checkpoint ({e}); train the run again", path.display())
+        })?;
         let stored: std::collections::HashMap<String, Tensor> = stored.into_iter().collect();
         let targets = self.named_tensors();
         tch::no_grad(|| -> anyhow::Result<()> {
@@ -923,6 +949,84 @@ impl SacAgent {
             *log_tau = t.double_value(&[0]);
         }
         Ok(stored.get("step").map(|t| t.int64_value(&[]) as u64).unwrap_or(0))
+    }
+}
+
+impl SacAgent {
+    fn param_sets(&self) -> impl Iterator<Item = &ParamSet> {
+        std::iter::once(&self.actor_params).chain(&self.critic_params).chain(&self.target_params)
+    }
+
+    /// Every parameter (under the names [`SacAgent::load`] reads), every Adam moment, the
+    /// temperature with its optimiser, and the update noise's generator.
+    fn save_state(&mut self, out: &mut CheckpointWriter) -> anyhow::Result<()> {
+        for set in self.param_sets() {
+            for (name, t) in set.named() {
+                let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+                out.f32_tensor(&name, &shape, &host(&t));
+            }
+        }
+        let [(c1, a1), (c2, a2)] = self.on_workers(
+            |w| (w.critic_adam.moments(), w.actor_adam.moments()),
+            |w| (w.critic_adam.moments(), w.actor_adam.moments()),
+        );
+        let mut steps = std::collections::BTreeMap::new();
+        for (name, m) in [("critic1", c1), ("critic2", c2), ("actor.0", a1), ("actor.1", a2)] {
+            out.f32s(&format!("adam.{name}.m"), &m.m);
+            out.f32s(&format!("adam.{name}.v"), &m.v);
+            steps.insert(name.to_string(), m.t);
+        }
+        out.put("sac_adam_steps", &steps)?;
+        if let Temperature::Auto { log_tau, opt, .. } = &self.temperature {
+            out.f64s("temperature.log_tau", &[*log_tau]);
+            out.put("sac_temperature", &serde_json::json!({ "log_tau": log_tau, "m": opt.m, "v": opt.v, "t": opt.t }))?;
+        }
+        out.put("sac_noise_rng", &tame_envs::RngState::of(&self.noise_rng))
+    }
+
+    /// Overwrites this agent (built from the same config) with [`SacAgent::save_state`].
+    fn restore_state(&mut self, ckpt: &Checkpoint) -> anyhow::Result<()> {
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for set in self.param_sets() {
+                for (name, mut t) in set.named() {
+                    let values = ckpt.f32s(&name, t.numel())?;
+                    t.copy_(&Tensor::from_slice(&values).view(t.size().as_slice()));
+                }
+            }
+            Ok(())
+        })?;
+        let steps: std::collections::BTreeMap<String, i32> = ckpt.get("sac_adam_steps")?;
+        let moments = |name: &str| -> anyhow::Result<AdamMoments> {
+            let t = *steps.get(name).with_context(|| format!("checkpoint {} has no Adam step count for {name}", ckpt.dir.display()))?;
+            Ok(AdamMoments { t, m: ckpt.f32s_any(&format!("adam.{name}.m"))?, v: ckpt.f32s_any(&format!("adam.{name}.v"))? })
+        };
+        let (c1, a1, c2, a2) = (moments("critic1")?, moments("actor.0")?, moments("critic2")?, moments("actor.1")?);
+        let set = |w: &mut Worker, c: AdamMoments, a: AdamMoments| w.critic_adam.set_moments(c).and_then(|_| w.actor_adam.set_moments(a));
+        let [first, second] = self.on_workers(move |w| set(w, c1, a1), move |w| set(w, c2, a2));
+        first.and(second).with_context(|| format!("checkpoint {}: Adam state", ckpt.dir.display()))?;
+        if let Temperature::Auto { log_tau, opt, .. } = &mut self.temperature {
+            #[derive(Deserialize)]
+            struct Saved {
+                log_tau: f64,
+                m: f64,
+                v: f64,
+                t: i32,
+            }
+            let saved: Saved = ckpt.get("sac_temperature")?;
+            (*log_tau, opt.m, opt.v, opt.t) = (saved.log_tau, saved.m, saved.v, saved.t);
+        }
+        let rng: tame_envs::RngState = ckpt.get("sac_noise_rng")?;
+        self.noise_rng = rng.restore().map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", ckpt.dir.display()))?;
+        Ok(())
+    }
+}
+
+/// The first of `quantities` outside f32's finite range (the networks compute in f32, and a
+/// logged f64 beyond it reads back as infinite).
+fn finite(quantities: &[(&'static str, f64)]) -> Result<(), NonFinite> {
+    match quantities.iter().find(|(_, v)| !(*v as f32).is_finite()) {
+        Some(&(quantity, value)) => Err(NonFinite { quantity, value }),
+        None => Ok(()),
     }
 }
 
@@ -1303,116 +1407,158 @@ impl Trainer {
         for _ in 0..self.config.gradient_steps {
             let batch = self.replay.sample(self.config.batch_size, &mut self.rng);
             match self.agent.update(&batch) {
-                Some(l) => last = Some(l),
-                None => bail!("a loss became NaN or infinite at step {}; training stopped", self.step),
+                Ok(l) => last = Some(l),
+                Err(NonFinite { quantity, value }) => {
+                    bail!("{quantity} = {value:e} is not a finite f32 at step {}; training stopped", self.step)
+                }
             }
         }
         Ok(last)
     }
 }
 
-/// Trains SAC on `env`, evaluating on `eval_env` every `eval_every` steps and at the end.
-pub fn train(run: &SacRun, env: Box<dyn Env>, mut eval_env: Box<dyn Env>, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
-    let mut trainer = Trainer::new(&run.config, run.tau, run.seed, run.steps, run.threads, env)?;
-    let checkpoint = ctx.checkpoint_dir.map(|d| d.join("latest.safetensors"));
-    let log_every = trainer.config.log_every;
-    let mut progress = Progress { step: 0, total: run.steps, last_return: None, last_eval: None };
-    let mut sps_clock = (Instant::now(), 0u64);
-    let mut last_losses = None;
-    let mut interrupted = false;
-    let mut last_checkpoint = None;
-
-    while trainer.step < run.steps {
-        if stop_requested() {
-            interrupted = true;
-            break;
-        }
-        let ended = trainer.env_step()?;
-        let step = trainer.step;
-        if let Some(end) = ended {
-            ctx.logger.scalar("charts/episodic_return", step, end.episode_return)?;
-            ctx.logger.scalar("charts/episodic_length", step, end.length as f64)?;
-            progress.last_return = Some(end.episode_return);
-        }
-        match trainer.train_step() {
-            Ok(Some(l)) => last_losses = Some(l),
-            Ok(None) => {}
-            Err(e) => {
-                ctx.logger.flush()?;
-                let kept = match (&checkpoint, last_checkpoint) {
-                    (Some(path), Some(at)) => format!("the last good checkpoint, from step {at}, is intact at {}", path.display()),
-                    _ => "no checkpoint had been written yet".to_string(),
-                };
-                return Err(anyhow::anyhow!("{e:#}; {kept}"));
-            }
-        }
-        if step % log_every == 0 {
-            if let Some(l) = &last_losses {
-                log_losses(ctx, step, l)?;
-            }
-            let elapsed = sps_clock.0.elapsed().as_secs_f64();
-            ctx.logger.scalar("charts/SPS", step, (step - sps_clock.1) as f64 / elapsed.max(1e-9))?;
-            sps_clock = (Instant::now(), step);
-            progress.step = step;
-            (ctx.progress)(&progress);
-        }
-        if run.eval_every > 0 && step % run.eval_every == 0 && step < run.steps {
-            let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut Vec::new())?;
-            log_eval(ctx.logger, step, &stats)?;
-            if let Some(on_eval) = ctx.on_eval.as_deref_mut() {
-                on_eval(step, &mut trainer.agent)?;
-            }
-            progress.last_eval = Some(stats.mean_return());
-            if let Some(path) = &checkpoint {
-                trainer.agent.save(path, step)?;
-                last_checkpoint = Some(step);
-            }
-            ctx.logger.flush()?;
-        }
+impl Trainer {
+    /// The agent, the replay buffer, the training env in mid-episode, the generator and the
+    /// counters: everything [`Trainer::restore`] needs to continue bit for bit.
+    pub fn save(&mut self, out: &mut CheckpointWriter) -> anyhow::Result<()> {
+        self.agent.save_state(out)?;
+        self.replay.save(out)?;
+        out.f32s("trainer.raw_obs", &self.raw_obs);
+        out.i64_scalar("step", self.step as i64);
+        let env = self.env.snapshot().context("checkpointing the training env")?;
+        let state = TrainerState {
+            step: self.step,
+            episode_return: self.episode_return,
+            episode_length: self.episode_length,
+            rng: tame_envs::RngState::of(&self.rng),
+            env,
+        };
+        out.put("sac", &state)
     }
 
-    let step = trainer.step;
-    let mut entropies = Vec::new();
-    let stats = eval_agent(&trainer.agent, eval_env.as_mut(), run.eval_episodes, &mut entropies)?;
-    log_eval(ctx.logger, step, &stats)?;
-    if let Some(on_eval) = ctx.on_eval.as_deref_mut() {
-        on_eval(step, &mut trainer.agent)?;
+    /// Overwrites a trainer built from the same config with [`Trainer::save`]'s state.
+    pub fn restore(&mut self, ckpt: &Checkpoint) -> anyhow::Result<()> {
+        self.agent.restore_state(ckpt)?;
+        self.replay.restore(ckpt)?;
+        let state: TrainerState = ckpt.get("sac")?;
+        let context = || format!("checkpoint {}", ckpt.dir.display());
+        self.env.restore(&state.env, &mut self.raw_obs).with_context(context)?;
+        self.raw_obs = ckpt.f32s("trainer.raw_obs", self.raw_obs.len())?;
+        self.agent.obs.encode(&self.raw_obs, &mut self.obs);
+        self.rng = state.rng.restore().map_err(|e| anyhow::anyhow!("{}: {e}", context()))?;
+        (self.step, self.episode_return, self.episode_length) = (state.step, state.episode_return, state.episode_length);
+        Ok(())
     }
-    if !entropies.is_empty() {
-        // Entropy of π(·|s) at every state the final evaluation visited.
-        ctx.logger.histogram("eval/policy_entropy", step, &entropies)?;
-    }
-    progress.step = step;
-    progress.last_eval = Some(stats.mean_return());
-    (ctx.progress)(&progress);
-    if let Some(path) = &checkpoint {
-        trainer.agent.save(path, step)?;
-    }
-    ctx.logger.flush()?;
-    Ok(TrainSummary {
-        steps: step,
-        final_eval_returns: stats.returns.clone(),
-        final_policy_entropy: (!entropies.is_empty())
-            .then(|| entropies.iter().sum::<f64>() / entropies.len() as f64),
-        success_rate: stats.success_rate(),
-        interrupted,
-    })
 }
 
-fn log_losses(ctx: &mut RunCtx, step: u64, l: &UpdateLosses) -> anyhow::Result<()> {
-    ctx.logger.scalar("losses/qf1_loss", step, l.qf1)?;
-    ctx.logger.scalar("losses/qf2_loss", step, l.qf2)?;
-    ctx.logger.scalar("losses/qf1_values", step, l.qf1_values)?;
-    ctx.logger.scalar("losses/qf2_values", step, l.qf2_values)?;
-    if let Some(a) = l.actor {
-        ctx.logger.scalar("losses/actor_loss", step, a)?;
+/// The scalars of a SAC trainer's checkpoint (`state.json` → `sac`).
+#[derive(Serialize, Deserialize)]
+struct TrainerState {
+    step: u64,
+    episode_return: f64,
+    episode_length: u64,
+    rng: tame_envs::RngState,
+    env: tame_envs::EnvSnapshot,
+}
+
+/// SAC behind the [`Learner`] interface: one env step and its updates per
+/// [`Learner::advance`], evaluated greedily on its own env.
+pub struct SacLearner {
+    trainer: Trainer,
+    eval_env: Box<dyn Env>,
+    eval_episodes: usize,
+    /// Losses of the latest update, logged every `log_every` steps.
+    last_losses: Option<UpdateLosses>,
+    sps_clock: (Instant, u64),
+}
+
+impl SacLearner {
+    pub fn new(run: &SacRun, env: Box<dyn Env>, eval_env: Box<dyn Env>) -> anyhow::Result<Self> {
+        let trainer = Trainer::new(&run.config, run.tau, run.seed, run.steps, run.threads, env)?;
+        Ok(SacLearner { trainer, eval_env, eval_episodes: run.eval_episodes, last_losses: None, sps_clock: (Instant::now(), 0) })
     }
-    ctx.logger.scalar("losses/alpha", step, l.tau)?;
+
+    /// The agent being trained.
+    pub fn agent(&self) -> &SacAgent {
+        &self.trainer.agent
+    }
+}
+
+impl Learner for SacLearner {
+    fn env_steps(&self) -> u64 {
+        self.trainer.step
+    }
+
+    fn advance(&mut self, logger: &mut dyn Logger) -> anyhow::Result<()> {
+        let ended = self.trainer.env_step()?;
+        let step = self.trainer.step;
+        if let Some(end) = ended {
+            logger.scalar("charts/episodic_return", step, end.episode_return)?;
+            logger.scalar("charts/episodic_length", step, end.length as f64)?;
+        }
+        if let Some(l) = self.trainer.train_step()? {
+            self.last_losses = Some(l);
+        }
+        if step % self.trainer.config.log_every == 0 {
+            if let Some(l) = &self.last_losses {
+                log_losses(logger, step, l)?;
+            }
+            let (since, at) = self.sps_clock;
+            logger.scalar("charts/SPS", step, (step - at) as f64 / since.elapsed().as_secs_f64().max(1e-9))?;
+            self.sps_clock = (Instant::now(), step);
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, logger: &mut dyn Logger, last: bool) -> anyhow::Result<EvalReport> {
+        let mut entropies = Vec::new();
+        let stats = eval_agent(&self.trainer.agent, self.eval_env.as_mut(), self.eval_episodes, &mut entropies)?;
+        if last && !entropies.is_empty() {
+            // Entropy of π(·|s) at every state the final evaluation visited.
+            logger.histogram("eval/policy_entropy", self.trainer.step, &entropies)?;
+        }
+        let policy_entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
+        Ok(EvalReport { stats, policy_entropy })
+    }
+
+    fn save(&mut self, out: &mut CheckpointWriter) -> anyhow::Result<()> {
+        self.trainer.save(out)
+    }
+
+    fn restore(&mut self, ckpt: &Checkpoint) -> anyhow::Result<()> {
+        self.trainer.restore(ckpt)?;
+        self.sps_clock = (Instant::now(), self.trainer.step);
+        Ok(())
+    }
+
+    fn policy(&mut self) -> Box<dyn Policy + '_> {
+        Box::new(&mut self.trainer.agent)
+    }
+}
+
+/// Trains SAC on `env` with the shared training loop, evaluating on `eval_env` every
+/// `run.eval_every` steps (0: only at the end).
+pub fn train(run: &SacRun, env: Box<dyn Env>, eval_env: Box<dyn Env>, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
+    let mut learner = SacLearner::new(run, env, eval_env)?;
+    let every = if run.eval_every == 0 { u64::MAX } else { run.eval_every };
+    let schedule = Schedule { total_steps: run.steps, eval_every: every, eval_episodes: run.eval_episodes, checkpoint_every: every };
+    crate::run::train(&mut learner, &schedule, &Default::default(), ctx)
+}
+
+fn log_losses(logger: &mut dyn Logger, step: u64, l: &UpdateLosses) -> anyhow::Result<()> {
+    logger.scalar("losses/qf1_loss", step, l.qf1)?;
+    logger.scalar("losses/qf2_loss", step, l.qf2)?;
+    logger.scalar("losses/qf1_values", step, l.qf1_values)?;
+    logger.scalar("losses/qf2_values", step, l.qf2_values)?;
+    if let Some(a) = l.actor {
+        logger.scalar("losses/actor_loss", step, a)?;
+    }
+    logger.scalar("losses/alpha", step, l.tau)?;
     if let Some(a) = l.tau_loss {
-        ctx.logger.scalar("losses/alpha_loss", step, a)?;
+        logger.scalar("losses/alpha_loss", step, a)?;
     }
     if let Some(h) = l.entropy {
-        ctx.logger.scalar("charts/policy_entropy", step, h)?;
+        logger.scalar("charts/policy_entropy", step, h)?;
     }
     Ok(())
 }
@@ -1579,7 +1725,7 @@ mod tests {
     fn run_on(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>, threads: usize) -> TrainSummary {
         let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5, threads };
         let mut logger = NullLogger;
-        let mut progress = |_: &Progress| {};
+        let mut progress = |_: &crate::run::Progress| {};
         let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress, on_eval: None };
         train(&run, env(), env(), &mut ctx).unwrap()
     }
@@ -1761,7 +1907,7 @@ mod tests {
             } else {
                 (agent.normal_noise(rows, &mut rng), agent.normal_noise(rows, &mut rng))
             };
-            let ours = agent.step(&batch, &noise_next, &noise_now, false).expect("finite losses");
+            let ours = agent.step(&batch, &noise_next, &noise_now, false).ok().expect("finite losses");
             let second = match &agent.second {
                 Second::Here(w) => w,
                 _ => unreachable!("no helper started"),

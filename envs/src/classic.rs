@@ -274,6 +274,14 @@ impl Dynamics for MountainCarContinuous {
         check_state(s, 2, "[position, velocity]")?;
         Ok(MountainCarState { position: s[0], velocity: s[1], f32_state: false })
     }
+    /// The float32 phase is part of the dynamics (Gymnasium's dtype after the first step).
+    fn snapshot_vec(&self, s: &MountainCarState) -> Vec<f64> {
+        vec![s.position, s.velocity, if s.f32_state { 1.0 } else { 0.0 }]
+    }
+    fn restore_vec(&self, s: &[f64]) -> Result<MountainCarState, EnvError> {
+        check_state(s, 3, "[position, velocity, float32 phase]")?;
+        Ok(MountainCarState { position: s[0], velocity: s[1], f32_state: s[2] != 0.0 })
+    }
 }
 
 #[cfg(test)]

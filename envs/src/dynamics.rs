@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::render::{Frame, RenderCtx};
-use crate::{Action, Env, EnvError, Space, StepResult};
+use crate::{Action, Env, EnvError, EnvSnapshot, EpisodePhase, RngState, Space, StepResult};
 
 /// How an env's action type is read from the public action forms, with validation.
 pub(crate) trait ActKind: Copy + Send + Sync + 'static {
@@ -140,6 +140,14 @@ pub(crate) trait Dynamics: Clone + Send + Sync + 'static {
     fn step(&self, s: &mut Self::State, a: Self::Act, rng: &mut ChaCha8Rng) -> (f64, bool);
     fn state_vec(&self, s: &Self::State) -> Vec<f64>;
     fn parse_state(&self, s: &[f64]) -> Result<Self::State, EnvError>;
+    /// The exact state for a snapshot: [`Dynamics::state_vec`] unless the state holds more.
+    fn snapshot_vec(&self, s: &Self::State) -> Vec<f64> {
+        self.state_vec(s)
+    }
+    /// Reads [`Dynamics::snapshot_vec`] back.
+    fn restore_vec(&self, s: &[f64]) -> Result<Self::State, EnvError> {
+        self.parse_state(s)
+    }
     /// Whether the episode that ended in `s` counts as a success (gridworld goal).
     fn success(&self, _s: &Self::State) -> Option<bool> {
         None
@@ -234,6 +242,35 @@ impl<D: Dynamics> Env for Single<D> {
     }
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         self.dynamics.render_ansi(&self.state, ctx)
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        let phase = match self.phase {
+            Phase::NotReset => EpisodePhase::NotReset,
+            Phase::Running => EpisodePhase::Running,
+            Phase::Done => EpisodePhase::Done,
+        };
+        Ok(EnvSnapshot {
+            state: self.dynamics.snapshot_vec(&self.state),
+            rng: RngState::of(&self.rng),
+            phase,
+            time_limit: None,
+            episode: None,
+        })
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot, obs: &mut [f32]) -> Result<(), EnvError> {
+        let rng = snapshot.rng.restore().map_err(EnvError::Other)?;
+        self.state = match snapshot.phase {
+            EpisodePhase::NotReset => D::State::default(),
+            _ => self.dynamics.restore_vec(&snapshot.state)?,
+        };
+        self.rng = rng;
+        self.phase = match snapshot.phase {
+            EpisodePhase::NotReset => Phase::NotReset,
+            EpisodePhase::Running => Phase::Running,
+            EpisodePhase::Done => Phase::Done,
+        };
+        self.dynamics.write_obs(&self.state, obs);
+        Ok(())
     }
 }
 

@@ -51,6 +51,17 @@ impl Cell {
     }
 }
 
+/// Most cells of a map (256×256). Exact solvers sweep every cell thousands of times, and the
+/// agents see a gridworld's state one-hot, one network input per cell; see the README's limits.
+pub const MAX_CELLS: usize = 1 << 16;
+
+/// Most outcomes in a map's transition table (32 bytes each: 128 MiB). Cliffs send the agent
+/// to every start cell, so a map with many cliffs and many starts can exceed it.
+pub const MAX_OUTCOMES: usize = 1 << 22;
+
+/// Largest map file read (a 256×256 map with generous comments is far below it).
+pub const MAX_MAP_BYTES: u64 = 4 << 20;
+
 const ACCEPTED_CELLS: &str =
     "S (start), F (frozen), H (hole), G (goal), C (cliff), W (wall)";
 
@@ -65,6 +76,7 @@ pub(crate) fn parse_map(text: &str, origin: &str) -> Result<Vec<Vec<Cell>>, EnvE
     let bad = |why: String| EnvError::BadMap { origin: origin.to_string(), why };
     let mut rows: Vec<Vec<Cell>> = Vec::new();
     let mut first_line = 0;
+    let mut cells_so_far = 0usize;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim_end();
@@ -80,6 +92,14 @@ pub(crate) fn parse_map(text: &str, origin: &str) -> Result<Vec<Vec<Cell>>, EnvE
                 ))
             })?;
             row.push(cell);
+        }
+        cells_so_far += row.len();
+        if cells_so_far > MAX_CELLS {
+            return Err(bad(format!(
+                "more than {MAX_CELLS} cells by line {line_no}; accepted: maps of at most {MAX_CELLS} cells \
+                 (e.g. 256x256): the exact solvers sweep every cell thousands of times and agents see \
+                 one input per cell"
+            )));
         }
         if let Some(first) = rows.first() {
             if row.len() != first.len() {
@@ -173,6 +193,46 @@ pub(crate) struct GridWorld {
     reward: Vec<f64>,
     terminated: Vec<bool>,
     initial_cum: Vec<(f64, usize)>,
+}
+
+/// Counts the outcomes the transition table of `rows` under `rules` will list (before merging
+/// duplicates), and refuses a table beyond [`MAX_OUTCOMES`], naming its size.
+pub(crate) fn check_table_size(rows: &[Vec<Cell>], rules: &Rules, origin: &str) -> Result<(), EnvError> {
+    let (nrow, ncol) = (rows.len(), rows[0].len());
+    let cell = |r: usize, c: usize| rows[r][c];
+    let starts = rows.iter().flatten().filter(|&&c| c == Cell::Start).count();
+    let dirs: &[usize] = if rules.success_rate < 1.0 { &[3, 0, 1] } else { &[0] };
+    let mut outcomes = 0usize;
+    for r in 0..nrow {
+        for c in 0..ncol {
+            let terminal = matches!(cell(r, c), Cell::Goal | Cell::Hole);
+            if rules.absorbing_terminals && terminal {
+                outcomes += 4;
+                continue;
+            }
+            for a in 0..4 {
+                for &turn in dirs {
+                    let (dr, dc) = rules.moves[(a + turn) % 4];
+                    let tr = (r as i64 + dr).clamp(0, nrow as i64 - 1) as usize;
+                    let tc = (c as i64 + dc).clamp(0, ncol as i64 - 1) as usize;
+                    outcomes += if cell(tr, tc) == Cell::Cliff { starts } else { 1 };
+                }
+            }
+        }
+    }
+    if outcomes > MAX_OUTCOMES {
+        return Err(EnvError::BadMap {
+            origin: origin.to_string(),
+            why: format!(
+                "its transition table would list {outcomes} outcomes ({} MiB; every step into a cliff \
+                 lists one outcome per start cell, and this map has {starts}); accepted: at most \
+                 {MAX_OUTCOMES} outcomes ({} MiB): use fewer start cells or cliffs",
+                outcomes * std::mem::size_of::<Outcome>() >> 20,
+                MAX_OUTCOMES * std::mem::size_of::<Outcome>() >> 20
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl GridWorld {
@@ -273,14 +333,22 @@ impl GridWorld {
 
 /// Sums the probabilities of identical `(next_state, reward, terminated)` outcomes, keeping
 /// the order of first appearance (Gymnasium lists a wall bump once per slip direction).
+/// A hash index keeps it linear: a cliff next to many start cells gives long lists.
 fn merge(raw: Vec<Outcome>) -> Vec<Outcome> {
     let mut out: Vec<Outcome> = Vec::with_capacity(raw.len());
+    let mut index = std::collections::HashMap::with_capacity(raw.len());
     for o in raw {
-        match out.iter_mut().find(|m| {
-            m.next_state == o.next_state && m.reward == o.reward && m.terminated == o.terminated
-        }) {
-            Some(m) => m.prob += o.prob,
-            None => out.push(o),
+        // Rewards are never NaN here; -0.0 and 0.0 are the same reward.
+        let key = (o.next_state, (o.reward + 0.0).to_bits(), o.terminated);
+        match index.get(&key) {
+            Some(&i) => {
+                let m: &mut Outcome = &mut out[i];
+                m.prob += o.prob;
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(o);
+            }
         }
     }
     out

@@ -17,6 +17,7 @@ pub mod parity;
 mod registry;
 pub mod render;
 mod scenes;
+mod snapshot;
 mod space;
 mod table;
 mod vector;
@@ -25,6 +26,7 @@ mod wrappers;
 pub use grid::GridLayout;
 pub use registry::{builtin_specs, grid_layout, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
 pub use render::{Frame, RenderCtx, Trail};
+pub use snapshot::{EnvSnapshot, EpisodePhase, RngState};
 pub use space::{Action, Space};
 pub use table::{Outcome, TransitionTable};
 pub use vector::{VecActions, VecEnv};
@@ -102,6 +104,15 @@ pub trait Env: Send {
     fn render_ansi(&self, _ctx: &RenderCtx<'_>) -> Option<String> {
         None
     }
+    /// Everything needed to continue this env exactly (state, generator, episode phase,
+    /// wrapper counters), for checkpoints. Envs that cannot be checkpointed say so.
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        Err(EnvError::Other("this env cannot be checkpointed (it has no snapshot)".into()))
+    }
+    /// Puts the env back where [`Env::snapshot`] found it and writes the observation.
+    fn restore(&mut self, _snapshot: &EnvSnapshot, _obs: &mut [f32]) -> Result<(), EnvError> {
+        Err(EnvError::Other("this env cannot be checkpointed (it has no snapshot)".into()))
+    }
 }
 
 /// Lets wrappers such as [`TimeLimit`] and [`EpisodeStatistics`] wrap a boxed env.
@@ -132,5 +143,11 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         (**self).render_ansi(ctx)
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        (**self).snapshot()
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot, obs: &mut [f32]) -> Result<(), EnvError> {
+        (**self).restore(snapshot, obs)
     }
 }

@@ -21,9 +21,11 @@ Names: BASE[:OPTION=VALUE]... (case-insensitive BASE)
                          each perpendicular move 1/3); frozenlake and maps
     slip=P               probability P in [0, 1] of slipping to one of the two perpendicular
                          moves (P/2 each); frozenlake and maps (maps default to slip=0)
-    discrete=K           replace a Box action space by K >= 2 evenly spaced actions from
-                         low to high (e.g. pendulum:discrete=5)
+    discrete=K           replace a Box action space by K evenly spaced actions from low
+                         to high, 2 <= K <= 1024 (e.g. pendulum:discrete=5)
     limit=N|none         override the time limit (steps per episode)
+  Each option at most once; slippery and slip exclude each other. Maps: at most 65536
+  cells (e.g. 256x256) and 4 MiB of text.
   Examples: frozenlake:slippery=false, frozenlake-noslip, map:configs/maps/bridge.txt:slip=0.1,
             Pendulum-v1:discrete=9
   Success on gridworlds: an episode succeeds when it ends in a goal cell G
@@ -54,6 +56,10 @@ const BUILTINS: &[(&str, Option<&str>, Option<u32>, &str)] = &[
     ("frozenlake8x8-noslip", None, Some(100), "8x8 lake, not slippery"),
     ("cliffwalking", Some("CliffWalking-v1"), None, "4x12 cliff; -1 per step, -100 for the cliff"),
 ];
+
+/// Most actions of a discretized Box action space (`discrete=K`): agents keep one output per
+/// action.
+const MAX_DISCRETE: usize = 1024;
 
 /// Time limit for map files unless `limit=` says otherwise (FrozenLake's).
 const MAP_TIME_LIMIT: u32 = 100;
@@ -113,10 +119,23 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
     };
     let mut success_rate: Option<f64> = None;
     let mut discrete = None;
+    // Each option once: a repeated one (slippery=true:slippery=false) would let the last
+    // silently win, and slippery and slip both set the slip probability.
+    let mut seen: Vec<&str> = Vec::new();
     for opt in parts {
         let (key, value) = opt.split_once('=').ok_or_else(|| {
             bad_option(name, format!("option '{opt}' is not KEY=VALUE; accepted keys: slippery, slip, discrete, limit"))
         })?;
+        if seen.contains(&key) {
+            return Err(bad_option(name, format!("option '{key}' is given twice; accepted: each option at most once")));
+        }
+        if let Some(other) = seen.iter().find(|k| matches!((**k, key), ("slip", "slippery") | ("slippery", "slip"))) {
+            return Err(bad_option(
+                name,
+                format!("options '{other}' and '{key}' both set the slip probability; accepted: one of them"),
+            ));
+        }
+        seen.push(key);
         match key {
             "slippery" => {
                 success_rate = Some(match value {
@@ -132,8 +151,8 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
                 success_rate = Some(1.0 - p);
             }
             "discrete" => {
-                let k: usize = value.parse().ok().filter(|k| *k >= 2).ok_or_else(|| {
-                    bad_option(name, format!("discrete={value}; accepted: an integer K >= 2"))
+                let k: usize = value.parse().ok().filter(|k| (2..=MAX_DISCRETE).contains(k)).ok_or_else(|| {
+                    bad_option(name, format!("discrete={value}; accepted: an integer K from 2 to {MAX_DISCRETE}"))
                 })?;
                 discrete = Some(k);
             }
@@ -142,7 +161,7 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
                     None
                 } else {
                     Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        bad_option(name, format!("limit={value}; accepted: an integer >= 1 or none"))
+                        bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
                     })?)
                 };
             }
@@ -158,14 +177,12 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
     let lake = |text: &str, origin: &str, default_rate: f64| -> Result<Model, EnvError> {
         let rows = grid::parse_map(text, origin)?;
         let rules = Rules::frozenlake(success_rate.unwrap_or(default_rate));
+        grid::check_table_size(&rows, &rules, origin)?;
         Ok(Model::Grid(Box::new(GridWorld::new(&rows, &rules))))
     };
     let model = match (map_path, builtin.map(|i| BUILTINS[i].0)) {
         (Some(path), _) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| EnvError::BadMap {
-                origin: path.clone(),
-                why: format!("cannot read the file: {e}"),
-            })?;
+            let text = read_map_file(&path)?;
             lake(&text, &path, 1.0)?
         }
         (None, Some("cartpole")) => Model::CartPole,
@@ -191,6 +208,27 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
         ));
     }
     Ok(Parsed { model, limit, discrete })
+}
+
+/// A map file's text, read up to [`grid::MAX_MAP_BYTES`] (+1 to tell a longer one): a size
+/// from the metadata would miss pipes and devices such as /dev/zero.
+fn read_map_file(path: &str) -> Result<String, EnvError> {
+    use std::io::Read as _;
+    let bad = |why: String| EnvError::BadMap { origin: path.to_string(), why };
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot read the file: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(grid::MAX_MAP_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > grid::MAX_MAP_BYTES {
+        return Err(bad(format!(
+            "the file has more than {} bytes; accepted: map files of at most {} bytes (maps hold at most {} cells)",
+            grid::MAX_MAP_BYTES,
+            grid::MAX_MAP_BYTES,
+            grid::MAX_CELLS
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| bad(format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Something generic over the model type, so that each model gets its own monomorphised code.

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::dynamics::Dynamics;
 use crate::render::{Frame, RenderCtx};
-use crate::{Action, Env, EnvError, Space, StepResult};
+use crate::{Action, Env, EnvError, EnvSnapshot, Space, StepResult};
 
 /// Truncates episodes after `max_steps` steps, as Gymnasium's `TimeLimit`.
 ///
@@ -66,6 +66,17 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         self.inner.render_ansi(ctx)
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        Ok(EnvSnapshot { time_limit: Some((self.elapsed, self.truncated)), ..self.inner.snapshot()? })
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot, obs: &mut [f32]) -> Result<(), EnvError> {
+        let (elapsed, truncated) = snapshot
+            .time_limit
+            .ok_or_else(|| EnvError::Other("the snapshot was taken without a time limit".into()))?;
+        self.inner.restore(snapshot, obs)?;
+        (self.elapsed, self.truncated) = (elapsed, truncated);
+        Ok(())
     }
 }
 
@@ -129,6 +140,18 @@ impl<E: Env> Env for EpisodeStatistics<E> {
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         self.inner.render_ansi(ctx)
     }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        let running = (self.running.episode_return, self.running.length);
+        Ok(EnvSnapshot { episode: Some(running), ..self.inner.snapshot()? })
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot, obs: &mut [f32]) -> Result<(), EnvError> {
+        let (episode_return, length) = snapshot
+            .episode
+            .ok_or_else(|| EnvError::Other("the snapshot was taken without episode statistics".into()))?;
+        self.inner.restore(snapshot, obs)?;
+        self.running = EpisodeStats { episode_return, length };
+        Ok(())
+    }
 }
 
 /// A Box action space replaced by `Discrete(k)`: action `i` is the torque/force
@@ -179,6 +202,12 @@ impl<D: Dynamics<Act = f64>> Dynamics for Discretized<D> {
     }
     fn parse_state(&self, s: &[f64]) -> Result<D::State, EnvError> {
         self.inner.parse_state(s)
+    }
+    fn snapshot_vec(&self, s: &D::State) -> Vec<f64> {
+        self.inner.snapshot_vec(s)
+    }
+    fn restore_vec(&self, s: &[f64]) -> Result<D::State, EnvError> {
+        self.inner.restore_vec(s)
     }
     fn success(&self, s: &D::State) -> Option<bool> {
         self.inner.success(s)

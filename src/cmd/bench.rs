@@ -6,7 +6,14 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
+use crate::cli_values as cv;
+use crate::exit::check_interrupt;
 use crate::tensorboard::{read_events, EventWriter};
+
+/// Most scalars of `bench tb` (about 2.5 GB of events at ~25 bytes each).
+const MAX_SCALARS: u64 = 100_000_000;
+/// Most timed updates or generations of one benchmark.
+const MAX_BENCH_ITERATIONS: u64 = 1_000_000;
 
 /// One subcommand per thing measured.
 #[derive(Debug, Subcommand)]
@@ -27,6 +34,10 @@ pub enum BenchCommand {
     /// Rendering: microseconds per RGB frame, per gridworld text frame and per GIF frame for
     /// every built-in env, beside the cost of a step.
     Render(RenderBenchArgs),
+    /// Full SAC checkpoints: time to write (and to read back and restore) the whole training
+    /// state with a replay buffer of N transitions, beside this disk's plain write + fsync
+    /// of the same bytes measured in the same run.
+    Checkpoint(CheckpointArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -36,7 +47,86 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
         BenchCommand::Es(args) => bench_es(args),
         BenchCommand::Render(args) => bench_render(args),
+        BenchCommand::Checkpoint(args) => bench_checkpoint(args),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Transitions in the replay buffer, comma separated (Pendulum: 36 bytes each).
+    #[arg(long, default_value = "10000,1000000", value_delimiter = ',', allow_hyphen_values = true,
+          value_parser = cv::whole::<1, 10_000_000>)]
+    transitions: Vec<u64>,
+    /// Environment whose SAC trainer is checkpointed.
+    #[arg(long, default_value = "pendulum")]
+    env: String,
+    /// Where the checkpoints are written [default: a temporary directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Timed repetitions per size (the median is reported).
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = cv::count::<1, 1000>)]
+    repeats: usize,
+}
+
+fn bench_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
+    use tame_agents::checkpoint;
+    use tame_agents::run::Tau;
+    if args.repeats == 0 || args.transitions.contains(&0) {
+        bail!("--repeats and every --transitions value must be at least 1");
+    }
+    let root = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tame-bench-ckpt-{}", std::process::id())));
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for &n in &args.transitions {
+        // SB3's defaults (256-256 networks, buffer 1e6); warm-up actions fill the buffer fast.
+        let config = tame_agents::sac::SacConfig { learning_starts: n, ..Default::default() };
+        let env = crate::run_dir::make_env(&args.env)?;
+        let mut trainer = tame_agents::sac::Trainer::new(&config, Tau::Auto, 0, n, 1, env)?;
+        while trainer.step < n {
+            if trainer.step % 4096 == 0 {
+                check_interrupt("tame bench checkpoint")?;
+            }
+            trainer.env_step()?;
+        }
+        let dir = root.join(format!("n{n}"));
+        let (mut copy, mut write, mut read, mut raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut bytes = 0;
+        for r in 0..args.repeats {
+            check_interrupt("tame bench checkpoint")?;
+            let start = Instant::now();
+            let mut out = checkpoint::CheckpointWriter::default();
+            trainer.save(&mut out)?;
+            copy.push(start.elapsed().as_secs_f64());
+            let path = checkpoint::write(&dir, r as u64, out)?;
+            write.push(start.elapsed().as_secs_f64());
+            bytes = std::fs::read_dir(&path)?.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+            let start = Instant::now();
+            let ckpt = checkpoint::read(&path)?;
+            trainer.restore(&ckpt)?;
+            read.push(start.elapsed().as_secs_f64());
+            // The reference: the same number of bytes written and fsynced as one plain file.
+            let plain = dir.join("plain.bin");
+            let data = vec![0x5au8; bytes as usize];
+            let start = Instant::now();
+            crate::fsutil::write_atomic(&plain, &data)?;
+            raw.push(start.elapsed().as_secs_f64());
+            std::fs::remove_file(&plain).ok();
+        }
+        let (c, w, rd, p) = (median(copy), median(write), median(read), median(raw));
+        println!(
+            "checkpoint of SAC on {} with {n} transitions: {:.1} MB; training pauses {:.3} s to copy the state, \
+             the writer thread then takes {:.3} s in all ({:.0} MB/s); read + restore {:.3} s; \
+             plain write + fsync of the same bytes {:.3} s ({:.0} MB/s); medians of {}",
+            args.env, bytes as f64 / 1e6, c, w, bytes as f64 / 1e6 / w, rd, p, bytes as f64 / 1e6 / p, args.repeats
+        );
+    }
+    if args.dir.is_none() {
+        std::fs::remove_dir_all(&root).ok();
+    }
+    Ok(())
 }
 
 fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {
@@ -66,10 +156,10 @@ fn durability_child(dir: &std::path::Path, scalars: u64) -> anyhow::Result<()> {
 #[derive(Debug, Args)]
 pub struct TbArgs {
     /// Scalars to log in total.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, allow_hyphen_values = true, value_parser = cv::whole::<1, MAX_SCALARS>)]
     scalars: u64,
     /// Distinct tags the scalars cycle through (like an agent's losses and returns).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_hyphen_values = true, value_parser = cv::whole::<1, 10_000>)]
     tags: u64,
     /// Directory for the event file; a fresh temporary directory (removed after) if absent.
     #[arg(long)]
@@ -96,6 +186,15 @@ fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
 
     let start = Instant::now();
     for i in 0..args.scalars {
+        if i % (1 << 16) == 0 {
+            if let Err(e) = check_interrupt("tame bench tb") {
+                drop(writer);
+                if remove_after {
+                    std::fs::remove_dir_all(&dir).ok();
+                }
+                return Err(e.into());
+            }
+        }
         let tag = &tags[(i % args.tags) as usize];
         writer.add_scalar(tag, i / args.tags, (i as f64).sin())?;
     }
@@ -160,21 +259,21 @@ pub struct SacBenchArgs {
     #[arg(long, default_value = "pendulum")]
     env: String,
     /// Hidden layer widths, comma-separated.
-    #[arg(long, default_value = "256,256", value_delimiter = ',')]
+    #[arg(long, default_value = "256,256", value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::width)]
     hidden: Vec<usize>,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 256)]
+    /// Minibatch size (1 to 65536).
+    #[arg(long, default_value_t = 256, allow_hyphen_values = true, value_parser = cv::count::<1, 65_536>)]
     batch: usize,
     /// Timed training steps, each with one gradient update (after a warm-up that fills one
     /// batch and runs 20 updates).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, allow_hyphen_values = true, value_parser = cv::whole::<1, MAX_BENCH_ITERATIONS>)]
     updates: u64,
     /// Threads: the update's two workers (one per critic) side by side (from 0.1 GFLOP per
     /// update; smaller networks run on one), libtorch gets the rest [default: all cores].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::threads)]
     threads: Option<usize>,
     /// Temperature: a number >= 0 or `auto` (auto is the most work: it adds the τ update).
-    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
+    #[arg(long, default_value = "auto", allow_hyphen_values = true, value_parser = cv::tau)]
     tau: tame_agents::run::Tau,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -202,13 +301,39 @@ fn sgemm_gflops(n: i64) -> f64 {
     flops * iters as f64 / secs / 1e9
 }
 
+/// An env that fails its next step once Ctrl-C was pressed: the SAC benchmark's loop lives in
+/// the agent, and every one of its steps goes through the env.
+struct StopOnCtrlC(Box<dyn tame_envs::Env>);
+
+impl tame_envs::Env for StopOnCtrlC {
+    fn observation_space(&self) -> tame_envs::Space {
+        self.0.observation_space()
+    }
+    fn action_space(&self) -> tame_envs::Space {
+        self.0.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        self.0.reset(seed, obs)
+    }
+    fn step(&mut self, action: tame_envs::Action<'_>, obs: &mut [f32]) -> Result<tame_envs::StepResult, tame_envs::EnvError> {
+        if tame_agents::run::stop_requested() {
+            return Err(tame_envs::EnvError::Other("interrupted by Ctrl-C".into()));
+        }
+        self.0.step(action, obs)
+    }
+    fn state(&self) -> Vec<f64> {
+        self.0.state()
+    }
+    fn set_state(&mut self, state: &[f64], obs: &mut [f32]) -> Result<(), tame_envs::EnvError> {
+        self.0.set_state(state, obs)
+    }
+    fn success(&self) -> Option<bool> {
+        self.0.success()
+    }
+}
+
 fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
-    if args.hidden.is_empty() || args.hidden.contains(&0) {
-        bail!("--hidden {:?}: accepted: one or more positive widths, e.g. 256,256", args.hidden);
-    }
-    if args.batch == 0 || args.updates == 0 {
-        bail!("--batch and --updates must be at least 1");
-    }
+    tame_agents::limits::check_hidden("--hidden", &args.hidden).map_err(anyhow::Error::msg)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or(cores);
     if threads == 0 {
@@ -224,7 +349,13 @@ fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
     // The machine's speed drifts (a shared virtual machine): the reference rate is the mean
     // of one measurement before the run and one after, both on `threads` threads.
     let sgemm_before = sgemm_gflops(256);
-    let r = tame_agents::sac::bench(&config, args.tau, env, args.updates, threads)?;
+    let r = match tame_agents::sac::bench(&config, args.tau, Box::new(StopOnCtrlC(env)), args.updates, threads) {
+        Ok(r) => r,
+        Err(e) => {
+            check_interrupt("tame bench sac")?;
+            return Err(e);
+        }
+    };
     tch::set_num_threads(threads as i32);
     let sgemm_after = sgemm_gflops(256);
     let sgemm = (sgemm_before + sgemm_after) / 2.0;
@@ -268,16 +399,17 @@ pub struct EsArgs {
     #[arg(long, default_value = "pendulum")]
     env: String,
     /// Population size: an even number (θ+σε and θ−σε come in pairs).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_hyphen_values = true,
+          value_parser = cv::count::<0, { tame_agents::limits::MAX_POPULATION as u64 }>)]
     pop: usize,
     /// Hidden layer widths of the tanh MLP policy, comma separated.
-    #[arg(long, default_value = "32,32", value_delimiter = ',')]
+    #[arg(long, default_value = "32,32", value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::width)]
     hidden: Vec<usize>,
     /// Generations timed, after one untimed warm-up generation.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_hyphen_values = true, value_parser = cv::whole::<1, MAX_BENCH_ITERATIONS>)]
     generations: u64,
     /// Thread counts to measure, comma separated [default: 1 and the number of cores].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::threads)]
     threads: Vec<usize>,
     /// Print one JSON object per thread count instead of text.
     #[arg(long)]
@@ -310,6 +442,7 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
         let before = es.env_steps();
         let start = Instant::now();
         for _ in 0..args.generations {
+            check_interrupt("tame bench es")?;
             es.step()?;
         }
         let (steps, secs, params) = (es.env_steps() - before, start.elapsed().as_secs_f64(), es.num_params());

@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use tame_agents::smoothing::{certify, certify_gridworld, smoothed_curve, Certificate, Objective, Smoothing};
 
+use crate::cli_values as cv;
+use tame_agents::numfmt::compact;
 use crate::plot::{line_panels, LinePanel, Series};
 
 #[derive(Debug, Args)]
@@ -22,33 +24,34 @@ pub struct CertifyArgs {
     #[arg(long, conflicts_with = "env")]
     smoothing: Option<String>,
     /// Smoothing width eps (> 0). Default: 0.1. Not with --env (there eps = --tau).
-    #[arg(long, conflicts_with = "env", allow_negative_numbers = true)]
+    #[arg(long, conflicts_with = "env", allow_hyphen_values = true, value_parser = cv::width_eps)]
     eps: Option<f64>,
-    /// Half-width R of the grid [-R, R] the objective's entries are measured on (>= 2).
-    #[arg(long, default_value_t = 3.0, conflicts_with = "env", allow_negative_numbers = true)]
+    /// Half-width R of the grid [-R, R] the objective's entries are measured on (2 to 1e6).
+    #[arg(long, default_value_t = 3.0, conflicts_with = "env", allow_hyphen_values = true, value_parser = range)]
     range: f64,
     /// Certify a gridworld instead (e.g. frozenlake8x8): the soft Bellman operator's
     /// log-sum-exp smoothing of the max, with eps = tau, from the exact solver.
     #[arg(long)]
     env: Option<String>,
     /// Temperature tau (> 0) for --env; required there unless --sweep.
-    #[arg(long, requires = "env", allow_negative_numbers = true)]
+    #[arg(long, requires = "env", allow_hyphen_values = true, value_parser = cv::width_eps)]
     tau: Option<f64>,
     /// Discount gamma in [0, 1) for --env. Default: 0.99.
-    #[arg(long, requires = "env", allow_negative_numbers = true)]
+    #[arg(long, requires = "env", allow_hyphen_values = true, value_parser = cv::discount)]
     gamma: Option<f64>,
     /// Compute the certificate across a log-spaced range of eps (tau with --env), print each
     /// entry against eps with its fitted log-log slope (1 = linear in eps).
     #[arg(long)]
     sweep: bool,
     /// Smallest eps of the sweep. Default: 1e-3 (1e-4 with --env).
-    #[arg(long, requires = "sweep", allow_negative_numbers = true)]
+    #[arg(long, requires = "sweep", allow_hyphen_values = true, value_parser = cv::width_eps)]
     eps_min: Option<f64>,
     /// Largest eps of the sweep. Default: 1 (100 with --env).
-    #[arg(long, requires = "sweep", allow_negative_numbers = true)]
+    #[arg(long, requires = "sweep", allow_hyphen_values = true, value_parser = cv::width_eps)]
     eps_max: Option<f64>,
-    /// Number of sweep points, log-spaced from --eps-min to --eps-max (>= 2).
-    #[arg(long, default_value_t = 13, requires = "sweep")]
+    /// Number of sweep points, log-spaced from --eps-min to --eps-max (2 to 1000).
+    #[arg(long, default_value_t = 13, requires = "sweep", allow_hyphen_values = true,
+          value_parser = cv::count::<2, { cv::MAX_SWEEP_POINTS }>)]
     points: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -57,6 +60,12 @@ pub struct CertifyArgs {
     /// S_eps L with their derivatives (per-state values with --env).
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
+}
+
+/// A grid half-width R in [2, 1e6] (2 holds every kink; far beyond 1e6 the grid's spacing
+/// swamps the smoothing widths).
+fn range(text: &str) -> Result<f64, String> {
+    cv::number_in(text, 2.0, false, cv::MAX_RANGE, false)
 }
 
 /// What is being certified.
@@ -70,7 +79,9 @@ impl Target {
         match self {
             Target::Objective { objective, smoothing, range } => Ok(certify(*objective, *smoothing, eps, *range)?),
             Target::Gridworld { env, table, gamma } => {
-                certify_gridworld(table, *gamma, eps).with_context(|| format!("certifying {env} at tau = {eps}"))
+                certify_gridworld(table, *gamma, eps)
+                    .map_err(crate::exit::interrupted_or)
+                    .with_context(|| format!("certifying {env} at tau = {}", compact(eps)))
             }
         }
     }
@@ -81,7 +92,7 @@ impl Target {
                 format!("L(x) = {} smoothed by {} (eps = {})", objective.formula(), smoothing, smoothing.eps_meaning())
             }
             Target::Gridworld { env, gamma, .. } => {
-                format!("{env}: soft value iteration, eps = tau, gamma = {gamma}")
+                format!("{env}: soft value iteration, eps = tau, gamma = {}", compact(*gamma))
             }
         }
     }
@@ -105,7 +116,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         Some(env) => {
             let gamma = args.gamma.unwrap_or(0.99);
             if !(0.0..1.0).contains(&gamma) {
-                bail!("--gamma {gamma} is outside [0, 1); the discounted solver needs 0 <= gamma < 1");
+                bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", compact(gamma));
             }
             let table = tame_envs::transition_table(env).with_context(|| format!("--env {env}"))?;
             Target::Gridworld { env: env.clone(), table, gamma }
@@ -121,7 +132,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         let (lo, hi) = if is_env { (1e-4, 100.0) } else { (1e-3, 1.0) };
         let (lo, hi) = (args.eps_min.unwrap_or(lo), args.eps_max.unwrap_or(hi));
         if !(lo > 0.0 && hi > lo && hi.is_finite()) {
-            bail!("sweep range --eps-min {lo} .. --eps-max {hi} is invalid; need 0 < eps-min < eps-max");
+            bail!(
+                "sweep range --eps-min {} .. --eps-max {} is invalid; accepted: 0 < eps-min < eps-max <= 1e6",
+                compact(lo),
+                compact(hi)
+            );
         }
         if args.points < 2 {
             bail!("--points {} is too few; a sweep needs at least 2", args.points);
@@ -131,7 +146,15 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         }
         let epss: Vec<f64> =
             (0..args.points).map(|i| lo * (hi / lo).powf(i as f64 / (args.points - 1) as f64)).collect();
-        let certs = epss.iter().map(|&e| target.certificate(e)).collect::<anyhow::Result<Vec<_>>>()?;
+        // Progress on stderr (hidden when it is not a terminal), so --json output stays clean.
+        let bar = indicatif::ProgressBar::new(epss.len() as u64);
+        let mut certs = Vec::with_capacity(epss.len());
+        for (i, &e) in epss.iter().enumerate() {
+            crate::exit::check_interrupt(&format!("tame certify --sweep (point {} of {})", i + 1, epss.len()))?;
+            certs.push(target.certificate(e)?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
         return report_sweep(&target, &certs, args.json, args.plot.as_deref());
     }
     let eps = if is_env {
@@ -252,7 +275,7 @@ fn plot_single(target: &Target, cert: &Certificate, path: &std::path::Path) -> a
             let curve = smoothed_curve(*objective, *smoothing, cert.eps, *range, 600)?;
             let pick = |f: fn(&tame_agents::smoothing::CurvePoint) -> f64| curve.iter().map(|p| (p.x, f(p))).collect();
             let values = LinePanel {
-                title: format!("{} and its {} smoothing, eps = {}", objective.formula(), smoothing, cert.eps),
+                title: format!("{} and its {} smoothing, eps = {}", objective.formula(), smoothing, compact(cert.eps)),
                 x_label: "x".into(),
                 y_label: "value".into(),
                 series: vec![
@@ -271,11 +294,12 @@ fn plot_single(target: &Target, cert: &Certificate, path: &std::path::Path) -> a
             line_panels(path, &[values, grads], 2)
         }
         Target::Gridworld { env, table, gamma } => {
-            let c = tame_agents::exact::compare(table, *gamma, cert.eps, tame_agents::exact::Regularizer::Entropy)?;
+            let c = tame_agents::exact::compare(table, *gamma, cert.eps, tame_agents::exact::Regularizer::Entropy)
+                .map_err(crate::exit::interrupted_or)?;
             let soft = c.soft.as_ref().map_or(&c.hard.v, |s| &s.v);
             let by_state = |v: &[f64]| v.iter().enumerate().map(|(s, x)| (s as f64, *x)).collect();
             let panel = LinePanel {
-                title: format!("{env}: values per state, tau = {}", cert.eps),
+                title: format!("{env}: values per state, tau = {}", compact(cert.eps)),
                 x_label: "state".into(),
                 y_label: "value".into(),
                 series: vec![

@@ -9,6 +9,16 @@ use clap::Subcommand;
 use serde_json::json;
 use tame_envs::{Action, Space, VecActions};
 
+use crate::cli_values as cv;
+use crate::exit::check_interrupt;
+
+/// Most copies in the vectorized env of `tame env bench` (about 100 MB of states and
+/// observations for the largest built-in env).
+const MAX_COPIES: u64 = 1 << 20;
+
+/// Steps between two looks at Ctrl-C in the single-env loop (well under a millisecond).
+const POLL_EVERY: usize = 1 << 16;
+
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
     /// Each env with its observation and action spaces and its time limit, and the name syntax
@@ -35,14 +45,15 @@ pub enum EnvCommand {
         #[arg(long = "env", value_delimiter = ',', default_values_t = ["cartpole".to_string(), "pendulum".to_string()])]
         envs: Vec<String>,
         /// Copies in the vectorized env.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, allow_hyphen_values = true, value_parser = cv::count::<1, MAX_COPIES>)]
         num_envs: usize,
         /// Env steps per measurement (summed over copies).
-        #[arg(long, default_value_t = 20_000_000)]
+        #[arg(long, default_value_t = 20_000_000, allow_hyphen_values = true, value_parser = cv::steps)]
         steps: u64,
         /// Thread counts to measure (comma-separated); each single-env run uses one env per
         /// thread, each vectorized run splits the copies across the threads.
-        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2], allow_hyphen_values = true,
+              value_parser = cv::threads)]
         threads: Vec<usize>,
         /// Print one JSON object per measurement (env, mode, num_envs, threads, steps,
         /// seconds, steps_per_sec, cpu_seconds, steps_per_cpu_sec).
@@ -244,6 +255,9 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
                     env.reset(Some(t as u64), &mut obs);
                     let mut value = [0.0f64];
                     for k in 0..per_thread as usize {
+                        if k % POLL_EVERY == 0 {
+                            check_interrupt("tame env bench")?;
+                        }
                         let i = k % POOL_EXTRA;
                         let action = if pool.is_discrete {
                             Action::Discrete(pool.discrete[i])
@@ -293,6 +307,7 @@ fn bench_vector(name: &str, num_envs: usize, steps: u64, threads: usize) -> anyh
         }
         let (stepped, seconds, cpu_seconds) = timed(|| -> anyhow::Result<()> {
             for k in 0..iters as usize {
+                check_interrupt("tame env bench")?;
                 venv.step(actions.window((k * 7) % POOL_EXTRA, num_envs))?;
             }
             Ok(())

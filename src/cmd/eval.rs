@@ -1,20 +1,18 @@
-//! `tame eval RUN_DIR`: reloads a run's latest checkpoint and evaluates it deterministically
-//! on the run's env with the fixed evaluation seeds.
+//! `tame eval RUN_DIR`: reloads a run's newest verified checkpoint and evaluates it
+//! deterministically on the run's env with the fixed evaluation seeds.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use tame_agents::{es, sac};
 
-use crate::run_dir::{make_env, AgentKind, RunConfig};
+use crate::run_dir::RunConfig;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// A run directory written by `tame train` (holds config.toml and checkpoints/).
     run_dir: PathBuf,
     /// Evaluation episodes [default: the run's eval_episodes].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli_values::episodes)]
     episodes: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -22,6 +20,9 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if !args.run_dir.is_dir() {
+        anyhow::bail!("run directory {} does not exist", args.run_dir.display());
+    }
     let config_path = args.run_dir.join("config.toml");
     if !config_path.exists() {
         anyhow::bail!("{} is not a run directory: it has no config.toml", args.run_dir.display());
@@ -32,33 +33,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--episodes 0 is out of range; accepted: >= 1");
     }
     tch::set_num_threads(cfg.threads as i32);
-    let checkpoint = args.run_dir.join("checkpoints").join("latest.safetensors");
-    let mut env = make_env(&cfg.env)?;
-    let (stats, step, entropies) = match cfg.agent {
-        AgentKind::Sac => {
-            let config = cfg.file.sac.clone().unwrap_or_default();
-            let mut agent = sac::SacAgent::new(
-                &config,
-                cfg.tau,
-                &env.observation_space(),
-                &env.action_space(),
-                rand::SeedableRng::seed_from_u64(cfg.seed),
-            )?;
-            let step = agent.load(&checkpoint).with_context(|| format!("run {}", args.run_dir.display()))?;
-            let mut entropies = Vec::new();
-            let stats = sac::eval_agent(&agent, env.as_mut(), episodes, &mut entropies)?;
-            (stats, step, entropies)
-        }
-        AgentKind::Es => {
-            let es_cfg = cfg.file.es.clone().unwrap_or_default();
-            let policy = es::EsPolicy::load(&checkpoint, &env.observation_space(), &env.action_space())
-                .with_context(|| format!("run {}", args.run_dir.display()))?;
-            let name = cfg.env.clone();
-            let factory: es::EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
-            let report = policy.evaluate(&factory, episodes, es_cfg.tau)?;
-            (report.stats, policy.env_steps, report.policy_entropy.into_iter().collect())
-        }
-    };
+    let (trained, step) = crate::agent::load_trained(&args.run_dir, &cfg)?;
+    let (stats, entropies) = trained.evaluate(&cfg.env, episodes)?;
     let entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
     let success = stats.success_rate();
     if args.json {

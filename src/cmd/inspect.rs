@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::Args;
 use serde_json::Value;
 
-use crate::tensorboard::{find_runs, read_events, HParamValue, RunEvents};
+use crate::tensorboard::{find_runs, read_events, HParamValue, RunEvents, SessionStatus};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -34,7 +34,8 @@ struct Row {
     seed: Value,
     /// Largest step of anything the run logged.
     steps: Option<u64>,
-    /// How the run ended, from its hparams session-end record.
+    /// How the run ended, from its hparams session-end record (`interrupted` from its
+    /// summary.json, as TensorBoard has no such status; `running` while its lock is held).
     status: Option<String>,
     last: Option<f64>,
     /// Largest value (returns: higher is better).
@@ -111,9 +112,15 @@ fn row(root: &Path, dir: &Path, events: &RunEvents, tag: &str) -> Row {
     };
     let values: Vec<f64> =
         events.scalars.get(tag).map(|ps| ps.iter().map(|p| p.value).collect()).unwrap_or_default();
-    let status = events.hparams.as_ref().and_then(|h| h.end).map(|(status, _)| {
-        serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned))
-    });
+    let end = events.hparams.as_ref().and_then(|h| h.end).map(|(status, _)| status);
+    let status = match end {
+        // TensorBoard has no "interrupted" status; the run's summary says so instead.
+        Some(SessionStatus::Unknown) if summary_says_interrupted(dir) => Some(SessionStatus::Interrupted),
+        // No session end yet: running if a live `tame train` holds the directory's lock.
+        None if crate::lock::is_locked(dir) => Some(SessionStatus::Running),
+        other => other,
+    }
+    .map(|status| serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)));
     Row {
         run: name,
         agent: field("agent"),
@@ -127,6 +134,12 @@ fn row(root: &Path, dir: &Path, events: &RunEvents, tag: &str) -> Row {
         mean: (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64),
         points: values.len(),
     }
+}
+
+/// Whether the run's `summary.json` exists and says `"interrupted": true`.
+fn summary_says_interrupted(dir: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(dir.join("summary.json")) else { return false };
+    serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v["interrupted"] == Value::Bool(true))
 }
 
 /// Whole numbers print without a fraction (seed 3, not 3.0).
@@ -186,7 +199,7 @@ fn cells(r: &Row) -> [String; 11] {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let num = |x: Option<f64>| x.map(|x| format!("{x:.3}")).unwrap_or_default();
+    let num = |x: Option<f64>| x.map(|x| tame_agents::numfmt::table(x, 3)).unwrap_or_default();
     [
         r.run.clone(),
         text(&r.agent),

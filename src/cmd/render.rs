@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use tame_agents::eval::EVAL_SEED_BASE;
 
-use crate::run_dir::load_policy;
+use crate::agent::load_policy;
 use crate::video::{default_fps, play, GifStream, Shown, View, MAX_FPS, MAX_PLAY_STEPS};
 
 #[derive(Debug, Args)]

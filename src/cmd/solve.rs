@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use tame_agents::exact::{compare, Comparison, Regularizer};
+use tame_agents::numfmt::compact;
 use tame_envs::TransitionTable;
 
 use crate::plot::{heat_panels, HeatPanel};
@@ -16,11 +17,11 @@ pub struct SolveArgs {
     /// such as :slippery=false; see `tame env list`).
     #[arg(long)]
     env: String,
-    /// Temperature tau >= 0 of the soft solution (0 = the hard-argmax limit).
-    #[arg(long, allow_negative_numbers = true)]
+    /// Temperature tau of the soft solution: a number from 0 (the hard-argmax limit) to 1e6.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli_values::solve_tau)]
     tau: f64,
     /// Discount gamma in [0, 1).
-    #[arg(long, default_value_t = 0.99, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.99, allow_hyphen_values = true, value_parser = crate::cli_values::discount)]
     gamma: f64,
     /// What the soft bonus measures, as SAC's `regularizer`: the entropy (the papers'), or
     /// minus the KL divergence to the uniform policy (entropy − log|A|, never positive).
@@ -52,14 +53,17 @@ impl From<RegularizerArg> for Regularizer {
 }
 
 pub fn run(args: SolveArgs) -> anyhow::Result<()> {
-    if !(args.tau >= 0.0 && args.tau.is_finite()) {
-        bail!("--tau {} is not a temperature; use a finite tau >= 0 (0 = hard argmax)", args.tau);
+    // The value parsers bound tau and gamma; these guard the library entry point too.
+    if !(args.tau >= 0.0 && args.tau <= tame_agents::limits::MAX_TAU) {
+        bail!("--tau {} is not a temperature; accepted: 0 <= tau <= 1e6 (0 = hard argmax)", compact(args.tau));
     }
     if !(0.0..1.0).contains(&args.gamma) {
-        bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", args.gamma);
+        bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", compact(args.gamma));
     }
     let table = tame_envs::transition_table(&args.env).with_context(|| format!("--env {}", args.env))?;
-    let c = compare(&table, args.gamma, args.tau, args.regularizer.into()).with_context(|| format!("solving {}", args.env))?;
+    let c = compare(&table, args.gamma, args.tau, args.regularizer.into())
+        .map_err(crate::exit::interrupted_or)
+        .with_context(|| format!("solving {}", args.env))?;
     if let Some(path) = &args.plot {
         plot(&args, &table, &c, path)?;
     }
@@ -81,8 +85,8 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
         args.env,
         table.n_states,
         table.n_actions,
-        args.gamma,
-        args.tau,
+        compact(args.gamma),
+        compact(args.tau),
         Regularizer::from(args.regularizer)
     );
     println!("values at the start state (expectation over the initial-state distribution):");
@@ -154,6 +158,6 @@ fn plot(args: &SolveArgs, table: &TransitionTable, c: &Comparison, path: &std::p
     };
     let hard = panel(format!("{}: V* and greedy policy", args.env), &c.hard.v, &c.hard.greedy_policy());
     let soft_v = c.soft.as_ref().map_or(&c.hard.v, |s| &s.v);
-    let soft = panel(format!("V*_tau and pi*_tau, tau = {}", args.tau), soft_v, &c.soft_policy);
+    let soft = panel(format!("V*_tau and pi*_tau, tau = {}", compact(args.tau)), soft_v, &c.soft_policy);
     heat_panels(path, &[hard, soft])
 }

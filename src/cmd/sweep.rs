@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::cli_values as cv;
 use crate::run_dir::{AgentKind, RunConfig};
-use crate::sweep::{self, SweepPlan, TauSpec};
+use crate::sweep::{self, SweepFile, SweepPlan, TauSpec};
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -19,19 +20,19 @@ pub struct SweepArgs {
     env: Option<String>,
     /// Comma-separated temperatures; 0 is the hard argmax, `auto` tunes τ to a target entropy.
     /// [default: 0,0.01,0.1,0.5,auto]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     taus: Option<Vec<String>>,
     /// Comma-separated ES parameter-noise widths σ (es only).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::sigma)]
     sigmas: Option<Vec<f64>>,
     /// Number of seeds per grid point (seeds 0..N). [default: 3]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::whole::<1, { cv::MAX_SWEEP_SEEDS }>)]
     seeds: Option<u64>,
     /// Environment steps per run. [default: the agent's, or the base config's]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     steps: Option<u64>,
     /// Evaluation period in env steps, for every run.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     eval_every: Option<u64>,
     /// Base config (TOML) for every run, as `tame train --config`.
     #[arg(long)]
@@ -41,35 +42,19 @@ pub struct SweepArgs {
     #[arg(long)]
     file: Option<PathBuf>,
     /// Return counted as "solved" for the steps-to-threshold column. [default: per env]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::finite)]
     threshold: Option<f64>,
     /// Runs at a time; the cores are divided among them. [default: number of cores]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::threads)]
     jobs: Option<usize>,
-    /// Sweep directory. Rerunning with the same directory skips finished runs.
+    /// Sweep directory. Rerunning with the same directory skips finished runs and resumes
+    /// interrupted ones from their checkpoints; one sweep at a time may use it (locked).
     /// [default: sweeps/<env>__<agent>]
     #[arg(long)]
     out: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
-}
-
-/// Settings a sweep TOML file may hold besides the plan itself.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SweepFile {
-    agent: Option<AgentKind>,
-    env: Option<String>,
-    taus: Option<Vec<toml::Value>>,
-    sigmas: Option<Vec<f64>>,
-    seeds: Option<u64>,
-    steps: Option<u64>,
-    eval_every: Option<u64>,
-    config: Option<PathBuf>,
-    threshold: Option<f64>,
-    jobs: Option<usize>,
-    out: Option<PathBuf>,
 }
 
 const DEFAULT_TAUS: &str = "0,0.01,0.1,0.5,auto";
@@ -80,7 +65,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading sweep file {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("parsing sweep file {}", path.display()))?
+            SweepFile::from_toml(&text).with_context(|| format!("parsing sweep file {}", path.display()))?
         }
         None => SweepFile::default(),
     };
@@ -91,21 +76,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         None => RunConfig::default(),
     };
     let agent = args.agent.or(file.agent).or(base.agent).unwrap_or(AgentKind::Sac);
-    let env = args.env.or(file.env).or(base.env).unwrap_or_else(|| "frozenlake".into());
+    let env = args.env.or(file.env).or(base.env.clone()).unwrap_or_else(|| "frozenlake".into());
     let taus: Vec<TauSpec> = match (args.taus, file.taus) {
         (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
-        (None, Some(t)) => t
-            .iter()
-            .map(|v| match v {
-                toml::Value::String(s) => TauSpec::parse(s),
-                toml::Value::Float(f) => TauSpec::parse(&f.to_string()),
-                toml::Value::Integer(i) => TauSpec::parse(&i.to_string()),
-                other => bail!("τ value {other} in the sweep file is neither a number nor 'auto'"),
-            })
-            .collect::<anyhow::Result<_>>()?,
+        (None, Some(t)) => SweepFile::tau_specs(&t)?,
         (None, None) => DEFAULT_TAUS.split(',').map(TauSpec::parse).collect::<anyhow::Result<_>>()?,
     };
     let n_seeds = args.seeds.or(file.seeds).unwrap_or(DEFAULT_SEEDS);
+    if !(1..=cv::MAX_SWEEP_SEEDS).contains(&n_seeds) {
+        bail!("seeds = {n_seeds} is out of range; accepted: 1 to {} seeds per grid point", cv::MAX_SWEEP_SEEDS);
+    }
     let plan = SweepPlan {
         threshold: args.threshold.or(file.threshold).or_else(|| default_threshold(&env)),
         agent,
@@ -120,14 +100,19 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     plan.validate()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let jobs = args.jobs.or(file.jobs).unwrap_or(cores);
-    if jobs == 0 {
-        bail!("--jobs 0: at least one run must run at a time");
+    if !(1..=cv::MAX_THREADS as usize).contains(&jobs) {
+        bail!("jobs = {jobs} is out of range; accepted: 1 to {} runs at a time", cv::MAX_THREADS);
     }
     let threads = (cores / jobs).max(1);
     let out = args
         .out
         .or(file.out)
         .unwrap_or_else(|| PathBuf::from("sweeps").join(format!("{}__{}", plan.env, plan.agent.name())));
+    check_runs_resolve(&plan, &base, threads)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating sweep directory {}", out.display()))?;
+    // Held for the whole sweep: a second sweep here would take our runs in progress for
+    // unfinished ones and restart them.
+    let _lock = crate::lock::lock_dir(&out)?;
     check_or_record_plan(&plan, &out)?;
 
     let outcomes = sweep::execute(&plan, &out, jobs, threads, args.quiet)?;
@@ -137,6 +122,18 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     crate::policy_map::write_sweep_policy_maps(&plan, &out)?;
     println!("{}", sweep::to_markdown(&summary));
     println!("Wrote {}/summary.{{csv,md,json}} and plots.", out.display());
+    if let Some(signal) = crate::interrupt::received() {
+        let count = |o: &str| summary.runs.iter().filter(|r| r.outcome == o).count();
+        bail!(
+            "sweep stopped by {}: {} of {} runs finished, {} interrupted, {} not started; run the \
+             same command again to resume them",
+            crate::interrupt::signal_name(signal),
+            count("finished") + count("skipped"),
+            summary.runs.len(),
+            count("interrupted"),
+            count("not started")
+        );
+    }
     let failed: Vec<&str> = summary
         .runs
         .iter()
@@ -151,6 +148,37 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             failed.join(", "),
             out.display()
         );
+    }
+    Ok(())
+}
+
+/// Resolves each distinct (τ, σ) run's config as its child `tame train` will, so that a bad
+/// base config or grid value is refused before the sweep directory exists.
+fn check_runs_resolve(plan: &SweepPlan, base: &RunConfig, threads: usize) -> anyhow::Result<()> {
+    let sigmas: Vec<Option<f64>> =
+        if plan.sigmas.is_empty() { vec![None] } else { plan.sigmas.iter().copied().map(Some).collect() };
+    for tau in &plan.taus {
+        for sigma in &sigmas {
+            let flags = RunConfig {
+                agent: Some(plan.agent),
+                env: Some(plan.env.clone()),
+                tau: Some(match tau {
+                    TauSpec::Fixed(v) => tame_agents::run::Tau::Fixed(*v),
+                    TauSpec::Auto => tame_agents::run::Tau::Auto,
+                }),
+                seed: plan.seeds.iter().max().copied(),
+                steps: plan.steps,
+                eval_every: plan.eval_every,
+                threads: Some(threads),
+                ..Default::default()
+            };
+            let mut cfg = base.clone().overridden_by(flags);
+            if let Some(s) = sigma {
+                cfg.es.get_or_insert_with(Default::default).sigma = *s;
+            }
+            let sigma_part = sigma.map(|s| format!(", σ = {}", tame_agents::numfmt::compact(s))).unwrap_or_default();
+            cfg.resolve().with_context(|| format!("the sweep's runs at τ = {tau}{sigma_part}"))?;
+        }
     }
     Ok(())
 }

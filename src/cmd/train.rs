@@ -1,19 +1,20 @@
 //! `tame train`: one training run into a fresh run directory (config, TensorBoard events,
-//! checkpoints, summary.json), with a progress bar.
+//! checkpoints, summary.json), with a progress bar; `--resume` continues a stopped or killed
+//! run from its newest good checkpoint, bit for bit.
 
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use tame_agents::checkpoint;
 use tame_agents::policy::Policy;
-use tame_agents::run::{Progress, RunCtx, Tau, TrainSummary};
-use tame_agents::{es, sac};
+use tame_agents::run::{Learner, Progress, RunCtx, RunState, Schedule, Tau};
 
-use crate::run_dir::{create_exact_run_dir, create_run_dir, make_env, AgentKind, Resolved, RunConfig, Summary};
+use crate::cli_values as cv;
+use crate::run_dir::{create_exact_run_dir, create_run_dir, AgentKind, Resolved, RunConfig, Summary};
 use crate::tensorboard::{config_markdown, EventWriter, HParams, SessionStatus};
 
 #[derive(Debug, Args)]
@@ -26,20 +27,20 @@ pub struct TrainArgs {
     env: Option<String>,
     /// Temperature τ: a number >= 0 (0 = the hard-argmax limit) or `auto` (tuned to a target
     /// entropy; SAC only) [default: auto for sac, 0 for es].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::tau)]
     tau: Option<Tau>,
     /// Seed of every random draw in the run [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::seed)]
     seed: Option<u64>,
     /// Environment steps to train for [default: 10000 for sac, 2000000 for es].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     steps: Option<u64>,
     /// TOML config file (e.g. configs/sac-pendulum.toml); flags override its values.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Directory under which the run directory is created.
-    #[arg(long, default_value = "runs")]
-    logdir: PathBuf,
+    /// Directory under which the run directory is created [default: runs].
+    #[arg(long)]
+    logdir: Option<PathBuf>,
     /// Use exactly this run directory instead of a new one under --logdir (it must not exist
     /// yet, or be empty). `tame sweep` names its runs this way.
     #[arg(long, conflicts_with = "logdir")]
@@ -49,19 +50,19 @@ pub struct TrainArgs {
     #[arg(long)]
     progress_lines: bool,
     /// Environment steps between deterministic evaluations [default: steps / 10].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     eval_every: Option<u64>,
     /// Episodes per evaluation [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::episodes)]
     eval_episodes: Option<usize>,
     /// Threads: SAC runs its update's two workers (one per critic) side by side (from 0.1
     /// GFLOP per update; smaller networks run on one) and gives libtorch the rest; ES spreads its
     /// population over them. Results do not depend on it [default: all cores].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::threads)]
     threads: Option<usize>,
     /// ES only: width σ of the Gaussian parameter noise (overrides `sigma` in the [es]
     /// section) [default: 0.1].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::finite)]
     sigma: Option<f64>,
     /// No progress bar and no closing report (for scripts); the run directory's path is
     /// still printed.
@@ -71,9 +72,28 @@ pub struct TrainArgs {
     /// run directory and a TensorBoard image (config key `capture_video`).
     #[arg(long)]
     capture_video: bool,
+    /// Env steps between full checkpoints (weights, optimiser state, replay buffer,
+    /// generators, the env in mid-episode) [default: at each evaluation]. The last two are
+    /// kept; a stop (Ctrl-C, SIGTERM) writes one too.
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
+    checkpoint_every: Option<u64>,
+    /// Continue a stopped or killed run from its newest good checkpoint, with the run's own
+    /// config.toml; it ends with the same numbers as a run never stopped. Only --threads,
+    /// --quiet, --progress-lines and --steps may be given with it. --steps N beyond the
+    /// run's steps extends a run, finished or not; schedules that depend on the total then
+    /// differ from a run planned for N from the start: the ε-greedy schedule of τ = 0
+    /// discrete SAC (a fraction of the total), evaluation and checkpoint steps (kept from the
+    /// original, plus one evaluation at its old end), and SAC's replay capacity only while
+    /// it is below buffer_size (min(buffer_size, steps)).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(dir) = args.resume.clone() {
+        let dir = resume(&args, &dir)?;
+        return report(&dir, args.quiet);
+    }
     let file = match &args.config {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::default(),
@@ -86,6 +106,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         steps: args.steps,
         eval_every: args.eval_every,
         eval_episodes: args.eval_episodes,
+        checkpoint_every: args.checkpoint_every,
         threads: args.threads,
         capture_video: args.capture_video.then_some(true),
         ..Default::default()
@@ -98,13 +119,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         merged.es.get_or_insert_with(Default::default).sigma = sigma;
     }
     let cfg = merged.resolve()?;
+    let logdir = args.logdir.clone().unwrap_or_else(|| PathBuf::from("runs"));
     let place = match &args.run_dir {
         Some(dir) => RunPlace::Exact(dir),
-        None => RunPlace::Under(&args.logdir),
+        None => RunPlace::Under(&logdir),
     };
     let dir = train(&cfg, place, args.quiet, args.progress_lines)?;
+    report(&dir, args.quiet)
+}
+
+/// The closing line (or, with `--quiet`, the run directory's path).
+fn report(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)?;
-    if args.quiet {
+    if quiet {
         println!("{}", dir.display());
     } else {
         println!(
@@ -115,7 +142,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             summary.eval_episodes,
             summary.steps,
             summary.wall_seconds,
-            if summary.interrupted { " [interrupted]" } else { "" }
+            if summary.interrupted { " [interrupted: continue with tame train --resume DIR]" } else { "" }
         );
     }
     Ok(())
@@ -130,36 +157,200 @@ pub enum RunPlace<'a> {
     Exact(&'a Path),
 }
 
+/// What a run records in each checkpoint, to check a resume against.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunMeta {
+    /// The resolved config as `config.toml` held it.
+    config: String,
+    tame_version: String,
+}
+
 /// Runs one resolved config into its run directory; returns the directory's path.
-/// `summary.json` is written last, so its presence marks a finished run.
+/// `summary.json` is written last, so its presence marks a finished (or stopped) run.
+/// Everything that can be refused is checked before the directory is created, and a
+/// directory whose start failed is removed again.
 pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: bool) -> anyhow::Result<PathBuf> {
     tch::set_num_threads(cfg.threads as i32);
+    let toml = cfg.to_toml()?;
+    let mut learner = crate::agent::learner(cfg)?;
     let dir = match place {
         RunPlace::Under(logdir) => create_run_dir(logdir, &cfg.run_name())?,
         RunPlace::Exact(dir) => create_exact_run_dir(dir)?,
     };
-    let toml = cfg.to_toml()?;
-    crate::fsutil::write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
+    let start = || -> anyhow::Result<(crate::lock::DirLock, EventWriter)> {
+        // Held until this function returns: no second process writes into this run.
+        let lock = crate::lock::lock_dir(&dir)?;
+        crate::fsutil::write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
+        let mut writer = EventWriter::create(&dir)?;
+        writer.add_text("config", 0, &config_markdown(&cfg.file)?)?;
+        let mut hparams = HParams::new()
+            .with("agent", cfg.agent.name())
+            .with("env", cfg.env.as_str())
+            .with("tau", cfg.tau.to_string().as_str())
+            .with("seed", cfg.seed as f64);
+        if let Some(es) = cfg.file.es.as_ref().filter(|_| cfg.agent == AgentKind::Es) {
+            hparams = hparams.with("sigma", es.sigma);
+        }
+        let hparams = hparams.metric("eval/mean_return").metric("charts/episodic_return");
+        writer.write_hparams(&hparams)?;
+        writer.flush()?;
+        Ok((lock, writer))
+    };
+    let (_lock, mut writer) = match start() {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.context(format!("starting run {} (its directory was removed)", dir.display())));
+        }
+    };
+    let meta = RunMeta { config: toml, tame_version: env!("CARGO_PKG_VERSION").into() };
+    let state = RunState { wall_seconds: 0.0, meta: serde_json::to_value(&meta)? };
+    session(cfg, &dir, learner.as_mut(), &mut writer, &state, quiet, progress_lines)?;
+    Ok(dir)
+}
 
-    let mut writer = EventWriter::create(&dir)?;
-    writer.add_text("config", 0, &config_markdown(&cfg.file)?)?;
-    let mut hparams = HParams::new()
-        .with("agent", cfg.agent.name())
-        .with("env", cfg.env.as_str())
-        .with("tau", cfg.tau.to_string().as_str())
-        .with("seed", cfg.seed as f64);
-    if let Some(es) = cfg.file.es.as_ref().filter(|_| cfg.agent == AgentKind::Es) {
-        hparams = hparams.with("sigma", es.sigma);
+/// `tame train --resume DIR`: continues the run from its newest good checkpoint.
+fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
+    let fixed = [
+        ("--agent", args.agent.is_some()),
+        ("--env", args.env.is_some()),
+        ("--tau", args.tau.is_some()),
+        ("--seed", args.seed.is_some()),
+        ("--config", args.config.is_some()),
+        ("--logdir", args.logdir.is_some()),
+        ("--run-dir", args.run_dir.is_some()),
+        ("--eval-every", args.eval_every.is_some()),
+        ("--eval-episodes", args.eval_episodes.is_some()),
+        ("--sigma", args.sigma.is_some()),
+        ("--checkpoint-every", args.checkpoint_every.is_some()),
+        ("--capture-video", args.capture_video),
+    ];
+    if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag} cannot be given with --resume: a resumed run continues with its own {}; \
+             accepted with --resume: --threads, --steps (to extend the run), --quiet, --progress-lines",
+            dir.join("config.toml").display()
+        );
     }
-    let hparams = hparams.metric("eval/mean_return").metric("charts/episodic_return");
-    writer.write_hparams(&hparams)?;
-    writer.flush()?;
+    if !dir.is_dir() {
+        bail!("run directory {} does not exist", dir.display());
+    }
+    let config_path = dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!("{} is not a run directory: it has no config.toml", dir.display());
+    }
+    // Held until this function returns: the run may not be running elsewhere.
+    let _lock = crate::lock::lock_dir(dir)?;
+    let mut file = RunConfig::from_file(&config_path)?;
+    let (ckpt, skipped) = checkpoint::read_newest(&dir.join("checkpoints")).with_context(|| {
+        format!("cannot resume {}: it has no loadable checkpoint (a run stopped before its first one starts afresh with a new tame train)", dir.display())
+    })?;
+    for note in &skipped {
+        eprintln!("warning: {note}; falling back to the older checkpoint at step {}", ckpt.step);
+    }
+    let run: RunState = ckpt.get("run")?;
+    let meta: RunMeta = serde_json::from_value(run.meta.clone())
+        .with_context(|| format!("checkpoint {} was not written by tame train", ckpt.dir.display()))?;
+    let saved: RunConfig = toml::from_str(&meta.config)
+        .with_context(|| format!("checkpoint {}: its config cannot be read by this tame {} (written by {})", ckpt.dir.display(), env!("CARGO_PKG_VERSION"), meta.tame_version))?;
+    if let Some(edit) = first_edit(&saved, &file)? {
+        bail!(
+            "{} was edited since the run started: {edit}; a resumed run must keep the config it started with \
+             (restore the file, or start a new run with the new config)",
+            config_path.display()
+        );
+    }
+    let planned = file.steps.context("config.toml has no steps")?;
+    let steps = args.steps.unwrap_or(planned);
+    if ckpt.step >= steps {
+        let finished = dir.join("summary.json").is_file() && crate::sweep::is_finished(dir);
+        if finished && args.steps.is_none() {
+            bail!("run {} is finished ({} steps); to train it further, pass --steps N with N > {}", dir.display(), ckpt.step, ckpt.step);
+        }
+        bail!("--steps {steps} does not go beyond the run's checkpoint at step {}; accepted: more than {}", ckpt.step, ckpt.step);
+    }
+    let mut meta = meta;
+    if steps != planned {
+        file.steps = Some(steps);
+        meta.config = toml::to_string(&file).context("writing the config as TOML")?;
+        crate::fsutil::write_atomic(&config_path, meta.config.as_bytes())?;
+    }
+    let mut cfg = file;
+    if let Some(t) = args.threads {
+        cfg.threads = Some(t);
+    }
+    let cfg = cfg.resolve()?;
+    tch::set_num_threads(cfg.threads as i32);
+    let mut learner = crate::agent::learner(&cfg)?;
+    learner.restore(&ckpt).with_context(|| format!("restoring checkpoint {}", ckpt.dir.display()))?;
+    // The run is in progress again: its old summary (stopped, or finished before an
+    // extension) no longer describes it.
+    match std::fs::remove_file(dir.join("summary.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing {}", dir.join("summary.json").display()))
+        }
+        _ => {}
+    }
+    // The dead process may have logged past its checkpoint: TensorBoard purges those points
+    // on the START event at the first step this session logs.
+    let mut writer = EventWriter::resume(dir, ckpt.step + 1)?;
+    let state = RunState { wall_seconds: run.wall_seconds, meta: serde_json::to_value(&meta)? };
+    if !args.quiet {
+        eprintln!("tame: resuming {} from step {} of {}", dir.display(), ckpt.step, cfg.steps);
+    }
+    session(&cfg, dir, learner.as_mut(), &mut writer, &state, args.quiet, args.progress_lines)?;
+    Ok(dir.to_path_buf())
+}
 
+/// The first key (as `section.key`) whose value differs between the config a run started
+/// with and its `config.toml` now, ignoring `steps` (extending is allowed) and `threads`
+/// (results do not depend on it).
+fn first_edit(saved: &RunConfig, now: &RunConfig) -> anyhow::Result<Option<String>> {
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let keys = |c: &RunConfig| -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let mut out = std::collections::BTreeMap::new();
+        flatten("", &toml::Value::try_from(c).context("reading the config as TOML")?, &mut out);
+        out.remove("steps");
+        out.remove("threads");
+        Ok(out)
+    };
+    let (a, b) = (keys(saved)?, keys(now)?);
+    let all: std::collections::BTreeSet<String> = a.keys().chain(b.keys()).cloned().collect();
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
+    let edit = all.into_iter().find(|k| a.get(k) != b.get(k));
+    Ok(edit.map(|k| format!("{k} was {}, is now {}", show(a.get(&k)), show(b.get(&k)))))
+}
+
+/// Trains `learner` in `dir` to `cfg.steps`, with a progress bar, then writes the summary
+/// and closes the TensorBoard session.
+fn session(
+    cfg: &Resolved,
+    dir: &Path,
+    learner: &mut dyn Learner,
+    writer: &mut EventWriter,
+    state: &RunState,
+    quiet: bool,
+    progress_lines: bool,
+) -> anyhow::Result<()> {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} {wide_bar} {human_pos}/{human_len} steps {per_sec} {msg}")
             .context("progress bar template")?,
     );
+    bar.set_position(learner.env_steps());
+    bar.reset_eta();
     // Progress lines at most once per percent of the run, so a script's pipe stays quiet.
     let line_every = (cfg.steps / 100).max(1);
     let mut last_line: Option<u64> = None;
@@ -170,41 +361,44 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
             let _ = writeln!(out, "progress {} {}", p.step, p.total).and_then(|_| out.flush());
         }
         bar.set_position(p.step);
-        let mut msg = String::new();
-        if let Some(r) = p.last_return {
-            msg.push_str(&format!("return {r:.1}"));
-        }
         if let Some(e) = p.last_eval {
-            msg.push_str(&format!("  eval {e:.1}"));
+            bar.set_message(format!("eval {e:.1}"));
         }
-        bar.set_message(msg);
     };
-
-    // The video hook logs images through the same writer the training loop logs to.
+    let schedule = Schedule {
+        total_steps: cfg.steps,
+        eval_every: cfg.eval_every,
+        eval_episodes: cfg.eval_episodes,
+        checkpoint_every: cfg.checkpoint_every,
+    };
+    let checkpoints = dir.join("checkpoints");
+    // The video hook logs images through the same writer the training loop logs to. A
+    // resumed run records again because `capture_video` is part of its config.toml.
     let writer = RefCell::new(writer);
     let mut capture = match cfg.file.capture_video {
-        Some(true) => Some(crate::video::VideoCapture::new(&dir, &cfg.env)?),
+        Some(true) => Some(crate::video::VideoCapture::new(dir, &cfg.env)?),
         _ => None,
     };
     let capturing = capture.is_some();
     let mut on_eval = |step: u64, policy: &mut dyn Policy| -> anyhow::Result<()> {
         match capture.as_mut() {
-            Some(c) => c.capture(step, policy, &mut writer.borrow_mut()).with_context(|| format!("capturing the video at step {step}")),
+            Some(c) => c
+                .capture(step, policy, &mut writer.borrow_mut())
+                .with_context(|| format!("capturing the video at step {step}")),
             None => Ok(()),
         }
     };
-    let start = Instant::now();
     let result = {
         let mut ctx = RunCtx {
             logger: &mut SharedLog(&writer),
-            checkpoint_dir: Some(&dir.join("checkpoints")),
+            checkpoint_dir: Some(&checkpoints),
             progress: &mut on_progress,
             on_eval: capturing.then_some(&mut on_eval as _),
         };
-        train_agent(cfg, &mut ctx)
+        tame_agents::run::train(learner, &schedule, state, &mut ctx)
     };
     bar.finish_and_clear();
-    let mut writer = writer.into_inner();
+    let writer = writer.into_inner();
     let outcome = match result {
         Ok(summary) => summary,
         Err(e) => {
@@ -213,17 +407,16 @@ pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: b
             return Err(e).with_context(|| format!("run {}", dir.display()));
         }
     };
-    let summary = Summary::new(cfg, &outcome, start.elapsed().as_secs_f64());
-    let status = if outcome.interrupted { SessionStatus::Unknown } else { SessionStatus::Success };
+    let summary = Summary::new(cfg, &outcome, outcome.wall_seconds);
+    let status = if outcome.interrupted { SessionStatus::Interrupted } else { SessionStatus::Success };
     writer.finish(status)?;
-    summary.write(&dir)?;
-    Ok(dir)
+    summary.write(dir)
 }
 
 /// The run's event writer as the training loop's logger, shared with the video hook.
-struct SharedLog<'a>(&'a RefCell<EventWriter>);
+struct SharedLog<'a, 'w>(&'a RefCell<&'w mut EventWriter>);
 
-impl tame_agents::Logger for SharedLog<'_> {
+impl tame_agents::Logger for SharedLog<'_, '_> {
     fn scalar(&mut self, tag: &str, step: u64, value: f64) -> anyhow::Result<()> {
         self.0.borrow_mut().add_scalar(tag, step, value)
     }
@@ -232,31 +425,5 @@ impl tame_agents::Logger for SharedLog<'_> {
     }
     fn flush(&mut self) -> anyhow::Result<()> {
         self.0.borrow_mut().flush()
-    }
-}
-
-fn train_agent(cfg: &Resolved, ctx: &mut RunCtx) -> anyhow::Result<TrainSummary> {
-    let env = make_env(&cfg.env)?;
-    let eval_env = make_env(&cfg.env)?;
-    match cfg.agent {
-        AgentKind::Sac => {
-            let run = sac::SacRun {
-                config: cfg.file.sac.clone().unwrap_or_default(),
-                tau: cfg.tau,
-                seed: cfg.seed,
-                steps: cfg.steps,
-                eval_every: cfg.eval_every,
-                eval_episodes: cfg.eval_episodes,
-                threads: cfg.threads,
-            };
-            sac::train(&run, env, eval_env, ctx)
-        }
-        AgentKind::Es => {
-            let config = es::EsConfig { threads: cfg.threads, ..cfg.file.es.clone().unwrap_or_default() };
-            let name = cfg.env.clone();
-            let factory: es::EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
-            drop((env, eval_env));
-            es::train(&config, factory, cfg.steps, cfg.eval_every, ctx)
-        }
     }
 }

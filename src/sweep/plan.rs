@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
+use tame_agents::limits::{MAX_CONFIG_INT, MAX_TAU};
+use tame_agents::numfmt::{compact, exact_short};
+
+use crate::cli_values::{MAX_SIGMA, MAX_SWEEP_RUNS, MAX_SWEEP_SEEDS};
 use crate::run_dir::AgentKind;
 
 /// One temperature of the grid: a fixed τ ≥ 0 (0 is the hard argmax) or `auto`.
@@ -23,9 +27,9 @@ impl TauSpec {
             return Ok(TauSpec::Auto);
         }
         match t.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 => Ok(TauSpec::Fixed(v)),
-            Ok(v) => bail!("τ value {v} is out of range; accepted: a finite number ≥ 0 or 'auto'"),
-            Err(_) => bail!("τ value '{t}' is not a number; accepted: a finite number ≥ 0 or 'auto'"),
+            Ok(v) if (0.0..=MAX_TAU).contains(&v) => Ok(TauSpec::Fixed(v)),
+            Ok(_) => bail!("τ value {t} is out of range; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'"),
+            Err(_) => bail!("τ value '{t}' is not a number; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'"),
         }
     }
 
@@ -38,10 +42,12 @@ impl TauSpec {
     }
 }
 
+/// Exact (children get `--tau` from it, and sweep.json stores it) but short: 1e-300, not a
+/// 300-digit decimal.
 impl fmt::Display for TauSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TauSpec::Fixed(v) => write!(f, "{v}"),
+            TauSpec::Fixed(v) => f.write_str(&exact_short(*v)),
             TauSpec::Auto => write!(f, "auto"),
         }
     }
@@ -57,6 +63,42 @@ impl TryFrom<String> for TauSpec {
     type Error = anyhow::Error;
     fn try_from(s: String) -> anyhow::Result<TauSpec> {
         TauSpec::parse(&s)
+    }
+}
+
+/// Settings a sweep TOML file may hold besides the plan itself.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    pub agent: Option<AgentKind>,
+    pub env: Option<String>,
+    pub taus: Option<Vec<toml::Value>>,
+    pub sigmas: Option<Vec<f64>>,
+    pub seeds: Option<u64>,
+    pub steps: Option<u64>,
+    pub eval_every: Option<u64>,
+    pub config: Option<PathBuf>,
+    pub threshold: Option<f64>,
+    pub jobs: Option<usize>,
+    pub out: Option<PathBuf>,
+}
+
+impl SweepFile {
+    /// Parses a sweep file's text; unknown keys are errors that list the accepted ones.
+    pub fn from_toml(text: &str) -> anyhow::Result<SweepFile> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+    }
+
+    /// The file's `taus`: numbers or the word "auto".
+    pub fn tau_specs(taus: &[toml::Value]) -> anyhow::Result<Vec<TauSpec>> {
+        taus.iter()
+            .map(|v| match v {
+                toml::Value::String(s) => TauSpec::parse(s),
+                toml::Value::Float(f) => TauSpec::parse(&f.to_string()),
+                toml::Value::Integer(i) => TauSpec::parse(&i.to_string()),
+                other => bail!("τ value {other} in the sweep file is neither a number nor 'auto'"),
+            })
+            .collect()
     }
 }
 
@@ -107,12 +149,31 @@ impl SweepPlan {
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             bail!("threshold {t} is not a finite number; accepted: any finite return, e.g. --threshold 0.7");
         }
-        if self.steps == Some(0) {
-            bail!("--steps 0 is out of range; accepted: >= 1");
+        let int_max = format!("{MAX_CONFIG_INT} (the largest integer a TOML config can hold)");
+        if let Some(s) = self.steps.filter(|s| !(1..=MAX_CONFIG_INT).contains(s)) {
+            bail!("steps {s} is out of range; accepted: 1 to {int_max}");
+        }
+        if let Some(e) = self.eval_every.filter(|e| !(1..=MAX_CONFIG_INT).contains(e)) {
+            bail!("eval_every {e} is out of range; accepted: 1 to {int_max}");
+        }
+        if self.seeds.len() as u64 > MAX_SWEEP_SEEDS {
+            bail!("the sweep has {} seeds; accepted: 1 to {MAX_SWEEP_SEEDS} per grid point", self.seeds.len());
+        }
+        if let Some(&s) = self.seeds.iter().find(|&&s| s > MAX_CONFIG_INT) {
+            bail!("seed {s} is out of range; accepted: 0 to {int_max}");
+        }
+        let grid = self.taus.len().saturating_mul(self.sigmas.len().max(1)).saturating_mul(self.seeds.len());
+        if grid > MAX_SWEEP_RUNS {
+            bail!(
+                "the sweep has {} τ × {} σ × {} seeds = {grid} runs; accepted: at most {MAX_SWEEP_RUNS} runs per sweep",
+                self.taus.len(),
+                self.sigmas.len().max(1),
+                self.seeds.len()
+            );
         }
         tame_envs::spec(&self.env)?;
-        if let Some(s) = self.sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            bail!("σ value {s} is out of range; accepted: finite numbers > 0");
+        if let Some(s) = self.sigmas.iter().find(|s| !(**s > 0.0 && **s <= MAX_SIGMA)) {
+            bail!("σ value {} is out of range; accepted: numbers 0 < σ ≤ 1000", compact(*s));
         }
         if !self.sigmas.is_empty() && self.agent != AgentKind::Es {
             bail!("--sigmas is for the es agent (parameter-space smoothing); agent is {}", self.agent.name());
@@ -140,7 +201,7 @@ impl SweepPlan {
         for &tau in &self.taus {
             for &sigma in &sigmas {
                 for &seed in &self.seeds {
-                    let sigma_part = sigma.map(|s| format!("__sigma{s}")).unwrap_or_default();
+                    let sigma_part = sigma.map(|s| format!("__sigma{}", exact_short(s))).unwrap_or_default();
                     let name = format!("tau{tau}{sigma_part}__seed{seed}");
                     out.push(RunSpec { tau, sigma, seed, name });
                 }

@@ -23,7 +23,7 @@ fn group_label(tau: TauSpec, sigma: Option<f64>) -> String {
         t => format!("τ={t}"),
     };
     match sigma {
-        Some(s) => format!("{t}, σ={s}"),
+        Some(s) => format!("{t}, σ={}", tame_agents::numfmt::compact(s)),
         None => t,
     }
 }

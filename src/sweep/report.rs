@@ -37,7 +37,8 @@ pub struct RunRow {
     pub tau: TauSpec,
     pub sigma: Option<f64>,
     pub seed: u64,
-    /// `finished`, `skipped` (finished earlier) or `failed: ...`.
+    /// `finished`, `skipped` (finished earlier), `interrupted` (stopped with the sweep; the
+    /// next invocation resumes it), `not started` or `failed: ...`.
     pub outcome: String,
     pub steps: Option<u64>,
     pub final_return: Option<f64>,
@@ -161,6 +162,8 @@ pub fn summarize(
             outcome: match outcome {
                 RunOutcome::Skipped => "skipped".into(),
                 RunOutcome::Finished => "finished".into(),
+                RunOutcome::Interrupted => "interrupted".into(),
+                RunOutcome::NotStarted => "not started".into(),
                 RunOutcome::Failed(why) => format!("failed: {why}"),
             },
             steps: None,
@@ -171,7 +174,7 @@ pub fn summarize(
             success_rate: None,
             curve: Vec::new(),
         };
-        if !matches!(outcome, RunOutcome::Failed(_)) {
+        if matches!(outcome, RunOutcome::Skipped | RunOutcome::Finished) {
             let path = dir.join("summary.json");
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -213,7 +216,7 @@ pub fn summarize(
                 tau,
                 sigma,
                 seeds: members.len(),
-                failed: members.len() - ok.len(),
+                failed: members.iter().filter(|r| r.outcome.starts_with("failed")).count(),
                 final_return_mean: stats::mean(&finals),
                 final_return_ci_low: ci.map(|c| c.0),
                 final_return_ci_high: ci.map(|c| c.1),
@@ -248,7 +251,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
 
 /// Six decimals, except whole numbers (step counts, returns of 0/1 tasks), which print bare.
 fn cell(v: Option<f64>) -> String {
-    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { format!("{x:.6}") })
+    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { tame_agents::numfmt::table(x, 6) })
         .unwrap_or_default()
 }
 
@@ -314,7 +317,7 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         p.steps.map_or("the default number of".to_string(), |s| s.to_string())
     );
     if let Some(t) = summary.threshold {
-        let _ = writeln!(s, "Threshold for steps-to-threshold: {t}.");
+        let _ = writeln!(s, "Threshold for steps-to-threshold: {}.", tame_agents::numfmt::compact(t));
     }
     if let Some(g) = summary.exact_gamma {
         let _ = writeln!(
@@ -340,6 +343,14 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         for r in failed {
             let first = r.outcome.lines().next().unwrap_or_default();
             let _ = writeln!(s, "- `{}`: {}", r.name, first);
+        }
+    }
+    let unfinished: Vec<&RunRow> =
+        summary.runs.iter().filter(|r| matches!(r.outcome.as_str(), "interrupted" | "not started")).collect();
+    if !unfinished.is_empty() {
+        let _ = writeln!(s, "\n## Unfinished runs (the sweep was stopped; run it again to finish them)\n");
+        for r in unfinished {
+            let _ = writeln!(s, "- `{}`: {}", r.name, r.outcome);
         }
     }
     s

@@ -130,12 +130,15 @@ pub enum SessionStatus {
     Success,
     Failure,
     Running,
+    /// Stopped on request (SIGINT/SIGTERM), resumable. TensorBoard has no such status, so it
+    /// is written as STATUS_UNKNOWN; `tame inspect` tells it apart by the run's summary.json.
+    Interrupted,
 }
 
 impl SessionStatus {
     pub(crate) fn to_proto(self) -> i32 {
         match self {
-            SessionStatus::Unknown => proto::STATUS_UNKNOWN,
+            SessionStatus::Unknown | SessionStatus::Interrupted => proto::STATUS_UNKNOWN,
             SessionStatus::Success => proto::STATUS_SUCCESS,
             SessionStatus::Failure => proto::STATUS_FAILURE,
             SessionStatus::Running => proto::STATUS_RUNNING,

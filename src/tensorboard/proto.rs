@@ -12,7 +12,7 @@ pub struct Event {
     pub wall_time: f64,
     #[prost(int64, tag = "2")]
     pub step: i64,
-    #[prost(oneof = "event::What", tags = "3, 5")]
+    #[prost(oneof = "event::What", tags = "3, 5, 7")]
     pub what: Option<event::What>,
 }
 
@@ -25,8 +25,33 @@ pub mod event {
         FileVersion(String),
         #[prost(message, tag = "5")]
         Summary(super::Summary),
+        /// Field 7 (6 is the deprecated `log_message`).
+        #[prost(message, tag = "7")]
+        SessionLog(super::SessionLog),
     }
 }
+
+/// `tensorboard.SessionLog`: marks a (re)start. On a START at step S, TensorBoard drops every
+/// point it has read with step >= S, so that a resumed run's points replace the dead one's.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionLog {
+    /// One of the `SESSION_LOG_*` values.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    #[prost(string, tag = "2")]
+    pub checkpoint_path: String,
+    #[prost(string, tag = "3")]
+    pub msg: String,
+}
+
+/// `tensorboard.SessionLog.SessionStatus` values.
+#[allow(dead_code)] // the full enum, as in the .proto
+pub const SESSION_LOG_UNSPECIFIED: i32 = 0;
+pub const SESSION_LOG_START: i32 = 1;
+#[allow(dead_code)]
+pub const SESSION_LOG_STOP: i32 = 2;
+#[allow(dead_code)]
+pub const SESSION_LOG_CHECKPOINT: i32 = 3;
 
 /// `tensorboard.Summary`.
 #[derive(Clone, PartialEq, prost::Message)]

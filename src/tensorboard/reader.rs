@@ -56,7 +56,9 @@ pub struct RunHParams {
     pub end: Option<(SessionStatus, f64)>,
 }
 
-/// Everything read from one run's event files, in file-name then record order.
+/// Everything read from one run's event files, in file-name then record order, after
+/// TensorBoard's restart rule (a `SessionLog` START at step S drops the points before it
+/// with step >= S).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RunEvents {
     pub files: Vec<PathBuf>,
@@ -113,7 +115,7 @@ pub fn find_runs(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// The event files directly inside `dir`, sorted by name as TensorBoard reads them.
-fn event_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn event_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
@@ -142,8 +144,14 @@ fn read_file(file: &Path, bytes: &[u8], run: &mut RunEvents) {
 }
 
 fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
-    let Some(event::What::Summary(summary)) = ev.what else {
-        return;
+    let summary = match ev.what {
+        Some(event::What::Summary(summary)) => summary,
+        Some(event::What::SessionLog(log)) if log.status == proto::SESSION_LOG_START => {
+            // Negative steps purge everything, as in TensorBoard.
+            purge_from(run, u64::try_from(ev.step).unwrap_or(0));
+            return;
+        }
+        _ => return,
     };
     let Ok(step) = u64::try_from(ev.step) else {
         run.problems.push(format!("{}: negative step {}", file.display(), ev.step));
@@ -195,6 +203,23 @@ fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
             },
             _ => {}
         }
+    }
+}
+
+/// TensorBoard's rule for a restart (EventAccumulator's `_CheckForRestartAndMaybePurge`): a
+/// `SessionLog` START at step `start` drops every point read so far with step >= `start`, in
+/// every series, so that a resumed run's points replace those the dead process logged after
+/// its checkpoint.
+fn purge_from(run: &mut RunEvents, start: u64) {
+    run.scalars.values_mut().for_each(|ps| ps.retain(|p| p.step < start));
+    run.histograms.values_mut().for_each(|ps| ps.retain(|p| p.step < start));
+    run.texts.values_mut().for_each(|ps| ps.retain(|p| p.step < start));
+    run.scalars.retain(|_, ps| !ps.is_empty());
+    run.histograms.retain(|_, ps| !ps.is_empty());
+    run.texts.retain(|_, ps| !ps.is_empty());
+    // hparams records are tensors at step 0, purged alike (only a START at step 0 reaches them).
+    if start == 0 {
+        run.hparams = None;
     }
 }
 

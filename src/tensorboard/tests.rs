@@ -195,3 +195,58 @@ fn runs_are_found_at_any_depth() {
     assert_eq!(names, [PathBuf::from("c"), "sweep/a".into(), "sweep/b".into()]);
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn a_resumed_file_sorts_after_files_from_other_hosts_and_skewed_clocks() {
+    let dir = scratch_dir("resume-order");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Written by another machine whose clock ran ahead; its host and pid sort after ours.
+    let foreign = dir.join("events.out.tfevents.1999999999.zz-other-host.99999.7");
+    let mut w = EventWriter::create(&dir).unwrap();
+    w.add_scalar("x", 1, 1.0).unwrap();
+    drop(w);
+    std::fs::rename(super::reader::event_files(&dir).unwrap().pop().unwrap(), &foreign).unwrap();
+    let resumed = EventWriter::resume(&dir, 2).unwrap();
+    assert!(resumed.path() > foreign.as_path(), "{:?} sorts before {foreign:?}", resumed.path());
+    let again = EventWriter::resume(&dir, 3).unwrap();
+    assert!(again.path() > resumed.path(), "{:?} sorts before {:?}", again.path(), resumed.path());
+    assert_eq!(super::reader::event_files(&dir).unwrap().last().map(PathBuf::as_path), Some(again.path()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resuming_after_a_file_with_a_foreign_name_is_refused_naming_it() {
+    let dir = scratch_dir("resume-foreign");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("events.out.tfevents.zzz"), b"").unwrap();
+    let err = EventWriter::resume(&dir, 5).unwrap_err().to_string();
+    assert!(err.contains("events.out.tfevents.zzz"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_start_at_step_s_drops_the_points_read_before_with_step_s_or_more() {
+    let dir = scratch_dir("purge");
+    let mut w = EventWriter::create(&dir).unwrap();
+    w.write_hparams(&HParams::new().with("seed", 1u64)).unwrap();
+    w.add_text("config", 0, "c").unwrap();
+    for step in 1..=10 {
+        w.add_scalar("a", step, step as f64).unwrap();
+        w.add_histogram("h", step, &[step as f64]).unwrap();
+    }
+    w.add_text("late", 9, "dropped").unwrap();
+    drop(w);
+    let mut w = EventWriter::resume(&dir, 6).unwrap();
+    w.add_scalar("a", 6, 60.0).unwrap();
+    drop(w);
+    let run = read_events(&dir).unwrap();
+    let a: Vec<(u64, f64)> = run.scalars["a"].iter().map(|p| (p.step, p.value)).collect();
+    assert_eq!(a, vec![(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 60.0)]);
+    assert_eq!(run.histograms["h"].iter().map(|p| p.step).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert!(!run.texts.contains_key("late"));
+    assert_eq!(run.texts["config"].len(), 1);
+    assert!(run.hparams.is_some(), "hparams at step 0 survive a START at 6");
+    assert_eq!(run.files.len(), 2);
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

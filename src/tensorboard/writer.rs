@@ -13,6 +13,7 @@ use prost::Message;
 use super::hparams::{HParams, SessionStatus};
 use super::proto::{self, event, hparams_plugin_data, summary_value};
 use super::record;
+use crate::fsutil::friendly_io;
 
 /// Default time between durable flushes.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -50,19 +51,50 @@ impl std::fmt::Debug for EventWriter {
 impl EventWriter {
     /// Creates `dir` if needed and a new event file in it, never reusing an existing name.
     pub fn create(dir: &Path) -> anyhow::Result<EventWriter> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Self::open(dir, None)
+    }
+
+    /// Continues a run that stopped or died: a new event file in `dir` whose name sorts after
+    /// every event file there (TensorBoard reads them in name order), even in the same second,
+    /// from another host or after the clock stepped back; it opens with a `SessionLog` START
+    /// at `step`. TensorBoard, and [`read_events`](super::read_events), then drop every point
+    /// read before with step >= `step`: call it with the step after the checkpoint resumed
+    /// from, so that what the dead process logged after its checkpoint is replaced, not doubled.
+    pub fn resume(dir: &Path, step: u64) -> anyhow::Result<EventWriter> {
+        let last = super::reader::event_files(dir)?.pop();
+        let last_name = last.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let mut writer = Self::open(dir, last_name.as_deref())?;
+        let start = proto::SessionLog { status: proto::SESSION_LOG_START, ..Default::default() };
+        writer.push(checked_step("SessionLog START", step)?, event::What::SessionLog(start))?;
+        writer.flush()?;
+        Ok(writer)
+    }
+
+    /// A new event file in `dir`, named after `after` (a file name) when given.
+    fn open(dir: &Path, after: Option<&str>) -> anyhow::Result<EventWriter> {
+        fs::create_dir_all(dir).map_err(|e| friendly_io(e, "creating log directory", dir))?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // A later second than the last file's puts the new name after it, whatever the host
+        // and pid parts (which do not sort numerically) say.
+        let secs = after.and_then(file_secs).map_or(now, |last| now.max(last + 1));
         let host = hostname();
         let pid = std::process::id();
         let (path, file) = loop {
             let n = NEXT_SUFFIX.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!("events.out.tfevents.{secs}.{host}.{pid}.{n}"));
+            let name = format!("events.out.tfevents.{secs}.{host}.{pid}.{n}");
+            if let Some(after) = after.filter(|after| name.as_str() <= *after) {
+                bail!(
+                    "cannot name a new event file in {} that TensorBoard reads after {after} \
+                     (not a name of the form events.out.tfevents.<secs>.<host>...); move that file away",
+                    dir.display()
+                );
+            }
+            let path = dir.join(name);
             // create_new: another process in another pid namespace may have taken the name.
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => break (path, file),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+                Err(e) => return Err(friendly_io(e, "creating", &path)),
             }
         };
         let mut writer = EventWriter {
@@ -184,9 +216,7 @@ impl EventWriter {
     /// Writes every buffered record to the file and fsyncs it: on disk when this returns.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.write_out()?;
-        self.file
-            .sync_data()
-            .with_context(|| format!("syncing TensorBoard events to {}", self.path.display()))?;
+        self.file.sync_data().map_err(|e| friendly_io(e, "syncing", &self.path))?;
         self.last_flush = Instant::now();
         Ok(())
     }
@@ -198,7 +228,7 @@ impl EventWriter {
         let result = self.file.write_all(&self.buf);
         // Dropped even on failure: a retry after a partial write would corrupt the file.
         self.buf.clear();
-        result.with_context(|| format!("writing TensorBoard events to {}", self.path.display()))
+        result.map_err(|e| friendly_io(e, "writing", &self.path))
     }
 
     fn push_hparams(&mut self, tag: &str, data: hparams_plugin_data::Data) -> anyhow::Result<()> {
@@ -267,6 +297,11 @@ impl tame_agents::Logger for EventWriter {
     fn flush(&mut self) -> anyhow::Result<()> {
         EventWriter::flush(self)
     }
+}
+
+/// The `<secs>` of an `events.out.tfevents.<secs>.<host>...` file name.
+fn file_secs(name: &str) -> Option<u64> {
+    name.strip_prefix("events.out.tfevents.")?.split('.').next()?.parse().ok()
 }
 
 fn checked_step(tag: &str, step: u64) -> anyhow::Result<i64> {

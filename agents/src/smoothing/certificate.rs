@@ -15,6 +15,7 @@ use super::moreau::moreau_envelope;
 use super::ops::{huber, normal_cdf, normal_pdf, sigmoid, softplus, GELU_GAP};
 use super::SmoothingError;
 use crate::exact::{self, ExactError};
+use crate::numfmt::compact;
 
 /// A built-in non-smooth objective of one variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,11 +326,13 @@ pub fn certify(
         _ => None,
     };
     let mut notes = vec![format!(
-        "L(x) = {}, smoothed by {} with eps = {eps} ({}); measured on {} grid points over [-{range}, {range}]",
+        "L(x) = {}, smoothed by {} with eps = {} ({}); measured on {} grid points over [-{r}, {r}]",
         objective.formula(),
         smoothing.name(),
+        compact(eps),
         smoothing.eps_meaning(),
-        xs.len()
+        xs.len(),
+        r = compact(range)
     )];
     match objective {
         Objective::ZeroOne => notes.push(
@@ -354,11 +357,12 @@ pub fn certify(
 
 fn validate(objective: Objective, smoothing: Smoothing, eps: f64, range: f64) -> Result<(), SmoothingError> {
     if !(eps > 0.0 && eps.is_finite()) {
-        return Err(SmoothingError::BadParameter(format!("eps = {eps}; it must be a positive finite width")));
+        return Err(SmoothingError::BadParameter(format!("eps = {}; it must be a positive finite width", compact(eps))));
     }
     if !(range >= 2.0 && range.is_finite()) {
         return Err(SmoothingError::BadParameter(format!(
-            "range = {range}; it must be at least 2 so that the grid holds every kink (at 0, 1 and 4/3)"
+            "range = {}; it must be at least 2 so that the grid holds every kink (at 0, 1 and 4/3)",
+            compact(range)
         )));
     }
     if !objective.accepted().contains(&smoothing) {
@@ -489,8 +493,8 @@ pub fn certify_gridworld(table: &TransitionTable, gamma: f64, tau: f64) -> Resul
             Entry { name: "policy_gap", meaning: "max_s V*(s) - V^{pi*_tau}(s)".into(), measured: max_diff(&c.hard.v, &c.v_pi_tau), bound: Some(bound) },
         ],
         notes: vec![format!(
-            "eps = tau = {tau}, gamma = {gamma}, |A| = {}; bounds tau*log|A|/(1-gamma) = {bound:.6e} (Geist, Scherrer & Pietquin 2019) and 1/(2 tau); {} soft sweeps, residual {:.3e}",
-            table.n_actions, c.reference.iterations, c.reference.residual
+            "eps = tau = {}, gamma = {}, |A| = {}; bounds tau*log|A|/(1-gamma) = {bound:.6e} (Geist, Scherrer & Pietquin 2019) and 1/(2 tau); {} soft sweeps, residual {:.3e}",
+            compact(tau), compact(gamma), table.n_actions, c.reference.iterations, c.reference.residual
         )],
     })
 }

@@ -41,7 +41,7 @@ pub struct GaussianSmoothing {
 impl GaussianSmoothing {
     pub fn new(eps: f64, samples: usize, antithetic: bool) -> Result<Self, SmoothingError> {
         if !(eps > 0.0 && eps.is_finite()) {
-            return Err(SmoothingError::BadParameter(format!("eps = {eps}; it must be a positive finite width")));
+            return Err(SmoothingError::BadParameter(format!("eps = {}; it must be a positive finite width", crate::numfmt::compact(eps))));
         }
         let min = if antithetic { 4 } else { 2 };
         if samples < min || (antithetic && samples % 2 == 1) {
