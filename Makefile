@@ -21,3 +21,4 @@ bench: setup
 	target/release/tame bench sac
 	target/release/tame bench tb
 	target/release/tame bench render
+	target/release/tame bench stats

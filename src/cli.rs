@@ -32,6 +32,9 @@ enum Command {
     /// Soft against hard argmax across temperatures τ (and ES widths σ) and seeds: runs,
     /// summary table (CSV, Markdown, JSON) and plots.
     Sweep(cmd::sweep::SweepArgs),
+    /// Recompute a sweep's report from its run directories (aggregates with stratified bootstrap
+    /// CIs, profiles, probability of improvement, plots), or compare two sweeps (--against).
+    Report(cmd::report::ReportArgs),
     /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
     Inspect(cmd::inspect::InspectArgs),
     /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
@@ -52,6 +55,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Render(a) => cmd::render::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Report(a) => cmd::report::run(a),
         Command::Solve(a) => cmd::solve::run(a),
         Command::Certify(a) => cmd::certify::run(a),
     }

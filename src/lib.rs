@@ -12,6 +12,6 @@ pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;
 pub mod policy_map;
-mod stats;
+pub mod stats;
 pub mod sweep;
 pub mod video;

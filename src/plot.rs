@@ -1,5 +1,7 @@
 //! PNG plots for reports: line panels (optional log axes, confidence bands, dashed bounds,
-//! labelled vertical markers) and heat maps with arrows (gridworld values and policies).
+//! labelled vertical markers), interval panels (one labelled row per method: a point and its
+//! confidence interval, as rliable draws aggregates) and heat maps with arrows (gridworld
+//! values and policies).
 //!
 //! Everything is drawn into an in-memory RGB buffer with plotters and written with
 //! [`crate::fsutil::write_atomic`], so a reader never sees half a PNG. Text uses the bundled
@@ -86,6 +88,110 @@ pub struct HeatPanel {
     pub arrows: Vec<Vec<(f64, f64)>>,
     /// Print each cell's value.
     pub annotate: bool,
+}
+
+/// One row of an [`IntervalPanel`]: a label, a point estimate and its interval.
+#[derive(Clone, Debug, Default)]
+pub struct IntervalRow {
+    pub label: String,
+    pub point: f64,
+    /// `None`: drawn as the point alone.
+    pub interval: Option<(f64, f64)>,
+    /// Palette index.
+    pub color: usize,
+}
+
+/// Rows of intervals over one horizontal axis, first row on top.
+#[derive(Clone, Debug, Default)]
+pub struct IntervalPanel {
+    pub title: String,
+    pub x_label: String,
+    pub rows: Vec<IntervalRow>,
+    /// Fixed horizontal range (e.g. [0, 1] for probabilities); `None` fits the data.
+    pub x_range: Option<(f64, f64)>,
+    /// A dashed vertical reference line (e.g. 0.5, a tie).
+    pub x_marker: Option<f64>,
+    /// Width of the label column, pixels.
+    pub label_width: u32,
+}
+
+/// Draws interval panels side by side, each `width` pixels wide, into `path`.
+pub fn interval_panels(path: &Path, panels: &[IntervalPanel], width: u32) -> anyhow::Result<()> {
+    let rows = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1).max(1);
+    let height = 110 + 34 * rows as u32;
+    render(path, (width * panels.len().max(1) as u32, height), |root| {
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (panel, area) in panels.iter().zip(&areas) {
+            draw_interval_panel(area, panel)?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_interval_panel(area: &Area<'_>, panel: &IntervalPanel) -> anyhow::Result<()> {
+    let n = panel.rows.len().max(1) as i32;
+    let (x0, x1) = panel.x_range.unwrap_or_else(|| {
+        let (lo, hi) = padded_range(panel.rows.iter().flat_map(|r| {
+            let (lo, hi) = r.interval.unwrap_or((r.point, r.point));
+            [r.point, lo, hi]
+        }));
+        // At least 0.1 wide (scores are normalized to about [0, 1]), so that near-equal
+        // values do not fill the panel with identical tick labels.
+        let mid = (lo + hi) / 2.0;
+        if hi - lo < 0.1 { (mid - 0.05, mid + 0.05) } else { (lo, hi) }
+    });
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(panel.label_width)
+        // A segmented axis has one segment more than its range: 0..n−1 gives n rows.
+        .build_cartesian_2d(x0..x1, (0..n - 1).into_segmented())
+        .map_err(plot_err)?;
+    // Row 0 on top: segment i holds row n − 1 − i.
+    let label_of = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) if *i >= 0 && *i < n => {
+            panel.rows.get((n - 1 - i) as usize).map_or(String::new(), |r| r.label.clone())
+        }
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .x_desc(panel.x_label.as_str())
+        .x_label_formatter(&|v| tick_label(false, *v))
+        .y_label_formatter(&label_of)
+        .y_labels(n as usize)
+        .label_style((FONT, 13))
+        .disable_y_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(plot_err)?;
+    if let Some(m) = panel.x_marker {
+        let grey = RGBColor(90, 90, 90);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(m, SegmentValue::Exact(0)), (m, SegmentValue::Exact(n))],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(plot_err)?;
+    }
+    let tick = 0.004 * (x1 - x0);
+    for (k, row) in panel.rows.iter().enumerate() {
+        let i = n - 1 - k as i32;
+        let color = PALETTE[row.color % PALETTE.len()];
+        let (lo, hi) = row.interval.unwrap_or((row.point, row.point));
+        let mut bar = Rectangle::new([(lo, SegmentValue::Exact(i)), (hi, SegmentValue::Exact(i + 1))], color.mix(0.55).filled());
+        bar.set_margin(7, 7, 0, 0);
+        let mut point = Rectangle::new(
+            [(row.point - tick, SegmentValue::Exact(i)), (row.point + tick, SegmentValue::Exact(i + 1))],
+            BLACK.filled(),
+        );
+        point.set_margin(4, 4, 0, 0);
+        chart.draw_series([bar, point]).map_err(plot_err)?;
+    }
+    Ok(())
 }
 
 /// Draws `panels` in a grid of `columns` columns, each panel 640×420 pixels, into `path`.
@@ -180,9 +286,10 @@ fn axis(log: bool) -> impl Fn(f64) -> Option<f64> {
 
 fn tick_label(log: bool, v: f64) -> String {
     let real = if log { 10f64.powf(v) } else { v };
-    if real == 0.0 {
+    // Rounding noise of a linear axis through zero (e.g. −1e-16) prints as 0.
+    if real == 0.0 || (!log && real.abs() < 1e-9) {
         "0".into()
-    } else if real.abs() >= 1e4 || real.abs() < 1e-2 {
+    } else if real.abs() >= 1e4 || real.abs() < if log { 1e-2 } else { 1e-3 } {
         format!("{real:.0e}")
     } else {
         format!("{}", (real * 1000.0).round() / 1000.0)
@@ -382,7 +489,20 @@ mod tests {
             annotate: true,
         };
         heat_panels(&heat, &[hp.clone(), hp]).unwrap();
-        for p in [line, heat] {
+        let iv = dir.join("intervals.png");
+        let ip = IntervalPanel {
+            title: "IQM".into(),
+            x_label: "score".into(),
+            rows: vec![
+                IntervalRow { label: "a".into(), point: 0.5, interval: Some((0.2, 0.7)), color: 0 },
+                IntervalRow { label: "b".into(), point: 0.9, interval: None, color: 1 },
+            ],
+            x_range: None,
+            x_marker: Some(0.5),
+            label_width: 80,
+        };
+        interval_panels(&iv, &[ip.clone(), ip], 400).unwrap();
+        for p in [line, heat, iv] {
             let bytes = std::fs::read(&p).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
             assert!(bytes.len() > 2000, "{} is only {} bytes", p.display(), bytes.len());

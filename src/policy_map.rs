@@ -105,24 +105,36 @@ fn objective(cfg: &crate::run_dir::Resolved) -> (f64, Regularizer) {
     }
 }
 
-/// `tame sweep`'s policy maps, written to `out/policy_maps.png` (see [`sweep_policy_maps`]).
-/// `Ok(None)` when the env is not a gridworld or the agent's actions have no distribution.
-pub fn write_sweep_policy_maps(plan: &SweepPlan, out: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let Some((layout, columns)) = sweep_policy_maps(plan, out)? else {
-        return Ok(None);
-    };
-    let path = out.join("policy_maps.png");
-    draw_policy_maps(&path, &layout, &columns)?;
-    Ok(Some(path))
+/// `tame sweep`'s policy maps (see [`sweep_policy_maps`]), one file per gridworld env of the
+/// plan: `out/policy_maps.png` for a one-env sweep, `out/policy_maps-<env>.png` for several.
+/// Envs that are not gridworlds, or agents whose actions have no distribution, get none.
+pub fn write_sweep_policy_maps(plan: &SweepPlan, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for env in &plan.envs {
+        let Some((layout, columns)) = sweep_policy_maps(plan, env, out)? else { continue };
+        let name = match plan.envs.len() {
+            1 => "policy_maps.png".to_string(),
+            _ => format!("policy_maps-{}.png", crate::sweep::env_slug(env)),
+        };
+        let path = out.join(name);
+        draw_policy_maps(&path, &layout, &columns)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
-/// For each τ of the plan, the lowest finished seed's learned π(·|s) (the first σ for ES)
-/// and the exact π*_τ under the run's γ and regularizer.
-pub fn sweep_policy_maps(plan: &SweepPlan, out: &Path) -> anyhow::Result<Option<(GridLayout, Vec<(MapPanel, MapPanel)>)>> {
-    let (Ok(layout), Ok(table)) = (tame_envs::grid_layout(&plan.env), tame_envs::transition_table(&plan.env)) else {
+/// For each τ of the plan, the lowest finished seed's learned π(·|s) on `env` (the first σ
+/// for ES) and the exact π*_τ under the run's γ and regularizer; `None` if `env` is not a
+/// gridworld.
+pub fn sweep_policy_maps(
+    plan: &SweepPlan,
+    env: &str,
+    out: &Path,
+) -> anyhow::Result<Option<(GridLayout, Vec<(MapPanel, MapPanel)>)>> {
+    let (Ok(layout), Ok(table)) = (tame_envs::grid_layout(env), tame_envs::transition_table(env)) else {
         return Ok(None);
     };
-    let runs = plan.runs();
+    let runs: Vec<_> = plan.runs().into_iter().filter(|r| r.env == env).collect();
     let mut columns = Vec::new();
     for tau in &plan.taus {
         let label = match tau {
@@ -149,7 +161,7 @@ pub fn sweep_policy_maps(plan: &SweepPlan, out: &Path) -> anyhow::Result<Option<
         let exact = match tau.value() {
             Some(t) => {
                 let c = tame_agents::exact::compare(&table, gamma, t, regularizer)
-                    .with_context(|| format!("exact solution of {} at τ = {t}", plan.env))?;
+                    .with_context(|| format!("exact solution of {env} at τ = {t}"))?;
                 MapPanel {
                     title: format!("{label}: exact π*_τ (γ {gamma})"),
                     probs: Some(per_cell(&layout, |s| Some(c.soft_policy[s].clone()))),

@@ -30,7 +30,7 @@ fn sweep_on_a_gridworld_writes_policy_maps_hard_and_soft() {
     assert_eq!((info.width, info.height), (2 * 296, 2 * 316));
 
     let plan: SweepPlan = serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
-    let (layout, columns) = sweep_policy_maps(&plan, Path::new(&out)).unwrap().expect("a gridworld has maps");
+    let (layout, columns) = sweep_policy_maps(&plan, &plan.envs[0], Path::new(&out)).unwrap().expect("a gridworld has maps");
     assert_eq!(layout.cells.iter().collect::<String>(), "SFFFFHFHFFFHHFFG");
     assert_eq!(columns.len(), 2);
     for (i, (learned, exact)) in columns.iter().enumerate() {

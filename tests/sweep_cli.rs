@@ -186,3 +186,97 @@ fn bad_sweeps_are_refused_by_name() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+fn tame(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tame")).args(args).output().unwrap()
+}
+
+#[test]
+fn several_envs_are_normalized_aggregated_reported_and_compared() {
+    let dir = tmp("envs");
+    let config = tiny_config(&dir);
+    let out = dir.join("sweep");
+    let (config_s, out_s) = (config.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["--quiet", "--taus", "0,0.1", "--steps", "300", "--jobs", "2", "--config", config_s];
+    let run = tame(&[&["sweep", "--envs", "frozenlake-noslip,frozenlake", "--seeds", "2", "--out", out_s], &common[..]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for f in ["aggregates.png", "aggregates_auc.png", "performance_profiles.png", "probability_of_improvement.png", "sample_efficiency.png"] {
+        let bytes = std::fs::read(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(&bytes[1..4], b"PNG", "{f}");
+    }
+    let summary = json(&out.join("summary.json"));
+    // Normalization: exact, within the time limit; the slippery lake's optimum is below 1.
+    let norm = &summary["normalization"];
+    assert_eq!(norm["frozenlake-noslip"]["reference"], 1.0);
+    let slippery = norm["frozenlake"]["reference"].as_f64().unwrap();
+    assert!(slippery > 0.7 && slippery < 0.8, "{norm}");
+    // Each run's score is its own final return normalized, its directory named by env.
+    for r in summary["runs"].as_array().unwrap() {
+        let env = r["env"].as_str().unwrap();
+        let name = r["name"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{env}__tau")), "{name}");
+        let ret = json(&out.join("runs").join(name).join("summary.json"))["final_eval_return_mean"].as_f64().unwrap();
+        let (lo, hi) = (norm[env]["random"].as_f64().unwrap(), norm[env]["reference"].as_f64().unwrap());
+        assert!(close(&r["score"], (ret - lo) / (hi - lo)), "{r}");
+    }
+    let a = &summary["analysis"];
+    assert_eq!(a["methods"].as_array().unwrap().len(), 2);
+    assert_eq!(a["methods"][0]["runs_per_env"], serde_json::json!([2, 2]));
+    assert_eq!(a["lead"][0]["x"], "τ=0.1");
+    assert_eq!(a["lead"][0]["y"], "τ=0 (hard)");
+    assert!(a["methods"][1]["final_return"]["ci"].is_array(), "two seeds: an interval");
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.find("Each τ against τ = 0").unwrap() < md.find("## Aggregates").unwrap(), "{md}");
+    assert_eq!(summary["groups"].as_array().unwrap().len(), 4, "2 envs × 2 τ");
+
+    // `tame report` recomputes the same analysis from the run directories alone.
+    let report = tame(&["report", out_s, "--quiet"]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert_eq!(json(&out.join("summary.json"))["analysis"], summary["analysis"]);
+
+    // A run without its summary counts as failed: kept out and reported.
+    let gone = out.join("runs").join("frozenlake__tau0.1__seed1");
+    std::fs::remove_file(gone.join("summary.json")).unwrap();
+    let report = tame(&["report", out_s, "--quiet"]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let after = json(&out.join("summary.json"));
+    assert_eq!(after["analysis"]["methods"][1]["runs_per_env"], serde_json::json!([2, 1]));
+    let notes = after["analysis"]["notes"].to_string();
+    assert!(notes.contains("frozenlake__tau0.1__seed1"), "{notes}");
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("Failed runs"));
+
+    // One seed: points without intervals, and the summary says so. Then the two sweeps are
+    // compared on the env they share.
+    let single = dir.join("single");
+    let single_s = single.to_str().unwrap();
+    let run = tame(&[&["sweep", "--env", "frozenlake-noslip", "--seeds", "1", "--out", single_s], &common[..]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let one = json(&single.join("summary.json"));
+    assert!(one["analysis"]["methods"][0]["final_return"]["ci"].is_null(), "{}", one["analysis"]);
+    assert!(one["analysis"]["notes"].to_string().contains("no confidence"));
+    assert!(std::fs::read_to_string(single.join("summary.md")).unwrap().contains("no CI"));
+    let cmp = dir.join("cmp");
+    let compare = tame(&["report", out_s, "--against", single_s, "--out", cmp.to_str().unwrap(), "--quiet"]);
+    assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stderr));
+    let c = json(&cmp.join("summary.json"));
+    assert_eq!(c["envs"], serde_json::json!(["frozenlake-noslip"]));
+    assert_eq!(c["analysis"]["methods"].as_array().unwrap().len(), 4);
+    assert_eq!(c["analysis"]["lead"].as_array().unwrap().len(), 2, "same τ on both sides");
+    assert!(cmp.join("probability_of_improvement.png").is_file());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_env_without_a_normalization_is_refused_before_any_run() {
+    let dir = tmp("nonorm");
+    let out = dir.join("s");
+    let r = tame(&["sweep", "--quiet", "--envs", "frozenlake,pendulum:discrete=3", "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(stderr.contains("'pendulum:discrete=3'") && stderr.contains("[normalization.\"pendulum:discrete=3\"]"), "{stderr}");
+    assert!(!out.join("runs").exists(), "nothing ran");
+    // A threshold cannot apply to two envs.
+    let r = tame(&["sweep", "--quiet", "--envs", "frozenlake,cartpole", "--threshold", "1", "--out", out.to_str().unwrap()]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("[thresholds]"));
+    std::fs::remove_dir_all(&dir).ok();
+}

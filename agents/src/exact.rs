@@ -256,6 +256,65 @@ pub fn reference_values(
     compare(table, gamma, tau, regularizer).map(|c| c.reference)
 }
 
+/// Undiscounted expected returns at the start state within a horizon, the quantity an
+/// evaluation episode measures: the sum of rewards until termination or truncation.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct HorizonValues {
+    /// Steps per episode; `None`: no time limit (iterated until the values settle).
+    pub horizon: Option<u32>,
+    /// Finite-horizon optimal value: `max` over (time-dependent) policies of the expected
+    /// return within the horizon, by backward induction.
+    pub optimal: f64,
+    /// Expected return of the uniform random policy within the horizon.
+    pub uniform: f64,
+}
+
+/// Finite-horizon, undiscounted dynamic programming: `V_0 = 0` and
+/// `V_k(s) = backup_a Σ P(s',r,done|s,a) (r + (1−done) V_{k−1}(s'))`, where `V_k` is the value
+/// with `k` steps left; `V_T` is the value of an episode truncated after `T` steps. Without a
+/// horizon the recursion runs until `‖V_k − V_{k−1}‖∞ ≤ 1e-12·max(1, ‖V_k‖∞)`, which happens
+/// when the episode ends with probability one (else [`ExactError::NotConverged`]).
+fn horizon_values(
+    table: &TransitionTable,
+    horizon: Option<u32>,
+    backup: impl Fn(&[f64]) -> f64,
+) -> Result<Vec<f64>, ExactError> {
+    check_table(table)?;
+    const MAX_ITERATIONS: usize = 10_000_000;
+    let steps = horizon.map_or(MAX_ITERATIONS, |t| t as usize);
+    let mut v = vec![0.0; table.n_states];
+    let mut next = vec![0.0; table.n_states];
+    let mut qs = vec![0.0; table.n_actions];
+    let mut residual = f64::INFINITY;
+    for _ in 0..steps {
+        residual = 0.0;
+        let mut scale: f64 = 1.0;
+        for s in 0..table.n_states {
+            q_row(table, 1.0, &v, s, &mut qs);
+            next[s] = backup(&qs);
+            residual = residual.max((next[s] - v[s]).abs());
+            scale = scale.max(next[s].abs());
+        }
+        std::mem::swap(&mut v, &mut next);
+        if horizon.is_none() && residual <= 1e-12 * scale {
+            return Ok(v);
+        }
+    }
+    match horizon {
+        Some(_) => Ok(v),
+        None => Err(ExactError::NotConverged { iterations: MAX_ITERATIONS, residual, tol: 1e-12 }),
+    }
+}
+
+/// The finite-horizon optimal and uniform-policy returns at the start state, undiscounted,
+/// within `horizon` steps (the env's time limit): the two ends of a normalized score.
+pub fn horizon_start_values(table: &TransitionTable, horizon: Option<u32>) -> Result<HorizonValues, ExactError> {
+    let n = table.n_actions as f64;
+    let optimal = horizon_values(table, horizon, |qs| qs.iter().copied().fold(f64::NEG_INFINITY, f64::max))?;
+    let uniform = horizon_values(table, horizon, |qs| qs.iter().sum::<f64>() / n)?;
+    Ok(HorizonValues { horizon, optimal: start_value(table, &optimal), uniform: start_value(table, &uniform) })
+}
+
 /// `τ·log Σ exp(x/τ)`, shifted by the max so that every exponent is ≤ 0.
 pub(crate) fn log_sum_exp(x: &[f64], tau: f64) -> f64 {
     let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -436,6 +495,49 @@ mod tests {
         let sol = soft_value_iteration(&bandit(1.0, 0.5), 0.9, tau, SolveOptions::default()).unwrap();
         let want = tau * ((1.0f64 / tau).exp() + (0.5f64 / tau).exp()).ln();
         assert!((sol.v[0] - want).abs() < 1e-12);
+    }
+
+    /// A corridor 0 → 1 → 2 (goal, reward 1, terminates); action 0 moves right, action 1
+    /// stays. Optimal within T steps: 1 if T ≥ 2. Uniform: the goal needs two "right"s in T
+    /// coin flips, so P = 1 − (T+1)/2^T for the first T steps.
+    fn corridor() -> TransitionTable {
+        let go = |s: usize| {
+            let (next, reward, terminated) = if s == 1 { (2, 1.0, true) } else { (s + 1, 0.0, false) };
+            vec![Outcome { prob: 1.0, next_state: next, reward, terminated }]
+        };
+        let stay = |s: usize| vec![Outcome { prob: 1.0, next_state: s, reward: 0.0, terminated: false }];
+        TransitionTable {
+            n_states: 3,
+            n_actions: 2,
+            p: vec![vec![go(0), stay(0)], vec![go(1), stay(1)], vec![stay(2), stay(2)]],
+            initial: vec![(0, 1.0)],
+        }
+    }
+
+    #[test]
+    fn finite_horizon_values_are_exact_on_a_corridor() {
+        let t = corridor();
+        let one = horizon_start_values(&t, Some(1)).unwrap();
+        assert_eq!((one.optimal, one.uniform), (0.0, 0.0), "the goal is two steps away");
+        for horizon in [2u32, 3, 5, 10] {
+            let h = horizon_start_values(&t, Some(horizon)).unwrap();
+            let want = 1.0 - f64::from(horizon + 1) / 2f64.powi(horizon as i32);
+            assert_eq!(h.optimal, 1.0);
+            assert!((h.uniform - want).abs() < 1e-12, "T {horizon}: {} vs {want}", h.uniform);
+        }
+        // No limit: the uniform walker gets there with probability 1.
+        let inf = horizon_start_values(&t, None).unwrap();
+        assert!((inf.uniform - 1.0).abs() < 1e-9 && inf.optimal == 1.0, "{inf:?}");
+    }
+
+    #[test]
+    fn cliffwalking_without_a_limit_has_the_shortest_path_as_optimum() {
+        let t = tame_envs::transition_table("cliffwalking").unwrap();
+        let h = horizon_start_values(&t, None).unwrap();
+        assert!((h.optimal + 13.0).abs() < 1e-9, "{h:?}");
+        assert!(h.uniform < -1000.0, "a random walk falls off the cliff often: {h:?}");
+        // A limit of 13 steps is just enough for the safe-shortest path.
+        assert!((horizon_start_values(&t, Some(13)).unwrap().optimal + 13.0).abs() < 1e-12);
     }
 
     #[test]

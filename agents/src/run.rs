@@ -266,7 +266,8 @@ impl std::str::FromStr for Tau {
 impl std::fmt::Display for Tau {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Tau::Fixed(t) => write!(f, "{t}"),
+            // Exact but short (1e-300, not a 300-digit decimal): run names and logs use it.
+            Tau::Fixed(t) => f.write_str(&crate::numfmt::exact_short(*t)),
             Tau::Auto => write!(f, "auto"),
         }
     }

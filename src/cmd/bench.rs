@@ -34,6 +34,10 @@ pub enum BenchCommand {
     /// Rendering: microseconds per RGB frame, per gridworld text frame and per GIF frame for
     /// every built-in env, beside the cost of a step.
     Render(RenderBenchArgs),
+    /// Sweep statistics: stratified bootstrap CIs of the four aggregates (final return and
+    /// AUC), performance profiles, probability of improvement of every pair and IQM curves,
+    /// on synthetic scores; beside rliable's time for the same work when it is installed.
+    Stats(StatsBenchArgs),
     /// Full SAC checkpoints: time to write (and to read back and restore) the whole training
     /// state with a replay buffer of N transitions, beside this disk's plain write + fsync
     /// of the same bytes measured in the same run.
@@ -47,6 +51,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
         BenchCommand::Es(args) => bench_es(args),
         BenchCommand::Render(args) => bench_render(args),
+        BenchCommand::Stats(args) => bench_stats(args),
         BenchCommand::Checkpoint(args) => bench_checkpoint(args),
     }
 }
@@ -536,6 +541,186 @@ fn bench_render(args: RenderBenchArgs) -> anyhow::Result<()> {
             println!("reference: Gymnasium 1.4.0 {what}: {us:.0} us/frame");
         }
         println!("(this machine is shared with other builds; figures vary from run to run)");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct StatsBenchArgs {
+    /// Methods (τ values of a sweep).
+    #[arg(long, default_value_t = 5)]
+    methods: usize,
+    /// Envs (strata of the bootstrap).
+    #[arg(long, default_value_t = 6)]
+    envs: usize,
+    /// Seeds (runs) per env and method.
+    #[arg(long, default_value_t = 10)]
+    seeds: usize,
+    /// Bootstrap resamples per interval.
+    #[arg(long, default_value_t = crate::stats::DEFAULT_RESAMPLES)]
+    resamples: usize,
+    /// Timed repetitions of the whole analysis (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Skip the rliable reference (.venv/bin/python with rliable).
+    #[arg(long)]
+    no_python: bool,
+}
+
+/// The median of some timings, in seconds.
+fn median_secs(mut t: Vec<f64>) -> f64 {
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
+    use crate::stats::{self, Bootstrap};
+    use crate::sweep::{analyze, Method};
+    use rand::{Rng, SeedableRng};
+
+    if args.methods < 2 || args.envs == 0 || args.seeds == 0 || args.repeats == 0 || args.resamples < 100 {
+        bail!(
+            "--methods {} --envs {} --seeds {} --repeats {} --resamples {}: accepted: methods >= 2, envs, seeds \
+             and repeats >= 1, resamples >= 100",
+            args.methods,
+            args.envs,
+            args.seeds,
+            args.repeats,
+            args.resamples
+        );
+    }
+    let points = crate::sweep::CURVE_POINTS;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    // Normalized scores around a method- and env-dependent level, learning curves rising to it.
+    let methods: Vec<Method> = (0..args.methods)
+        .map(|i| {
+            let mut m = Method { label: format!("τ={i}"), ..Method::default() };
+            for e in 0..args.envs {
+                let level = 0.3 + 0.1 * i as f64 - 0.05 * e as f64;
+                let runs: Vec<f64> = (0..args.seeds).map(|_| level + 0.3 * (rng.random::<f64>() - 0.5)).collect();
+                m.curves.push(
+                    runs.iter().map(|&f| (0..points).map(|t| f * t as f64 / (points - 1) as f64).collect()).collect(),
+                );
+                m.auc_scores.push(runs.iter().map(|f| f / 2.0).collect());
+                m.final_scores.push(runs);
+            }
+            m
+        })
+        .collect();
+    let envs: Vec<String> = (0..args.envs).map(|e| format!("env{e}")).collect();
+    let lead: Vec<(usize, usize)> = (1..args.methods).map(|i| (i, 0)).collect();
+    let grid: Vec<f64> = (0..points).map(|t| t as f64).collect();
+    let boot = Bootstrap { resamples: args.resamples, ..Bootstrap::default() };
+
+    let mut total = Vec::new();
+    for _ in 0..args.repeats {
+        let start = Instant::now();
+        let a = analyze(&envs, &methods, &lead, (grid.clone(), "steps".into()), boot, "bench");
+        total.push(start.elapsed().as_secs_f64());
+        std::hint::black_box(a);
+    }
+    // The parts, once each, in the order the report computes them.
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64()
+    };
+    let thresholds: Vec<f64> = (0..101).map(|k| -0.2 + 1.4 * k as f64 / 100.0).collect();
+    let t_agg = time(&mut || {
+        for (i, m) in methods.iter().enumerate() {
+            std::hint::black_box(stats::aggregates(&m.final_scores, boot, i as u64));
+            std::hint::black_box(stats::aggregates(&m.auc_scores, boot, 100 + i as u64));
+        }
+    });
+    let t_prof = time(&mut || {
+        for (i, m) in methods.iter().enumerate() {
+            std::hint::black_box(stats::run_score_distribution_ci(&m.final_scores, &thresholds, boot, i as u64));
+        }
+    });
+    let pairs = args.methods * (args.methods - 1) / 2;
+    let t_poi = time(&mut || {
+        for i in 0..args.methods {
+            for j in i + 1..args.methods {
+                let (x, y) = (&methods[i].final_scores, &methods[j].final_scores);
+                std::hint::black_box(stats::probability_of_improvement_ci(x, y, boot, (i * 100 + j) as u64));
+            }
+        }
+    });
+    let t_curves = time(&mut || {
+        for (i, m) in methods.iter().enumerate() {
+            std::hint::black_box(stats::iqm_curve(&m.curves, points, boot, i as u64));
+        }
+    });
+    let runs = args.envs * args.seeds;
+    // Resampled runs per analysis: every resample draws all runs once for each method's
+    // final-return, AUC, profile and curve bootstrap, and those of both sides for each pair.
+    let draws = (args.resamples * runs * (4 * args.methods + 2 * pairs)) as f64;
+    let t = median_secs(total);
+    println!(
+        "stats: {} methods × {} envs × {} seeds, {} resamples (stratified bootstrap, ChaCha8, 1 thread)",
+        args.methods, args.envs, args.seeds, args.resamples
+    );
+    println!(
+        "  whole analysis (aggregates of final return and AUC, profiles at 101 thresholds, P(X > Y) for {} pairs, \
+         IQM curves at {points} points): {:.1} ms (median of {})",
+        pairs,
+        1e3 * t,
+        args.repeats
+    );
+    println!(
+        "  parts: aggregates {:.1} ms, profiles {:.1} ms, probability of improvement {:.1} ms, IQM curves {:.1} ms",
+        1e3 * t_agg,
+        1e3 * t_prof,
+        1e3 * t_poi,
+        1e3 * t_curves
+    );
+    println!(
+        "  bootstrap + profiles alone: {:.1} ms; {:.1} M resampled runs/s over the whole analysis",
+        1e3 * (t_agg + t_prof),
+        draws / t / 1e6
+    );
+    if args.no_python {
+        return Ok(());
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (python, script) = (root.join(".venv/bin/python"), root.join("tests/python/rliable_aggregates.py"));
+    if !python.exists() || !script.exists() {
+        println!("  rliable reference: not available ({} or {} missing)", python.display(), script.display());
+        return Ok(());
+    }
+    // The same scores in rliable's layout ([run][task]); its P(X > Y) only for the pairs
+    // against the first method (it takes seconds per pair), scaled to every pair below.
+    let spec = serde_json::json!({
+        "methods": methods.iter().map(|m| {
+            let by_run: Vec<Vec<f64>> = (0..args.seeds).map(|n| m.final_scores.iter().map(|e| e[n]).collect()).collect();
+            (m.label.clone(), serde_json::json!(by_run))
+        }).collect::<serde_json::Map<_, _>>(),
+        "pairs": (1..args.methods).map(|i| [methods[i].label.clone(), methods[0].label.clone()]).collect::<Vec<_>>(),
+        "thresholds": thresholds,
+        "reps": args.resamples,
+        "seed": 0,
+    });
+    let input = std::env::temp_dir().join(format!("tame-bench-stats-{}.json", std::process::id()));
+    std::fs::write(&input, spec.to_string()).with_context(|| format!("writing {}", input.display()))?;
+    let out = std::process::Command::new(&python).arg(&script).arg(&input).output();
+    std::fs::remove_file(&input).ok();
+    match out {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).context("parsing rliable's output")?;
+            let sec = |k: &str| v["seconds"][k].as_f64().unwrap_or(f64::NAN);
+            let poi_all = sec("improvement") * pairs as f64 / (args.methods - 1) as f64;
+            println!(
+                "  rliable 1.2 (numpy, same machine, same scores, same resamples): aggregates of the final return {:.0} ms \
+                 (ours for final + AUC above), profiles {:.0} ms, P(X > Y) {:.0} ms for {} pairs (≈ {:.0} ms for {pairs})",
+                1e3 * sec("aggregates"),
+                1e3 * sec("profiles"),
+                1e3 * sec("improvement"),
+                args.methods - 1,
+                1e3 * poi_all
+            );
+        }
+        Ok(o) => println!("  rliable reference: failed ({})", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")),
+        Err(e) => println!("  rliable reference: could not start {}: {e}", python.display()),
     }
     Ok(())
 }

@@ -60,6 +60,19 @@ pub enum EnvCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mean return of uniform random actions (Box: uniform in [low, high]) over the
+    /// evaluation's episodes, with its standard error: the "random" end of score
+    /// normalization (`tame sweep`, `tame report`).
+    RandomReturn {
+        /// Env name (see `tame env list`).
+        env: String,
+        /// Episodes (episode i is reset with the evaluation seed 1,000,000 + i).
+        #[arg(long, default_value_t = 10_000)]
+        episodes: usize,
+        /// Seed of the action draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 pub fn run(command: EnvCommand) -> anyhow::Result<()> {
@@ -68,6 +81,11 @@ pub fn run(command: EnvCommand) -> anyhow::Result<()> {
         EnvCommand::CheckTrace { file, json } => check_trace(&file, json),
         EnvCommand::Bench { envs, num_envs, steps, threads, json } => {
             bench(&envs, num_envs, steps, &threads, json)
+        }
+        EnvCommand::RandomReturn { env, episodes, seed } => {
+            let (mean, se) = crate::sweep::random_policy_return(&env, episodes, seed)?;
+            println!("{env}: random-policy return {mean:.4} ± {se:.4} (standard error, {episodes} episodes, seed {seed})");
+            Ok(())
         }
     }
 }

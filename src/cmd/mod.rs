@@ -7,5 +7,6 @@ pub mod render;
 pub mod train;
 pub mod inspect;
 pub mod certify;
+pub mod report;
 pub mod solve;
 pub mod sweep;

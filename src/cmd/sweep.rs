@@ -1,5 +1,6 @@
 //! `tame sweep`: soft against hard-argmax policies across temperatures τ (and ES widths σ),
-//! several seeds each, in one command; then a comparison table and plots.
+//! several seeds each, on one env or several, in one command; then the report (per-env
+//! tables, normalized aggregates with stratified bootstrap CIs) and plots.
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,12 @@ pub struct SweepArgs {
     #[arg(long, value_enum)]
     agent: Option<AgentKind>,
     /// Environment (see `tame env list`). [default: the base config's, else frozenlake]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "envs")]
     env: Option<String>,
+    /// Several environments, comma-separated: the grid runs on each and the report aggregates
+    /// normalized scores across them (e.g. --envs frozenlake-noslip,cliffwalking:limit=100,pendulum).
+    #[arg(long, value_delimiter = ',')]
+    envs: Option<Vec<String>>,
     /// Comma-separated temperatures; 0 is the hard argmax, `auto` tunes τ to a target entropy.
     /// [default: 0,0.01,0.1,0.5,auto]
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
@@ -37,11 +42,14 @@ pub struct SweepArgs {
     /// Base config (TOML) for every run, as `tame train --config`.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// A sweep described in TOML (keys: agent, env, taus, sigmas, seeds, steps, eval_every,
-    /// config, threshold, jobs, out); flags override it.
+    /// A sweep described in TOML (keys: agent, env or envs, taus, sigmas, seeds, steps,
+    /// eval_every, config, threshold, jobs, out, and the tables [configs] (env = base config),
+    /// [thresholds] (env = return) and [normalization."ENV"] (random = R, reference = S));
+    /// flags override it.
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Return counted as "solved" for the steps-to-threshold column. [default: per env]
+    /// Return counted as "solved" for the steps-to-threshold column (one env only; with
+    /// several use the sweep file's [thresholds]). [default: per env]
     #[arg(long, allow_hyphen_values = true, value_parser = cv::finite)]
     threshold: Option<f64>,
     /// Runs at a time; the cores are divided among them. [default: number of cores]
@@ -76,7 +84,20 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         None => RunConfig::default(),
     };
     let agent = args.agent.or(file.agent).or(base.agent).unwrap_or(AgentKind::Sac);
-    let env = args.env.or(file.env).or(base.env.clone()).unwrap_or_else(|| "frozenlake".into());
+    if file.env.is_some() && file.envs.is_some() {
+        bail!("the sweep file gives both env and envs; keep one (envs = [..] for several)");
+    }
+    let envs: Vec<String> = match (args.envs, args.env, file.envs, file.env) {
+        (Some(list), ..) => list,
+        (None, Some(one), ..) => vec![one],
+        (None, None, Some(list), _) => list,
+        (None, None, None, Some(one)) => vec![one],
+        (None, None, None, None) => vec![base.env.clone().unwrap_or_else(|| "frozenlake".into())],
+    };
+    let envs: Vec<String> = envs.into_iter().map(|e| e.trim().to_string()).collect();
+    if let Some(blank) = envs.iter().position(String::is_empty) {
+        bail!("env #{} of the list is empty; accepted: env names separated by commas", blank + 1);
+    }
     let taus: Vec<TauSpec> = match (args.taus, file.taus) {
         (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
         (None, Some(t)) => SweepFile::tau_specs(&t)?,
@@ -86,16 +107,35 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     if !(1..=cv::MAX_SWEEP_SEEDS).contains(&n_seeds) {
         bail!("seeds = {n_seeds} is out of range; accepted: 1 to {} seeds per grid point", cv::MAX_SWEEP_SEEDS);
     }
+    let mut thresholds = file.thresholds;
+    match args.threshold.or(file.threshold) {
+        Some(t) if envs.len() == 1 => {
+            thresholds.insert(envs[0].clone(), t);
+        }
+        Some(t) => bail!(
+            "threshold {t} with {} envs: a return threshold belongs to one env; give them per env in \
+             the sweep file's [thresholds] table",
+            envs.len()
+        ),
+        None => {}
+    }
+    for env in &envs {
+        if let Some(t) = default_threshold(env) {
+            thresholds.entry(env.clone()).or_insert(t);
+        }
+    }
     let plan = SweepPlan {
-        threshold: args.threshold.or(file.threshold).or_else(|| default_threshold(&env)),
+        thresholds,
         agent,
-        env,
+        envs,
         taus,
         sigmas: args.sigmas.or(file.sigmas).unwrap_or_default(),
         seeds: (0..n_seeds).collect(),
         steps: args.steps.or(file.steps),
         config,
+        configs: file.configs,
         eval_every: args.eval_every.or(file.eval_every),
+        normalization: file.normalization,
     };
     plan.validate()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -104,11 +144,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         bail!("jobs = {jobs} is out of range; accepted: 1 to {} runs at a time", cv::MAX_THREADS);
     }
     let threads = (cores / jobs).max(1);
-    let out = args
-        .out
-        .or(file.out)
-        .unwrap_or_else(|| PathBuf::from("sweeps").join(format!("{}__{}", plan.env, plan.agent.name())));
-    check_runs_resolve(&plan, &base, threads)?;
+    check_runs_resolve(&plan, threads)?;
+    let out = args.out.or(file.out).unwrap_or_else(|| {
+        let envs = match plan.envs.as_slice() {
+            [one] => sweep::env_slug(one),
+            many => format!("{}envs", many.len()),
+        };
+        PathBuf::from("sweeps").join(format!("{envs}__{}", plan.agent.name()))
+    });
     std::fs::create_dir_all(&out).with_context(|| format!("creating sweep directory {}", out.display()))?;
     // Held for the whole sweep: a second sweep here would take our runs in progress for
     // unfinished ones and restart them.
@@ -152,33 +195,37 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves each distinct (τ, σ) run's config as its child `tame train` will, so that a bad
-/// base config or grid value is refused before the sweep directory exists.
-fn check_runs_resolve(plan: &SweepPlan, base: &RunConfig, threads: usize) -> anyhow::Result<()> {
-    let sigmas: Vec<Option<f64>> =
-        if plan.sigmas.is_empty() { vec![None] } else { plan.sigmas.iter().copied().map(Some).collect() };
-    for tau in &plan.taus {
-        for sigma in &sigmas {
-            let flags = RunConfig {
-                agent: Some(plan.agent),
-                env: Some(plan.env.clone()),
-                tau: Some(match tau {
-                    TauSpec::Fixed(v) => tame_agents::run::Tau::Fixed(*v),
-                    TauSpec::Auto => tame_agents::run::Tau::Auto,
-                }),
-                seed: plan.seeds.iter().max().copied(),
-                steps: plan.steps,
-                eval_every: plan.eval_every,
-                threads: Some(threads),
-                ..Default::default()
-            };
-            let mut cfg = base.clone().overridden_by(flags);
-            if let Some(s) = sigma {
-                cfg.es.get_or_insert_with(Default::default).sigma = *s;
-            }
-            let sigma_part = sigma.map(|s| format!(", σ = {}", tame_agents::numfmt::compact(s))).unwrap_or_default();
-            cfg.resolve().with_context(|| format!("the sweep's runs at τ = {tau}{sigma_part}"))?;
+/// Resolves each distinct (env, τ, σ) run's config as its child `tame train` will, so that a
+/// bad base config or grid value is refused before the sweep directory exists.
+fn check_runs_resolve(plan: &SweepPlan, threads: usize) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for run in plan.runs() {
+        if !seen.insert((run.env.clone(), run.tau.to_string(), run.sigma.map(f64::to_bits))) {
+            continue;
         }
+        let base = match &run.config {
+            Some(path) => RunConfig::from_file(path)?,
+            None => RunConfig::default(),
+        };
+        let flags = RunConfig {
+            agent: Some(plan.agent),
+            env: Some(run.env.clone()),
+            tau: Some(match run.tau {
+                TauSpec::Fixed(v) => tame_agents::run::Tau::Fixed(v),
+                TauSpec::Auto => tame_agents::run::Tau::Auto,
+            }),
+            seed: plan.seeds.iter().max().copied(),
+            steps: plan.steps,
+            eval_every: plan.eval_every,
+            threads: Some(threads),
+            ..Default::default()
+        };
+        let mut cfg = base.overridden_by(flags);
+        if let Some(s) = run.sigma {
+            cfg.es.get_or_insert_with(Default::default).sigma = s;
+        }
+        let sigma_part = run.sigma.map(|s| format!(", σ = {}", tame_agents::numfmt::compact(s))).unwrap_or_default();
+        cfg.resolve().with_context(|| format!("the sweep's runs on {} at τ = {}{sigma_part}", run.env, run.tau))?;
     }
     Ok(())
 }
@@ -209,25 +256,28 @@ fn check_or_record_plan(plan: &SweepPlan, out: &Path) -> anyhow::Result<()> {
         let earlier: SweepPlan =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let same_runs = earlier.agent == plan.agent
-            && earlier.env == plan.env
+            && earlier.envs == plan.envs
             && earlier.steps == plan.steps
             && earlier.config == plan.config
+            && earlier.configs == plan.configs
             && earlier.eval_every == plan.eval_every;
         if !same_runs {
             bail!(
-                "{} holds a sweep of {} on {} (steps {:?}, config {:?}, eval every {:?}); this one is \
-                 {} on {} (steps {:?}, config {:?}, eval every {:?}). Choose another --out, or \
-                 delete that directory",
+                "{} holds a sweep of {} on {} (steps {:?}, config {:?}, per-env configs {:?}, eval every \
+                 {:?}); this one is {} on {} (steps {:?}, config {:?}, per-env configs {:?}, eval every \
+                 {:?}). Choose another --out, or delete that directory",
                 out.display(),
                 earlier.agent.name(),
-                earlier.env,
+                earlier.envs.join(", "),
                 earlier.steps,
                 earlier.config,
+                earlier.configs,
                 earlier.eval_every,
                 plan.agent.name(),
-                plan.env,
+                plan.envs.join(", "),
                 plan.steps,
                 plan.config,
+                plan.configs,
                 plan.eval_every
             );
         }
@@ -254,6 +304,10 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let config = file.config.unwrap_or_else(|| panic!("{name} names no base config"));
             RunConfig::from_file(&root.join(config)).unwrap();
+            for (env, c) in &file.configs {
+                assert!(file.envs.as_ref().is_some_and(|e| e.contains(env)), "{name}: [configs] {env} is not in envs");
+                RunConfig::from_file(&root.join(c)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
             for tau in file.taus.unwrap() {
                 let text = match tau {
                     toml::Value::String(s) => s,

@@ -277,7 +277,7 @@ fn train_command(plan: &SweepPlan, run: &RunSpec, dir: &Path, exe: &Path, thread
         cmd.args(["--quiet", "--progress-lines"]);
         return cmd;
     }
-    cmd.args(["--agent", plan.agent.name(), "--env", &plan.env])
+    cmd.args(["--agent", plan.agent.name(), "--env", &run.env])
         .args(["--tau", &run.tau.to_string(), "--seed", &run.seed.to_string()])
         .args(["--threads", &threads.to_string()])
         .arg("--run-dir")
@@ -286,7 +286,7 @@ fn train_command(plan: &SweepPlan, run: &RunSpec, dir: &Path, exe: &Path, thread
     if let Some(sigma) = run.sigma {
         cmd.args(["--sigma", &sigma.to_string()]);
     }
-    if let Some(config) = &plan.config {
+    if let Some(config) = &run.config {
         cmd.arg("--config").arg(config);
     }
     if let Some(steps) = plan.steps {
@@ -355,14 +355,16 @@ mod tests {
     fn a_resumed_run_is_started_with_its_own_config_and_the_sweeps_threads() {
         let plan = SweepPlan {
             agent: crate::run_dir::AgentKind::Es,
-            env: "cartpole".into(),
+            envs: vec!["cartpole".into()],
             taus: vec![super::super::TauSpec::Fixed(0.0)],
             sigmas: vec![0.1],
             seeds: vec![3],
             steps: Some(1000),
             config: Some(PathBuf::from("base.toml")),
+            configs: Default::default(),
             eval_every: Some(100),
-            threshold: None,
+            thresholds: Default::default(),
+            normalization: Default::default(),
         };
         let run = &plan.runs()[0];
         let dir = Path::new("out/runs/x");

@@ -1,5 +1,5 @@
-//! Small statistics used by reports: mean, standard deviation, bootstrap confidence
-//! intervals, area under a learning curve and steps to a threshold.
+//! Per-run and per-group basics: mean, standard deviation, a plain bootstrap CI of one
+//! group's mean, area under a learning curve and steps to a threshold.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
