@@ -20,4 +20,5 @@ bench: setup
 	target/release/tame bench es
 	target/release/tame bench sac
 	target/release/tame bench tb
+	target/release/tame bench render
 	target/release/tame bench stats

@@ -27,6 +27,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Reload a run's latest checkpoint and evaluate it deterministically.
     Eval(cmd::eval::EvalArgs),
+    /// Replay a run's checkpoint with rendering: an animated GIF, or gridworld text (--ansi).
+    Render(cmd::render::RenderArgs),
     /// Soft against hard argmax across temperatures τ (and ES widths σ) and seeds: runs,
     /// summary table (CSV, Markdown, JSON) and plots.
     Sweep(cmd::sweep::SweepArgs),
@@ -54,6 +56,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Render(a) => cmd::render::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Worker(a) => cmd::worker::run_worker(a),
         Command::Workers(a) => cmd::worker::run_workers(a),

@@ -11,6 +11,8 @@ pub mod lock;
 pub mod run_dir;
 pub mod tensorboard;
 pub mod plot;
+pub mod policy_map;
 pub mod stats;
 pub mod sweep;
 mod cluster;
+pub mod video;

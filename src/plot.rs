@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
@@ -229,9 +229,9 @@ pub fn heat_panels(path: &Path, panels: &[HeatPanel]) -> anyhow::Result<()> {
     })
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
-fn render(
+pub(crate) fn render(
     path: &Path,
     (w, h): (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> anyhow::Result<()>,
@@ -247,18 +247,30 @@ fn render(
         draw(&root).with_context(|| format!("drawing {}", path.display()))?;
         root.present().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     }
-    let mut png_bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut png_bytes, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().context("encoding PNG")?;
-        writer.write_image_data(&buf).context("encoding PNG")?;
-    }
-    crate::fsutil::write_atomic(path, &png_bytes)
+    crate::fsutil::write_atomic(path, &encode_png(w, h, &buf)?)
 }
 
-fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+/// PNG bytes of an 8-bit RGB buffer of `w`×`h` pixels.
+pub(crate) fn encode_png(w: u32, h: u32, rgb: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut png_bytes = Vec::new();
+    let mut enc = png::Encoder::new(&mut png_bytes, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().context("encoding PNG")?;
+    writer.write_image_data(rgb).context("encoding PNG")?;
+    writer.finish().context("encoding PNG")?;
+    Ok(png_bytes)
+}
+
+/// An arrow from `from` along the unit vector `(ux, uy)`, `len` long, with a two-stroke head
+/// of size `head`: the shaft's and the head's points, for two `PathElement`s.
+pub(crate) fn arrow(from: (f64, f64), (ux, uy): (f64, f64), len: f64, head: f64) -> [Vec<(f64, f64)>; 2] {
+    let tip = (from.0 + ux * len, from.1 + uy * len);
+    let back = |s: f64| (tip.0 - head * (ux * 0.8 - s * uy * 0.6), tip.1 - head * (uy * 0.8 + s * ux * 0.6));
+    [vec![from, tip], vec![back(1.0), tip, back(-1.0)]]
+}
+
+pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("{e}")
 }
 
@@ -433,18 +445,10 @@ fn draw_heat_panel(area: &Area<'_>, panel: &HeatPanel, (lo, hi): (f64, f64), cel
             }
             // Arrow from the cell centre with a two-stroke head.
             let (cx, cy) = (c as f64 + 0.5, r as f64 + 0.55);
-            let (ux, uy) = (dc / len, dr / len);
-            let l = 0.45 * len / longest;
-            let tip = (cx + ux * l, cy + uy * l);
-            let head = 0.14;
-            let back = |s: f64| (tip.0 - head * (ux * 0.8 - s * uy * 0.6), tip.1 - head * (uy * 0.8 + s * ux * 0.6));
-            let ink = RGBColor(250, 250, 250);
-            let stroke = ink.stroke_width(2);
+            let stroke = RGBColor(250, 250, 250).stroke_width(2);
+            let [shaft, head] = arrow((cx, cy), (dc / len, dr / len), 0.45 * len / longest, 0.14);
             chart
-                .draw_series([
-                    PathElement::new(vec![(cx, cy), tip], stroke),
-                    PathElement::new(vec![back(1.0), tip, back(-1.0)], stroke),
-                ])
+                .draw_series([PathElement::new(shaft, stroke), PathElement::new(head, stroke)])
                 .map_err(plot_err)?;
             chart
                 .draw_series(std::iter::once(Circle::new((cx, cy), 2, RGBColor(20, 20, 20).filled())))

@@ -7,10 +7,12 @@
 //!
 //! ```text
 //! runs/<env>__<agent>__tau<τ>__seed<S>__<YYYYmmdd-HHMMSS>/
-//!     events.out.tfevents.*   TensorBoard
-//!     config.toml             the resolved config; `tame eval` rebuilds the agent from it
-//!     checkpoints/latest.safetensors
-//!     summary.json            written atomically at the end
+//!     events.out.tfevents.*       TensorBoard
+//!     config.toml                 the resolved config; `tame eval` rebuilds the agent from it
+//!     checkpoints/step-<12 digits>/  the last two full checkpoints (older runs:
+//!                                 checkpoints/latest.safetensors, weights only)
+//!     videos/step<N>.gif          with capture_video: the first evaluation episode at step N
+//!     summary.json                written atomically at the end
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -91,6 +93,9 @@ pub struct RunConfig {
     pub sac: Option<SacConfig>,
     /// ES hyper-parameters (`[es]` section).
     pub es: Option<EsConfig>,
+    /// Record the first evaluation episode at every evaluation as `videos/step<N>.gif` and
+    /// a TensorBoard image (default false; `tame train --capture-video`).
+    pub capture_video: Option<bool>,
 }
 
 /// A fully resolved configuration: every common field set, the agent's section filled.
@@ -121,7 +126,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es);
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es, capture_video);
         self
     }
 

@@ -21,6 +21,7 @@ fn run(name: &'static str, cfg: &EsConfig, steps: u64) -> (f64, u64) {
         logger: &mut logger,
         checkpoint_dir: None,
         progress: &mut progress,
+        on_eval: None,
     };
     let summary = train(cfg, factory(name), steps, steps / 10, &mut ctx).unwrap();
     let mean =

@@ -57,7 +57,8 @@ fn checkpoints(dir: &Path) -> usize {
 
 /// Starts `cmd`, waits for a checkpoint under `dir` newer than the ones there before and then
 /// for the process to have flushed log points past it (an evaluation between checkpoints),
-/// sleeps a moment drawn from `rng` and SIGKILLs it. Returns false if it finished first.
+/// sleeps a moment drawn from `rng` and SIGKILLs it. Returns false if it finished first
+/// (exited, or wrote its summary before the signal came).
 fn kill_after_checkpoint(mut cmd: Command, dir: &Path, rng: &mut ChaCha8Rng, max_delay_ms: u64) -> bool {
     let before = newest_step(dir);
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();

@@ -44,6 +44,7 @@ use crate::es_rollout::{
 };
 use crate::checkpoint::{Checkpoint, CheckpointWriter};
 use crate::eval::{EvalStats, EVAL_SEED_BASE};
+use crate::policy::{EsActor, Policy};
 use crate::run::Learner;
 use crate::Logger;
 
@@ -707,6 +708,11 @@ impl EsPolicy {
         })
     }
 
+    /// Layer sizes and heads, θ and the observation normalisation, for `crate::policy`.
+    pub(crate) fn parts(&self) -> (&PolicySpec, &[f32], &ObsNorm) {
+        (&self.spec, &self.theta, &self.norm)
+    }
+
     /// Reads a policy written by [`EsPolicy::save`] for an env with these spaces.
     pub fn load(
         path: &Path,
@@ -868,6 +874,10 @@ impl Learner for EsLearner {
         es.generation = state.generation;
         es.env_steps = state.env_steps;
         Ok(())
+    }
+
+    fn policy(&mut self) -> Box<dyn Policy + '_> {
+        Box::new(EsActor::new(self.es.policy(), self.es.config().tau))
     }
 }
 

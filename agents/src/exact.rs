@@ -332,7 +332,8 @@ pub(crate) fn softmax(x: &[f64], tau: f64) -> Vec<f64> {
     e.into_iter().map(|ei| ei / z).collect()
 }
 
-fn argmax(x: &[f64]) -> usize {
+/// The first index of the largest value.
+pub(crate) fn argmax(x: &[f64]) -> usize {
     let mut best = 0;
     for (i, &xi) in x.iter().enumerate() {
         if xi > x[best] {

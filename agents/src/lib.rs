@@ -15,6 +15,7 @@ mod helper;
 pub mod limits;
 pub mod nets;
 pub mod numfmt;
+pub mod policy;
 pub mod replay;
 pub mod run;
 pub mod smoothing;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointWriter};
 use crate::eval::{log_eval, EvalReport};
+use crate::policy::Policy;
 use crate::{Logger, NullLogger};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -43,6 +44,10 @@ pub struct RunCtx<'a> {
     pub checkpoint_dir: Option<&'a Path>,
     /// Called now and then with the run's progress.
     pub progress: &'a mut dyn FnMut(&Progress),
+    /// Called right after each logged evaluation, the final one included, with the env step
+    /// and the policy just evaluated (`tame train --capture-video` records an episode there);
+    /// not after the unlogged evaluation of a stopped run.
+    pub on_eval: OnEval<'a>,
 }
 
 /// A training algorithm with all of its state: what `tame train`, `--resume`, sweeps and
@@ -62,6 +67,9 @@ pub trait Learner {
     fn save(&mut self, out: &mut CheckpointWriter) -> anyhow::Result<()>;
     /// Overwrites a freshly built learner (same config) with a checkpoint's state.
     fn restore(&mut self, ckpt: &Checkpoint) -> anyhow::Result<()>;
+    /// The current policy, to play it (the [`RunCtx::on_eval`] hook). Playing it must not
+    /// touch the training state either.
+    fn policy(&mut self) -> Box<dyn Policy + '_>;
 }
 
 /// When a run evaluates and checkpoints, in env steps.
@@ -152,6 +160,7 @@ pub fn train(
         if evaluate {
             let report = learner.evaluate(ctx.logger, false)?;
             log_eval(ctx.logger, step, &report.stats)?;
+            on_eval(learner, &mut ctx.on_eval, step)?;
             progress.last_eval = Some(report.mean_return());
             ctx.logger.flush()?;
         }
@@ -167,6 +176,7 @@ pub fn train(
     } else {
         let report = learner.evaluate(ctx.logger, true)?;
         log_eval(ctx.logger, step, &report.stats)?;
+        on_eval(learner, &mut ctx.on_eval, step)?;
         report
     };
     progress.step = step;
@@ -189,6 +199,17 @@ pub fn train(
         wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(),
         checkpoint_seconds,
     })
+}
+
+/// The evaluation hook of [`RunCtx`].
+pub type OnEval<'a> = Option<&'a mut dyn FnMut(u64, &mut dyn Policy) -> anyhow::Result<()>>;
+
+/// Hands the policy just evaluated at `step` to the binary's hook, if it has one.
+fn on_eval(learner: &mut dyn Learner, hook: &mut OnEval<'_>, step: u64) -> anyhow::Result<()> {
+    match hook.as_deref_mut() {
+        Some(hook) => hook(step, learner.policy().as_mut()),
+        None => Ok(()),
+    }
 }
 
 /// What a finished (or stopped) run reports; the binary turns it into `summary.json`.

@@ -45,6 +45,7 @@ use crate::checkpoint::{Checkpoint, CheckpointWriter};
 use crate::eval::{evaluate, EvalReport, EvalStats, PolicyAction};
 use crate::helper::Helper;
 use crate::nets::{AdamMoments, AdamSlice, GradViews, Mlp, ParamSet, Tape};
+use crate::policy::Policy;
 use crate::replay::{Batch, ReplayBuffer};
 use crate::run::{Learner, RunCtx, Schedule, Tau, TrainSummary};
 use crate::Logger;
@@ -822,6 +823,15 @@ impl SacAgent {
         })
     }
 
+    /// π(·|s) of a discrete actor (one-hot argmax min Q at τ = 0); `None` for Box actions.
+    pub fn discrete_probs(&self, raw_obs: &[f32]) -> Option<Vec<f64>> {
+        let Head::Discrete { .. } = self.head else { return None };
+        tch::no_grad(|| {
+            let (probs, _) = self.discrete_policy(&self.obs_tensor(raw_obs));
+            Vec::<f64>::try_from(probs.flatten(0, -1).to_kind(Kind::Double)).ok()
+        })
+    }
+
     /// An exploration action, as stored in the replay buffer (index, or a ∈ [-1, 1]^d):
     /// a sample from π when soft; ε-greedy (discrete) or Gaussian noise (continuous) at τ = 0.
     fn act_explore(&self, raw_obs: &[f32], rng: &mut ChaCha8Rng, epsilon: f64, noise: f64, out: &mut Vec<f32>) {
@@ -1520,6 +1530,10 @@ impl Learner for SacLearner {
         self.sps_clock = (Instant::now(), self.trainer.step);
         Ok(())
     }
+
+    fn policy(&mut self) -> Box<dyn Policy + '_> {
+        Box::new(&mut self.trainer.agent)
+    }
 }
 
 /// Trains SAC on `env` with the shared training loop, evaluating on `eval_env` every
@@ -1712,7 +1726,7 @@ mod tests {
         let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5, threads };
         let mut logger = NullLogger;
         let mut progress = |_: &crate::run::Progress| {};
-        let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress };
+        let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress, on_eval: None };
         train(&run, env(), env(), &mut ctx).unwrap()
     }
 

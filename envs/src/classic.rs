@@ -8,6 +8,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::dynamics::{check_state, Dynamics};
+use crate::render::{Frame, RenderCtx};
+use crate::scenes;
 use crate::{EnvError, Space};
 
 /// CartPole-v1: push the cart left (0) or right (1) to keep the pole upright; +1 per step.
@@ -77,6 +79,9 @@ impl Dynamics for CartPole {
     fn state_vec(&self, s: &[f64; 4]) -> Vec<f64> {
         s.to_vec()
     }
+    fn render_rgb(&self, s: &[f64; 4], _ctx: &RenderCtx<'_>) -> Option<Frame> {
+        Some(scenes::cartpole(s[0], s[2]))
+    }
     fn parse_state(&self, s: &[f64]) -> Result<[f64; 4], EnvError> {
         check_state(s, 4, "[x, x_dot, theta, theta_dot]")?;
         Ok([s[0], s[1], s[2], s[3]])
@@ -89,7 +94,7 @@ impl Dynamics for CartPole {
 pub(crate) struct Pendulum;
 
 const PD_MAX_SPEED: f64 = 8.0;
-const PD_MAX_TORQUE: f64 = 2.0;
+pub(crate) const PD_MAX_TORQUE: f64 = 2.0;
 const PD_DT: f64 = 0.05;
 const PD_G: f64 = 10.0;
 const PD_M: f64 = 1.0;
@@ -170,6 +175,9 @@ impl Dynamics for Pendulum {
         let newth = s.th + newthdot * PD_DT;
         *s = PendulumState::new(newth, newthdot);
         (-costs, false)
+    }
+    fn render_rgb(&self, s: &PendulumState, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        Some(scenes::pendulum(s.th, scenes::pendulum_torque(ctx)))
     }
     fn state_vec(&self, s: &PendulumState) -> Vec<f64> {
         vec![s.th, s.thdot]
@@ -255,6 +263,9 @@ impl Dynamics for MountainCarContinuous {
             f32_state: true,
         };
         (reward, terminated)
+    }
+    fn render_rgb(&self, s: &MountainCarState, _ctx: &RenderCtx<'_>) -> Option<Frame> {
+        Some(scenes::mountaincar(s.position, MC_GOAL_POSITION))
     }
     fn state_vec(&self, s: &MountainCarState) -> Vec<f64> {
         vec![s.position, s.velocity]

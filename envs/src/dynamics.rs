@@ -7,6 +7,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::render::{Frame, RenderCtx};
 use crate::{Action, Env, EnvError, EnvSnapshot, EpisodePhase, RngState, Space, StepResult};
 
 /// How an env's action type is read from the public action forms, with validation.
@@ -151,6 +152,14 @@ pub(crate) trait Dynamics: Clone + Send + Sync + 'static {
     fn success(&self, _s: &Self::State) -> Option<bool> {
         None
     }
+    /// A picture of `s` (see `crate::render`); never called while stepping.
+    fn render_rgb(&self, _s: &Self::State, _ctx: &RenderCtx<'_>) -> Option<Frame> {
+        None
+    }
+    /// Gymnasium's `ansi` text of `s`, for envs that have one (gridworlds).
+    fn render_ansi(&self, _s: &Self::State, _ctx: &RenderCtx<'_>) -> Option<String> {
+        None
+    }
 }
 
 /// The generator for copy `stream` of an env seeded with `seed` (copy 0 = a single env).
@@ -227,6 +236,12 @@ impl<D: Dynamics> Env for Single<D> {
     fn success(&self) -> Option<bool> {
         // Goal cells are terminal, so being in one means the episode ended there.
         self.dynamics.success(&self.state)
+    }
+    fn render_rgb(&self, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        self.dynamics.render_rgb(&self.state, ctx)
+    }
+    fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
+        self.dynamics.render_ansi(&self.state, ctx)
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         let phase = match self.phase {

@@ -12,6 +12,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::dynamics::Dynamics;
+use crate::render::{Frame, RenderCtx};
+use crate::scenes;
 use crate::{EnvError, Outcome, Space, TransitionTable};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,17 @@ impl Cell {
             'W' => Cell::Wall,
             _ => return None,
         })
+    }
+    /// The map letter, as `from_char` reads it.
+    pub(crate) fn letter(self) -> char {
+        match self {
+            Cell::Start => 'S',
+            Cell::Frozen => 'F',
+            Cell::Hole => 'H',
+            Cell::Goal => 'G',
+            Cell::Cliff => 'C',
+            Cell::Wall => 'W',
+        }
     }
 }
 
@@ -155,10 +168,23 @@ impl Rules {
     }
 }
 
+/// What a gridworld looks like, for pictures drawn outside this crate (policy maps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridLayout {
+    pub ncol: usize,
+    /// Each cell's map letter (`S F H G C W`), row-major from the top left.
+    pub cells: Vec<char>,
+    /// `(d_row, d_col)` of each action, in the env's numbering.
+    pub moves: [(i64, i64); 4],
+}
+
 /// A gridworld model: its exact table plus flat arrays for fast sampling.
 #[derive(Clone, Debug)]
 pub(crate) struct GridWorld {
     cells: Vec<Cell>,
+    /// Row length, and each action's move: what drawing needs besides the cells.
+    ncol: usize,
+    moves: [(i64, i64); 4],
     table: TransitionTable,
     /// Outcomes of `(s, a)` are `offsets[s*4+a]..offsets[s*4+a+1]` in the arrays below.
     offsets: Vec<u32>,
@@ -267,6 +293,8 @@ impl GridWorld {
 
         let mut g = GridWorld {
             cells,
+            ncol,
+            moves: rules.moves,
             offsets: vec![0],
             cum_prob: Vec::new(),
             next_state: Vec::new(),
@@ -296,6 +324,10 @@ impl GridWorld {
 
     pub(crate) fn table(&self) -> &TransitionTable {
         &self.table
+    }
+
+    pub(crate) fn layout(&self) -> GridLayout {
+        GridLayout { ncol: self.ncol, cells: self.cells.iter().map(|c| c.letter()).collect(), moves: self.moves }
     }
 }
 
@@ -382,6 +414,18 @@ impl Dynamics for GridWorld {
     }
     fn success(&self, s: &usize) -> Option<bool> {
         Some(self.cells[*s] == Cell::Goal)
+    }
+    fn render_rgb(&self, s: &usize, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        Some(scenes::grid(&self.cells, self.ncol, *s, ctx.path))
+    }
+    fn render_ansi(&self, s: &usize, ctx: &RenderCtx<'_>) -> Option<String> {
+        let names = self.moves.map(|m| match m {
+            (0, -1) => "Left",
+            (1, 0) => "Down",
+            (0, 1) => "Right",
+            _ => "Up",
+        });
+        Some(scenes::grid_ansi(&self.cells, self.ncol, *s, &names, ctx))
     }
 }
 

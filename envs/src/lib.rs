@@ -3,7 +3,8 @@
 //! One small contract, [`Env`]: `reset(seed)` and `step(action)`, writing the observation
 //! into a caller-owned buffer so that stepping never allocates. Time limits and episode
 //! statistics are wrappers, not part of each env. Gridworlds also hand out their exact
-//! transition table ([`TransitionTable`]) for the exact solvers.
+//! transition table ([`TransitionTable`]) for the exact solvers, and every env draws itself
+//! on request ([`render`]: RGB frames, gridworld text), on a path separate from stepping.
 //!
 //! Entry points: [`make`] (one env by name, with Gymnasium's time limit), [`make_vec`]
 //! (N copies with auto-reset, for throughput), [`transition_table`] (gridworlds),
@@ -14,13 +15,17 @@ mod dynamics;
 mod grid;
 pub mod parity;
 mod registry;
+pub mod render;
+mod scenes;
 mod snapshot;
 mod space;
 mod table;
 mod vector;
 mod wrappers;
 
-pub use registry::{builtin_specs, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
+pub use grid::GridLayout;
+pub use registry::{builtin_specs, grid_layout, make, make_vec, spec, time_limit, transition_table, EnvSpec, NAME_SYNTAX};
+pub use render::{Frame, RenderCtx, Trail};
 pub use snapshot::{EnvSnapshot, EpisodePhase, RngState};
 pub use space::{Action, Space};
 pub use table::{Outcome, TransitionTable};
@@ -90,6 +95,15 @@ pub trait Env: Send {
     fn success(&self) -> Option<bool> {
         None
     }
+    /// An RGB picture of the current state (Gymnasium's `rgb_array`), `None` for envs that
+    /// cannot draw. A separate path: stepping never records anything for it.
+    fn render_rgb(&self, _ctx: &RenderCtx<'_>) -> Option<Frame> {
+        None
+    }
+    /// Gymnasium's `ansi` text of the current state: gridworlds only, `None` otherwise.
+    fn render_ansi(&self, _ctx: &RenderCtx<'_>) -> Option<String> {
+        None
+    }
     /// Everything needed to continue this env exactly (state, generator, episode phase,
     /// wrapper counters), for checkpoints. Envs that cannot be checkpointed say so.
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
@@ -123,6 +137,12 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn success(&self) -> Option<bool> {
         (**self).success()
+    }
+    fn render_rgb(&self, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        (**self).render_rgb(ctx)
+    }
+    fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
+        (**self).render_ansi(ctx)
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         (**self).snapshot()

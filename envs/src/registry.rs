@@ -302,6 +302,14 @@ pub fn transition_table(name: &str) -> Result<TransitionTable, EnvError> {
     }
 }
 
+/// The map of a gridworld (cells and action moves); an error for other envs.
+pub fn grid_layout(name: &str) -> Result<crate::GridLayout, EnvError> {
+    match parse(name)?.model {
+        Model::Grid(g) => Ok(g.layout()),
+        _ => Err(EnvError::Other(format!("env '{name}' is not a gridworld; it has no map"))),
+    }
+}
+
 /// The time limit of the env called `name` (`None`: episodes only end by termination).
 pub fn time_limit(name: &str) -> Result<Option<u32>, EnvError> {
     Ok(parse(name)?.limit)

@@ -6,6 +6,7 @@
 use rand_chacha::ChaCha8Rng;
 
 use crate::dynamics::Dynamics;
+use crate::render::{Frame, RenderCtx};
 use crate::{Action, Env, EnvError, EnvSnapshot, Space, StepResult};
 
 /// Truncates episodes after `max_steps` steps, as Gymnasium's `TimeLimit`.
@@ -59,6 +60,12 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn success(&self) -> Option<bool> {
         self.inner.success()
+    }
+    fn render_rgb(&self, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        self.inner.render_rgb(ctx)
+    }
+    fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
+        self.inner.render_ansi(ctx)
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         Ok(EnvSnapshot { time_limit: Some((self.elapsed, self.truncated)), ..self.inner.snapshot()? })
@@ -126,6 +133,12 @@ impl<E: Env> Env for EpisodeStatistics<E> {
     }
     fn success(&self) -> Option<bool> {
         self.inner.success()
+    }
+    fn render_rgb(&self, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        self.inner.render_rgb(ctx)
+    }
+    fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
+        self.inner.render_ansi(ctx)
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         let running = (self.running.episode_return, self.running.length);
@@ -198,5 +211,17 @@ impl<D: Dynamics<Act = f64>> Dynamics for Discretized<D> {
     }
     fn success(&self, s: &D::State) -> Option<bool> {
         self.inner.success(s)
+    }
+    /// Draws the torque/force level that the discrete action stands for.
+    fn render_rgb(&self, s: &D::State, ctx: &RenderCtx<'_>) -> Option<Frame> {
+        let level;
+        let ctx = match ctx.last_action {
+            Some(Action::Discrete(a)) if a < self.levels.len() => {
+                level = [self.levels[a]];
+                RenderCtx { last_action: Some(Action::Continuous(&level)), ..*ctx }
+            }
+            _ => *ctx,
+        };
+        self.inner.render_rgb(s, &ctx)
     }
 }

@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Evolution strategies: env steps and generations per second of a full ES generation
     /// (perturb, lock-step rollouts, ranks, gradient, update), on 1 and on all cores.
     Es(EsArgs),
+    /// Rendering: microseconds per RGB frame, per gridworld text frame and per GIF frame for
+    /// every built-in env, beside the cost of a step.
+    Render(RenderBenchArgs),
     /// Sweep statistics: stratified bootstrap CIs of the four aggregates (final return and
     /// AUC), performance profiles, probability of improvement of every pair and IQM curves,
     /// on synthetic scores; beside rliable's time for the same work when it is installed.
@@ -50,6 +53,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sac(args) => bench_sac(args),
         BenchCommand::TbDurabilityChild { dir, scalars } => durability_child(&dir, scalars),
         BenchCommand::Es(args) => bench_es(args),
+        BenchCommand::Render(args) => bench_render(args),
         BenchCommand::Stats(args) => bench_stats(args),
         BenchCommand::Checkpoint(args) => bench_checkpoint(args),
         BenchCommand::Sweep(args) => bench_sweep(args),
@@ -484,6 +488,63 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
                 secs
             );
         }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct RenderBenchArgs {
+    /// Frames drawn per env.
+    #[arg(long, default_value_t = 2000)]
+    frames: usize,
+    /// Envs to measure [default: every built-in env].
+    #[arg(long, value_delimiter = ',')]
+    envs: Option<Vec<String>>,
+    /// Print one JSON object per env instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Gymnasium 1.4.0's frames on this machine, measured once with
+/// `scripts/gymnasium_render_bench.py` (pygame, twice tame's frame size in each direction).
+const GYMNASIUM_RGB_US: &[(&str, f64)] = &[
+    ("CartPole-v1 rgb_array 600x400", 2586.0),
+    ("Pendulum-v1 rgb_array 500x500", 5307.0),
+    ("MountainCarContinuous-v0 rgb_array 600x400", 2555.0),
+    ("FrozenLake-v1 rgb_array 256x256", 1712.0),
+    ("FrozenLake-v1 ansi", 5.0),
+];
+
+fn bench_render(args: RenderBenchArgs) -> anyhow::Result<()> {
+    if args.frames == 0 {
+        bail!("--frames 0 is out of range; accepted: >= 1");
+    }
+    let envs = args.envs.unwrap_or_else(|| {
+        tame_envs::builtin_specs().into_iter().map(|s| s.name).filter(|n| !n.ends_with("-noslip")).collect()
+    });
+    for name in &envs {
+        tame_envs::spec(name)?;
+    }
+    if !args.json {
+        println!("{:<14} {:>9} {:>9} {:>12} {:>10} {:>10} {:>12}", "env", "frame", "step us", "rgb us/frame", "ansi us", "gif us", "gif B/frame");
+    }
+    for name in &envs {
+        let c = crate::video::bench_render(name, args.frames, 0)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&c)?);
+        } else {
+            let ansi = c.ansi_us.map_or("-".to_string(), |a| format!("{a:.2}"));
+            println!(
+                "{:<14} {:>9} {:>9.3} {:>12.1} {:>10} {:>10.1} {:>12.0}",
+                c.env, format!("{}x{}", c.width, c.height), c.step_us, c.rgb_us, ansi, c.gif_us, c.gif_bytes_per_frame
+            );
+        }
+    }
+    if !args.json {
+        for (what, us) in GYMNASIUM_RGB_US {
+            println!("reference: Gymnasium 1.4.0 {what}: {us:.0} us/frame");
+        }
+        println!("(this machine is shared with other builds; figures vary from run to run)");
     }
     Ok(())
 }

@@ -1,13 +1,11 @@
-//! `tame eval RUN_DIR`: reloads a run's latest checkpoint and evaluates it deterministically
-//! on the run's env with the fixed evaluation seeds.
+//! `tame eval RUN_DIR`: reloads a run's newest verified checkpoint and evaluates it
+//! deterministically on the run's env with the fixed evaluation seeds.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use tame_agents::{es, sac};
 
-use crate::run_dir::{make_env, AgentKind, RunConfig};
+use crate::run_dir::RunConfig;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -35,33 +33,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--episodes 0 is out of range; accepted: >= 1");
     }
     tch::set_num_threads(cfg.threads as i32);
-    let checkpoint = crate::run_dir::policy_weights(&args.run_dir)?;
-    let mut env = make_env(&cfg.env)?;
-    let (stats, step, entropies) = match cfg.agent {
-        AgentKind::Sac => {
-            let config = cfg.file.sac.clone().unwrap_or_default();
-            let mut agent = sac::SacAgent::new(
-                &config,
-                cfg.tau,
-                &env.observation_space(),
-                &env.action_space(),
-                rand::SeedableRng::seed_from_u64(cfg.seed),
-            )?;
-            let step = agent.load(&checkpoint).with_context(|| format!("run {}", args.run_dir.display()))?;
-            let mut entropies = Vec::new();
-            let stats = sac::eval_agent(&agent, env.as_mut(), episodes, &mut entropies)?;
-            (stats, step, entropies)
-        }
-        AgentKind::Es => {
-            let es_cfg = cfg.file.es.clone().unwrap_or_default();
-            let policy = es::EsPolicy::load(&checkpoint, &env.observation_space(), &env.action_space())
-                .with_context(|| format!("run {}", args.run_dir.display()))?;
-            let name = cfg.env.clone();
-            let factory: es::EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
-            let report = policy.evaluate(&factory, episodes, es_cfg.tau)?;
-            (report.stats, policy.env_steps, report.policy_entropy.into_iter().collect())
-        }
-    };
+    let (trained, step) = crate::agent::load_trained(&args.run_dir, &cfg)?;
+    let (stats, entropies) = trained.evaluate(&cfg.env, episodes)?;
     let entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
     let success = stats.success_rate();
     if args.json {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod env;
 pub mod eval;
+pub mod render;
 pub mod train;
 pub mod inspect;
 pub mod certify;

@@ -187,6 +187,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let summary = sweep::summarize(&plan, &out, &outcomes)?;
     sweep::write_reports(&summary, &out)?;
     sweep::write_plots(&summary, &out)?;
+    crate::policy_map::write_sweep_policy_maps(&plan, &out)?;
     println!("{}", sweep::to_markdown(&summary));
     println!("Wrote {}/summary.{{csv,md,json}} and plots.", out.display());
     if let Some(signal) = crate::interrupt::received() {

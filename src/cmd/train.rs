@@ -2,6 +2,7 @@
 //! checkpoints, summary.json), with a progress bar; `--resume` continues a stopped or killed
 //! run from its newest good checkpoint, bit for bit.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tame_agents::checkpoint;
+use tame_agents::policy::Policy;
 use tame_agents::run::{Learner, Progress, RunCtx, RunState, Schedule, Tau};
 
 use crate::cli_values as cv;
@@ -66,6 +68,10 @@ pub struct TrainArgs {
     /// still printed.
     #[arg(long)]
     quiet: bool,
+    /// Record the first evaluation episode at every evaluation: `videos/step<N>.gif` in the
+    /// run directory and a TensorBoard image (config key `capture_video`).
+    #[arg(long)]
+    capture_video: bool,
     /// Env steps between full checkpoints (weights, optimiser state, replay buffer,
     /// generators, the env in mid-episode) [default: at each evaluation]. The last two are
     /// kept; a stop (Ctrl-C, SIGTERM) writes one too.
@@ -114,6 +120,7 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<Resolved> {
         eval_episodes: args.eval_episodes,
         checkpoint_every: args.checkpoint_every,
         threads: args.threads,
+        capture_video: args.capture_video.then_some(true),
         ..Default::default()
     };
     let mut merged = file.overridden_by(flags);
@@ -234,6 +241,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
         ("--eval-episodes", args.eval_episodes.is_some()),
         ("--sigma", args.sigma.is_some()),
         ("--checkpoint-every", args.checkpoint_every.is_some()),
+        ("--capture-video", args.capture_video),
     ];
     if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
         bail!(
@@ -382,11 +390,33 @@ fn session(
         checkpoint_every: cfg.checkpoint_every,
     };
     let checkpoints = dir.join("checkpoints");
+    // The video hook logs images through the same writer the training loop logs to. A
+    // resumed run records again because `capture_video` is part of its config.toml.
+    let writer = RefCell::new(writer);
+    let mut capture = match cfg.file.capture_video {
+        Some(true) => Some(crate::video::VideoCapture::new(dir, &cfg.env)?),
+        _ => None,
+    };
+    let capturing = capture.is_some();
+    let mut on_eval = |step: u64, policy: &mut dyn Policy| -> anyhow::Result<()> {
+        match capture.as_mut() {
+            Some(c) => c
+                .capture(step, policy, &mut writer.borrow_mut())
+                .with_context(|| format!("capturing the video at step {step}")),
+            None => Ok(()),
+        }
+    };
     let result = {
-        let mut ctx = RunCtx { logger: writer, checkpoint_dir: Some(&checkpoints), progress: &mut on_progress };
+        let mut ctx = RunCtx {
+            logger: &mut SharedLog(&writer),
+            checkpoint_dir: Some(&checkpoints),
+            progress: &mut on_progress,
+            on_eval: capturing.then_some(&mut on_eval as _),
+        };
         tame_agents::run::train(learner, &schedule, state, &mut ctx)
     };
     bar.finish_and_clear();
+    let writer = writer.into_inner();
     let outcome = match result {
         Ok(summary) => summary,
         Err(e) => {
@@ -399,4 +429,19 @@ fn session(
     let status = if outcome.interrupted { SessionStatus::Interrupted } else { SessionStatus::Success };
     writer.finish(status)?;
     summary.write(dir)
+}
+
+/// The run's event writer as the training loop's logger, shared with the video hook.
+struct SharedLog<'a, 'w>(&'a RefCell<&'w mut EventWriter>);
+
+impl tame_agents::Logger for SharedLog<'_, '_> {
+    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> anyhow::Result<()> {
+        self.0.borrow_mut().add_scalar(tag, step, value)
+    }
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f64]) -> anyhow::Result<()> {
+        self.0.borrow_mut().add_histogram(tag, step, values)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.0.borrow_mut().flush()
+    }
 }

@@ -1,4 +1,4 @@
-//! TensorBoard event files: a durable writer (scalars, histograms, Markdown text, hparams)
+//! TensorBoard event files: a durable writer (scalars, histograms, images, Markdown text, hparams)
 //! and a reader, on prost-declared messages and crc32c. TensorBoard itself reads the files.
 //!
 //! ```

@@ -67,7 +67,7 @@ pub struct SummaryValue {
     pub tag: String,
     #[prost(message, optional, tag = "9")]
     pub metadata: Option<SummaryMetadata>,
-    #[prost(oneof = "summary_value::Value", tags = "2, 5, 8")]
+    #[prost(oneof = "summary_value::Value", tags = "2, 4, 5, 8")]
     pub value: Option<summary_value::Value>,
 }
 
@@ -78,6 +78,8 @@ pub mod summary_value {
     pub enum Value {
         #[prost(float, tag = "2")]
         SimpleValue(f32),
+        #[prost(message, tag = "4")]
+        Image(super::SummaryImage),
         #[prost(message, tag = "5")]
         Histo(super::HistogramProto),
         #[prost(message, tag = "8")]
@@ -99,6 +101,20 @@ pub struct PluginData {
     pub plugin_name: String,
     #[prost(bytes = "vec", tag = "2")]
     pub content: Vec<u8>,
+}
+
+/// `tensorboard.Summary.Image`: an encoded picture (PNG here) and its size.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SummaryImage {
+    #[prost(int32, tag = "1")]
+    pub height: i32,
+    #[prost(int32, tag = "2")]
+    pub width: i32,
+    /// 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA.
+    #[prost(int32, tag = "3")]
+    pub colorspace: i32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub encoded_image_string: Vec<u8>,
 }
 
 /// `tensorboard.HistogramProto`: bucket `i` counts values in

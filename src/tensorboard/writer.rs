@@ -140,6 +140,13 @@ impl EventWriter {
         self.push_value(tag, step, None, summary_value::Value::Histo(histo))
     }
 
+    /// Logs an RGB image of `width`×`height` pixels, already PNG-encoded (the Images tab).
+    pub fn add_image(&mut self, tag: &str, step: u64, width: usize, height: usize, png: Vec<u8>) -> anyhow::Result<()> {
+        let size = |n: usize| i32::try_from(n).with_context(|| format!("image {tag:?}: {n} pixels is too large"));
+        let image = proto::SummaryImage { height: size(height)?, width: size(width)?, colorspace: 3, encoded_image_string: png };
+        self.push_value(tag, step, None, summary_value::Value::Image(image))
+    }
+
     /// Logs Markdown text (TensorBoard's Text tab renders tables, lists, code).
     pub fn add_text(&mut self, tag: &str, step: u64, markdown: &str) -> anyhow::Result<()> {
         let tensor = proto::TensorProto {

@@ -1,0 +1,182 @@
+//! What each built-in env draws: classic-control scenes laid out like Gymnasium's (at half
+//! its size, so that GIFs stay small) and gridworld cells, plus the gridworld text mode.
+//!
+//! Geometry, in pixels with y pointing down (tests compute positions from it):
+//! - CartPole, 300×200: 62.5 px per metre (the track's ±2.4 m span the width), track and cart
+//!   centre at y = 150, cart 25×15, axle 3.75 px above the cart's centre, pole 62.5 px long
+//!   (2 × half-length 0.5 m), 5 px wide: its tip is at (150 + 62.5·x + 62.5·sin θ,
+//!   146.25 − 62.5·cos θ).
+//! - Pendulum, 250×250: pivot at the centre, 250/4.4 px per metre, rod 1 m long and 0.2 m
+//!   wide, tip at (125 − L·sin θ, 125 − L·cos θ) (θ = 0 upright); the applied torque u is an
+//!   arc of radius 0.5 m from the bottom, counter-clockwise for u > 0 (the direction θ
+//!   grows), spanning |u|/2 · 240°.
+//! - MountainCarContinuous, 300×200: 300/1.8 px per unit of position from −1.2, the hill
+//!   h(p) = 0.45·sin 3p + 0.55 drawn up from the bottom edge, the flag at p = 0.45, the car a
+//!   20×10 body 5 px above the road, tilted with the slope.
+//! - Gridworlds: 32 px cells, row-major from the top left; the path so far joins the
+//!   visited cells' centres, the agent is a disc at its cell's centre.
+
+use std::f64::consts::PI;
+
+use crate::render::{cell_colour, colour, scalar_action, Frame, RenderCtx};
+use crate::classic::PD_MAX_TORQUE;
+use crate::grid::Cell;
+use crate::Action;
+
+pub(crate) const CP_SIZE: (usize, usize) = (300, 200);
+const CP_SCALE: f64 = 300.0 / 4.8;
+const CP_TRACK_Y: f64 = 150.0;
+
+/// CartPole at cart position `x` and pole angle `theta`.
+pub(crate) fn cartpole(x: f64, theta: f64) -> Frame {
+    let (w, h) = CP_SIZE;
+    let mut f = Frame::new(w, h, colour::WHITE);
+    f.fill_rect(0.0, CP_TRACK_Y - 0.5, w as f64, CP_TRACK_Y + 0.5, colour::BLACK);
+    let cx = w as f64 / 2.0 + CP_SCALE * x;
+    let (cart_w, cart_h) = (25.0, 15.0);
+    f.fill_rect(cx - cart_w / 2.0, CP_TRACK_Y - cart_h / 2.0, cx + cart_w / 2.0, CP_TRACK_Y + cart_h / 2.0, colour::BLACK);
+    let axle = (cx, CP_TRACK_Y - cart_h / 4.0);
+    let len = CP_SCALE; // the pole's full length, 2 × 0.5 m
+    let tip = (axle.0 + len * theta.sin(), axle.1 - len * theta.cos());
+    // Square ends: the pole is a thin rectangle, so its tip is exactly where the state says.
+    let (ux, uy) = (theta.sin(), -theta.cos());
+    let (nx, ny) = (-uy * 2.5, ux * 2.5);
+    f.fill_convex(
+        &[(axle.0 + nx, axle.1 + ny), (tip.0 + nx, tip.1 + ny), (tip.0 - nx, tip.1 - ny), (axle.0 - nx, axle.1 - ny)],
+        colour::POLE,
+    );
+    f.fill_circle(axle.0, axle.1, 2.5, colour::AXLE);
+    f
+}
+
+pub(crate) const PD_SIZE: usize = 250;
+const PD_SCALE: f64 = 250.0 / 4.4;
+
+/// Pendulum at angle `theta` with the applied torque `u` (clipped to ±2) drawn as an arc.
+pub(crate) fn pendulum(theta: f64, u: f64) -> Frame {
+    let mut f = Frame::new(PD_SIZE, PD_SIZE, colour::WHITE);
+    let c = PD_SIZE as f64 / 2.0;
+    if u != 0.0 {
+        let r = 0.5 * PD_SCALE;
+        let span = u.abs() / 2.0 * (240.0f64).to_radians();
+        let dir = u.signum();
+        // Screen angle φ measured counter-clockwise from +x with y up; the arc starts at the
+        // bottom (φ = −π/2).
+        let at = |phi: f64| (c + r * phi.cos(), c - r * phi.sin());
+        let n = 48;
+        let start = -PI / 2.0;
+        let end = start + dir * span;
+        let head = 10.0f64.min(span * r);
+        let shaft_end = end - dir * head / r;
+        for i in 0..n {
+            let p0 = start + (shaft_end - start) * i as f64 / n as f64;
+            let p1 = start + (shaft_end - start) * (i + 1) as f64 / n as f64;
+            f.line(at(p0), at(p1), 3.0, colour::TORQUE);
+        }
+        f.arrow(at(shaft_end), at(end), 0.0, head, colour::TORQUE);
+    }
+    let len = PD_SCALE;
+    let tip = (c - len * theta.sin(), c - len * theta.cos());
+    f.line((c, c), tip, 0.2 * PD_SCALE, colour::ROD);
+    f.fill_circle(c, c, 0.05 * PD_SCALE, colour::BLACK);
+    f
+}
+
+pub(crate) const MC_SIZE: (usize, usize) = (300, 200);
+const MC_MIN: f64 = -1.2;
+const MC_SCALE: f64 = 300.0 / 1.8;
+
+fn hill(p: f64) -> f64 {
+    (3.0 * p).sin() * 0.45 + 0.55
+}
+
+/// Screen point of position `p` on the road, and the road's unit tangent there.
+fn road(p: f64) -> ((f64, f64), (f64, f64)) {
+    let h = MC_SIZE.1 as f64;
+    let pt = ((p - MC_MIN) * MC_SCALE, h - hill(p) * MC_SCALE);
+    // dh/dp = 1.35 cos 3p; both axes share the scale, so the screen slope is the same.
+    let slope = 1.35 * (3.0 * p).cos();
+    let norm = (1.0 + slope * slope).sqrt();
+    (pt, (1.0 / norm, -slope / norm))
+}
+
+/// MountainCar with the car at `position`.
+pub(crate) fn mountaincar(position: f64, goal: f64) -> Frame {
+    let (w, h) = MC_SIZE;
+    let mut f = Frame::new(w, h, colour::WHITE);
+    for x in 0..w {
+        let p = MC_MIN + (x as f64 + 0.5) / MC_SCALE;
+        let top = h as f64 - hill(p) * MC_SCALE;
+        f.fill_rect(x as f64, top, x as f64 + 1.0, h as f64, [225, 225, 225]);
+        f.fill_rect(x as f64, top - 1.0, x as f64 + 1.0, top + 1.0, colour::HILL);
+    }
+    let (flag, _) = road(goal);
+    f.fill_rect(flag.0 - 0.5, flag.1 - 25.0, flag.0 + 0.5, flag.1, colour::BLACK);
+    f.fill_convex(&[(flag.0 + 0.5, flag.1 - 25.0), (flag.0 + 0.5, flag.1 - 15.0), (flag.0 + 13.0, flag.1 - 20.0)], colour::FLAG);
+    let ((rx, ry), (tx, ty)) = road(position);
+    let (nx, ny) = (ty, -tx); // the road's normal, pointing up on screen
+    let (half_w, body_h, clearance) = (10.0, 10.0, 5.0);
+    let at = |along: f64, up: f64| (rx + tx * along + nx * up, ry + ty * along + ny * up);
+    f.fill_convex(
+        &[at(-half_w, clearance), at(half_w, clearance), at(half_w, clearance + body_h), at(-half_w, clearance + body_h)],
+        colour::BLACK,
+    );
+    for side in [-1.0, 1.0] {
+        let (wx, wy) = at(side * half_w * 0.6, clearance);
+        f.fill_circle(wx, wy, 3.0, [128, 128, 128]);
+    }
+    f
+}
+
+/// Side of a gridworld cell in pixels.
+pub(crate) const CELL: f64 = 32.0;
+
+/// A gridworld with `ncol` columns, the agent in `agent`.
+pub(crate) fn grid(cells: &[Cell], ncol: usize, agent: usize, path: &[usize]) -> Frame {
+    let nrow = cells.len() / ncol;
+    let mut f = Frame::new(ncol * CELL as usize, nrow * CELL as usize, colour::GRID);
+    let centre = |s: usize| (((s % ncol) as f64 + 0.5) * CELL, ((s / ncol) as f64 + 0.5) * CELL);
+    for (s, kind) in cells.iter().enumerate() {
+        let (x, y) = ((s % ncol) as f64 * CELL, (s / ncol) as f64 * CELL);
+        // One grid-coloured pixel between cells.
+        f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, cell_colour(kind.letter()));
+    }
+    for pair in path.windows(2) {
+        f.line(centre(pair[0]), centre(pair[1]), 3.0, colour::PATH);
+    }
+    for &s in path {
+        let (x, y) = centre(s);
+        f.fill_circle(x, y, 3.0, colour::PATH);
+    }
+    let (x, y) = centre(agent);
+    f.fill_circle(x, y, 0.3 * CELL, colour::AGENT);
+    f
+}
+
+/// Gymnasium's FrozenLake `ansi` text: the last action's name in parentheses (an empty line
+/// after reset), then the map with the agent's cell on a red background. Every gridworld
+/// prints this way (CliffWalking and maps too, with their `C` and `W` letters), so that the
+/// last action always shows.
+pub(crate) fn grid_ansi(cells: &[Cell], ncol: usize, agent: usize, action_names: &[&str; 4], ctx: &RenderCtx<'_>) -> String {
+    let mut out = String::new();
+    match ctx.last_action {
+        Some(Action::Discrete(a)) if a < 4 => out.push_str(&format!("  ({})\n", action_names[a])),
+        _ => out.push('\n'),
+    }
+    for (s, kind) in cells.iter().enumerate() {
+        if s == agent {
+            out.push_str(&format!("\x1b[41m{}\x1b[0m", kind.letter()));
+        } else {
+            out.push(kind.letter());
+        }
+        if s % ncol == ncol - 1 {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The torque of the last action for Pendulum, clipped to its bound.
+pub(crate) fn pendulum_torque(ctx: &RenderCtx<'_>) -> f64 {
+    scalar_action(ctx, PD_MAX_TORQUE)
+}
