@@ -385,27 +385,37 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // SIGKILL the sweep (its children get SIGTERM and stop at a checkpoint) once its first
-    // run has checkpointed; its children may also die before stopping cleanly.
+    // run has checkpointed; its children may also die before stopping cleanly. Retried with a
+    // shorter delay when the runs were faster than the kill.
     let cut = root.join("cut");
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let mut child = sweep(&cut).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let runs = |dir: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
         v.sort();
         v
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !runs(&cut).iter().any(|r| newest_step(r).is_some()) {
-        assert!(child.try_wait().unwrap().is_none(), "the sweep finished before any checkpoint");
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
+    let mut delay = 200;
+    let mut cut_short = false;
+    for _ in 0..6 {
+        let _ = std::fs::remove_dir_all(&cut);
+        let mut child = sweep(&cut).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !runs(&cut).iter().any(|r| newest_step(r).is_some()) && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..delay)));
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let unfinished = |r: &PathBuf| !r.join("summary.json").exists() || summary(r)["interrupted"] == true;
+        if runs(&cut).len() < 2 || runs(&cut).iter().any(unfinished) {
+            cut_short = true;
+            break;
+        }
+        delay = (delay / 2).max(1);
     }
-    std::thread::sleep(Duration::from_millis(rng.random_range(0..200)));
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(runs(&cut).iter().any(|r| !r.join("summary.json").exists() || summary(r)["interrupted"] == true),
-        "the kill came after every run had finished");
+    assert!(cut_short, "the sweep always finished before the kill");
 
     let out = sweep(&cut).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -417,5 +427,36 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
         assert!(final_weights(x) == final_weights(y), "{}: final weights differ", y.display());
         assert_eq!(scalars(x), scalars(y), "{}: scalars differ", y.display());
     }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_run_killed_between_its_final_checkpoint_and_its_summary_is_finished_by_resume() {
+    let root = scratch("final");
+    let cfg = config(&root, "run.toml", &ES.replace("steps = 600000", "steps = 120000"));
+    let dir = root.join("run");
+    train_full(&cfg, &dir, "2");
+    let (done, logged) = (summary(&dir), scalars(&dir));
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&dir), done);
+    assert_eq!(scalars(&dir), logged, "the final evaluation is not logged twice");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn an_extended_sac_run_equals_one_planned_for_the_longer_total() {
+    // τ auto has no schedule tied to the total, and a replay buffer that filled exactly
+    // (capacity = steps < buffer_size) grows in order, as the planned run's never wrapped.
+    let root = scratch("extend-sac");
+    let short = config(&root, "short.toml", &SAC_AUTO.replace("steps = 3000", "steps = 1500"));
+    let dir = root.join("run");
+    train_full(&short, &dir, "1");
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap(), "--steps", "3000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let planned = root.join("planned");
+    train_full(&config(&root, "long.toml", SAC_AUTO), &planned, "1");
+    assert!(final_weights(&dir) == final_weights(&planned), "extended SAC run differs from the planned one");
     std::fs::remove_dir_all(&root).ok();
 }

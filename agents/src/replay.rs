@@ -194,10 +194,13 @@ impl ReplayBuffer {
             capacity: usize,
         }
         let m: Meta = ckpt.get("replay")?;
-        // A full buffer may have wrapped, so only the same capacity continues it; one that
-        // never filled holds its rows in order and fits any capacity it does not exceed.
+        // A buffer whose oldest row is not at 0 has wrapped, so only the same capacity
+        // continues it; any other holds its rows in order and fits a capacity it does not exceed.
+        // A full buffer whose cursor is back at 0 holds its rows in order too (it filled
+        // exactly, as a run of `steps` <= buffer_size does): an extended run may grow it.
         let full = m.len == m.capacity;
-        if m.len > self.capacity || (full && m.capacity != self.capacity) || m.cursor >= m.capacity.max(1) {
+        let wrapped = full && m.cursor != 0;
+        if m.len > self.capacity || (wrapped && m.capacity != self.capacity) || m.cursor >= m.capacity.max(1) {
             anyhow::bail!(
                 "checkpoint {}: a replay buffer of {} transitions (capacity {}) does not fit this run's capacity {}",
                 ckpt.dir.display(), m.len, m.capacity, self.capacity
@@ -209,7 +212,7 @@ impl ReplayBuffer {
         self.rewards = ckpt.f32s("replay.rewards", m.len)?;
         self.terminated = ckpt.f32s("replay.terminated", m.len)?;
         self.len = m.len;
-        self.cursor = if full { m.cursor } else { m.len % self.capacity };
+        self.cursor = if wrapped { m.cursor } else { m.len % self.capacity };
         Ok(())
     }
 

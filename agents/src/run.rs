@@ -131,6 +131,12 @@ pub fn train(
         Ok(())
     };
     let mut interrupted = false;
+    // A run killed after its final checkpoint but before its summary: the dead process had
+    // already logged (and flushed) everything, its final evaluation included.
+    let complete_at_start = learner.env_steps() >= schedule.total_steps;
+    if complete_at_start {
+        last_checkpoint = Some(learner.env_steps());
+    }
     while learner.env_steps() < schedule.total_steps {
         if stop_requested() {
             interrupted = true;
@@ -165,13 +171,15 @@ pub fn train(
             ctx.logger.flush()?;
         }
         if running && crossed(before, step, schedule.checkpoint_every) {
-            checkpoint(learner, &mut writer, &mut last_checkpoint)?;
+            // Logs first: every point up to a checkpoint's step is durable before it exists,
+            // since a resume from it logs from the next step on.
             ctx.logger.flush()?;
+            checkpoint(learner, &mut writer, &mut last_checkpoint)?;
         }
         (ctx.progress)(&progress);
     }
     let step = learner.env_steps();
-    let report = if interrupted {
+    let report = if interrupted || complete_at_start {
         learner.evaluate(&mut NullLogger, true)?
     } else {
         let report = learner.evaluate(ctx.logger, true)?;
@@ -183,6 +191,7 @@ pub fn train(
     progress.last_eval = Some(report.mean_return());
     (ctx.progress)(&progress);
     if last_checkpoint != Some(step) {
+        ctx.logger.flush()?;
         checkpoint(learner, &mut writer, &mut last_checkpoint)?;
     }
     // The summary comes after the final checkpoint is on disk: it marks a finished run.

@@ -285,7 +285,11 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
         if finished && args.steps.is_none() {
             bail!("run {} is finished ({} steps); to train it further, pass --steps N with N > {}", dir.display(), ckpt.step, ckpt.step);
         }
-        bail!("--steps {steps} does not go beyond the run's checkpoint at step {}; accepted: more than {}", ckpt.step, ckpt.step);
+        if finished || args.steps.is_some() {
+            bail!("--steps {steps} does not go beyond the run's checkpoint at step {}; accepted: more than {}", ckpt.step, ckpt.step);
+        }
+        // Killed after its final checkpoint but before its summary: the resumed session only
+        // evaluates and writes the summary.
     }
     let mut meta = meta;
     if steps != planned {
