@@ -370,7 +370,8 @@ fn a_stopped_distributed_sweep_resumes_with_the_same_command() {
     unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
     let stopped = first.wait_with_output().unwrap();
     assert_eq!(stopped.status.code(), Some(143), "{}", String::from_utf8_lossy(&stopped.stderr));
-    assert!(String::from_utf8_lossy(&stopped.stderr).contains("run the same command again"));
+    let stopped_err = String::from_utf8_lossy(&stopped.stderr);
+    assert!(stopped_err.contains("run the same command again"), "{stopped_err}");
     // The worker went on meanwhile; the same command collects everything, once.
     check(distributed(&server, &cfg, &out, "0,0.1", "1", "1000").output().unwrap(), "resumed distributed sweep");
     assert_eq!(assert_same_runs(&root.join("local"), &out), 2);

@@ -19,6 +19,13 @@ pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// Forgets a stop request that has been acted on, so that the short work after it (a stopped
+/// sweep's report, whose exact references poll the flag too) completes; a second signal still
+/// quits at once.
+pub fn clear_stop() {
+    STOP.store(false, Ordering::SeqCst);
+}
+
 /// Whether a stop was requested; training loops poll this once per step or generation.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)

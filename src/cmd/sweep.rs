@@ -184,6 +184,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(opts) => crate::cluster::run_sweep(&plan, &out, opts, args.quiet)?,
         None => sweep::execute(&plan, &out, jobs, threads, args.quiet)?,
     };
+    // The runs have stopped; what they wrote is summarised even after a stop request.
+    tame_agents::run::clear_stop();
     let summary = sweep::summarize(&plan, &out, &outcomes)?;
     sweep::write_reports(&summary, &out)?;
     sweep::write_plots(&summary, &out)?;

@@ -80,11 +80,10 @@ pub struct TrainArgs {
     /// Continue a stopped or killed run from its newest good checkpoint, with the run's own
     /// config.toml; it ends with the same numbers as a run never stopped. Only --threads,
     /// --quiet, --progress-lines and --steps may be given with it. --steps N beyond the
-    /// run's steps extends a run, finished or not; schedules that depend on the total then
-    /// differ from a run planned for N from the start: the ε-greedy schedule of τ = 0
-    /// discrete SAC (a fraction of the total), evaluation and checkpoint steps (kept from the
-    /// original, plus one evaluation at its old end), and SAC's replay capacity only while
-    /// it is below buffer_size (min(buffer_size, steps)).
+    /// run's steps extends a run, finished or not; what depends on the total then differs
+    /// from a run planned for N from the start: the ε-greedy schedule of τ = 0 discrete SAC
+    /// (a fraction of the total), and the evaluation and checkpoint steps (kept from the
+    /// original, plus one evaluation at its old end; they change logs, not training).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
 }
