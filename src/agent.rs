@@ -15,10 +15,17 @@ use tame_agents::{es, sac};
 use crate::run_dir::{make_env, AgentKind, Resolved, RunConfig};
 
 /// A fresh learner for `cfg`, its generators seeded from the run's seed. A resumed run builds
-/// the same learner and then restores a checkpoint into it.
-pub fn learner(cfg: &Resolved) -> anyhow::Result<Box<dyn Learner>> {
+/// the same learner and then restores a checkpoint into it. With `population`, an ES learner
+/// evaluates its generations there (`tame train --redis`); the numbers do not change.
+pub fn learner(cfg: &Resolved, population: Option<Box<dyn es::Population>>) -> anyhow::Result<Box<dyn Learner>> {
     Ok(match cfg.agent {
         AgentKind::Sac => {
+            if population.is_some() {
+                bail!(
+                    "--redis distributes ES generations; a SAC run is one process (to spread SAC runs \
+                     over machines, use tame sweep --redis)"
+                );
+            }
             let run = sac::SacRun {
                 config: cfg.file.sac.clone().unwrap_or_default(),
                 tau: cfg.tau,
@@ -31,12 +38,26 @@ pub fn learner(cfg: &Resolved) -> anyhow::Result<Box<dyn Learner>> {
             Box::new(sac::SacLearner::new(&run, make_env(&cfg.env)?, make_env(&cfg.env)?)?)
         }
         AgentKind::Es => {
-            let config = es::EsConfig { threads: cfg.threads, ..cfg.file.es.clone().unwrap_or_default() };
-            let name = cfg.env.clone();
-            let factory: es::EnvFactory = Arc::new(move || tame_envs::make(&name));
-            Box::new(es::EsLearner::new(config, factory)?)
+            let (config, factory) = es_setup(cfg, cfg.threads)?;
+            let learner = es::EsLearner::new(config, factory)?;
+            match population {
+                Some(p) => Box::new(learner.with_population(p)),
+                None => Box::new(learner),
+            }
         }
     })
+}
+
+/// An ES run's config (on `threads` threads) and its env factory: what the learner and a
+/// distributed worker evaluating its pairs both build from the resolved config.
+pub fn es_setup(cfg: &Resolved, threads: usize) -> anyhow::Result<(es::EsConfig, es::EnvFactory)> {
+    if cfg.agent != AgentKind::Es {
+        bail!("the config's agent is {}; accepted here: es", cfg.agent.name());
+    }
+    let config = es::EsConfig { threads, ..cfg.file.es.clone().unwrap_or_default() };
+    let name = cfg.env.clone();
+    let factory: es::EnvFactory = Arc::new(move || tame_envs::make(&name));
+    Ok((config, factory))
 }
 
 /// A run's trained policy as the agent that wrote it reads its checkpoint.

@@ -39,9 +39,8 @@ use serde::{Deserialize, Serialize};
 use tame_envs::{Env, EnvError, Space};
 
 use crate::es_policy::{scatter_lane, LANES};
-use crate::es_rollout::{
-    spec_for, ActSettings, Chunk, Episode, LaneTask, ObsEncoding, ObsNorm, PolicySpec,
-};
+use crate::es_rollout::{spec_for, ActSettings, Chunk, LaneTask, ObsEncoding, PolicySpec};
+pub use crate::es_rollout::{Episode, ObsNorm};
 use crate::checkpoint::{Checkpoint, CheckpointWriter};
 use crate::eval::{EvalStats, EVAL_SEED_BASE};
 use crate::policy::{EsActor, Policy};
@@ -144,6 +143,10 @@ pub enum EsError {
     NonFinite(u64),
     #[error("checkpoint {path}: {why}")]
     Checkpoint { path: String, why: String },
+    #[error("evaluating the generation elsewhere failed: {0}")]
+    Remote(String),
+    #[error("stopped before the generation's episodes came back")]
+    Stopped,
 }
 
 impl EsConfig {
@@ -290,24 +293,56 @@ impl ObsStats {
     }
 }
 
-/// An evolution-strategies learner: parameters, optimiser state, and the lanes it runs on.
-pub struct Es {
+/// Pairs of one chunk of lanes: the unit a generation's pairs are split into, on this
+/// learner's threads and on distributed workers alike, so that every sum over members runs
+/// in the same order wherever the members were evaluated.
+pub const PAIRS_PER_CHUNK: usize = LANES / 2;
+
+/// One generation's random draws: σ, each mirrored pair's seed (its noise ε_k, env seeds and
+/// action seeds all derive from it) and which members record observations. A contiguous
+/// range of its pairs is itself a `Generation`, which is what a distributed worker evaluates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Generations finished before this one.
+    pub index: u64,
+    pub sigma: f64,
+    pub pair_seeds: Vec<u64>,
+    /// Two flags per pair: member 2k is θ + σε_k, member 2k+1 is θ − σε_k.
+    pub recorded: Vec<bool>,
+}
+
+impl Generation {
+    /// Pairs `pairs` of this generation, on their own.
+    pub fn pairs(&self, pairs: std::ops::Range<usize>) -> Generation {
+        Generation {
+            index: self.index,
+            sigma: self.sigma,
+            recorded: self.recorded[2 * pairs.start..2 * pairs.end].to_vec(),
+            pair_seeds: self.pair_seeds[pairs].to_vec(),
+        }
+    }
+}
+
+/// Evaluates whole generations somewhere other than on the learner's own lanes: `tame train
+/// --redis` sends them to workers. An implementation splits the pairs at multiples of
+/// [`PAIRS_PER_CHUNK`] and evaluates each part with a [`PairEvaluator`] built from the same
+/// config, so the episodes, and with them the run, equal the local ones bit for bit.
+pub trait Population: Send {
+    /// One episode per member (summed over `episodes_per_member`), in member order; `None`
+    /// when a stop was requested before every part came back.
+    fn evaluate(&mut self, generation: &Generation, theta: &[f32], norm: &ObsNorm) -> anyhow::Result<Option<Vec<Episode>>>;
+}
+
+/// The lanes that evaluate mirrored pairs: the policy's layout, one [`Chunk`] of envs per
+/// [`PAIRS_PER_CHUNK`] pairs, and the threads they run on. [`Es`] evaluates its generations
+/// with one; a distributed worker evaluates its share of another process's generation with
+/// one built from the same config.
+pub struct PairEvaluator {
     cfg: EsConfig,
     spec: PolicySpec,
     make_env: EnvFactory,
-    /// The centre θ of the search distribution.
-    theta: Vec<f32>,
-    /// First and second Adam moments, or the SGD velocity in `m`.
-    m: Vec<f32>,
-    v: Vec<f32>,
-    rng: ChaCha8Rng,
-    obs_stats: ObsStats,
-    norm: ObsNorm,
     chunks: Vec<Chunk>,
-    eval_chunks: Vec<Chunk>,
-    generation: u64,
-    env_steps: u64,
-    /// Worker threads of this learner, or `None` to run on the caller's rayon pool.
+    /// Worker threads, or `None` to run on the caller's rayon pool.
     pool: Option<rayon::ThreadPool>,
 }
 
@@ -319,40 +354,226 @@ fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Se
     }
 }
 
-impl Es {
-    /// Validates the config, builds the policy for the env's spaces and one env per lane.
+impl PairEvaluator {
+    /// Validates the config and builds the policy layout for the env's spaces; chunks of
+    /// envs are made as pairs arrive.
     pub fn new(cfg: EsConfig, make_env: EnvFactory) -> Result<Self, EsError> {
         cfg.validate()?;
         let probe = make_env()?;
-        let spec = spec_for(
-            &probe.observation_space(),
-            &probe.action_space(),
-            &cfg.hidden,
-        )
-        .map_err(EsError::UnsupportedSpace)?;
+        let spec = spec_for(&probe.observation_space(), &probe.action_space(), &cfg.hidden)
+            .map_err(EsError::UnsupportedSpace)?;
         drop(probe);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let theta = spec.shape.init(&mut rng);
-        let dim = theta.len();
-        let obs_features = spec.obs.features();
-        let n_chunks = cfg.population.div_ceil(LANES);
-        let chunks = (0..n_chunks)
-            .map(|_| Chunk::new(&spec, &*make_env))
-            .collect::<Result<_, _>>()?;
         let pool = match cfg.threads {
             0 => None,
             t => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(t)
                     .build()
-                    .map_err(|e| {
-                        EsError::Config(format!("cannot start {t} worker threads: {e}"))
-                    })?,
+                    .map_err(|e| EsError::Config(format!("cannot start {t} worker threads: {e}")))?,
             ),
         };
+        Ok(PairEvaluator { cfg, spec, make_env, chunks: Vec::new(), pool })
+    }
+
+    /// Number of policy parameters, the length of θ.
+    pub fn num_params(&self) -> usize {
+        self.spec.shape.num_params()
+    }
+
+    /// Observation features, the length of the normalisation's mean and 1/std.
+    pub fn obs_features(&self) -> usize {
+        self.spec.obs.features()
+    }
+
+    /// Chunks for `pairs` pairs, made when missing.
+    fn ensure_chunks(&mut self, pairs: usize) -> Result<(), EsError> {
+        let need = pairs.div_ceil(PAIRS_PER_CHUNK);
+        while self.chunks.len() < need {
+            self.chunks.push(Chunk::new(&self.spec, &*self.make_env)?);
+        }
+        Ok(())
+    }
+
+    /// Evaluates every member θ ± σε_k of `generation`'s pairs, one episode per
+    /// `episodes_per_member` each (summed), and returns them in member order. Each chunk
+    /// keeps its pairs' ε for [`weighted_noise_sum`](Self::weighted_noise_sum). The inputs
+    /// may come from another process, so their sizes are checked first.
+    pub fn evaluate(&mut self, generation: &Generation, theta: &[f32], norm: &ObsNorm) -> Result<Vec<Episode>, EsError> {
+        let pairs = generation.pair_seeds.len();
+        let (dim, features) = (self.num_params(), self.obs_features());
+        let bad = |what: String| Err(EsError::Config(what));
+        if theta.len() != dim {
+            return bad(format!("θ has {} parameters; this policy has {dim}", theta.len()));
+        }
+        if norm.mean.len() != features || norm.inv_std.len() != features {
+            return bad(format!(
+                "the observation normalisation has {} means and {} scales; this env has {features} features",
+                norm.mean.len(),
+                norm.inv_std.len()
+            ));
+        }
+        if generation.recorded.len() != 2 * pairs {
+            return bad(format!("{} recording flags for {pairs} pairs; accepted: two per pair", generation.recorded.len()));
+        }
+        if !(generation.sigma > 0.0 && generation.sigma.is_finite()) {
+            return bad(format!("sigma {} is not allowed; accepted: a finite number > 0", generation.sigma));
+        }
+        if pairs == 0 || 2 * pairs > crate::limits::MAX_POPULATION {
+            return bad(format!("{pairs} pairs; accepted: 1 to {}", crate::limits::MAX_POPULATION / 2));
+        }
+        self.ensure_chunks(pairs)?;
+        let chunks = &mut self.chunks[..pairs.div_ceil(PAIRS_PER_CHUNK)];
+        let (spec, cfg) = (&self.spec, &self.cfg);
+        let per_chunk = in_pool(self.pool.as_ref(), || rollout_pairs(chunks, spec, cfg, generation, theta, norm));
+        let mut episodes = Vec::with_capacity(2 * pairs);
+        for chunk in per_chunk {
+            episodes.extend(chunk?);
+        }
+        episodes.truncate(2 * pairs);
+        Ok(episodes)
+    }
+
+    /// Regenerates each pair's ε_k into its chunk, as [`evaluate`](Self::evaluate) would:
+    /// what a coordinator does while its workers evaluate, to form ĝ from seeds alone.
+    pub fn fill_noise(&mut self, pair_seeds: &[u64]) -> Result<(), EsError> {
+        self.ensure_chunks(pair_seeds.len())?;
+        let dim = self.num_params();
+        let chunks = &mut self.chunks;
+        in_pool(self.pool.as_ref(), || {
+            chunks.par_iter_mut().zip(pair_seeds.par_chunks(PAIRS_PER_CHUNK)).for_each(|(chunk, seeds)| {
+                for (eps, &seed) in chunk.noise.chunks_exact_mut(dim).zip(seeds) {
+                    noise(seed, eps);
+                }
+            })
+        });
+        Ok(())
+    }
+
+    /// Σ_k w_k ε_k over the pairs last evaluated or filled: each chunk sums its own pairs,
+    /// then the chunks' sums are added in chunk order.
+    fn weighted_noise_sum(&mut self, weights: &[f32]) -> Vec<f32> {
+        let dim = self.num_params();
+        let chunks = &mut self.chunks;
+        let partials: Vec<Vec<f32>> = in_pool(self.pool.as_ref(), || {
+            // Mutable only because an env is `Send` but not `Sync`; nothing is written.
+            chunks
+                .par_iter_mut()
+                .zip(weights.par_chunks(PAIRS_PER_CHUNK))
+                .map(|(chunk, ws)| {
+                    let mut acc = vec![0.0f32; dim];
+                    for (eps, &w) in chunk.noise.chunks_exact(dim).zip(ws) {
+                        acc.iter_mut().zip(eps).for_each(|(a, e)| *a += w * e);
+                    }
+                    acc
+                })
+                .collect()
+        });
+        let mut sum = vec![0.0f32; dim];
+        for partial in &partials {
+            sum.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
+        }
+        sum
+    }
+}
+
+/// Step 2 on `chunks`, chunk c holding pairs c·P … (c+1)·P − 1 of `generation` in lanes 2p
+/// and 2p+1: regenerate ε_k from its seed, perturb θ both ways, run the episodes.
+fn rollout_pairs(
+    chunks: &mut [Chunk],
+    spec: &PolicySpec,
+    cfg: &EsConfig,
+    generation: &Generation,
+    theta: &[f32],
+    norm: &ObsNorm,
+) -> Vec<Result<Vec<Episode>, EnvError>> {
+    let (pairs, sigma) = (generation.pair_seeds.len(), generation.sigma);
+    let (pair_seeds, recorded) = (&generation.pair_seeds, &generation.recorded);
+    let settings = ActSettings { tau: cfg.tau, entropy_tau: None, max_steps: cfg.max_episode_steps };
+    chunks
+        .par_iter_mut()
+        .enumerate()
+        .map(|(c, chunk)| {
+            let dim = theta.len();
+            let mut tasks = [LaneTask::default(); LANES];
+            for p in 0..PAIRS_PER_CHUNK {
+                let k = c * PAIRS_PER_CHUNK + p;
+                if k >= pairs {
+                    break;
+                }
+                let eps = &mut chunk.noise[p * dim..(p + 1) * dim];
+                noise(pair_seeds[k], eps);
+                let (plus, minus) = (2 * p, 2 * p + 1);
+                for (i, (&t, &e)) in theta.iter().zip(eps.iter()).enumerate() {
+                    chunk.params[i * LANES + plus] = t + sigma as f32 * e;
+                    chunk.params[i * LANES + minus] = t - sigma as f32 * e;
+                }
+                tasks[plus] = LaneTask { active: true, record_obs: recorded[2 * k], ..LaneTask::default() };
+                tasks[minus] = LaneTask { active: true, record_obs: recorded[2 * k + 1], ..LaneTask::default() };
+            }
+            let mut total: Vec<Episode> = Vec::new();
+            for e in 0..cfg.episodes_per_member {
+                // A mirrored pair shares its env seed and action noise (common random
+                // numbers), so that F⁺ − F⁻ reflects ±σε rather than luck.
+                for p in 0..PAIRS_PER_CHUNK {
+                    let k = c * PAIRS_PER_CHUNK + p;
+                    if k < pairs {
+                        let env_seed = mix(pair_seeds[k], 2 + e as u64);
+                        tasks[2 * p].env_seed = env_seed;
+                        tasks[2 * p + 1].env_seed = env_seed;
+                        let action_seed = mix(pair_seeds[k], 1000 + e as u64);
+                        tasks[2 * p].action_seed = action_seed;
+                        tasks[2 * p + 1].action_seed = action_seed;
+                    }
+                }
+                let episodes = chunk.rollout(spec, norm, settings, &tasks)?;
+                if total.is_empty() {
+                    total = episodes;
+                } else {
+                    for (t, ep) in total.iter_mut().zip(episodes) {
+                        merge_episode(t, ep);
+                    }
+                }
+            }
+            Ok(total)
+        })
+        .collect()
+}
+
+/// An evolution-strategies learner: parameters, optimiser state, and the lanes it runs on.
+pub struct Es {
+    cfg: EsConfig,
+    spec: PolicySpec,
+    /// The lanes of the training population.
+    lanes: PairEvaluator,
+    /// Where generations are evaluated instead of on `lanes` (distributed runs).
+    remote: Option<Box<dyn Population>>,
+    /// The centre θ of the search distribution.
+    theta: Vec<f32>,
+    /// First and second Adam moments, or the SGD velocity in `m`.
+    m: Vec<f32>,
+    v: Vec<f32>,
+    rng: ChaCha8Rng,
+    obs_stats: ObsStats,
+    norm: ObsNorm,
+    eval_chunks: Vec<Chunk>,
+    generation: u64,
+    env_steps: u64,
+}
+
+impl Es {
+    /// Validates the config, builds the policy for the env's spaces and one env per lane.
+    pub fn new(cfg: EsConfig, make_env: EnvFactory) -> Result<Self, EsError> {
+        let mut lanes = PairEvaluator::new(cfg.clone(), make_env)?;
+        lanes.ensure_chunks(cfg.population / 2)?;
+        let spec = lanes.spec.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let theta = spec.shape.init(&mut rng);
+        let dim = theta.len();
+        let obs_features = spec.obs.features();
         Ok(Es {
             spec,
-            make_env,
+            lanes,
+            remote: None,
             theta,
             m: vec![0.0; dim],
             v: vec![0.0; dim],
@@ -363,13 +584,17 @@ impl Es {
                 count: 0,
             },
             norm: ObsNorm::identity(obs_features),
-            chunks,
             eval_chunks: Vec::new(),
             generation: 0,
             env_steps: 0,
-            pool,
             cfg,
         })
+    }
+
+    /// Evaluates every generation with `remote` instead of on this learner's lanes; the
+    /// gradient, update and statistics stay here.
+    pub fn set_population(&mut self, remote: Box<dyn Population>) {
+        self.remote = Some(remote);
     }
 
     pub fn config(&self) -> &EsConfig {
@@ -390,119 +615,61 @@ impl Es {
         self.theta.len()
     }
 
-    /// Runs one generation: perturb, evaluate, rank, estimate ĝ, update θ.
+    /// θ, the centre of the search distribution.
+    pub fn theta(&self) -> &[f32] {
+        &self.theta
+    }
+
+    /// Step 1: the next generation's σ, pair seeds and recording flags, drawn from `rng`.
+    fn draw(&self, rng: &mut ChaCha8Rng) -> Generation {
+        let n = self.cfg.population;
+        let record_obs = self.cfg.obs_norm && matches!(self.spec.obs, ObsEncoding::Box(_));
+        let pair_seeds = (0..n / 2).map(|_| rng.random()).collect();
+        let recorded = (0..n).map(|_| record_obs && rng.random::<f64>() < self.cfg.obs_norm_fraction).collect();
+        Generation { index: self.generation, sigma: self.cfg.sigma_at(self.generation), pair_seeds, recorded }
+    }
+
+    /// Runs one generation: perturb, evaluate, rank, estimate ĝ, update θ. A distributed
+    /// generation stopped before its episodes came back is [`EsError::Stopped`], and leaves
+    /// the learner as it was.
     pub fn step(&mut self) -> Result<GenerationStats, EsError> {
         let n = self.cfg.population;
         let pairs = n / 2;
-        let sigma = self.cfg.sigma_at(self.generation);
-        let pair_seeds: Vec<u64> = (0..pairs).map(|_| self.rng.random()).collect();
-        let record_obs = self.cfg.obs_norm && matches!(self.spec.obs, ObsEncoding::Box(_));
-        let recorded: Vec<bool> = (0..n)
-            .map(|_| record_obs && self.rng.random::<f64>() < self.cfg.obs_norm_fraction)
-            .collect();
-
-        // Step 2: every chunk holds LANES/2 mirrored pairs, lanes 2p and 2p+1.
-        let (theta, spec, norm, cfg) = (&self.theta, &self.spec, &self.norm, &self.cfg);
-        let settings = ActSettings {
-            tau: cfg.tau,
-            entropy_tau: None,
-            max_steps: cfg.max_episode_steps,
+        // Drawn from a copy that is kept once the generation is complete.
+        let mut rng = self.rng.clone();
+        let generation = self.draw(&mut rng);
+        let sigma = generation.sigma;
+        let Es { lanes, remote, theta, norm, .. } = self;
+        let episodes = match remote {
+            None => lanes.evaluate(&generation, theta, norm)?,
+            Some(remote) => {
+                // The ε_k for ĝ are regenerated here while the workers evaluate.
+                let (got, filled) = std::thread::scope(|s| {
+                    let filler = s.spawn(|| lanes.fill_noise(&generation.pair_seeds));
+                    let got = remote.evaluate(&generation, theta, norm);
+                    (got, filler.join().expect("regenerating noise does not panic"))
+                });
+                filled?;
+                match got.map_err(|e| EsError::Remote(format!("{e:#}")))? {
+                    Some(episodes) if episodes.len() == n => episodes,
+                    Some(episodes) => {
+                        return Err(EsError::Remote(format!("{} episodes came back for a population of {n}", episodes.len())))
+                    }
+                    None => return Err(EsError::Stopped),
+                }
+            }
         };
-        let pool = self.pool.as_ref();
-        let chunks = &mut self.chunks;
-        let per_chunk: Vec<Result<Vec<Episode>, EnvError>> = in_pool(pool, || {
-            chunks
-                .par_iter_mut()
-                .enumerate()
-                .map(|(c, chunk)| {
-                    let dim = theta.len();
-                    let mut tasks = [LaneTask::default(); LANES];
-                    for p in 0..LANES / 2 {
-                        let k = c * LANES / 2 + p;
-                        if k >= pairs {
-                            break;
-                        }
-                        let eps = &mut chunk.noise[p * dim..(p + 1) * dim];
-                        noise(pair_seeds[k], eps);
-                        let (plus, minus) = (2 * p, 2 * p + 1);
-                        for (i, (&t, &e)) in theta.iter().zip(eps.iter()).enumerate() {
-                            chunk.params[i * LANES + plus] = t + sigma as f32 * e;
-                            chunk.params[i * LANES + minus] = t - sigma as f32 * e;
-                        }
-                        tasks[plus] = LaneTask {
-                            active: true,
-                            record_obs: recorded[2 * k],
-                            ..LaneTask::default()
-                        };
-                        tasks[minus] = LaneTask {
-                            active: true,
-                            record_obs: recorded[2 * k + 1],
-                            ..LaneTask::default()
-                        };
-                    }
-                    let mut total: Vec<Episode> = Vec::new();
-                    for e in 0..cfg.episodes_per_member {
-                        // A mirrored pair shares its env seed and action noise (common random
-                        // numbers), so that F⁺ − F⁻ reflects ±σε rather than luck.
-                        for p in 0..LANES / 2 {
-                            let k = c * LANES / 2 + p;
-                            if k < pairs {
-                                let env_seed = mix(pair_seeds[k], 2 + e as u64);
-                                tasks[2 * p].env_seed = env_seed;
-                                tasks[2 * p + 1].env_seed = env_seed;
-                                let action_seed = mix(pair_seeds[k], 1000 + e as u64);
-                                tasks[2 * p].action_seed = action_seed;
-                                tasks[2 * p + 1].action_seed = action_seed;
-                            }
-                        }
-                        let episodes = chunk.rollout(spec, norm, settings, &tasks)?;
-                        if total.is_empty() {
-                            total = episodes;
-                        } else {
-                            for (t, ep) in total.iter_mut().zip(episodes) {
-                                merge_episode(t, ep);
-                            }
-                        }
-                    }
-                    Ok(total)
-                })
-                .collect()
-        });
-        let mut episodes = Vec::with_capacity(n);
-        for chunk in per_chunk {
-            episodes.extend(chunk?);
-        }
-        episodes.truncate(n);
 
-        let per_member = cfg.episodes_per_member as f64;
+        let per_member = self.cfg.episodes_per_member as f64;
         let fitness: Vec<f64> = episodes.iter().map(|e| e.ret / per_member).collect();
         let steps: u64 = episodes.iter().map(|e| e.len).sum();
 
-        // Steps 3-4: ĝ = 1/(nσ) Σ_k (u_k⁺ − u_k⁻) ε_k. Each chunk sums its own pairs (whose ε
-        // it regenerated from their seeds), then the chunks' sums are added in chunk order.
+        // Steps 3-4: ĝ = 1/(nσ) Σ_k (u_k⁺ − u_k⁻) ε_k, summed chunk by chunk in chunk order.
         let u = centered_ranks(&fitness);
         let weights: Vec<f32> = (0..pairs)
             .map(|k| (u[2 * k] - u[2 * k + 1]) as f32)
             .collect();
-        let dim = self.theta.len();
-        let partials: Vec<Vec<f32>> = in_pool(pool, || {
-            // Mutable only because an env is `Send` but not `Sync`; nothing is written.
-            self.chunks
-                .par_iter_mut()
-                .zip(weights.par_chunks(LANES / 2))
-                .map(|(chunk, ws)| {
-                    let mut acc = vec![0.0f32; dim];
-                    for (eps, &w) in chunk.noise.chunks_exact(dim).zip(ws) {
-                        acc.iter_mut().zip(eps).for_each(|(a, e)| *a += w * e);
-                    }
-                    acc
-                })
-                .collect()
-        });
-        let mut grad = vec![0.0f32; dim];
-        for partial in &partials {
-            grad.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
-        }
+        let mut grad = self.lanes.weighted_noise_sum(&weights);
         let scale = 1.0 / (n as f64 * sigma);
         grad.iter_mut()
             .for_each(|g| *g = (*g as f64 * scale) as f32);
@@ -529,10 +696,11 @@ impl Es {
                 .for_each(|(s, v)| *s += v);
             stats.count += ep.obs_count;
         }
-        if record_obs {
+        if self.cfg.obs_norm && matches!(self.spec.obs, ObsEncoding::Box(_)) {
             self.norm = self.obs_stats.snapshot();
         }
 
+        self.rng = rng;
         self.generation += 1;
         self.env_steps += steps;
         Ok(GenerationStats {
@@ -589,11 +757,11 @@ impl Es {
         if self.eval_chunks.is_empty() {
             let n = self.cfg.eval_episodes.div_ceil(LANES);
             self.eval_chunks = (0..n)
-                .map(|_| Chunk::new(&self.spec, &*self.make_env))
+                .map(|_| Chunk::new(&self.spec, &*self.lanes.make_env))
                 .collect::<Result<_, _>>()?;
         }
         let (chunks, cfg) = (&mut self.eval_chunks, &self.cfg);
-        in_pool(self.pool.as_ref(), || {
+        in_pool(self.lanes.pool.as_ref(), || {
             evaluate_in(
                 &policy,
                 chunks,
@@ -795,6 +963,12 @@ impl EsLearner {
     pub fn new(cfg: EsConfig, make_env: EnvFactory) -> Result<Self, EsError> {
         Ok(EsLearner { es: Es::new(cfg, make_env)?, start: Instant::now() })
     }
+
+    /// Evaluates the generations with `remote` (see [`Es::set_population`]).
+    pub fn with_population(mut self, remote: Box<dyn Population>) -> Self {
+        self.es.set_population(remote);
+        self
+    }
 }
 
 impl Learner for EsLearner {
@@ -804,7 +978,13 @@ impl Learner for EsLearner {
 
     fn advance(&mut self, log: &mut dyn Logger) -> anyhow::Result<()> {
         let (before, generation) = (self.es.env_steps(), self.es.generation() + 1);
-        let g = self.es.step().map_err(|e| anyhow::anyhow!("{e} (env steps from {before}); training stopped"))?;
+        let g = match self.es.step() {
+            Ok(g) => g,
+            // A stop request came while workers evaluated: nothing changed, and the training
+            // loop, seeing the request, checkpoints the state before this generation.
+            Err(EsError::Stopped) => return Ok(()),
+            Err(e) => anyhow::bail!("{e} (env steps from {before}); training stopped"),
+        };
         let step = self.es.env_steps();
         let quantities = [
             ("es/sigma", g.sigma),

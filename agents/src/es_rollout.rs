@@ -107,8 +107,8 @@ pub(crate) fn spec_for(
 
 /// A snapshot of the observation normalisation, x = clip((obs − mean)/std, −5, 5),
 /// fixed for a whole generation so that every member sees the same function.
-#[derive(Clone, Debug)]
-pub(crate) struct ObsNorm {
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObsNorm {
     pub mean: Vec<f32>,
     pub inv_std: Vec<f32>,
 }
@@ -133,19 +133,26 @@ pub(crate) struct LaneTask {
     pub record_obs: bool,
 }
 
-/// One lane's finished episode.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Episode {
+/// One lane's finished episode. What training reads of it also travels between a distributed
+/// ES run's workers and its coordinator (`tame train --redis`), so it is serialisable; f64s
+/// round-trip exactly through JSON.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Episode {
     pub ret: f64,
     pub len: u64,
     /// Σ obs, Σ obs², count over the steps, when `record_obs` was set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub obs_sum: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub obs_sumsq: Vec<f64>,
+    #[serde(default)]
     pub obs_count: u64,
     /// Σ of the policy's entropy at the visited states, when asked for (discrete heads).
+    #[serde(skip)]
     pub entropy_sum: f64,
     /// The env's own verdict at the episode's end (a gridworld's goal reached); `None` for
     /// envs without a notion of success.
+    #[serde(skip)]
     pub success: Option<bool>,
 }
 

@@ -73,6 +73,11 @@ pub struct Redis {
     conn: Option<Connection>,
     /// How long the server may stay unreachable before a command gives up.
     timeout: Duration,
+    /// Commands (or pipelines) sent, for `tame bench es --redis`.
+    calls: u64,
+    /// Times the server came back after being unreachable: what it had not yet made durable
+    /// may be gone, so callers re-check what they wait for.
+    outages: u64,
 }
 
 impl Redis {
@@ -82,7 +87,7 @@ impl Redis {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url.raw.as_str())
             .map_err(|e| anyhow::anyhow!("Redis URL '{}': {}", url.shown, url.scrub(&e.to_string())))?;
-        let mut redis = Redis { url: url.clone(), client, conn: None, timeout };
+        let mut redis = Redis { url: url.clone(), client, conn: None, timeout, calls: 0, outages: 0 };
         let pong: String = redis.call(|c| redis::cmd("PING").query(c))?;
         if pong != "PONG" {
             bail!("the server at {} answered PING with '{pong}': it is not Redis", url.shown);
@@ -105,6 +110,7 @@ impl Redis {
     pub fn call_raw<T>(&mut self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> anyhow::Result<RedisResult<T>> {
         let mut since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
+        self.calls += 1;
         loop {
             let attempt = match self.conn.as_mut() {
                 Some(c) => f(c),
@@ -119,6 +125,7 @@ impl Redis {
             let err = match attempt {
                 Ok(v) => {
                     if let Some(t) = since {
+                        self.outages += 1;
                         eprintln!("tame: Redis at {} is back after {:.1} s", self.url.shown, t.elapsed().as_secs_f64());
                     }
                     return Ok(Ok(v));
@@ -155,6 +162,21 @@ impl Redis {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// How long the server may stay unreachable from now on before a command gives up.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Commands (or pipelines) sent so far.
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Outages survived so far (the server unreachable, then back).
+    pub fn outages(&self) -> u64 {
+        self.outages
     }
 
     /// A clear message for an error that retrying will not cure.

@@ -153,16 +153,16 @@ fn job_id(out: &Path) -> anyhow::Result<String> {
 /// would refuse) and its map file's text.
 fn sweep_task(plan: &SweepPlan, run: &RunSpec) -> anyhow::Result<SweepRun> {
     let cfg = crate::cmd::train::resolve_argv(&train_args(plan, run, 1))?;
-    let map = match cfg.env.strip_prefix("map:") {
-        Some(path) => {
-            let path = Path::new(path);
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading map file {}", path.display()))?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "map.txt".into());
-            Some(MapFile { name, text })
-        }
-        None => None,
-    };
-    Ok(SweepRun { run: run.name.clone(), config: cfg.to_toml()?, map })
+    Ok(SweepRun { run: run.name.clone(), config: cfg.to_toml()?, map: map_file(&cfg.env)? })
+}
+
+/// The text of the map file a `map:PATH` env reads, to travel with its tasks.
+pub(super) fn map_file(env: &str) -> anyhow::Result<Option<MapFile>> {
+    let Some(path) = env.strip_prefix("map:") else { return Ok(None) };
+    let path = Path::new(path);
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading map file {}", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "map.txt".into());
+    Ok(Some(MapFile { name, text }))
 }
 
 /// Puts a run's newest local checkpoint (and its config and event files) into Redis, so that
@@ -287,7 +287,8 @@ fn write_checkpoint(dir: &Path, step: u64, entry: &StreamId) -> anyhow::Result<(
     Ok(())
 }
 
-fn count_workers(redis: &mut Redis) -> anyhow::Result<usize> {
+/// Workers whose heartbeat is live.
+pub fn count_workers(redis: &mut Redis) -> anyhow::Result<usize> {
     let mut cursor = 0u64;
     let mut n = 0;
     loop {
@@ -303,7 +304,7 @@ fn count_workers(redis: &mut Redis) -> anyhow::Result<usize> {
 }
 
 /// Deletes every key of a finished job.
-fn clean_up(redis: &mut Redis, job: &str) -> anyhow::Result<()> {
+pub(super) fn clean_up(redis: &mut Redis, job: &str) -> anyhow::Result<()> {
     let pattern = key(job, "*");
     let mut cursor = 0u64;
     loop {

@@ -20,13 +20,22 @@
 //!   heartbeat (what it does), expiring when it stops beating.
 //!
 //! A finished job deletes its keys; each also expires after [`KEY_TTL_S`] as a backstop.
+//!
+//! ES runs (`tame train --agent es --redis`, job `es-…`, see [`es`]) use the same stream and
+//! group for the parts of each generation (θ and the normalisation as raw little-endian f32
+//! fields beside the task), and their results stream carries `generation`, `part`, `worker`,
+//! `seconds` and the episodes as JSON (`data`) or the reason a part failed (`failed`).
+//! Workers delete a part's entry once its result is in; the coordinator trims the results it
+//! has read.
 
 mod conn;
 mod coord;
+mod es;
 mod worker;
 
 pub use conn::{parse_duration, Redis, RedisUrl};
-pub use coord::{run_sweep, ClusterOpts};
+pub use coord::{count_workers as live_workers, run_sweep, ClusterOpts};
+pub use es::{EsJob, EsJobOpts};
 pub use worker::{list_workers, serve, WorkerOpts};
 
 use serde::{Deserialize, Serialize};
@@ -48,11 +57,30 @@ fn worker_key(name: &str) -> String {
     format!("tame:workers:{name}")
 }
 
-/// One unit of work. Tagged by `kind`, so that other kinds (ES chunks) can join later.
+/// One unit of work, tagged by `kind`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum Task {
     SweepRun(SweepRun),
+    EsPart(EsPart),
+}
+
+/// Part of one ES generation: whole chunks of mirrored pairs and everything needed to evaluate
+/// them but θ and the observation normalisation, which travel beside it as raw f32 fields.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EsPart {
+    /// The part's index in its generation: its result is keyed by (generation, part).
+    part: usize,
+    /// The generation's index of the part's first pair (for messages).
+    first_pair: usize,
+    /// The run's resolved config, as its `config.toml` holds it.
+    config: String,
+    /// The text of the env's map file when the env is `map:PATH`.
+    #[serde(default)]
+    map: Option<MapFile>,
+    /// σ and the draws of the part's pairs.
+    generation: tame_agents::es::Generation,
 }
 
 /// One run of a sweep: everything a worker needs, no shared filesystem.

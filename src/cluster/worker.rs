@@ -16,8 +16,10 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::Value;
 use tame_agents::run::stop_requested;
 
-use super::{checkpoint_step, key, plain_name, worker_key, Redis, RedisUrl, SweepRun, Task, GROUP, JOBS, KEY_TTL_S};
-use crate::run_dir::RunConfig;
+use tame_agents::es::{ObsNorm, PairEvaluator};
+
+use super::{checkpoint_step, key, plain_name, worker_key, EsPart, MapFile, Redis, RedisUrl, SweepRun, Task, GROUP, JOBS, KEY_TTL_S};
+use crate::run_dir::{Resolved, RunConfig};
 
 /// How long a heartbeat key outlives its last beat.
 const HEARTBEAT_TTL_S: u64 = 10;
@@ -25,6 +27,12 @@ const HEARTBEAT_TTL_S: u64 = 10;
 const SYNC_EVERY: Duration = Duration::from_millis(200);
 /// The largest piece of an event file sent in one message.
 const CHUNK: usize = 1 << 20;
+/// How often an idle or busy worker renews its heartbeat.
+const BEAT_EVERY: Duration = Duration::from_secs(2);
+/// How often the job list is read again and parts of dead workers are looked for.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+/// How long one blocking read of the task streams waits (also the longest a stop waits).
+const WAIT: Duration = Duration::from_millis(250);
 
 pub struct WorkerOpts {
     pub url: RedisUrl,
@@ -46,6 +54,23 @@ struct Worker {
     redis: Redis,
     opts: WorkerOpts,
     last_beat: Instant,
+    /// Live jobs and their leases, as last scanned.
+    jobs: Vec<(String, Duration)>,
+    scanned: Option<Instant>,
+    /// The ES evaluator of the last job served, with the job and config it was built for.
+    es_cache: Option<EsEvaluator>,
+}
+
+/// An ES job's evaluator and the fingerprint (job, config, map) it was built from.
+struct EsEvaluator(PairEvaluator, String);
+
+/// A stream entry's task, or why it is malformed.
+fn parse_task(entry: &StreamId) -> Result<Task, String> {
+    match entry.map.get("task") {
+        Some(Value::BulkString(bytes)) => serde_json::from_slice(bytes).map_err(|e| format!("its task is malformed: {e}")),
+        Some(Value::SimpleString(text)) => serde_json::from_str(text).map_err(|e| format!("its task is malformed: {e}")),
+        _ => Err("it has no `task` field".into()),
+    }
 }
 
 /// Serves tasks until a stop is requested.
@@ -53,7 +78,7 @@ pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
     let redis = Redis::connect(&opts.url, opts.timeout)?;
     std::fs::create_dir_all(&opts.scratch)
         .with_context(|| format!("creating scratch directory {}", opts.scratch.display()))?;
-    let mut w = Worker { redis, opts, last_beat: Instant::now() };
+    let mut w = Worker { redis, opts, last_beat: Instant::now(), jobs: Vec::new(), scanned: None, es_cache: None };
     let beat = w.beat_json("idle");
     let name = w.opts.name.clone();
     let fresh: Option<String> = w.redis.call(|c| {
@@ -87,21 +112,29 @@ impl Worker {
 
     fn serve_loop(&mut self) -> anyhow::Result<()> {
         while !stop_requested() {
-            self.beat("idle")?;
-            match self.next_task()? {
-                Some((job, lease, entry)) => {
-                    // A task gone wrong (its job deleted meanwhile, a full disk) is reported;
-                    // the worker goes on. Redis itself gone past the timeout ends it (beat).
-                    let id = entry.id.clone();
-                    if let Err(e) = self.serve_entry(&job, lease, entry) {
-                        eprintln!("tame worker {}: task {id} of job {job}: {e:#}", self.opts.name);
+            if self.last_beat.elapsed() >= BEAT_EVERY {
+                self.beat("idle")?;
+            }
+            let mut entries = self.next_tasks()?;
+            // Several jobs may each have given one: ES parts are short, so all are served;
+            // of the sweep runs, the first is served and the others handed back at once.
+            entries.sort_by_key(|(_, _, _, task)| !matches!(task, Ok(Task::EsPart(_))));
+            let mut runs = 0;
+            for (job, lease, entry, task) in entries {
+                let id = entry.id.clone();
+                let outcome = match task {
+                    Ok(Task::SweepRun(_)) if runs > 0 || stop_requested() => self.hand_back(&job, &entry),
+                    Ok(task @ Task::SweepRun(_)) => {
+                        runs += 1;
+                        self.serve_task(&job, lease, &entry, task)
                     }
-                }
-                None => {
-                    let until = Instant::now() + Duration::from_millis(200);
-                    while Instant::now() < until && !stop_requested() {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
+                    Ok(task) => self.serve_task(&job, lease, &entry, task),
+                    Err(why) => self.set_aside(&job, &id, None, &why),
+                };
+                // A task gone wrong (its job deleted meanwhile, a full disk) is reported; the
+                // worker goes on. Redis itself gone past the timeout ends it (beat).
+                if let Err(e) = outcome {
+                    eprintln!("tame worker {}: task {id} of job {job}: {e:#}", self.opts.name);
                 }
             }
         }
@@ -109,64 +142,236 @@ impl Worker {
         Ok(())
     }
 
-    /// The next entry of any job: first one whose worker's lease ran out, then a new one.
-    fn next_task(&mut self) -> anyhow::Result<Option<(String, Duration, StreamId)>> {
+    /// Every live job with its lease; jobs whose keys expired (a coordinator killed long ago)
+    /// are dropped from the job set.
+    fn scan_jobs(&mut self) -> anyhow::Result<Vec<(String, Duration)>> {
         let mut jobs: Vec<String> = self.redis.call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
         jobs.sort();
-        let me = self.opts.name.clone();
-        for job in jobs {
-            let meta = key(&job, "meta");
-            let lease_ms: Option<u64> = self.redis.call(|c| redis::cmd("HGET").arg(&meta).arg("lease_ms").query(c))?;
-            let lease = Duration::from_millis(lease_ms.unwrap_or(30_000));
-            let tasks = key(&job, "tasks");
-            let claimed = self.redis.call_raw(|c| {
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&tasks)
-                    .arg(GROUP)
-                    .arg(&me)
-                    .arg(lease.as_millis() as u64)
-                    .arg("0-0")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query::<StreamAutoClaimReply>(c)
-            })?;
-            // A job whose stream went away since SMEMBERS (it finished): nothing to do.
-            let Ok(claimed) = claimed else { continue };
-            if let Some(entry) = claimed.claimed.into_iter().next() {
-                eprintln!("tame worker {me}: taking over task {} of job {job} (its worker's lease ran out)", entry.id);
-                return Ok(Some((job, lease, entry)));
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leases: Vec<Option<u64>> = self.redis.call(|c| {
+            let mut p = redis::pipe();
+            for job in &jobs {
+                p.cmd("HGET").arg(key(job, "meta")).arg("lease_ms");
             }
-            let read = self.redis.call_raw(|c| {
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(GROUP)
-                    .arg(&me)
-                    .arg("COUNT")
-                    .arg(1)
-                    .arg("STREAMS")
-                    .arg(&tasks)
-                    .arg(">")
-                    .query::<Option<StreamReadReply>>(c)
-            })?;
-            if let Ok(Some(reply)) = read {
-                if let Some(entry) = reply.keys.into_iter().flat_map(|k| k.ids).next() {
-                    return Ok(Some((job, lease, entry)));
+            p.query(c)
+        })?;
+        let gone: Vec<&String> = jobs.iter().zip(&leases).filter(|(_, l)| l.is_none()).map(|(j, _)| j).collect();
+        if !gone.is_empty() {
+            self.redis.call(|c| redis::cmd("SREM").arg(JOBS).arg(&gone).query::<()>(c))?;
+        }
+        Ok(jobs
+            .iter()
+            .zip(leases)
+            .filter_map(|(job, lease)| Some((job.clone(), Duration::from_millis(lease?))))
+            .collect())
+    }
+
+    /// The next entries: one whose worker's lease ran out (looked for every [`SCAN_EVERY`]),
+    /// else the new ones of every job, waiting up to [`WAIT`] for one.
+    fn next_tasks(&mut self) -> anyhow::Result<Vec<(String, Duration, StreamId, Result<Task, String>)>> {
+        let me = self.opts.name.clone();
+        let with_task = |(job, lease, entry): (String, Duration, StreamId)| {
+            let task = parse_task(&entry);
+            (job, lease, entry, task)
+        };
+        if self.scanned.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
+            self.jobs = self.scan_jobs()?;
+            self.scanned = Some(Instant::now());
+            for (job, lease) in self.jobs.clone() {
+                let tasks = key(&job, "tasks");
+                let claimed = self.redis.call_raw(|c| {
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(&tasks)
+                        .arg(GROUP)
+                        .arg(&me)
+                        .arg(lease.as_millis() as u64)
+                        .arg("0-0")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query::<StreamAutoClaimReply>(c)
+                })?;
+                // A job whose stream went away since the scan (it finished): nothing to do.
+                let Ok(claimed) = claimed else { continue };
+                if let Some(entry) = claimed.claimed.into_iter().next() {
+                    eprintln!("tame worker {me}: taking over task {} of job {job} (its worker's lease ran out)", entry.id);
+                    return Ok(vec![with_task((job, lease, entry))]);
                 }
             }
         }
-        Ok(None)
+        if self.jobs.is_empty() {
+            let until = Instant::now() + WAIT;
+            while Instant::now() < until && !stop_requested() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = self.jobs.iter().map(|(job, _)| key(job, "tasks")).collect();
+        let read = self.redis.call_raw(|c| {
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP").arg(GROUP).arg(&me).arg("COUNT").arg(1).arg("BLOCK").arg(WAIT.as_millis() as u64);
+            cmd.arg("STREAMS").arg(&keys);
+            for _ in &keys {
+                cmd.arg(">");
+            }
+            cmd.query::<Option<StreamReadReply>>(c)
+        })?;
+        match read {
+            Ok(reply) => Ok(reply
+                .into_iter()
+                .flat_map(|r| r.keys)
+                .flat_map(|k| {
+                    let (job, lease) = self.jobs[keys.iter().position(|x| *x == k.key).unwrap_or(0)].clone();
+                    k.ids.into_iter().map(move |entry| (job.clone(), lease, entry))
+                })
+                .map(with_task)
+                .collect()),
+            Err(_) => {
+                // A job's stream went away (it finished): scan again.
+                self.scanned = None;
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(Vec::new())
+            }
+        }
     }
 
-    fn serve_entry(&mut self, job: &str, lease: Duration, entry: StreamId) -> anyhow::Result<()> {
-        let task: Result<Task, String> = match entry.map.get("task") {
-            Some(Value::BulkString(bytes)) => serde_json::from_slice(bytes).map_err(|e| format!("its task is malformed: {e}")),
-            Some(Value::SimpleString(text)) => serde_json::from_str(text).map_err(|e| format!("its task is malformed: {e}")),
-            _ => Err("it has no `task` field".into()),
-        };
+    fn serve_task(&mut self, job: &str, lease: Duration, entry: &StreamId, task: Task) -> anyhow::Result<()> {
         match task {
-            Err(why) => self.set_aside(job, &entry.id, None, &why),
-            Ok(Task::SweepRun(run)) => self.serve_sweep_run(job, lease, &entry, run),
+            Task::SweepRun(run) => self.serve_sweep_run(job, lease, entry, run),
+            Task::EsPart(part) => self.serve_es_part(job, lease, entry, part),
         }
+    }
+
+    /// Puts an entry back at the end of its stream for any worker (this one does not serve
+    /// it now): a new entry with the same fields, the old one acknowledged and deleted.
+    fn hand_back(&mut self, job: &str, entry: &StreamId) -> anyhow::Result<()> {
+        let tasks = key(job, "tasks");
+        self.redis.call(|c| {
+            let mut p = redis::pipe();
+            p.atomic();
+            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(&entry.id).ignore();
+            p.cmd("XDEL").arg(&tasks).arg(&entry.id).ignore();
+            p.cmd("XADD").arg(&tasks).arg("*");
+            for (field, value) in &entry.map {
+                p.arg(field);
+                match value {
+                    Value::BulkString(b) => p.arg(b),
+                    Value::SimpleString(t) => p.arg(t),
+                    Value::Int(n) => p.arg(n),
+                    other => p.arg(format!("{other:?}")),
+                };
+            }
+            p.ignore();
+            p.query::<()>(c)
+        })
+    }
+
+    /// Evaluates one part of an ES generation with the job's evaluator (built once per job
+    /// from the task's config, checked as `tame train` checks it) and sends its episodes,
+    /// acknowledging and deleting the part in the same transaction. The lease is renewed
+    /// while it runs; a stop lets it finish first.
+    fn serve_es_part(&mut self, job: &str, lease: Duration, entry: &StreamId, task: EsPart) -> anyhow::Result<()> {
+        let floats = |field: &str| -> Result<Vec<f32>, String> {
+            match entry.map.get(field) {
+                Some(Value::BulkString(b)) if b.len() % 4 == 0 => {
+                    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+                }
+                Some(Value::BulkString(b)) => Err(format!("its `{field}` field has {} bytes, not whole f32s", b.len())),
+                _ => Err(format!("it has no `{field}` field")),
+            }
+        };
+        let inputs = floats("theta").and_then(|t| Ok((t, ObsNorm { mean: floats("obs_mean")?, inv_std: floats("obs_inv_std")? })));
+        let (theta, norm) = match inputs {
+            Ok(v) => v,
+            Err(why) => return self.set_aside_part(job, &entry.id, &task, &why),
+        };
+        let mut evaluator = match self.es_evaluator(job, &task) {
+            Ok(e) => e,
+            Err(e) => return self.set_aside_part(job, &entry.id, &task, &format!("{e:#}")),
+        };
+        let (g, pairs) = (task.generation.index + 1, task.first_pair..task.first_pair + task.generation.pair_seeds.len());
+        if self.last_beat.elapsed() >= BEAT_EVERY {
+            self.beat(&format!("job {job} generation {g} pairs {}..{}", pairs.start, pairs.end))?;
+        }
+        let begun = Instant::now();
+        let tasks = key(job, "tasks");
+        let me = self.opts.name.clone();
+        let renew = (lease / 3).max(Duration::from_millis(100));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outcome = std::thread::scope(|s| -> anyhow::Result<_> {
+            let generation = &task.generation;
+            let evaluator = &mut evaluator;
+            let (theta, norm) = (&theta, &norm);
+            s.spawn(move || {
+                let _ = tx.send(evaluator.0.evaluate(generation, theta, norm));
+            });
+            loop {
+                match rx.recv_timeout(renew) {
+                    Ok(result) => return Ok(result),
+                    Err(_) => {
+                        // Still working: keep the entry's idle time low (XCLAIM, JUSTID).
+                        self.redis.call(|c| {
+                            redis::cmd("XCLAIM").arg(&tasks).arg(GROUP).arg(&me).arg(0).arg(&entry.id).arg("JUSTID").query::<()>(c)
+                        })?;
+                    }
+                }
+            }
+        });
+        self.es_cache = Some(evaluator);
+        let episodes = match outcome? {
+            Ok(episodes) => episodes,
+            Err(e) => return self.set_aside_part(job, &entry.id, &task, &e.to_string()),
+        };
+        let seconds = begun.elapsed().as_secs_f64();
+        let data = serde_json::to_vec(&episodes).context("encoding the episodes")?;
+        let results = key(job, "results");
+        self.redis.call(|c| {
+            let mut p = redis::pipe();
+            p.atomic();
+            p.cmd("XADD").arg(&results).arg("*").arg("generation").arg(task.generation.index).arg("part").arg(task.part);
+            p.arg("worker").arg(&me).arg("seconds").arg(seconds).arg("data").arg(&data).ignore();
+            p.cmd("EXPIRE").arg(&results).arg(KEY_TTL_S).ignore();
+            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(&entry.id).ignore();
+            p.cmd("XDEL").arg(&tasks).arg(&entry.id).ignore();
+            p.query::<()>(c)
+        })
+    }
+
+    /// The evaluator for `task`'s job and config: the cached one, or a new one (the cache
+    /// holds one job's; it is taken out while in use).
+    fn es_evaluator(&mut self, job: &str, task: &EsPart) -> anyhow::Result<EsEvaluator> {
+        let fingerprint = format!("{job}\n{}\n{:?}", task.config, task.map.as_ref().map(|m| (&m.name, &m.text)));
+        if let Some(cached) = self.es_cache.take() {
+            if cached.1 == fingerprint {
+                return Ok(cached);
+            }
+        }
+        let base = self.opts.scratch.join(job);
+        let (_, cfg) = prepare_config(&base, "es", &task.config, task.map.as_ref(), self.opts.threads)?;
+        let (config, factory) = crate::agent::es_setup(&cfg, self.opts.threads)?;
+        let evaluator = PairEvaluator::new(config, factory)?;
+        Ok(EsEvaluator(evaluator, fingerprint))
+    }
+
+    /// Sets a part aside as [`set_aside`](Self::set_aside) does, and tells the coordinator
+    /// why (its run stops with that reason: every worker would fail the same way).
+    fn set_aside_part(&mut self, job: &str, id: &str, task: &EsPart, why: &str) -> anyhow::Result<()> {
+        let text = format!("worker {}: task {id} of job {job} set aside: {why}", self.opts.name);
+        eprintln!("tame {text}");
+        let (errors, tasks, results) = (key(job, "errors"), key(job, "tasks"), key(job, "results"));
+        let me = self.opts.name.clone();
+        self.redis.call(|c| {
+            let mut p = redis::pipe();
+            p.atomic();
+            p.cmd("RPUSH").arg(&errors).arg(&text).ignore();
+            p.cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S).ignore();
+            p.cmd("XADD").arg(&results).arg("*").arg("generation").arg(task.generation.index).arg("part").arg(task.part);
+            p.arg("worker").arg(&me).arg("failed").arg(why).ignore();
+            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(id).ignore();
+            p.cmd("XDEL").arg(&tasks).arg(id).ignore();
+            p.query::<()>(c)
+        })
     }
 
     /// Reports a task that cannot run (to the job's error list and, when its run is known, as
@@ -200,8 +405,8 @@ impl Worker {
         });
         let base = self.opts.scratch.join(job);
         let dir = base.join("runs").join(&run);
-        let config = match prepare_config(&base, &task, self.opts.threads) {
-            Ok(path) => path,
+        let config = match prepare_config(&base, &task.run, &task.config, task.map.as_ref(), self.opts.threads) {
+            Ok((path, _)) => path,
             Err(e) => return self.set_aside(job, &entry.id, Some((&run, attempt)), &format!("{e:#}")),
         };
         let mut stream = Streamer::new(job, &run, attempt, &dir);
@@ -274,18 +479,7 @@ impl Worker {
             })?;
         } else if stop_requested() {
             // Hand the task back at once (no wait for the lease): a new entry, same task.
-            let text = match entry.map.get("task") {
-                Some(Value::BulkString(b)) => b.clone(),
-                _ => serde_json::to_vec(&Task::SweepRun(task)).expect("plain struct"),
-            };
-            let id = entry.id.clone();
-            self.redis.call(|c| {
-                let mut p = redis::pipe();
-                p.atomic();
-                p.cmd("XACK").arg(&tasks).arg(GROUP).arg(&id).ignore();
-                p.cmd("XADD").arg(&tasks).arg("*").arg("task").arg(&text).ignore();
-                p.query::<()>(c)
-            })?;
+            self.hand_back(job, entry)?;
             eprintln!("tame worker {}: job {job} run {run} stopped and handed back", self.opts.name);
         } else {
             let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
@@ -467,12 +661,12 @@ enum Watch {
     Lost,
 }
 
-/// Writes the task's config (and map file) into the scratch directory and checks it as
-/// `tame train --config` would; returns the config's path.
-fn prepare_config(base: &Path, task: &SweepRun, threads: usize) -> anyhow::Result<PathBuf> {
+/// Writes a task's config (and map file) into the scratch directory as `<name>.toml` and
+/// checks it as `tame train --config` would; returns the config's path and what it resolves to.
+fn prepare_config(base: &Path, name: &str, config: &str, map: Option<&MapFile>, threads: usize) -> anyhow::Result<(PathBuf, Resolved)> {
     std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
-    let mut text = task.config.clone();
-    if let Some(map) = &task.map {
+    let mut text = config.to_string();
+    if let Some(map) = map {
         if !plain_name(&map.name) {
             bail!("map file name '{}' is not a plain file name", map.name);
         }
@@ -484,11 +678,11 @@ fn prepare_config(base: &Path, task: &SweepRun, threads: usize) -> anyhow::Resul
         table.insert("env".into(), toml::Value::String(format!("map:{}", path.display())));
         text = toml::to_string(&table).context("rewriting the task's config")?;
     }
-    let path = base.join(format!("{}.toml", task.run));
+    let path = base.join(format!("{name}.toml"));
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     let over = RunConfig { threads: Some(threads), ..Default::default() };
-    RunConfig::from_file(&path)?.overridden_by(over).resolve().context("the task's config is refused")?;
-    Ok(path)
+    let resolved = RunConfig::from_file(&path)?.overridden_by(over).resolve().context("the task's config is refused")?;
+    Ok((path, resolved))
 }
 
 /// What of one run has been sent, and how results are labelled.

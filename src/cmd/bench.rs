@@ -423,9 +423,26 @@ pub struct EsArgs {
     /// Print one JSON object per thread count instead of text.
     #[arg(long)]
     json: bool,
+    /// A running Redis (e.g. `redis-server --port 6390 --save ''`): also time the same
+    /// generations evaluated by --workers local `tame worker` processes through it, against
+    /// the local run on as many threads in all, and report what each generation costs.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// With --redis: worker processes started for the measurement.
+    #[arg(long, default_value_t = 2, requires = "redis", allow_hyphen_values = true, value_parser = cv::count::<1, 256>)]
+    workers: usize,
+    /// With --redis: threads of each worker.
+    #[arg(long, default_value_t = 1, requires = "redis", allow_hyphen_values = true, value_parser = cv::threads)]
+    worker_threads: usize,
+    /// With --redis: parts each generation is split into [default: two per live worker].
+    #[arg(long, requires = "redis", allow_hyphen_values = true, value_parser = cv::count::<1, 100_000>)]
+    parts: Option<usize>,
 }
 
 fn bench_es(args: EsArgs) -> anyhow::Result<()> {
+    if args.redis.is_some() {
+        return bench_es_redis(&args);
+    }
     use tame_agents::es::{Es, EsConfig, EnvFactory};
 
     if args.generations == 0 {
@@ -490,6 +507,163 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The local run on workers × worker-threads threads against the same generations on
+/// `tame worker` processes through Redis, in one invocation; θ must come out the same.
+fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+    use tame_agents::es::Es;
+    let url = crate::cluster::RedisUrl::parse(args.redis.as_deref().expect("checked by the caller"))?;
+    let (n, wt) = (args.workers, args.worker_threads);
+    let file = crate::run_dir::RunConfig {
+        agent: Some(crate::run_dir::AgentKind::Es),
+        env: Some(args.env.clone()),
+        tau: Some(tame_agents::run::Tau::Fixed(0.0)),
+        seed: Some(0),
+        es: Some(tame_agents::es::EsConfig { population: args.pop, hidden: args.hidden.clone(), ..Default::default() }),
+        ..Default::default()
+    };
+    let cfg = file.resolve()?;
+    let root = std::env::temp_dir().join(format!("tame-bench-es-{}", std::process::id()));
+    let exe = std::env::current_exe().context("locating the tame executable")?;
+    let mut workers = Vec::new();
+    for i in 0..n {
+        let name = format!("bench-{}-{i}", std::process::id());
+        workers.push(
+            Command::new(&exe)
+                .args(["worker", "--threads", &wt.to_string(), "--name", &name, "--redis"])
+                .arg(args.redis.as_deref().expect("checked"))
+                .arg("--scratch")
+                .arg(root.join(&name))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting tame worker")?,
+        );
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let run = |es: &mut Es| -> anyhow::Result<(u64, f64, f64)> {
+            es.step()?;
+            let (before, cpu) = (es.env_steps(), process_cpu_seconds());
+            let start = Instant::now();
+            for _ in 0..args.generations {
+                check_interrupt("tame bench es")?;
+                es.step()?;
+            }
+            Ok((es.env_steps() - before, start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu))
+        };
+        let (config, factory) = crate::agent::es_setup(&cfg, n * wt)?;
+        let mut local = Es::new(config, factory)?;
+        let (steps, local_secs, _) = run(&mut local)?;
+
+        let opts = crate::cluster::EsJobOpts {
+            url: url.clone(),
+            lease: std::time::Duration::from_secs(10),
+            timeout: std::time::Duration::from_secs(60),
+            parts: args.parts,
+            quiet: true,
+        };
+        let job = crate::cluster::EsJob::start(&cfg, "tame bench es", opts)?;
+        let mut redis = crate::cluster::Redis::connect(&url, std::time::Duration::from_secs(10))?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while crate::cluster::live_workers(&mut redis)? < n {
+            if Instant::now() > deadline {
+                bail!("the {n} tame worker processes did not report in within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let stats = job.stats();
+        let (config, factory) = crate::agent::es_setup(&cfg, 1)?;
+        let mut dist = Es::new(config, factory)?;
+        dist.set_population(Box::new(job));
+        dist.step()?;
+        let before = stats.lock().expect("stats").clone();
+        let server_cpu = redis_cpu_seconds(&mut redis)?;
+        let (dist_steps, dist_secs, coord_cpu) = {
+            let (before_steps, cpu) = (dist.env_steps(), process_cpu_seconds());
+            let start = Instant::now();
+            for _ in 0..args.generations {
+                check_interrupt("tame bench es")?;
+                dist.step()?;
+            }
+            (dist.env_steps() - before_steps, start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
+        };
+        let server_cpu = redis_cpu_seconds(&mut redis)? - server_cpu;
+        let after = stats.lock().expect("stats").clone();
+        let same = dist.theta() == local.theta() && dist_steps == steps;
+        drop(dist);
+
+        let g = args.generations as f64;
+        let (local_rate, dist_rate) = (steps as f64 / local_secs, dist_steps as f64 / dist_secs);
+        let per = |a: f64, b: f64| (a - b) / g;
+        let wall_ms = 1e3 * dist_secs / g;
+        let critical_ms = 1e3 * per(after.critical_seconds, before.critical_seconds);
+        let worker_ms = 1e3 * per(after.worker_seconds, before.worker_seconds);
+        let coord_ms = 1e3 * coord_cpu / g;
+        let server_ms = 1e3 * server_cpu / g;
+        println!(
+            "es {} pop {} hidden {:?} ({} params), {} generations of {:.0} env steps:",
+            args.env, args.pop, args.hidden, local.num_params(), args.generations, steps as f64 / g
+        );
+        println!("  local, {} threads:                  {:.2} M env steps/s ({:.2} ms per generation)", n * wt, local_rate / 1e6, 1e3 * local_secs / g);
+        println!(
+            "  {n} workers × {wt} thread(s) on {}: {:.2} M env steps/s ({wall_ms:.2} ms per generation) = {:.1}% of local; θ identical: {}",
+            url.shown(),
+            dist_rate / 1e6,
+            100.0 * dist_rate / local_rate,
+            if same { "yes" } else { "NO" }
+        );
+        println!(
+            "  per generation: {:.1} parts, {:.1} coordinator round trips, {:.1} kB queued, {:.1} kB of episodes back; \
+             coordinator CPU {coord_ms:.2} ms, redis-server CPU {server_ms:.2} ms, workers' evaluation {worker_ms:.2} ms in all \
+             ({critical_ms:.2} ms on the busiest); added latency {:.2} ms (wall − busiest worker)",
+            per(after.parts as f64, before.parts as f64),
+            per(after.round_trips as f64, before.round_trips as f64),
+            per(after.bytes_sent as f64, before.bytes_sent as f64) / 1e3,
+            per(after.bytes_received as f64, before.bytes_received as f64) / 1e3,
+            wall_ms - critical_ms,
+        );
+        let bound = |cpu_ms: f64| if cpu_ms > 0.0 { format!("{:.0}", worker_ms / cpu_ms) } else { "∞".into() };
+        println!(
+            "  projection: one coordinator keeps up with about {} workers of this speed (workers' evaluation ÷ its CPU \
+             per generation); one redis-server with about {}",
+            bound(coord_ms),
+            bound(server_ms)
+        );
+        if !same {
+            bail!("the distributed run's θ differs from the local run's");
+        }
+        Ok(())
+    })();
+    for w in &mut workers {
+        if let Ok(pid) = libc::pid_t::try_from(w.id()) {
+            // SAFETY: our child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = w.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+/// CPU seconds (user + system) of this process so far, all threads.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// CPU seconds redis-server has used (INFO cpu: used_cpu_user + used_cpu_sys).
+fn redis_cpu_seconds(redis: &mut crate::cluster::Redis) -> anyhow::Result<f64> {
+    let info: String = redis.call(|c| redis::cmd("INFO").arg("cpu").query(c))?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.strip_prefix("used_cpu_user:").or_else(|| l.strip_prefix("used_cpu_sys:")))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum())
 }
 
 #[derive(Debug, Args)]

@@ -78,7 +78,7 @@ pub struct TrainArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
     checkpoint_every: Option<u64>,
     /// Continue a stopped or killed run from its newest good checkpoint, with the run's own
-    /// config.toml; it ends with the same numbers as a run never stopped. Only --threads,
+    /// config.toml; it ends with the same numbers as a run never stopped. Only --threads, --redis,
     /// --quiet, --progress-lines and --steps may be given with it. --steps N beyond the
     /// run's steps extends a run, finished or not; what depends on the total then differs
     /// from a run planned for N from the start: the ε-greedy schedule of τ = 0 discrete SAC
@@ -86,6 +86,56 @@ pub struct TrainArgs {
     /// original, plus one evaluation at its old end; they change logs, not training).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// ES only: evaluate each generation's population on `tame worker` processes (any number,
+    /// on any machines, joining or leaving at any time) through this Redis:
+    /// redis://[user[:password]@]host[:port][/db], or rediss:// for TLS. The run, its logs and
+    /// checkpoints stay here and equal a local run's bit for bit; the password is never
+    /// printed or stored. Allowed with --resume.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// With --redis: how long a part of a generation may go without its worker's renewal
+    /// before another worker takes it over.
+    #[arg(long, value_parser = crate::cluster::parse_duration, default_value = "10s", requires = "redis")]
+    lease: std::time::Duration,
+    /// With --redis: how long Redis may stay unreachable before the run stops with an error
+    /// (it retries meanwhile; `--resume` continues from the last checkpoint).
+    #[arg(long, value_parser = crate::cluster::parse_duration, default_value = "60s", requires = "redis")]
+    redis_timeout: std::time::Duration,
+}
+
+/// Where an ES run's generations are evaluated, when not on this process's threads.
+struct Remote {
+    url: crate::cluster::RedisUrl,
+    lease: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+impl TrainArgs {
+    fn remote(&self) -> anyhow::Result<Option<Remote>> {
+        let Some(url) = &self.redis else { return Ok(None) };
+        let url = crate::cluster::RedisUrl::parse(url)?;
+        Ok(Some(Remote { url, lease: self.lease, timeout: self.redis_timeout }))
+    }
+}
+
+/// The population `cfg`'s learner evaluates its generations with: workers on Redis with
+/// `--redis` (ES only), else its own threads.
+fn population(
+    cfg: &Resolved,
+    label: &str,
+    remote: Option<&Remote>,
+    quiet: bool,
+) -> anyhow::Result<Option<Box<dyn tame_agents::es::Population>>> {
+    let Some(r) = remote else { return Ok(None) };
+    if cfg.agent != AgentKind::Es {
+        bail!(
+            "--redis distributes ES generations; a {} run is one process (to spread SAC runs over \
+             machines, use tame sweep --redis)",
+            cfg.agent.name()
+        );
+    }
+    let opts = crate::cluster::EsJobOpts { url: r.url.clone(), lease: r.lease, timeout: r.timeout, parts: None, quiet };
+    Ok(Some(Box::new(crate::cluster::EsJob::start(cfg, label, opts)?)))
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -99,7 +149,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(dir) => RunPlace::Exact(dir),
         None => RunPlace::Under(&logdir),
     };
-    let dir = train(&cfg, place, args.quiet, args.progress_lines)?;
+    let dir = train(&cfg, place, args.quiet, args.progress_lines, args.remote()?.as_ref())?;
     report(&dir, args.quiet)
 }
 
@@ -186,10 +236,14 @@ struct RunMeta {
 /// `summary.json` is written last, so its presence marks a finished (or stopped) run.
 /// Everything that can be refused is checked before the directory is created, and a
 /// directory whose start failed is removed again.
-pub fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: bool) -> anyhow::Result<PathBuf> {
+fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: bool, remote: Option<&Remote>) -> anyhow::Result<PathBuf> {
     tch::set_num_threads(cfg.threads as i32);
     let toml = cfg.to_toml()?;
-    let mut learner = crate::agent::learner(cfg)?;
+    let label = match place {
+        RunPlace::Under(logdir) => logdir.join(cfg.run_name()).display().to_string(),
+        RunPlace::Exact(dir) => dir.display().to_string(),
+    };
+    let mut learner = crate::agent::learner(cfg, population(cfg, &label, remote, quiet)?)?;
     let dir = match place {
         RunPlace::Under(logdir) => create_run_dir(logdir, &cfg.run_name())?,
         RunPlace::Exact(dir) => create_exact_run_dir(dir)?,
@@ -245,7 +299,8 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
         bail!(
             "{flag} cannot be given with --resume: a resumed run continues with its own {}; \
-             accepted with --resume: --threads, --steps (to extend the run), --quiet, --progress-lines",
+             accepted with --resume: --threads, --steps (to extend the run), --quiet, --progress-lines, \
+             --redis (with --lease, --redis-timeout)",
             dir.join("config.toml").display()
         );
     }
@@ -302,7 +357,8 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     }
     let cfg = cfg.resolve()?;
     tch::set_num_threads(cfg.threads as i32);
-    let mut learner = crate::agent::learner(&cfg)?;
+    let remote = args.remote()?;
+    let mut learner = crate::agent::learner(&cfg, population(&cfg, &dir.display().to_string(), remote.as_ref(), args.quiet)?)?;
     learner.restore(&ckpt).with_context(|| format!("restoring checkpoint {}", ckpt.dir.display()))?;
     // The run is in progress again: its old summary (stopped, or finished before an
     // extension) no longer describes it.
