@@ -4,146 +4,15 @@
 //! workers, a worker SIGKILLed mid-run, a worker joining late, Redis restarted mid-job (AOF),
 //! and two sweeps at once; bad URLs, passwords, servers and tasks get clear errors.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-fn tame() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tame"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tame-cluster-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A redis-server of the test's own, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    extra: Vec<String>,
-}
-
-impl Server {
-    fn start(root: &Path, extra: &[&str]) -> Server {
-        let dir = root.join("redis");
-        std::fs::create_dir_all(&dir).unwrap();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let port = free_port();
-        let child = Self::spawn(&dir, port, &extra);
-        let server = Server { child, port, dir, extra };
-        server.wait_ready();
-        server
-    }
-
-    fn spawn(dir: &Path, port: u16, extra: &[String]) -> Child {
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .arg("--dir")
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/setup.sh installs it)")
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(b"PING\r\n");
-                let mut buf = [0u8; 64];
-                if let Ok(n) = s.read(&mut buf) {
-                    // +PONG, or -NOAUTH from a server with a password: either way it is up.
-                    if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")) {
-                        return;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server on port {} did not come up", self.port);
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL and start again on the same port and directory (its AOF).
-    fn restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        self.child = Self::spawn(&self.dir, self.port, &self.extra);
-        self.wait_ready();
-    }
-
-    fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A `tame worker`, SIGKILLed on drop.
-struct Worker {
-    child: Child,
-    scratch: PathBuf,
-}
-
-impl Worker {
-    fn start(server: &Server, root: &Path, name: &str) -> Worker {
-        let scratch = root.join(format!("scratch-{name}"));
-        let log = std::fs::File::create(root.join(format!("{name}.log"))).unwrap();
-        let child = tame()
-            .args(["worker", "--threads", "1", "--name", name, "--redis", &server.url()])
-            .arg("--scratch")
-            .arg(&scratch)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Worker { child, scratch }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Run directories this worker created in its scratch directory.
-    fn runs_served(&self) -> usize {
-        std::fs::read_dir(&self.scratch)
-            .map(|jobs| {
-                jobs.filter_map(Result::ok)
-                    .filter_map(|j| std::fs::read_dir(j.path().join("runs")).ok())
-                    .map(|r| r.count())
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::*;
 
 /// A tiny discrete-SAC config, checkpointing every 100 steps.
 fn config(root: &Path) -> PathBuf {
@@ -168,10 +37,6 @@ fn sweep_cmd(cfg: &Path, out: &Path, taus: &str, seeds: &str, steps: &str) -> Co
     cmd
 }
 
-fn check(out: Output, what: &str) {
-    assert!(out.status.success(), "{what}: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-}
-
 fn local(cfg: &Path, out: &Path, taus: &str, seeds: &str, steps: &str) {
     check(sweep_cmd(cfg, out, taus, seeds, steps).output().unwrap(), "local sweep");
 }
@@ -180,36 +45,6 @@ fn distributed(server: &Server, cfg: &Path, out: &Path, taus: &str, seeds: &str,
     let mut cmd = sweep_cmd(cfg, out, taus, seeds, steps);
     cmd.args(["--redis", &server.url(), "--lease", "2s"]);
     cmd
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    s.as_object_mut().unwrap().remove("wall_seconds");
-    s.as_object_mut().unwrap().remove("checkpoint_seconds");
-    s
-}
-
-fn final_weights(dir: &Path) -> Vec<u8> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("step-"))
-        .collect();
-    names.sort();
-    std::fs::read(dir.join("checkpoints").join(names.pop().unwrap()).join("tensors.safetensors")).unwrap()
-}
-
-/// Every logged scalar but the timing one, as (tag, step, value bits), after the purge rule.
-fn scalars(dir: &Path) -> Vec<(String, u64, u64)> {
-    let events = tame::tensorboard::read_events(dir).unwrap();
-    assert!(events.problems.is_empty(), "{}: {:?}", dir.display(), events.problems);
-    let mut out = Vec::new();
-    for (tag, points) in &events.scalars {
-        if tag != "charts/SPS" {
-            out.extend(points.iter().map(|p| (tag.clone(), p.step, p.value.to_bits())));
-        }
-    }
-    out
 }
 
 /// Each run of `dist` equals the same run of `local`; returns the number of runs.
@@ -229,23 +64,6 @@ fn assert_same_runs(local: &Path, dist: &Path) -> usize {
         assert_eq!(std::fs::read(local.join(file)).unwrap(), std::fs::read(dist.join(file)).unwrap(), "{file}");
     }
     n
-}
-
-/// No key of any job is left behind, nor a job id.
-fn assert_cleaned_up(server: &Server) {
-    let mut c = server.conn();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("tame:*").query(&mut c).unwrap();
-    let left: Vec<&String> = keys.iter().filter(|k| !k.starts_with("tame:workers:")).collect();
-    assert!(left.is_empty(), "keys left: {left:?}");
-}
-
-/// Waits until `cond` holds (panics after `secs`).
-fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn has_checkpoint(run: &Path) -> bool {
@@ -431,13 +249,6 @@ fn two_sweeps_share_one_redis_at_once() {
     assert_eq!(assert_same_runs(&root.join("local"), &root.join("two")), 2);
     assert_cleaned_up(&server);
     std::fs::remove_dir_all(&root).ok();
-}
-
-fn error_of(out: Output) -> String {
-    assert!(!out.status.success(), "expected a failure; stdout: {}", String::from_utf8_lossy(&out.stdout));
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("panicked"), "{err}");
-    err
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub struct EsJob {
     redis: Redis,
     opts: EsJobOpts,
     job: String,
+    /// The run, as `tame workers` shows it.
+    label: String,
     /// The resolved config as `config.toml` holds it: what every task carries.
     config: String,
     map: Option<MapFile>,
@@ -79,22 +81,13 @@ impl EsJob {
     pub fn start(cfg: &Resolved, label: &str, opts: EsJobOpts) -> anyhow::Result<EsJob> {
         let config = cfg.to_toml()?;
         let map = map_file(&cfg.env)?;
-        let mut redis = Redis::connect(&opts.url, opts.timeout)?;
+        let redis = Redis::connect(&opts.url, opts.timeout)?;
         let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let session = format!("{label}\n{}\n{millis}", std::process::id());
         let job = format!("es-{:08x}", crc32c::crc32c(session.as_bytes()));
-        let meta = key(&job, "meta");
-        let shown = label.to_string();
-        redis.call(|c| {
-            let mut p = redis::pipe();
-            p.cmd("HSET").arg(&meta).arg("kind").arg("es").arg("lease_ms").arg(opts.lease.as_millis() as u64);
-            p.arg("out").arg(&shown).ignore();
-            p.cmd("EXPIRE").arg(&meta).arg(KEY_TTL_S).ignore();
-            p.cmd("SADD").arg(JOBS).arg(&job).ignore();
-            p.query::<()>(c)
-        })?;
         let mut es = EsJob {
             redis,
+            label: label.to_string(),
             job,
             config,
             map,
@@ -105,7 +98,7 @@ impl EsJob {
             stats: Arc::default(),
             opts,
         };
-        es.ensure_group()?;
+        es.register()?;
         let workers = es.live_workers()?;
         if !es.opts.quiet {
             eprintln!(
@@ -123,9 +116,19 @@ impl EsJob {
         self.stats.clone()
     }
 
-    /// Creates the task stream and its consumer group unless they exist (a Redis restarted
-    /// without them).
-    fn ensure_group(&mut self) -> anyhow::Result<()> {
+    /// Announces the job to workers (its kind and lease, in the job set) and creates its task
+    /// stream and consumer group unless they exist; again after an outage, since a Redis
+    /// restarted from its AOF may have lost the last second of writes.
+    fn register(&mut self) -> anyhow::Result<()> {
+        let (meta, job, lease_ms) = (key(&self.job, "meta"), self.job.clone(), self.opts.lease.as_millis() as u64);
+        let label = self.label.clone();
+        self.redis.call(|c| {
+            let mut p = redis::pipe();
+            p.cmd("HSET").arg(&meta).arg("kind").arg("es").arg("lease_ms").arg(lease_ms).arg("out").arg(&label).ignore();
+            p.cmd("EXPIRE").arg(&meta).arg(KEY_TTL_S).ignore();
+            p.cmd("SADD").arg(JOBS).arg(&job).ignore();
+            p.query::<()>(c)
+        })?;
         let tasks = key(&self.job, "tasks");
         let created = self.redis.call_raw(|c| {
             redis::cmd("XGROUP").arg("CREATE").arg(&tasks).arg(GROUP).arg("0").arg("MKSTREAM").query::<()>(c)
@@ -233,7 +236,7 @@ impl Population for EsJob {
                 // Redis was away: what it had not made durable may be lost; queue again the
                 // parts not back yet (a duplicate result is ignored).
                 outages = self.redis.outages();
-                self.ensure_group()?;
+                self.register()?;
                 let missing: Vec<(usize, Range<usize>)> = all.iter().filter(|(i, _)| got[*i].is_none()).cloned().collect();
                 self.publish(generation, theta, norm, &missing)?;
             }

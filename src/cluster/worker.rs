@@ -29,7 +29,8 @@ const SYNC_EVERY: Duration = Duration::from_millis(200);
 const CHUNK: usize = 1 << 20;
 /// How often an idle or busy worker renews its heartbeat.
 const BEAT_EVERY: Duration = Duration::from_secs(2);
-/// How often the job list is read again and parts of dead workers are looked for.
+/// How often a busy worker reads the job list again and looks for parts of dead workers (an
+/// idle one does so after each empty wait).
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// How long one blocking read of the task streams waits (also the longest a stop waits).
 const WAIT: Duration = Duration::from_millis(250);
@@ -59,6 +60,8 @@ struct Worker {
     scanned: Option<Instant>,
     /// The ES evaluator of the last job served, with the job and config it was built for.
     es_cache: Option<EsEvaluator>,
+    /// The last ES part served and when, for the heartbeat between parts.
+    serving: Option<(String, Instant)>,
 }
 
 /// An ES job's evaluator and the fingerprint (job, config, map) it was built from.
@@ -78,7 +81,7 @@ pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
     let redis = Redis::connect(&opts.url, opts.timeout)?;
     std::fs::create_dir_all(&opts.scratch)
         .with_context(|| format!("creating scratch directory {}", opts.scratch.display()))?;
-    let mut w = Worker { redis, opts, last_beat: Instant::now(), jobs: Vec::new(), scanned: None, es_cache: None };
+    let mut w = Worker { redis, opts, last_beat: Instant::now(), jobs: Vec::new(), scanned: None, es_cache: None, serving: None };
     let beat = w.beat_json("idle");
     let name = w.opts.name.clone();
     let fresh: Option<String> = w.redis.call(|c| {
@@ -113,7 +116,11 @@ impl Worker {
     fn serve_loop(&mut self) -> anyhow::Result<()> {
         while !stop_requested() {
             if self.last_beat.elapsed() >= BEAT_EVERY {
-                self.beat("idle")?;
+                let doing = match &self.serving {
+                    Some((doing, at)) if at.elapsed() < BEAT_EVERY => doing.clone(),
+                    _ => "idle".to_string(),
+                };
+                self.beat(&doing)?;
             }
             let mut entries = self.next_tasks()?;
             // Several jobs may each have given one: ES parts are short, so all are served;
@@ -205,6 +212,7 @@ impl Worker {
             while Instant::now() < until && !stop_requested() {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            self.scanned = None;
             return Ok(Vec::new());
         }
         let keys: Vec<String> = self.jobs.iter().map(|(job, _)| key(job, "tasks")).collect();
@@ -218,6 +226,11 @@ impl Worker {
             cmd.query::<Option<StreamReadReply>>(c)
         })?;
         match read {
+            // Idle: look for new jobs (and dead workers' parts) before waiting again.
+            Ok(None) => {
+                self.scanned = None;
+                Ok(Vec::new())
+            }
             Ok(reply) => Ok(reply
                 .into_iter()
                 .flat_map(|r| r.keys)
@@ -291,9 +304,11 @@ impl Worker {
             Err(e) => return self.set_aside_part(job, &entry.id, &task, &format!("{e:#}")),
         };
         let (g, pairs) = (task.generation.index + 1, task.first_pair..task.first_pair + task.generation.pair_seeds.len());
+        let doing = format!("job {job} generation {g}, pairs {}..{}", pairs.start, pairs.end);
         if self.last_beat.elapsed() >= BEAT_EVERY {
-            self.beat(&format!("job {job} generation {g} pairs {}..{}", pairs.start, pairs.end))?;
+            self.beat(&doing)?;
         }
+        self.serving = Some((doing, Instant::now()));
         let begun = Instant::now();
         let tasks = key(job, "tasks");
         let me = self.opts.name.clone();

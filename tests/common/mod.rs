@@ -1,0 +1,209 @@
+//! What the integration tests against a real redis-server share (tests/cluster.rs,
+//! tests/cluster_es.rs): a server of the test's own on a free loopback port, `tame worker`
+//! processes, and the comparisons that make "equals the local run" bit for bit.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn tame() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tame"))
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tame-cluster-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A redis-server of the test's own, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub extra: Vec<String>,
+}
+
+impl Server {
+    pub fn start(root: &Path, extra: &[&str]) -> Server {
+        let dir = root.join("redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let port = free_port();
+        let child = Self::spawn(&dir, port, &extra);
+        let server = Server { child, port, dir, extra };
+        server.wait_ready();
+        server
+    }
+
+    pub fn spawn(dir: &Path, port: u16, extra: &[String]) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/setup.sh installs it)")
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(b"PING\r\n");
+                let mut buf = [0u8; 64];
+                if let Ok(n) = s.read(&mut buf) {
+                    // +PONG, or -NOAUTH from a server with a password: either way it is up.
+                    if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")) {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on port {} did not come up", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL and start again on the same port and directory (its AOF).
+    pub fn restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        self.child = Self::spawn(&self.dir, self.port, &self.extra);
+        self.wait_ready();
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `tame worker`, SIGKILLed on drop.
+pub struct Worker {
+    pub child: Child,
+    pub scratch: PathBuf,
+}
+
+impl Worker {
+    pub fn start(server: &Server, root: &Path, name: &str) -> Worker {
+        Self::with_threads(server, root, name, 1)
+    }
+
+    /// A worker running its tasks on `threads` threads; its stderr goes to `<root>/<name>.log`.
+    pub fn with_threads(server: &Server, root: &Path, name: &str, threads: usize) -> Worker {
+        let scratch = root.join(format!("scratch-{name}"));
+        let log = std::fs::File::create(root.join(format!("{name}.log"))).unwrap();
+        let child = tame()
+            .args(["worker", "--threads", &threads.to_string(), "--name", name, "--redis", &server.url()])
+            .arg("--scratch")
+            .arg(&scratch)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Worker { child, scratch }
+    }
+
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Run directories this worker created in its scratch directory.
+    pub fn runs_served(&self) -> usize {
+        std::fs::read_dir(&self.scratch)
+            .map(|jobs| {
+                jobs.filter_map(Result::ok)
+                    .filter_map(|j| std::fs::read_dir(j.path().join("runs")).ok())
+                    .map(|r| r.count())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn check(out: Output, what: &str) {
+    assert!(out.status.success(), "{what}: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+}
+
+pub fn summary(dir: &Path) -> serde_json::Value {
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    s.as_object_mut().unwrap().remove("wall_seconds");
+    s.as_object_mut().unwrap().remove("checkpoint_seconds");
+    s
+}
+
+pub fn final_weights(dir: &Path) -> Vec<u8> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    std::fs::read(dir.join("checkpoints").join(names.pop().unwrap()).join("tensors.safetensors")).unwrap()
+}
+
+/// Every logged scalar but the timing one, as (tag, step, value bits), after the purge rule.
+pub fn scalars(dir: &Path) -> Vec<(String, u64, u64)> {
+    let events = tame::tensorboard::read_events(dir).unwrap();
+    assert!(events.problems.is_empty(), "{}: {:?}", dir.display(), events.problems);
+    let mut out = Vec::new();
+    for (tag, points) in &events.scalars {
+        if tag != "charts/SPS" {
+            out.extend(points.iter().map(|p| (tag.clone(), p.step, p.value.to_bits())));
+        }
+    }
+    out
+}
+
+/// No key of any job is left behind, nor a job id.
+pub fn assert_cleaned_up(server: &Server) {
+    let mut c = server.conn();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("tame:*").query(&mut c).unwrap();
+    let left: Vec<&String> = keys.iter().filter(|k| !k.starts_with("tame:workers:")).collect();
+    assert!(left.is_empty(), "keys left: {left:?}");
+}
+
+/// Waits until `cond` holds (panics after `secs`).
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn error_of(out: Output) -> String {
+    assert!(!out.status.success(), "expected a failure; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
