@@ -643,13 +643,29 @@ impl Es {
         let episodes = match remote {
             None => lanes.evaluate(&generation, theta, norm)?,
             Some(remote) => {
-                // The ε_k for ĝ are regenerated here while the workers evaluate.
-                let (got, filled) = std::thread::scope(|s| {
-                    let filler = s.spawn(|| lanes.fill_noise(&generation.pair_seeds));
+                // The ε_k for ĝ are regenerated here while the workers evaluate, by a thread of
+                // the lowest priority (on a machine it shares with workers it takes only what
+                // they leave idle); what it has not done once the episodes are back, this
+                // thread does.
+                lanes.ensure_chunks(pairs)?;
+                let dim = theta.len();
+                let todo = std::sync::Mutex::new(lanes.chunks.iter_mut().zip(generation.pair_seeds.chunks(PAIRS_PER_CHUNK)));
+                let fill = || {
+                    while let Some((chunk, seeds)) = todo.lock().expect("no panics while held").next() {
+                        for (eps, &seed) in chunk.noise.chunks_exact_mut(dim).zip(seeds) {
+                            noise(seed, eps);
+                        }
+                    }
+                };
+                let got = std::thread::scope(|s| {
+                    s.spawn(|| {
+                        lowest_priority();
+                        fill()
+                    });
                     let got = remote.evaluate(&generation, theta, norm);
-                    (got, filler.join().expect("regenerating noise does not panic"))
+                    fill();
+                    got
                 });
-                filled?;
                 match got.map_err(|e| EsError::Remote(format!("{e:#}")))? {
                     Some(episodes) if episodes.len() == n => episodes,
                     Some(episodes) => {
@@ -1088,6 +1104,18 @@ struct EsState {
     env_steps: u64,
     obs_count: u64,
     rng: tame_envs::RngState,
+}
+
+/// Puts the calling thread at the lowest scheduling priority (Linux: SCHED_IDLE), so that it
+/// runs only on cores nothing else wants; elsewhere it keeps its priority.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` outlives the call. A refusal keeps the
+        // thread's priority, which changes speed only.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
 }
 
 /// Pair k's perturbation ε_k ∼ N(0, I), regenerated from its seed alone.

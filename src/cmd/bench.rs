@@ -543,6 +543,15 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         );
     }
     let result = (|| -> anyhow::Result<()> {
+        // The workers start (and load their libraries) before anything is timed.
+        let mut redis = crate::cluster::Redis::connect(&url, std::time::Duration::from_secs(10))?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while crate::cluster::live_workers(&mut redis)? < n {
+            if Instant::now() > deadline {
+                bail!("the {n} tame worker processes did not report in within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let run = |es: &mut Es| -> anyhow::Result<(u64, f64, f64)> {
             es.step()?;
             let (before, cpu) = (es.env_steps(), process_cpu_seconds());
@@ -565,14 +574,6 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
             quiet: true,
         };
         let job = crate::cluster::EsJob::start(&cfg, "tame bench es", opts)?;
-        let mut redis = crate::cluster::Redis::connect(&url, std::time::Duration::from_secs(10))?;
-        let deadline = Instant::now() + std::time::Duration::from_secs(30);
-        while crate::cluster::live_workers(&mut redis)? < n {
-            if Instant::now() > deadline {
-                bail!("the {n} tame worker processes did not report in within 30 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
         let stats = job.stats();
         let (config, factory) = crate::agent::es_setup(&cfg, 1)?;
         let mut dist = Es::new(config, factory)?;
