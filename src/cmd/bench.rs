@@ -512,7 +512,6 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
 /// The local run on workers × worker-threads threads against the same generations on
 /// `tame worker` processes through Redis, in one invocation; θ must come out the same.
 fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
-    use std::process::{Command, Stdio};
     use tame_agents::es::Es;
     let url = crate::cluster::RedisUrl::parse(args.redis.as_deref().expect("checked by the caller"))?;
     let (n, wt) = (args.workers, args.worker_threads);
@@ -526,22 +525,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
     };
     let cfg = file.resolve()?;
     let root = std::env::temp_dir().join(format!("tame-bench-es-{}", std::process::id()));
-    let exe = std::env::current_exe().context("locating the tame executable")?;
-    let mut workers = Vec::new();
-    for i in 0..n {
-        let name = format!("bench-{}-{i}", std::process::id());
-        workers.push(
-            Command::new(&exe)
-                .args(["worker", "--threads", &wt.to_string(), "--name", &name, "--redis"])
-                .arg(args.redis.as_deref().expect("checked"))
-                .arg("--scratch")
-                .arg(root.join(&name))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting tame worker")?,
-        );
-    }
+    let workers = BenchWorkers::start(args.redis.as_deref().expect("checked by the caller"), n, wt, &root)?;
     let result = (|| -> anyhow::Result<()> {
         // The workers start (and load their libraries) before anything is timed.
         let mut redis = crate::cluster::Redis::connect(&url, std::time::Duration::from_secs(10))?;
@@ -637,15 +621,46 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })();
-    for w in &mut workers {
-        if let Ok(pid) = libc::pid_t::try_from(w.id()) {
-            // SAFETY: our child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = w.wait();
-    }
+    drop(workers);
     let _ = std::fs::remove_dir_all(&root);
     result
+}
+
+/// Local `tame worker` processes for a benchmark, stopped (SIGTERM, then reaped) on drop.
+struct BenchWorkers(Vec<std::process::Child>);
+
+impl BenchWorkers {
+    /// `n` workers of `threads` threads each on `url`, their scratch directories under `root`.
+    fn start(url: &str, n: usize, threads: usize, root: &std::path::Path) -> anyhow::Result<BenchWorkers> {
+        let exe = std::env::current_exe().context("locating the tame executable")?;
+        let mut workers = BenchWorkers(Vec::new());
+        for i in 0..n {
+            let name = format!("bench-{}-{i}", std::process::id());
+            workers.0.push(
+                std::process::Command::new(&exe)
+                    .args(["worker", "--threads", &threads.to_string(), "--name", &name, "--redis", url])
+                    .arg("--scratch")
+                    .arg(root.join(&name))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .context("starting tame worker")?,
+            );
+        }
+        Ok(workers)
+    }
+}
+
+impl Drop for BenchWorkers {
+    fn drop(&mut self) {
+        for w in &mut self.0 {
+            if let Ok(pid) = libc::pid_t::try_from(w.id()) {
+                // SAFETY: our child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let _ = w.wait();
+        }
+    }
 }
 
 /// CPU seconds (user + system) of this process so far, all threads.
@@ -955,28 +970,9 @@ fn bench_sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
         Ok(start.elapsed().as_secs_f64())
     };
     let local = sweep("local", &[])?;
-    let mut workers = Vec::new();
-    for i in 0..args.workers {
-        let name = format!("bench-{}-{i}", std::process::id());
-        workers.push(
-            Command::new(&exe)
-                .args(["worker", "--threads", "1", "--name", &name, "--redis", &args.redis])
-                .arg("--scratch")
-                .arg(root.join(&name))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting tame worker")?,
-        );
-    }
+    let workers = BenchWorkers::start(&args.redis, args.workers, 1, &root)?;
     let dist = sweep("dist", &["--redis", &args.redis]);
-    for w in &mut workers {
-        if let Ok(pid) = libc::pid_t::try_from(w.id()) {
-            // SAFETY: our child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = w.wait();
-    }
+    drop(workers);
     let dist = dist?;
     let same = std::fs::read(root.join("local/summary.csv"))? == std::fs::read(root.join("dist/summary.csv"))?;
     let runs = 2 * args.seeds;
