@@ -434,7 +434,10 @@ pub struct EsArgs {
     /// With --redis: threads of each worker.
     #[arg(long, default_value_t = 1, requires = "redis", allow_hyphen_values = true, value_parser = cv::threads)]
     worker_threads: usize,
-    /// With --redis: parts each generation is split into [default: two per live worker].
+    /// With --redis: rounds, each timing --generations locally and then distributed.
+    #[arg(long, default_value_t = 3, requires = "redis", allow_hyphen_values = true, value_parser = cv::count::<1, 1000>)]
+    rounds: usize,
+    /// With --redis: parts each generation is split into [default: one per live worker].
     #[arg(long, requires = "redis", allow_hyphen_values = true, value_parser = cv::count::<1, 100_000>)]
     parts: Option<usize>,
 }
@@ -536,8 +539,9 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // Rounds alternate the local and the distributed run, each continuing its own
+        // generations, so that a drift of the shared machine hits both alike.
         let run = |es: &mut Es| -> anyhow::Result<(u64, f64, f64)> {
-            es.step()?;
             let (before, cpu) = (es.env_steps(), process_cpu_seconds());
             let start = Instant::now();
             for _ in 0..args.generations {
@@ -548,8 +552,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         };
         let (config, factory) = crate::agent::es_setup(&cfg, n * wt)?;
         let mut local = Es::new(config, factory)?;
-        let (steps, local_secs, _) = run(&mut local)?;
-
+        local.step()?;
         let opts = crate::cluster::EsJobOpts {
             url: url.clone(),
             lease: std::time::Duration::from_secs(10),
@@ -564,22 +567,23 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         dist.set_population(Box::new(job));
         dist.step()?;
         let before = stats.lock().expect("stats").clone();
-        let server_cpu = redis_cpu_seconds(&mut redis)?;
-        let (dist_steps, dist_secs, coord_cpu) = {
-            let (before_steps, cpu) = (dist.env_steps(), process_cpu_seconds());
-            let start = Instant::now();
-            for _ in 0..args.generations {
-                check_interrupt("tame bench es")?;
-                dist.step()?;
-            }
-            (dist.env_steps() - before_steps, start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
-        };
-        let server_cpu = redis_cpu_seconds(&mut redis)? - server_cpu;
+        let (mut steps, mut local_secs, mut dist_steps, mut dist_secs, mut coord_cpu, mut server_cpu) = (0, 0.0, 0, 0.0, 0.0, 0.0);
+        let mut shares = Vec::new();
+        for _ in 0..args.rounds {
+            let (s, t, _) = run(&mut local)?;
+            let server = redis_cpu_seconds(&mut redis)?;
+            let (ds, dt, cpu) = run(&mut dist)?;
+            server_cpu += redis_cpu_seconds(&mut redis)? - server;
+            shares.push((ds as f64 / dt) / (s as f64 / t));
+            (steps, local_secs, dist_steps, dist_secs, coord_cpu) = (steps + s, local_secs + t, dist_steps + ds, dist_secs + dt, coord_cpu + cpu);
+        }
         let after = stats.lock().expect("stats").clone();
         let same = dist.theta() == local.theta() && dist_steps == steps;
         drop(dist);
+        shares.sort_by(f64::total_cmp);
+        let shares: Vec<String> = shares.iter().map(|s| format!("{:.1}%", 100.0 * s)).collect();
 
-        let g = args.generations as f64;
+        let g = (args.generations * args.rounds as u64) as f64;
         let (local_rate, dist_rate) = (steps as f64 / local_secs, dist_steps as f64 / dist_secs);
         let per = |a: f64, b: f64| (a - b) / g;
         let wall_ms = 1e3 * dist_secs / g;
@@ -588,15 +592,17 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         let coord_ms = 1e3 * coord_cpu / g;
         let server_ms = 1e3 * server_cpu / g;
         println!(
-            "es {} pop {} hidden {:?} ({} params), {} generations of {:.0} env steps:",
-            args.env, args.pop, args.hidden, local.num_params(), args.generations, steps as f64 / g
+            "es {} pop {} hidden {:?} ({} params), {} rounds of {} generations each way, {:.0} env steps per generation:",
+            args.env, args.pop, args.hidden, local.num_params(), args.rounds, args.generations, steps as f64 / g
         );
         println!("  local, {} threads:                  {:.2} M env steps/s ({:.2} ms per generation)", n * wt, local_rate / 1e6, 1e3 * local_secs / g);
         println!(
-            "  {n} workers × {wt} thread(s) on {}: {:.2} M env steps/s ({wall_ms:.2} ms per generation) = {:.1}% of local; θ identical: {}",
+            "  {n} workers × {wt} thread(s) on {}: {:.2} M env steps/s ({wall_ms:.2} ms per generation) = {:.1}% of local \
+             (rounds, sorted: {}); θ identical: {}",
             url.shown(),
             dist_rate / 1e6,
             100.0 * dist_rate / local_rate,
+            shares.join(", "),
             if same { "yes" } else { "NO" }
         );
         println!(
