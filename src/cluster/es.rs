@@ -56,6 +56,14 @@ pub(crate) struct EsJobStats {
     pub critical_seconds: f64,
     /// Σ of every part's evaluation time on its worker.
     pub worker_seconds: f64,
+    /// Σ over generations of the time spent queueing the parts.
+    pub publish_seconds: f64,
+    /// Σ of the time between one generation's last result and the next one's queueing: the
+    /// ranks, ĝ, the update and the next draws, all while the workers wait.
+    pub between_seconds: f64,
+    /// When the last generation's last result was read (`None`: the next generation starts
+    /// a new series, as after a pause of the caller's).
+    pub returned: Option<Instant>,
 }
 
 /// One distributed ES run's job on Redis; its keys are deleted when it is dropped.
@@ -219,10 +227,12 @@ struct PartResult {
 impl Population for EsJob {
     fn evaluate(&mut self, generation: &Generation, theta: &[f32], norm: &ObsNorm) -> anyhow::Result<Option<Vec<Episode>>> {
         let begun = Instant::now();
+        let between = self.stats.lock().expect("stats lock").returned.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let calls_before = self.redis.calls();
         let ranges = self.split(generation.pair_seeds.len())?;
         let all: Vec<(usize, Range<usize>)> = ranges.iter().cloned().enumerate().collect();
         self.publish(generation, theta, norm, &all)?;
+        let published = begun.elapsed().as_secs_f64();
         let mut outages = self.redis.outages();
         let results = key(&self.job, "results");
         let mut got: Vec<Option<Vec<Episode>>> = vec![None; ranges.len()];
@@ -302,6 +312,9 @@ impl Population for EsJob {
         stats.wait_seconds += begun.elapsed().as_secs_f64();
         stats.critical_seconds += busy.values().copied().fold(0.0, f64::max);
         stats.worker_seconds += worker_seconds;
+        stats.publish_seconds += published;
+        stats.between_seconds += between;
+        stats.returned = Some(Instant::now());
         Ok(Some(got.into_iter().flatten().flatten().collect()))
     }
 }

@@ -418,14 +418,15 @@ pub struct EsArgs {
     #[arg(long, default_value_t = 50, allow_hyphen_values = true, value_parser = cv::whole::<1, MAX_BENCH_ITERATIONS>)]
     generations: u64,
     /// Thread counts to measure, comma separated [default: 1 and the number of cores].
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::threads)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = cv::threads, conflicts_with = "redis")]
     threads: Vec<usize>,
     /// Print one JSON object per thread count instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "redis")]
     json: bool,
-    /// A running Redis (e.g. `redis-server --port 6390 --save ''`): also time the same
-    /// generations evaluated by --workers local `tame worker` processes through it, against
-    /// the local run on as many threads in all, and report what each generation costs.
+    /// A running Redis (e.g. `redis-server --port 6390 --save ''`): instead of the thread
+    /// counts, time the generations evaluated by --workers local `tame worker` processes
+    /// through it against the local run on as many threads in all, and report what each
+    /// generation costs.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
     /// With --redis: worker processes started for the measurement.
@@ -572,6 +573,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         for _ in 0..args.rounds {
             let (s, t, _) = run(&mut local)?;
             let server = redis_cpu_seconds(&mut redis)?;
+            stats.lock().expect("stats").returned = None;
             let (ds, dt, cpu) = run(&mut dist)?;
             server_cpu += redis_cpu_seconds(&mut redis)? - server;
             shares.push((ds as f64 / dt) / (s as f64 / t));
@@ -608,12 +610,15 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         println!(
             "  per generation: {:.1} parts, {:.1} coordinator round trips, {:.1} kB queued, {:.1} kB of episodes back; \
              coordinator CPU {coord_ms:.2} ms, redis-server CPU {server_ms:.2} ms, workers' evaluation {worker_ms:.2} ms in all \
-             ({critical_ms:.2} ms on the busiest); added latency {:.2} ms (wall − busiest worker)",
+             ({critical_ms:.2} ms on the busiest); added latency {:.2} ms (wall − busiest worker): the coordinator \
+             between generations {:.2} ms (ranks, ĝ, update, draws), queueing {:.2} ms, the rest waiting for workers",
             per(after.parts as f64, before.parts as f64),
             per(after.round_trips as f64, before.round_trips as f64),
             per(after.bytes_sent as f64, before.bytes_sent as f64) / 1e3,
             per(after.bytes_received as f64, before.bytes_received as f64) / 1e3,
             wall_ms - critical_ms,
+            1e3 * per(after.between_seconds, before.between_seconds),
+            1e3 * per(after.publish_seconds, before.publish_seconds),
         );
         let bound = |cpu_ms: f64| if cpu_ms > 0.0 { format!("{:.0}", worker_ms / cpu_ms) } else { "∞".into() };
         println!(
