@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::io::Write;
 use std::net::TcpListener;
@@ -300,32 +301,53 @@ fn a_malformed_task_is_reported_and_set_aside_and_the_worker_goes_on() {
     let cfg = config(&root);
     let server = Server::start(&root, &["--appendonly", "no"]);
     let mut c = server.conn();
-    let (tasks, errors) = ("tame:handmade:tasks", "tame:handmade:errors");
-    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(tasks).arg("workers").arg("0").arg("MKSTREAM").query(&mut c).unwrap();
-    let _: () = redis::cmd("HSET").arg("tame:handmade:meta").arg("lease_ms").arg(2000).query(&mut c).unwrap();
-    let _: () = redis::cmd("SADD").arg("tame:jobs").arg("handmade").query(&mut c).unwrap();
-    let bad_tasks = [
-        "{not json".to_string(),
-        r#"{"kind":"sweep-run","run":"r","config":"agent = \"sac\"\nenv = \"no-such-env\"\n"}"#.to_string(),
-        r#"{"kind":"sweep-run","run":"../escape","config":""}"#.to_string(),
-        r#"{"kind":"launch-missiles"}"#.to_string(),
-    ];
-    for t in &bad_tasks {
-        let _: String = redis::cmd("XADD").arg(tasks).arg("*").arg("task").arg(t).query(&mut c).unwrap();
-    }
     let mut worker = Worker::start(&server, &root, "sturdy");
-    wait_for(30, "the malformed tasks to be reported", || {
-        redis::cmd("LLEN").arg(errors).query::<usize>(&mut c).unwrap() == bad_tasks.len()
+    let job = "sweep-00000000000000aa";
+    handmade_job(&mut c, "sturdy", job, "sweep");
+    let (tasks, errors, results) = (format!("tame:{job}:tasks"), format!("tame:{job}:errors"), format!("tame:{job}:results"));
+    // (run field, task): a run's broken task is answered as that run's failure; an entry naming
+    // no acceptable run has no one to answer to, and goes to the job's error list.
+    let bad = [
+        (Some("r1"), "{not json", "malformed"),
+        (Some("r2"), r#"{"kind":"sweep-run","run":"r2","config":"agent = \"sac\"\nenv = \"no-such-env\"\n"}"#, "no-such-env"),
+        (Some("r3"), r#"{"kind":"launch-missiles"}"#, "malformed"),
+        (Some("r4"), r#"{"kind":"sweep-run","run":"other","config":""}"#, "names run 'other'"),
+        (Some("r5"), r#"{"kind":"sweep-run","run":"r5","config":"agent = \"sac\"\nenv = \"map:/etc/passwd\"\n"}"#, "carries no map text"),
+        (Some("../escape"), r#"{"kind":"sweep-run","run":"../escape","config":""}"#, "not a run name"),
+        (None, r#"{"kind":"sweep-run","run":"r7","config":""}"#, "not a run name"),
+    ];
+    for (run, task, _) in &bad {
+        let mut add = redis::cmd("XADD");
+        add.arg(&tasks).arg("*");
+        if let Some(run) = run {
+            add.arg("run").arg(run);
+        }
+        let _: String = add.arg("task").arg(task).query(&mut c).unwrap();
+    }
+    let answered = || -> Vec<(String, String)> {
+        let mut c = server.conn();
+        let msgs: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE").arg(&results).arg("-").arg("+").query(&mut c).unwrap();
+        msgs.iter()
+            .filter(|(_, f)| f.get("kind").map(|k| k.as_slice()) == Some(b"failed"))
+            .map(|(_, f)| (String::from_utf8_lossy(&f["run"]).into_owned(), String::from_utf8_lossy(&f["data"]).into_owned()))
+            .collect()
+    };
+    wait_for(30, "the malformed tasks to be answered", || {
+        answered().len() == 5 && redis::cmd("LLEN").arg(&errors).query::<usize>(&mut c).unwrap() == 2
     });
-    let reports: Vec<String> = redis::cmd("LRANGE").arg(errors).arg(0).arg(-1).query(&mut c).unwrap();
-    assert!(reports.iter().any(|r| r.contains("malformed")), "{reports:?}");
-    assert!(reports.iter().any(|r| r.contains("no-such-env")), "{reports:?}");
-    assert!(reports.iter().any(|r| r.contains("../escape")), "{reports:?}");
-    // Acknowledged: none is pending for another worker to take again.
-    let pending: (usize, Option<String>, Option<String>, Option<Vec<(String, String)>>) =
-        redis::cmd("XPENDING").arg(tasks).arg("workers").query(&mut c).unwrap();
-    assert_eq!(pending.0, 0);
+    let failed = answered();
+    for (run, _, reason) in &bad[..5] {
+        let why = &failed.iter().find(|(r, _)| r == run.unwrap()).expect("each run answered").1;
+        assert!(why.contains(reason), "{run:?}: {reason:?} in {why:?}");
+    }
+    let reports: Vec<String> = redis::cmd("LRANGE").arg(&errors).arg(0).arg(-1).query(&mut c).unwrap();
+    assert!(reports.iter().all(|r| r.contains("not a run name")), "{reports:?}");
+    // Acknowledged and deleted: none is pending for another worker to take again.
+    let left: usize = redis::cmd("XLEN").arg(&tasks).query(&mut c).unwrap();
+    assert_eq!(left, 0);
     assert!(worker.child.try_wait().unwrap().is_none(), "the worker died");
+    // Nothing was written outside the worker's scratch directory.
+    assert!(!root.join("escape.toml").exists());
     // It still serves: a real sweep on the same Redis finishes.
     check(distributed(&server, &cfg, &root.join("dist"), "0", "1", "200").output().unwrap(), "sweep after bad tasks");
     assert!(root.join("dist/runs/tau0__seed0/summary.json").exists());

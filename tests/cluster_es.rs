@@ -102,9 +102,7 @@ fn holds_part(server: &Server, job: &str, worker: &str) -> bool {
 }
 
 fn served_job(worker: &Worker) -> bool {
-    std::fs::read_dir(&worker.scratch)
-        .map(|d| d.filter_map(Result::ok).any(|j| j.path().join("es.toml").is_file()))
-        .unwrap_or(false)
+    worker.log_text().contains("evaluating ES parts")
 }
 
 #[test]
@@ -147,8 +145,8 @@ fn es_on_a_map_env_ships_the_map_to_the_workers() {
     let worker = Worker::start(&server, &root, "mapper");
     check(distributed(&server, &cfg, &root.join("dist"), 20_000).output().unwrap(), "distributed run");
     assert_same_run(&root.join("local"), &root.join("dist"), "map env");
-    let shipped = worker.scratch.read_dir().unwrap().filter_map(Result::ok).map(|j| j.path().join("maps/corridor.txt")).find(|p| p.is_file());
-    assert_eq!(std::fs::read_to_string(shipped.expect("the map reached the worker")).unwrap(), "SFFF\nFHFH\nFFFG\n");
+    let log = worker.log_text();
+    assert!(log.contains("map corridor.txt (15 bytes) shipped"), "{log}");
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -319,10 +317,10 @@ fn malformed_es_parts_are_set_aside_with_the_reason_and_the_worker_goes_on() {
     let root = scratch("es-malformed");
     let server = Server::start(&root, &["--appendonly", "no"]);
     let mut c = server.conn();
-    let (tasks, errors, results) = ("tame:handmade:tasks", "tame:handmade:errors", "tame:handmade:results");
-    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(tasks).arg("workers").arg("0").arg("MKSTREAM").query(&mut c).unwrap();
-    let _: () = redis::cmd("HSET").arg("tame:handmade:meta").arg("kind").arg("es").arg("lease_ms").arg(2000).query(&mut c).unwrap();
-    let _: () = redis::cmd("SADD").arg("tame:jobs").arg("handmade").query(&mut c).unwrap();
+    let mut worker = Worker::start(&server, &root, "sturdy");
+    let job = "es-00000000000000bb";
+    handmade_job(&mut c, "sturdy", job, "es");
+    let (tasks, errors, results) = (format!("tame:{job}:tasks"), format!("tame:{job}:errors"), format!("tame:{job}:results"));
     let config = "agent = \"es\"\nenv = \"pendulum\"\ntau = 0.0\nseed = 1\nsteps = 1000\n[es]\npopulation = 8\nhidden = [4]\n";
     let part = |config: &str, recorded: usize| {
         serde_json::json!({
@@ -342,8 +340,12 @@ fn malformed_es_parts_are_set_aside_with_the_reason_and_the_worker_goes_on() {
     ];
     for (task, theta, _) in &bad {
         let _: String = redis::cmd("XADD")
-            .arg(tasks)
+            .arg(&tasks)
             .arg("*")
+            .arg("generation")
+            .arg(0)
+            .arg("part")
+            .arg(0)
             .arg("task")
             .arg(task)
             .arg("theta")
@@ -355,16 +357,15 @@ fn malformed_es_parts_are_set_aside_with_the_reason_and_the_worker_goes_on() {
             .query(&mut c)
             .unwrap();
     }
-    let mut worker = Worker::start(&server, &root, "sturdy");
-    wait_for(30, "the malformed parts to be reported", || redis::cmd("LLEN").arg(errors).query::<usize>(&mut c).unwrap() == bad.len());
-    let reports: Vec<String> = redis::cmd("LRANGE").arg(errors).arg(0).arg(-1).query(&mut c).unwrap();
+    wait_for(30, "the malformed parts to be reported", || redis::cmd("LLEN").arg(&errors).query::<usize>(&mut c).unwrap() == bad.len());
+    let reports: Vec<String> = redis::cmd("LRANGE").arg(&errors).arg(0).arg(-1).query(&mut c).unwrap();
     for (_, _, reason) in &bad {
         assert!(reports.iter().any(|r| r.contains(reason)), "{reason:?} in {reports:?}");
     }
     // Each is answered as failed (so a coordinator would stop with the reason) and removed.
-    let answered: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE").arg(results).arg("-").arg("+").query(&mut c).unwrap();
+    let answered: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE").arg(&results).arg("-").arg("+").query(&mut c).unwrap();
     assert_eq!(answered.iter().filter(|(_, f)| f.iter().any(|(k, _)| k == "failed")).count(), bad.len());
-    let left: usize = redis::cmd("XLEN").arg(tasks).query(&mut c).unwrap();
+    let left: usize = redis::cmd("XLEN").arg(&tasks).query(&mut c).unwrap();
     assert_eq!(left, 0);
     assert!(worker.child.try_wait().unwrap().is_none(), "the worker died");
     // It still serves: a real distributed run finishes, equal to the local one.

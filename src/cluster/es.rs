@@ -16,8 +16,8 @@ use redis::streams::StreamReadReply;
 use tame_agents::es::{Episode, Generation, ObsNorm, Population, PAIRS_PER_CHUNK};
 use tame_agents::run::stop_requested;
 
-use super::coord::{clean_up, count_workers, map_file};
-use super::{key, EsPart, MapFile, Redis, RedisUrl, Task, GROUP, JOBS, KEY_TTL_S};
+use super::coord::{clean_up, count_workers, map_file, register, renew_keys, Refusals};
+use super::{key, new_job_id, EsPart, MapFile, Redis, RedisUrl, Task, RENEW_EVERY};
 use crate::run_dir::Resolved;
 
 /// Parts queued per live worker. One: each further part costs its worker a round trip and
@@ -81,6 +81,7 @@ pub struct EsJob {
     workers: usize,
     counted: Option<Instant>,
     renewed: Instant,
+    refusals: Refusals,
     stats: Arc<Mutex<EsJobStats>>,
 }
 
@@ -91,9 +92,7 @@ impl EsJob {
         let config = cfg.to_toml()?;
         let map = map_file(&cfg.env)?;
         let redis = Redis::connect(&opts.url, opts.timeout)?;
-        let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let session = format!("{label}\n{}\n{millis}", std::process::id());
-        let job = format!("es-{:08x}", crc32c::crc32c(session.as_bytes()));
+        let job = new_job_id("es");
         let mut es = EsJob {
             redis,
             label: label.to_string(),
@@ -104,6 +103,7 @@ impl EsJob {
             workers: 0,
             counted: None,
             renewed: Instant::now(),
+            refusals: Refusals::default(),
             stats: Arc::default(),
             opts,
         };
@@ -125,27 +125,9 @@ impl EsJob {
         self.stats.clone()
     }
 
-    /// Announces the job to workers (its kind and lease, in the job set) and creates its task
-    /// stream and consumer group unless they exist; again after an outage, since a Redis
-    /// restarted from its AOF may have lost the last second of writes.
+    /// Announces the job to workers (see [`register`]).
     fn register(&mut self) -> anyhow::Result<()> {
-        let (meta, job, lease_ms) = (key(&self.job, "meta"), self.job.clone(), self.opts.lease.as_millis() as u64);
-        let label = self.label.clone();
-        self.redis.call(|c| {
-            let mut p = redis::pipe();
-            p.cmd("HSET").arg(&meta).arg("kind").arg("es").arg("lease_ms").arg(lease_ms).arg("out").arg(&label).ignore();
-            p.cmd("EXPIRE").arg(&meta).arg(KEY_TTL_S).ignore();
-            p.cmd("SADD").arg(JOBS).arg(&job).ignore();
-            p.query::<()>(c)
-        })?;
-        let tasks = key(&self.job, "tasks");
-        let created = self.redis.call_raw(|c| {
-            redis::cmd("XGROUP").arg("CREATE").arg(&tasks).arg(GROUP).arg("0").arg("MKSTREAM").query::<()>(c)
-        })?;
-        match created {
-            Err(e) if e.code() != Some("BUSYGROUP") => bail!("creating the task stream of job {} on {}: {e}", self.job, self.opts.url.shown()),
-            _ => Ok(()),
-        }
+        register(&mut self.redis, &self.job, "es", self.opts.lease, &self.label, &self.opts.url)
     }
 
     fn live_workers(&mut self) -> anyhow::Result<usize> {
@@ -176,7 +158,7 @@ impl EsJob {
     fn publish(&mut self, generation: &Generation, theta: &[f32], norm: &ObsNorm, parts: &[(usize, Range<usize>)]) -> anyhow::Result<()> {
         let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let (theta, mean, inv_std) = (bytes(theta), bytes(&norm.mean), bytes(&norm.inv_std));
-        let mut entries = Vec::with_capacity(parts.len());
+        let mut entries: Vec<(usize, String)> = Vec::with_capacity(parts.len());
         for (part, range) in parts {
             let task = Task::EsPart(EsPart {
                 part: *part,
@@ -185,32 +167,28 @@ impl EsJob {
                 map: self.map.clone(),
                 generation: generation.pairs(range.clone()),
             });
-            entries.push(serde_json::to_string(&task).expect("plain struct"));
+            entries.push((*part, serde_json::to_string(&task).expect("plain struct")));
         }
         let (tasks, results) = (key(&self.job, "tasks"), key(&self.job, "results"));
-        let renew = self.renewed.elapsed() >= Duration::from_secs(60);
+        let renew = self.renewed.elapsed() >= RENEW_EVERY;
         let last_id = self.last_id.clone();
         self.redis.call(|c| {
             let mut p = redis::pipe();
-            for json in &entries {
-                p.cmd("XADD").arg(&tasks).arg("*").arg("task").arg(json);
+            for (part, json) in &entries {
+                p.cmd("XADD").arg(&tasks).arg("*").arg("generation").arg(generation.index).arg("part").arg(part).arg("task").arg(json);
                 p.arg("theta").arg(&theta).arg("obs_mean").arg(&mean).arg("obs_inv_std").arg(&inv_std).ignore();
             }
             // Results already read are dropped from their stream.
             if last_id != "0" {
                 p.cmd("XTRIM").arg(&results).arg("MINID").arg(&last_id).ignore();
             }
-            if renew {
-                for k in [&tasks, &results] {
-                    p.cmd("EXPIRE").arg(k).arg(KEY_TTL_S).ignore();
-                }
-            }
             p.query::<()>(c)
         })?;
         if renew {
+            renew_keys(&mut self.redis, &self.job)?;
             self.renewed = Instant::now();
         }
-        let sent: usize = entries.iter().map(|e| e.len() + theta.len() + mean.len() + inv_std.len()).sum();
+        let sent: usize = entries.iter().map(|(_, e)| e.len() + theta.len() + mean.len() + inv_std.len()).sum();
         self.stats.lock().expect("stats lock").bytes_sent += sent as u64;
         Ok(())
     }
@@ -239,6 +217,7 @@ impl Population for EsJob {
         let mut busy: BTreeMap<String, f64> = BTreeMap::new();
         let (mut received, mut worker_seconds) = (0u64, 0.0);
         let mut noted = Instant::now();
+        let mut waited = Instant::now();
         while got.iter().any(Option::is_none) {
             if stop_requested() {
                 return Ok(None);
@@ -286,10 +265,19 @@ impl Population for EsJob {
                 if episodes.len() != want {
                     bail!("worker {} sent {} episodes for part {part}, which has {want} members", r.worker, episodes.len());
                 }
+                let recorded = &generation.recorded[2 * ranges[part].start..2 * ranges[part].end];
+                if let Err(why) = check_episodes(&episodes, recorded, norm.mean.len()) {
+                    bail!("worker {} sent a bad episode for part {part}: {why}", r.worker);
+                }
                 received += data.len() as u64;
                 worker_seconds += r.seconds;
                 *busy.entry(r.worker).or_default() += r.seconds;
                 got[part] = Some(episodes);
+            }
+            if waited.elapsed() >= COUNT_EVERY && !self.opts.quiet {
+                waited = Instant::now();
+                let job = self.job.clone();
+                self.refusals.show(&mut self.redis, &job, &|line| eprintln!("{line}"))?;
             }
             if noted.elapsed() >= NOTE_AFTER && !self.opts.quiet {
                 noted = Instant::now();
@@ -328,4 +316,26 @@ impl Drop for EsJob {
             eprintln!("warning: job {} was not removed from Redis ({e:#}); its keys expire on their own", self.job);
         }
     }
+}
+
+/// What a worker's episodes must be for the part they answer: finite returns, and the
+/// observation sums of exactly the recorded members, each with one value per feature.
+fn check_episodes(episodes: &[Episode], recorded: &[bool], features: usize) -> Result<(), String> {
+    for (i, (ep, &rec)) in episodes.iter().zip(recorded).enumerate() {
+        if !ep.ret.is_finite() {
+            return Err(format!("member {i} has return {}", ep.ret));
+        }
+        let want = if rec { features } else { 0 };
+        if ep.obs_sum.len() != want || ep.obs_sumsq.len() != want {
+            return Err(format!(
+                "member {i} has {} observation sums and {} sums of squares; {want} expected",
+                ep.obs_sum.len(),
+                ep.obs_sumsq.len()
+            ));
+        }
+        if ep.obs_sum.iter().chain(&ep.obs_sumsq).any(|x| !x.is_finite()) || (!rec && ep.obs_count != 0) {
+            return Err(format!("member {i} has observation statistics that are not finite or not asked for"));
+        }
+    }
+    Ok(())
 }

@@ -2,24 +2,37 @@
 //! processes on any machine serve them, and the run's artifacts travel back through Redis into
 //! the sweep's out directory, so that the result equals a local sweep bit for bit.
 //!
-//! Protocol (every key of a job under `tame:<job>:`, so jobs share one Redis):
-//! - `tame:jobs`: the set of live job ids; `tame:<job>:meta` their kind and lease.
-//! - `tame:<job>:tasks`: a stream of tasks (field `task`: a [`Task`] as JSON) read by the
-//!   consumer group `workers`. A worker re-claims its entry every lease/3 so that its idle time
-//!   stays low; an entry idle past the lease (its worker died) is taken over with XAUTOCLAIM.
-//!   A worker that is stopped hands its task back (XACK and a new entry, atomically).
-//! - `tame:<job>:attempt:<run>`: INCR'd by each worker starting a run; every result carries its
-//!   attempt, and the coordinator ignores results of an older attempt than one it has seen.
+//! Protocol [`PROTOCOL`] (every key of a job under `tame:<job>:`, so jobs share one Redis):
+//! - `tame:jobs`: the set of live job ids; `tame:<job>:meta` their kind, lease, protocol and
+//!   the coordinator's [`fingerprint`]. A worker serves only jobs of its own protocol and
+//!   fingerprint; it says why it refuses one in `tame:<job>:refused`, which the coordinator shows.
+//! - `tame:<job>:tasks`: a stream of tasks read by the consumer group `workers`; each entry has
+//!   `task` (a [`Task`] as JSON) and, readable when the JSON is not, `run` (sweeps) or
+//!   `generation` and `part` (ES), so that even a malformed task is answered. A worker
+//!   re-claims its entry every lease/3 so that its idle time stays low; an entry idle past the
+//!   lease (its worker died or hangs) is taken over with XAUTOCLAIM, and one delivered more
+//!   than [`MAX_DELIVERIES`] times goes to `tame:<job>:dead` with its reason.
+//! - `tame:<job>:entries`: run → the id of its one live task entry, kept by the scripts that
+//!   add and remove entries; the coordinator audits it and queues again what is lost.
+//! - Fencing ([`fence`]): a worker owns a run once a script has checked that the entry is
+//!   pending to it and set `tame:<job>:owner:<run>` to its token (attempt, worker, entry).
+//!   Every later write of that worker (results, artifacts, the final ack, a hand-back) is a
+//!   script that first checks both; a superseded worker's write is refused (`FENCED`), and it
+//!   stops its child and lets go.
 //! - `tame:<job>:results`: a stream from workers to the coordinator: `started`, `config`,
 //!   `events` (bytes at an offset of an event file: duplicates rewrite the same bytes),
-//!   `ckpt` (a completed `step-*` directory), `summary`, `failed`.
+//!   `ckpt` (a completed `step-*` directory, stored only in `ckpt:<run>`), `summary`, `failed`.
+//!   The coordinator trims what it has read.
 //! - `tame:<job>:ckpt:<run>` (the run's latest checkpoint and config.toml) and
 //!   `tame:<job>:ev:<run>:<file>` (event files, by SETRANGE): what a worker taking a run over
-//!   starts from, written in the same transaction as the matching result.
+//!   starts from, written in the same script as the matching result; deleted once the run ends.
 //! - `tame:<job>:errors`: malformed tasks, as text. `tame:workers:<name>`: a worker's
-//!   heartbeat (what it does), expiring when it stops beating.
+//!   heartbeat (what it does, its protocol and fingerprint), expiring when it stops beating.
 //!
-//! A finished job deletes its keys; each also expires after [`KEY_TTL_S`] as a backstop.
+//! Everything read from Redis is input from a stranger: job ids, run names and file names must
+//! match [`safe_name`] before they name a path, and paths are only built under the worker's
+//! scratch directory. A finished job deletes its keys; each also expires after [`KEY_TTL_S`]
+//! unless its coordinator renews it.
 //!
 //! ES runs (`tame train --agent es --redis`, job `es-…`, see [`es`]) use the same stream and
 //! group for the parts of each generation (θ and the normalisation as raw little-endian f32
@@ -31,6 +44,8 @@
 mod conn;
 mod coord;
 mod es;
+mod fence;
+mod fingerprint;
 mod worker;
 
 pub use conn::{parse_duration, Redis, RedisUrl};
@@ -42,6 +57,15 @@ use serde::{Deserialize, Serialize};
 
 /// Expiry of every job key, renewed while the job runs: a crashed coordinator's keys go away.
 const KEY_TTL_S: u64 = 7 * 24 * 3600;
+/// How often a coordinator renews its job's keys (far below [`KEY_TTL_S`]).
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The protocol this build speaks; a coordinator and worker of different protocols refuse
+/// each other's jobs, naming both numbers, instead of misreading each other.
+const PROTOCOL: u64 = 2;
+/// Deliveries of one task entry (workers that took it) before it is set aside as poisoned.
+const MAX_DELIVERIES: u64 = 8;
+/// The largest checkpoint a run may move through Redis (its bulk strings stop at 512 MB).
+const MAX_CHECKPOINT_BYTES: u64 = 256 << 20;
 /// The consumer group of every task stream.
 const GROUP: &str = "workers";
 /// The set of live job ids.
@@ -55,6 +79,26 @@ fn key(job: &str, part: &str) -> String {
 /// A worker's heartbeat key.
 fn worker_key(name: &str) -> String {
     format!("tame:workers:{name}")
+}
+
+/// Whether `id` has the form of a job id this build makes: `sweep-` or `es-` and 16 hex
+/// digits. Ids come from a shared server and become directory names on workers.
+fn job_id_ok(id: &str) -> bool {
+    let hex = id.strip_prefix("sweep-").or_else(|| id.strip_prefix("es-"));
+    hex.is_some_and(|h| h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// A new job id: `<kind>-` and 64 random bits. Not a draw of any run (no result depends on
+/// it), so it comes from the OS rather than a seeded generator: two coordinators anywhere,
+/// or a rerun into a wiped directory, never share a job.
+fn new_job_id(kind: &str) -> String {
+    use rand::TryRngCore;
+    let bits = rand::rngs::OsRng.try_next_u64().unwrap_or_else(|_| {
+        // No OS randomness: time and pid still make a collision unlikely.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        t ^ (u64::from(std::process::id()) << 32)
+    });
+    format!("{kind}-{bits:016x}")
 }
 
 /// One unit of work, tagged by `kind`.
@@ -104,11 +148,17 @@ struct MapFile {
     text: String,
 }
 
-/// Whether `name` is a plain file name (no directory part): names in messages come from a
-/// shared server, and must not reach outside the directory they are written into.
-fn plain_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+/// Whether `name` may name a file or directory: 1 to 200 of `A-Z a-z 0-9 . _ + = -`, not
+/// starting with `.` or `-`. Names in messages come from a shared server and must not reach
+/// outside the directory they are written into, nor be hidden or read as flags.
+fn safe_name(name: &str) -> bool {
+    (1..=200).contains(&name.len())
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+=-".contains(&b))
 }
+
+/// What [`safe_name`] accepts, for messages.
+const SAFE_NAME: &str = "1 to 200 of A-Z a-z 0-9 . _ + = -, not starting with . or -";
 
 /// `step-<12 digits>`: the name of a completed checkpoint directory.
 fn checkpoint_step(name: &str) -> Option<u64> {

@@ -2,12 +2,16 @@
 //! then new ones), runs each sweep run as a child `tame train` in its scratch directory and
 //! streams the run's artifacts back as they appear. A stop (SIGINT/SIGTERM) stops the child,
 //! which checkpoints; the checkpoint is sent and the task handed back for another worker.
+//! Every write after a task is taken goes through [`fence`](super::fence): a worker that was
+//! superseded finds out there, stops its child and lets go. Everything a task names is checked
+//! before it names a path, and paths are built only inside the scratch directory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +22,12 @@ use tame_agents::run::stop_requested;
 
 use tame_agents::es::{ObsNorm, PairEvaluator};
 
-use super::{checkpoint_step, key, plain_name, worker_key, EsPart, MapFile, Redis, RedisUrl, SweepRun, Task, GROUP, JOBS, KEY_TTL_S};
+use super::fence::{self, Fenced, Guard, Writes};
+use super::fingerprint::fingerprint;
+use super::{
+    checkpoint_step, job_id_ok, key, safe_name, worker_key, EsPart, MapFile, Redis, RedisUrl, SweepRun, Task, GROUP, JOBS,
+    KEY_TTL_S, MAX_CHECKPOINT_BYTES, MAX_DELIVERIES, PROTOCOL, SAFE_NAME,
+};
 use crate::run_dir::{Resolved, RunConfig};
 
 /// How long a heartbeat key outlives its last beat.
@@ -34,6 +43,12 @@ const BEAT_EVERY: Duration = Duration::from_secs(2);
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// How long one blocking read of the task streams waits (also the longest a stop waits).
 const WAIT: Duration = Duration::from_millis(250);
+/// XAUTOCLAIM calls per job and scan: each looks at up to 10 pending entries from the saved
+/// cursor, so a dead worker's entry behind many live ones is still found within a few scans.
+const AUTOCLAIM_CALLS: usize = 4;
+/// The leases a job may ask for: below, renewals could not keep up; above, a dead worker's
+/// task would wait more than a day.
+const LEASE_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(86_400));
 
 pub struct WorkerOpts {
     pub url: RedisUrl,
@@ -49,15 +64,31 @@ struct Beat {
     pid: u32,
     threads: usize,
     doing: String,
+    #[serde(default)]
+    protocol: u64,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+/// A live job as last scanned: its id, lease, and the XAUTOCLAIM cursor of its stream.
+#[derive(Clone)]
+struct Job {
+    id: String,
+    lease: Duration,
 }
 
 struct Worker {
     redis: Redis,
     opts: WorkerOpts,
     last_beat: Instant,
-    /// Live jobs and their leases, as last scanned.
-    jobs: Vec<(String, Duration)>,
+    /// Live jobs this worker serves, as last scanned.
+    jobs: Vec<Job>,
     scanned: Option<Instant>,
+    /// Each job's XAUTOCLAIM cursor.
+    cursors: HashMap<String, String>,
+    /// Jobs refused (bad id, other protocol or fingerprint, bad lease) or broken (no task
+    /// stream), each said once.
+    refused: HashSet<String>,
     /// The ES evaluator of the last job served, with the job and config it was built for.
     es_cache: Option<EsEvaluator>,
     /// The last ES part served and when, for the heartbeat between parts.
@@ -76,12 +107,32 @@ fn parse_task(entry: &StreamId) -> Result<Task, String> {
     }
 }
 
+/// A plain field of an entry, as text.
+fn field(entry: &StreamId, name: &str) -> Option<String> {
+    match entry.map.get(name)? {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(t) => Some(t.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Serves tasks until a stop is requested.
 pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
     let redis = Redis::connect(&opts.url, opts.timeout)?;
     std::fs::create_dir_all(&opts.scratch)
         .with_context(|| format!("creating scratch directory {}", opts.scratch.display()))?;
-    let mut w = Worker { redis, opts, last_beat: Instant::now(), jobs: Vec::new(), scanned: None, es_cache: None, serving: None };
+    let mut w = Worker {
+        redis,
+        opts,
+        last_beat: Instant::now(),
+        jobs: Vec::new(),
+        scanned: None,
+        cursors: HashMap::new(),
+        refused: HashSet::new(),
+        es_cache: None,
+        serving: None,
+    };
     let beat = w.beat_json("idle");
     let name = w.opts.name.clone();
     let fresh: Option<String> = w.redis.call(|c| {
@@ -93,15 +144,28 @@ pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
              {HEARTBEAT_TTL_S} s); give another --name"
         );
     }
-    eprintln!("tame worker {name}: serving {} with {} threads", w.opts.url.shown(), w.opts.threads);
+    eprintln!("tame worker {name}: serving {} with {} threads (protocol {PROTOCOL}, {})", w.opts.url.shown(), w.opts.threads, fingerprint());
     let result = w.serve_loop();
     let _ = w.redis.call(|c| redis::cmd("DEL").arg(worker_key(&name)).query::<()>(c));
     result
 }
 
+/// How one task ended, for the scratch clean-up and the log.
+enum Served {
+    Done,
+    /// Another worker owns the task now (or its job is gone): nothing more was written.
+    Superseded(String),
+}
+
 impl Worker {
     fn beat_json(&self, doing: &str) -> String {
-        let beat = Beat { pid: std::process::id(), threads: self.opts.threads, doing: doing.to_string() };
+        let beat = Beat {
+            pid: std::process::id(),
+            threads: self.opts.threads,
+            doing: doing.to_string(),
+            protocol: PROTOCOL,
+            fingerprint: fingerprint().to_string(),
+        };
         serde_json::to_string(&beat).expect("plain struct")
     }
 
@@ -125,23 +189,32 @@ impl Worker {
             let mut entries = self.next_tasks()?;
             // Several jobs may each have given one: ES parts are short, so all are served;
             // of the sweep runs, the first is served and the others handed back at once.
-            entries.sort_by_key(|(_, _, _, task)| !matches!(task, Ok(Task::EsPart(_))));
+            let is_es = |job: &Job| job.id.starts_with("es-");
+            entries.sort_by_key(|(job, _)| !is_es(job));
             let mut runs = 0;
-            for (job, lease, entry, task) in entries {
+            for (job, entry) in entries {
                 let id = entry.id.clone();
-                let outcome = match task {
-                    Ok(Task::SweepRun(_)) if runs > 0 || stop_requested() => self.hand_back(&job, &entry),
-                    Ok(task @ Task::SweepRun(_)) => {
-                        runs += 1;
-                        self.serve_task(&job, lease, &entry, task)
-                    }
-                    Ok(task) => self.serve_task(&job, lease, &entry, task),
-                    Err(why) => self.set_aside(&job, &id, None, &why),
+                let outcome = if is_es(&job) {
+                    self.serve_es_entry(&job, &entry)
+                } else if runs > 0 || stop_requested() {
+                    let guard = Guard { tasks: key(&job.id, "tasks"), entry: id.clone(), consumer: self.opts.name.clone(), owner: None };
+                    let run = field(&entry, "run").filter(|r| safe_name(r)).unwrap_or_default();
+                    guard.hand_back(&mut self.redis, &run, &key(&job.id, "entries"), &entry_fields(&entry)).map(|f| match f {
+                        Fenced::Done(()) => Served::Done,
+                        Fenced::Superseded(why) => Served::Superseded(why),
+                    })
+                } else {
+                    runs += 1;
+                    self.serve_sweep_entry(&job, &entry)
                 };
-                // A task gone wrong (its job deleted meanwhile, a full disk) is reported; the
-                // worker goes on. Redis itself gone past the timeout ends it (beat).
-                if let Err(e) = outcome {
-                    eprintln!("tame worker {}: task {id} of job {job}: {e:#}", self.opts.name);
+                // A task gone wrong (a full disk) is reported; the worker goes on. Redis
+                // itself gone past the timeout ends it (beat).
+                match outcome {
+                    Ok(Served::Done) => {}
+                    Ok(Served::Superseded(why)) => {
+                        eprintln!("tame worker {}: task {id} of job {} is no longer ours ({why}); let go", self.opts.name, job.id)
+                    }
+                    Err(e) => eprintln!("tame worker {}: task {id} of job {}: {e:#}", self.opts.name, job.id),
                 }
             }
         }
@@ -149,61 +222,110 @@ impl Worker {
         Ok(())
     }
 
-    /// Every live job with its lease; jobs whose keys expired (a coordinator killed long ago)
-    /// are dropped from the job set.
-    fn scan_jobs(&mut self) -> anyhow::Result<Vec<(String, Duration)>> {
-        let mut jobs: Vec<String> = self.redis.call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
-        jobs.sort();
-        if jobs.is_empty() {
+    /// Says once why this worker does not serve `job`.
+    fn refuse(&mut self, job: &str, why: &str, tell_coordinator: bool) {
+        if !self.refused.insert(job.to_string()) {
+            return;
+        }
+        eprintln!("tame worker {}: job '{}' refused: {why}", self.opts.name, job.escape_debug());
+        if tell_coordinator {
+            let (refused, me) = (key(job, "refused"), self.opts.name.clone());
+            let _ = self.redis.call(|c| {
+                let mut p = redis::pipe();
+                p.cmd("HSET").arg(&refused).arg(&me).arg(why).ignore();
+                p.cmd("EXPIRE").arg(&refused).arg(KEY_TTL_S).ignore();
+                p.query::<()>(c)
+            });
+        }
+    }
+
+    /// Every live job this worker may serve, with its lease. Ids that are not job ids are
+    /// refused (they would name directories); jobs whose keys expired (a coordinator killed
+    /// long ago) are dropped from the job set; jobs of another protocol or build are refused
+    /// and the coordinator is told why.
+    fn scan_jobs(&mut self) -> anyhow::Result<Vec<Job>> {
+        let mut ids: Vec<String> = self.redis.call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
+        ids.sort();
+        let mut valid = Vec::new();
+        for id in ids {
+            if job_id_ok(&id) {
+                valid.push(id);
+            } else {
+                self.refuse(&id, "not a job id (accepted: sweep- or es- and 16 hex digits)", false);
+            }
+        }
+        self.clean_scratch(&valid);
+        if valid.is_empty() {
             return Ok(Vec::new());
         }
-        let leases: Vec<Option<u64>> = self.redis.call(|c| {
+        type Meta = (Option<u64>, Option<u64>, Option<String>, bool);
+        let metas: Vec<Meta> = self.redis.call(|c| {
             let mut p = redis::pipe();
-            for job in &jobs {
-                p.cmd("HGET").arg(key(job, "meta")).arg("lease_ms");
+            for job in &valid {
+                p.cmd("HMGET").arg(key(job, "meta")).arg("lease_ms").arg("protocol").arg("fingerprint");
             }
-            p.query(c)
+            let fields: Vec<(Option<u64>, Option<u64>, Option<String>)> = p.query(c)?;
+            let mut q = redis::pipe();
+            for job in &valid {
+                q.cmd("EXISTS").arg(key(job, "tasks"));
+            }
+            let exists: Vec<bool> = q.query(c)?;
+            Ok(fields.into_iter().zip(exists).map(|((l, p, f), e)| (l, p, f, e)).collect())
         })?;
-        let gone: Vec<&String> = jobs.iter().zip(&leases).filter(|(_, l)| l.is_none()).map(|(j, _)| j).collect();
+        let gone: Vec<&String> = valid.iter().zip(&metas).filter(|(_, m)| m.0.is_none()).map(|(j, _)| j).collect();
         if !gone.is_empty() {
             self.redis.call(|c| redis::cmd("SREM").arg(JOBS).arg(&gone).query::<()>(c))?;
         }
-        Ok(jobs
-            .iter()
-            .zip(leases)
-            .filter_map(|(job, lease)| Some((job.clone(), Duration::from_millis(lease?))))
-            .collect())
+        let mut jobs = Vec::new();
+        for (id, (lease, protocol, print, exists)) in valid.iter().zip(metas) {
+            let Some(lease_ms) = lease else { continue };
+            let lease = Duration::from_millis(lease_ms);
+            if protocol != Some(PROTOCOL) {
+                let theirs = protocol.map_or("none".to_string(), |p| p.to_string());
+                self.refuse(id, &format!("the job speaks protocol {theirs}, this worker {PROTOCOL}: run the same tame on both sides"), true);
+            } else if print.as_deref() != Some(fingerprint()) {
+                let why = format!(
+                    "the coordinator's build computes other bits ({}) than this worker's ({}): same version, libtorch \
+                     and libm are needed on both sides for identical results",
+                    print.unwrap_or_default(),
+                    fingerprint()
+                );
+                self.refuse(id, &why, true);
+            } else if !(LEASE_RANGE.0..=LEASE_RANGE.1).contains(&lease) {
+                self.refuse(id, &format!("its lease of {lease_ms} ms is outside 100 ms to 1 day"), true);
+            } else if !exists {
+                // Its stream is gone (finished, or broken): nothing to read; not a refusal.
+                continue;
+            } else {
+                jobs.push(Job { id: id.clone(), lease });
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Removes the scratch directories of jobs that are no longer live (a long-lived worker's
+    /// disk does not grow with every job it served).
+    fn clean_scratch(&self, live: &[String]) {
+        let Ok(dirs) = std::fs::read_dir(&self.opts.scratch) else { return };
+        for d in dirs.filter_map(Result::ok) {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if job_id_ok(&name) && !live.contains(&name) {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+        }
     }
 
     /// The next entries: one whose worker's lease ran out (looked for every [`SCAN_EVERY`]),
     /// else the new ones of every job, waiting up to [`WAIT`] for one.
-    fn next_tasks(&mut self) -> anyhow::Result<Vec<(String, Duration, StreamId, Result<Task, String>)>> {
+    fn next_tasks(&mut self) -> anyhow::Result<Vec<(Job, StreamId)>> {
         let me = self.opts.name.clone();
-        let with_task = |(job, lease, entry): (String, Duration, StreamId)| {
-            let task = parse_task(&entry);
-            (job, lease, entry, task)
-        };
         if self.scanned.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
             self.jobs = self.scan_jobs()?;
             self.scanned = Some(Instant::now());
-            for (job, lease) in self.jobs.clone() {
-                let tasks = key(&job, "tasks");
-                let claimed = self.redis.call_raw(|c| {
-                    redis::cmd("XAUTOCLAIM")
-                        .arg(&tasks)
-                        .arg(GROUP)
-                        .arg(&me)
-                        .arg(lease.as_millis() as u64)
-                        .arg("0-0")
-                        .arg("COUNT")
-                        .arg(1)
-                        .query::<StreamAutoClaimReply>(c)
-                })?;
-                // A job whose stream went away since the scan (it finished): nothing to do.
-                let Ok(claimed) = claimed else { continue };
-                if let Some(entry) = claimed.claimed.into_iter().next() {
-                    eprintln!("tame worker {me}: taking over task {} of job {job} (its worker's lease ran out)", entry.id);
-                    return Ok(vec![with_task((job, lease, entry))]);
+            for job in self.jobs.clone() {
+                if let Some(entry) = self.autoclaim(&job)? {
+                    eprintln!("tame worker {me}: taking over task {} of job {} (its worker's lease ran out)", entry.id, job.id);
+                    return Ok(vec![(job, entry)]);
                 }
             }
         }
@@ -215,7 +337,7 @@ impl Worker {
             self.scanned = None;
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = self.jobs.iter().map(|(job, _)| key(job, "tasks")).collect();
+        let keys: Vec<String> = self.jobs.iter().map(|job| key(&job.id, "tasks")).collect();
         let read = self.redis.call_raw(|c| {
             let mut cmd = redis::cmd("XREADGROUP");
             cmd.arg("GROUP").arg(GROUP).arg(&me).arg("COUNT").arg(1).arg("BLOCK").arg(WAIT.as_millis() as u64);
@@ -231,60 +353,109 @@ impl Worker {
                 self.scanned = None;
                 Ok(Vec::new())
             }
-            Ok(reply) => Ok(reply
-                .into_iter()
-                .flat_map(|r| r.keys)
-                .flat_map(|k| {
-                    let (job, lease) = self.jobs[keys.iter().position(|x| *x == k.key).unwrap_or(0)].clone();
-                    k.ids.into_iter().map(move |entry| (job.clone(), lease, entry))
-                })
-                .map(with_task)
-                .collect()),
-            Err(_) => {
-                // A job's stream went away (it finished): scan again.
-                self.scanned = None;
-                std::thread::sleep(Duration::from_millis(50));
+            Ok(reply) => {
+                let mut out = Vec::new();
+                for k in reply.into_iter().flat_map(|r| r.keys) {
+                    let Some(i) = keys.iter().position(|x| *x == k.key) else { continue };
+                    out.extend(k.ids.into_iter().map(|entry| (self.jobs[i].clone(), entry)));
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                // One stream without its group (a job half gone, or forged) fails the whole
+                // read: find which, leave it out, and read the others at once.
+                let broken = self.broken_streams(&keys, &e.to_string())?;
+                if broken.is_empty() {
+                    bail!("reading the task streams: {e}");
+                }
+                for b in &broken {
+                    let job = self.jobs[*b].id.clone();
+                    self.refuse(&job, "its task stream has no consumer group `workers`", false);
+                }
+                let mut i = 0;
+                self.jobs.retain(|_| {
+                    i += 1;
+                    !broken.contains(&(i - 1))
+                });
                 Ok(Vec::new())
             }
         }
     }
 
-    fn serve_task(&mut self, job: &str, lease: Duration, entry: &StreamId, task: Task) -> anyhow::Result<()> {
-        match task {
-            Task::SweepRun(run) => self.serve_sweep_run(job, lease, entry, run),
-            Task::EsPart(part) => self.serve_es_part(job, lease, entry, part),
+    /// Indexes of `keys` whose stream has no `workers` group.
+    fn broken_streams(&mut self, keys: &[String], message: &str) -> anyhow::Result<Vec<usize>> {
+        if let Some(i) = keys.iter().position(|k| message.contains(&format!("'{k}'"))) {
+            return Ok(vec![i]);
         }
+        let mut broken = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let groups = self.redis.call_raw(|c| redis::cmd("XINFO").arg("GROUPS").arg(k).query::<Vec<HashMap<String, Value>>>(c))?;
+            let ok = groups.is_ok_and(|g| g.iter().any(|g| matches!(g.get("name"), Some(Value::BulkString(n)) if n == GROUP.as_bytes())));
+            if !ok {
+                broken.push(i);
+            }
+        }
+        Ok(broken)
     }
 
-    /// Puts an entry back at the end of its stream for any worker (this one does not serve
-    /// it now): a new entry with the same fields, the old one acknowledged and deleted.
-    fn hand_back(&mut self, job: &str, entry: &StreamId) -> anyhow::Result<()> {
-        let tasks = key(job, "tasks");
-        self.redis.call(|c| {
-            let mut p = redis::pipe();
-            p.atomic();
-            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(&entry.id).ignore();
-            p.cmd("XDEL").arg(&tasks).arg(&entry.id).ignore();
-            p.cmd("XADD").arg(&tasks).arg("*");
-            for (field, value) in &entry.map {
-                p.arg(field);
-                match value {
-                    Value::BulkString(b) => p.arg(b),
-                    Value::SimpleString(t) => p.arg(t),
-                    Value::Int(n) => p.arg(n),
-                    other => p.arg(format!("{other:?}")),
-                };
+    /// An entry of `job` whose worker's lease ran out, claimed for this worker: XAUTOCLAIM
+    /// from the job's saved cursor, so that every pending entry is looked at in turn.
+    fn autoclaim(&mut self, job: &Job) -> anyhow::Result<Option<StreamId>> {
+        let tasks = key(&job.id, "tasks");
+        let me = self.opts.name.clone();
+        for _ in 0..AUTOCLAIM_CALLS {
+            let cursor = self.cursors.get(&job.id).cloned().unwrap_or_else(|| "0-0".into());
+            let claimed = self.redis.call_raw(|c| {
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&tasks)
+                    .arg(GROUP)
+                    .arg(&me)
+                    .arg(job.lease.as_millis() as u64)
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(1)
+                    .query::<StreamAutoClaimReply>(c)
+            })?;
+            // A job whose stream went away since the scan (it finished): nothing to do.
+            let Ok(claimed) = claimed else { return Ok(None) };
+            let wrapped = claimed.next_stream_id == "0-0";
+            self.cursors.insert(job.id.clone(), claimed.next_stream_id);
+            if let Some(entry) = claimed.claimed.into_iter().next() {
+                return Ok(Some(entry));
             }
-            p.ignore();
-            p.query::<()>(c)
-        })
+            if wrapped {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// How often the entry `id` of `tasks` was delivered (1 for a first read).
+    fn deliveries(&mut self, tasks: &str, id: &str) -> anyhow::Result<u64> {
+        let pending: Vec<(String, String, u64, u64)> =
+            self.redis.call(|c| redis::cmd("XPENDING").arg(tasks).arg(GROUP).arg(id).arg(id).arg(1).query(c))?;
+        Ok(pending.first().map_or(1, |p| p.3))
     }
 
     /// Evaluates one part of an ES generation with the job's evaluator (built once per job
     /// from the task's config, checked as `tame train` checks it) and sends its episodes,
-    /// acknowledging and deleting the part in the same transaction. The lease is renewed
-    /// while it runs; a stop lets it finish first.
-    fn serve_es_part(&mut self, job: &str, lease: Duration, entry: &StreamId, task: EsPart) -> anyhow::Result<()> {
+    /// acknowledging and deleting the part in the same fenced write. The lease is renewed
+    /// while it runs; a stop lets it finish first. A malformed part is answered as failed.
+    fn serve_es_entry(&mut self, job: &Job, entry: &StreamId) -> anyhow::Result<Served> {
+        let guard = Guard { tasks: key(&job.id, "tasks"), entry: entry.id.clone(), consumer: self.opts.name.clone(), owner: None };
+        // What identifies the part, readable even when its JSON is not.
+        let ids = (field(entry, "generation").and_then(|g| g.parse::<u64>().ok()), field(entry, "part").and_then(|p| p.parse::<usize>().ok()));
+        let deliveries = self.deliveries(&guard.tasks, &entry.id)?;
+        let task = match parse_task(entry) {
+            Ok(Task::EsPart(part)) if ids == (Some(part.generation.index), Some(part.part)) => part,
+            Ok(Task::EsPart(_)) => return self.fail_part(&job.id, &guard, ids, "its generation and part fields disagree with its task"),
+            Ok(Task::SweepRun(_)) => return self.fail_part(&job.id, &guard, ids, "a sweep run in an ES job"),
+            Err(why) => return self.fail_part(&job.id, &guard, ids, &why),
+        };
+        if deliveries > MAX_DELIVERIES {
+            let why = format!("delivered {deliveries} times (every worker that took it died or hung); set aside as poisoned");
+            return self.fail_part(&job.id, &guard, ids, &why);
+        }
         let floats = |field: &str| -> Result<Vec<f32>, String> {
             match entry.map.get(field) {
                 Some(Value::BulkString(b)) if b.len() % 4 == 0 => {
@@ -297,60 +468,84 @@ impl Worker {
         let inputs = floats("theta").and_then(|t| Ok((t, ObsNorm { mean: floats("obs_mean")?, inv_std: floats("obs_inv_std")? })));
         let (theta, norm) = match inputs {
             Ok(v) => v,
-            Err(why) => return self.set_aside_part(job, &entry.id, &task, &why),
+            Err(why) => return self.fail_part(&job.id, &guard, ids, &why),
         };
-        let mut evaluator = match self.es_evaluator(job, &task) {
+        let mut evaluator = match self.es_evaluator(&job.id, &task) {
             Ok(e) => e,
-            Err(e) => return self.set_aside_part(job, &entry.id, &task, &format!("{e:#}")),
+            Err(e) => return self.fail_part(&job.id, &guard, ids, &format!("{e:#}")),
         };
         let (g, pairs) = (task.generation.index + 1, task.first_pair..task.first_pair + task.generation.pair_seeds.len());
-        let doing = format!("job {job} generation {g}, pairs {}..{}", pairs.start, pairs.end);
+        let doing = format!("job {} generation {g}, pairs {}..{}", job.id, pairs.start, pairs.end);
         if self.last_beat.elapsed() >= BEAT_EVERY {
             self.beat(&doing)?;
         }
         self.serving = Some((doing, Instant::now()));
         let begun = Instant::now();
-        let tasks = key(job, "tasks");
-        let me = self.opts.name.clone();
-        let renew = (lease / 3).max(Duration::from_millis(100));
+        let renew = job.lease / 3;
+        let mut keep = Writes::default();
+        keep.add(redis::cmd("XCLAIM").arg(&guard.tasks).arg(GROUP).arg(&guard.consumer).arg(0).arg(&entry.id).arg("JUSTID"));
         let (tx, rx) = std::sync::mpsc::channel();
         let outcome = std::thread::scope(|s| -> anyhow::Result<_> {
             let generation = &task.generation;
             let evaluator = &mut evaluator;
             let (theta, norm) = (&theta, &norm);
             s.spawn(move || {
-                let _ = tx.send(evaluator.0.evaluate(generation, theta, norm));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.0.evaluate(generation, theta, norm)));
+                let _ = tx.send(result.map_err(|p| panic_text(&p)));
             });
             loop {
                 match rx.recv_timeout(renew) {
-                    Ok(result) => return Ok(result),
-                    Err(_) => {
-                        // Still working: keep the entry's idle time low (XCLAIM, JUSTID).
-                        self.redis.call(|c| {
-                            redis::cmd("XCLAIM").arg(&tasks).arg(GROUP).arg(&me).arg(0).arg(&entry.id).arg("JUSTID").query::<()>(c)
-                        })?;
+                    Ok(result) => return Ok(Some(result)),
+                    // The evaluator's thread ended without a word: no busy loop of renewals.
+                    Err(RecvTimeoutError::Disconnected) => return Ok(Some(Err("the evaluator thread ended without a result".into()))),
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Still working: keep the entry's idle time low, while it is ours.
+                        if let Fenced::Superseded(_) = guard.write(&mut self.redis, &keep)? {
+                            return Ok(None);
+                        }
                     }
                 }
             }
         });
-        self.es_cache = Some(evaluator);
-        let episodes = match outcome? {
-            Ok(episodes) => episodes,
-            Err(e) => return self.set_aside_part(job, &entry.id, &task, &e.to_string()),
+        let Some(outcome) = outcome? else {
+            self.es_cache = None;
+            return Ok(Served::Superseded("another worker took the part over".into()));
+        };
+        let episodes = match outcome {
+            Ok(Ok(episodes)) => {
+                self.es_cache = Some(evaluator);
+                episodes
+            }
+            Ok(Err(e)) => {
+                self.es_cache = Some(evaluator);
+                return self.fail_part(&job.id, &guard, ids, &e.to_string());
+            }
+            // A panicked evaluator may be in any state: not kept.
+            Err(panic) => return self.fail_part(&job.id, &guard, ids, &format!("the evaluator panicked: {panic}")),
         };
         let seconds = begun.elapsed().as_secs_f64();
         let data = serde_json::to_vec(&episodes).context("encoding the episodes")?;
-        let results = key(job, "results");
-        self.redis.call(|c| {
-            let mut p = redis::pipe();
-            p.atomic();
-            p.cmd("XADD").arg(&results).arg("*").arg("generation").arg(task.generation.index).arg("part").arg(task.part);
-            p.arg("worker").arg(&me).arg("seconds").arg(seconds).arg("data").arg(&data).ignore();
-            p.cmd("EXPIRE").arg(&results).arg(KEY_TTL_S).ignore();
-            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(&entry.id).ignore();
-            p.cmd("XDEL").arg(&tasks).arg(&entry.id).ignore();
-            p.query::<()>(c)
-        })
+        let results = key(&job.id, "results");
+        let mut w = Writes::default();
+        w.add(
+            redis::cmd("XADD")
+                .arg(&results)
+                .arg("*")
+                .arg("generation")
+                .arg(task.generation.index)
+                .arg("part")
+                .arg(task.part)
+                .arg("worker")
+                .arg(&guard.consumer)
+                .arg("seconds")
+                .arg(seconds)
+                .arg("data")
+                .arg(&data),
+        );
+        w.add(redis::cmd("EXPIRE").arg(&results).arg(KEY_TTL_S));
+        w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&entry.id));
+        w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&entry.id));
+        Ok(served(guard.write(&mut self.redis, &w)?))
     }
 
     /// The evaluator for `task`'s job and config: the cached one, or a new one (the cache
@@ -366,70 +561,129 @@ impl Worker {
         let (_, cfg) = prepare_config(&base, "es", &task.config, task.map.as_ref(), self.opts.threads)?;
         let (config, factory) = crate::agent::es_setup(&cfg, self.opts.threads)?;
         let evaluator = PairEvaluator::new(config, factory)?;
+        let map = task.map.as_ref().map_or(String::new(), |m| format!(", map {} ({} bytes) shipped with it", m.name, m.text.len()));
+        eprintln!("tame worker {}: job {job}: evaluating ES parts{map}", self.opts.name);
         Ok(EsEvaluator(evaluator, fingerprint))
     }
 
-    /// Sets a part aside as [`set_aside`](Self::set_aside) does, and tells the coordinator
-    /// why (its run stops with that reason: every worker would fail the same way).
-    fn set_aside_part(&mut self, job: &str, id: &str, task: &EsPart, why: &str) -> anyhow::Result<()> {
-        let text = format!("worker {}: task {id} of job {job} set aside: {why}", self.opts.name);
+    /// Answers an ES part as failed (its run stops with the reason: every worker would fail
+    /// the same way), records why in the job's error list, and removes the part.
+    fn fail_part(&mut self, job: &str, guard: &Guard, ids: (Option<u64>, Option<usize>), why: &str) -> anyhow::Result<Served> {
+        let text = format!("worker {}: task {} of job {job} set aside: {why}", self.opts.name, guard.entry);
         eprintln!("tame {text}");
-        let (errors, tasks, results) = (key(job, "errors"), key(job, "tasks"), key(job, "results"));
-        let me = self.opts.name.clone();
-        self.redis.call(|c| {
-            let mut p = redis::pipe();
-            p.atomic();
-            p.cmd("RPUSH").arg(&errors).arg(&text).ignore();
-            p.cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S).ignore();
-            p.cmd("XADD").arg(&results).arg("*").arg("generation").arg(task.generation.index).arg("part").arg(task.part);
-            p.arg("worker").arg(&me).arg("failed").arg(why).ignore();
-            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(id).ignore();
-            p.cmd("XDEL").arg(&tasks).arg(id).ignore();
-            p.query::<()>(c)
-        })
-    }
-
-    /// Reports a task that cannot run (to the job's error list and, when its run is known, as
-    /// the run's failure) and acknowledges it, so that no worker takes it again.
-    fn set_aside(&mut self, job: &str, id: &str, run: Option<(&str, u64)>, why: &str) -> anyhow::Result<()> {
-        let text = format!("worker {}: task {id} of job {job} set aside: {why}", self.opts.name);
-        eprintln!("tame {text}");
-        let (errors, tasks, results) = (key(job, "errors"), key(job, "tasks"), key(job, "results"));
-        self.redis.call(|c| {
-            let mut p = redis::pipe();
-            p.atomic();
-            p.cmd("RPUSH").arg(&errors).arg(&text).ignore();
-            p.cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S).ignore();
-            if let Some((run, attempt)) = run {
-                p.cmd("XADD").arg(&results).arg("*").arg("run").arg(run).arg("attempt").arg(attempt);
-                p.arg("kind").arg("failed").arg("data").arg(why).ignore();
-            }
-            p.cmd("XACK").arg(&tasks).arg(GROUP).arg(id).ignore();
-            p.query::<()>(c)
-        })
-    }
-
-    fn serve_sweep_run(&mut self, job: &str, lease: Duration, entry: &StreamId, task: SweepRun) -> anyhow::Result<()> {
-        if !plain_name(&task.run) {
-            return self.set_aside(job, &entry.id, None, &format!("run name '{}' is not a plain directory name", task.run));
+        let (errors, results) = (key(job, "errors"), key(job, "results"));
+        let mut w = Writes::default();
+        w.add(redis::cmd("RPUSH").arg(&errors).arg(&text));
+        w.add(redis::cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S));
+        if let (Some(g), Some(part)) = ids {
+            w.add(
+                redis::cmd("XADD").arg(&results).arg("*").arg("generation").arg(g).arg("part").arg(part).arg("worker").arg(&guard.consumer).arg("failed").arg(why),
+            );
         }
-        let run = task.run.clone();
-        let attempt: u64 = self.redis.call(|c| redis::cmd("INCR").arg(key(job, &format!("attempt:{run}"))).query(c))?;
-        let _ = self.redis.call(|c| {
-            redis::cmd("EXPIRE").arg(key(job, &format!("attempt:{run}"))).arg(KEY_TTL_S).query::<()>(c)
-        });
-        let base = self.opts.scratch.join(job);
-        let dir = base.join("runs").join(&run);
-        let config = match prepare_config(&base, &task.run, &task.config, task.map.as_ref(), self.opts.threads) {
-            Ok((path, _)) => path,
-            Err(e) => return self.set_aside(job, &entry.id, Some((&run, attempt)), &format!("{e:#}")),
+        w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&guard.entry));
+        w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&guard.entry));
+        Ok(served(guard.write(&mut self.redis, &w)?))
+    }
+
+    /// Takes a sweep run's entry: claims the run (a new attempt and owner token), checks the
+    /// task, and runs it. Whatever is wrong with the task is answered as the run's failure.
+    fn serve_sweep_entry(&mut self, job: &Job, entry: &StreamId) -> anyhow::Result<Served> {
+        let tasks = key(&job.id, "tasks");
+        let me = self.opts.name.clone();
+        let Some(run) = field(entry, "run").filter(|r| safe_name(r)) else {
+            // No run to answer for: reported, and removed so that no worker takes it again.
+            let why = format!("its `run` field is missing or not a run name ({SAFE_NAME})");
+            let guard = Guard { tasks, entry: entry.id.clone(), consumer: me, owner: None };
+            let text = format!("worker {}: task {} of job {} set aside: {why}", self.opts.name, entry.id, job.id);
+            eprintln!("tame {text}");
+            let errors = key(&job.id, "errors");
+            let mut w = Writes::default();
+            w.add(redis::cmd("RPUSH").arg(&errors).arg(&text));
+            w.add(redis::cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S));
+            w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&guard.entry));
+            w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&guard.entry));
+            return Ok(served(guard.write(&mut self.redis, &w)?));
         };
-        let mut stream = Streamer::new(job, &run, attempt, &dir);
-        let resumed_from = self.restore(&mut stream, &dir)?;
-        self.send(&stream, "started", "", 0, resumed_from.map_or(b"fresh".to_vec(), |s| s.to_string().into_bytes()))?;
+        let (attempt_key, owner_key) = (key(&job.id, &format!("attempt:{run}")), key(&job.id, &format!("owner:{run}")));
+        let (attempt, token, deliveries) = match fence::claim(&mut self.redis, &tasks, &attempt_key, &owner_key, &entry.id, &me)? {
+            Fenced::Done(v) => v,
+            Fenced::Superseded(why) => return Ok(Served::Superseded(why)),
+        };
+        let guard = Guard { tasks, entry: entry.id.clone(), consumer: me, owner: Some((owner_key, token)) };
+        let mut stream = Streamer::new(&job.id, &run, attempt, &self.opts.scratch.join(&job.id).join("runs").join(&run));
+        let task = match parse_task(entry) {
+            Ok(Task::SweepRun(task)) if task.run == run => task,
+            Ok(Task::SweepRun(task)) => {
+                let why = format!("its task names run '{}', its entry run '{run}'", task.run.escape_debug());
+                return self.finish(&guard, &stream, "failed", why.into_bytes());
+            }
+            Ok(Task::EsPart(_)) => return self.finish(&guard, &stream, "failed", b"an ES part in a sweep job".to_vec()),
+            Err(why) => return self.finish(&guard, &stream, "failed", why.into_bytes()),
+        };
+        if deliveries > MAX_DELIVERIES {
+            let why = format!(
+                "set aside as poisoned: delivered {deliveries} times, and every worker that took it died or hung"
+            );
+            let dead = key(&job.id, "dead");
+            let mut w = Writes::default();
+            w.add(redis::cmd("RPUSH").arg(&dead).arg(format!("{run}: {why}")));
+            w.add(redis::cmd("EXPIRE").arg(&dead).arg(KEY_TTL_S));
+            if let Fenced::Superseded(why) = guard.write(&mut self.redis, &w)? {
+                return Ok(Served::Superseded(why));
+            }
+            return self.finish(&guard, &stream, "failed", why.into_bytes());
+        }
+        let served = self.serve_sweep_run(job, &guard, entry, task, &mut stream);
+        // The run's files are in Redis or the coordinator's directory by now: the scratch copy
+        // goes, so that a long-lived worker's disk does not fill.
+        let _ = std::fs::remove_dir_all(&stream.dir);
+        let _ = std::fs::remove_file(self.opts.scratch.join(&job.id).join(format!("{run}.toml")));
+        served
+    }
+
+    /// Sends the run's last result (`summary` or `failed`) and removes its task: the entry
+    /// acknowledged and deleted, the run marked done, its owner key gone; one fenced write.
+    fn finish(&mut self, guard: &Guard, stream: &Streamer, kind: &str, data: Vec<u8>) -> anyhow::Result<Served> {
+        if kind == "failed" {
+            eprintln!(
+                "tame worker {}: job {} run {} failed: {}",
+                self.opts.name,
+                stream.job,
+                stream.run,
+                crate::sweep::tail(&String::from_utf8_lossy(&data), 5)
+            );
+        }
+        let mut w = Writes::default();
+        w.add(&stream.message(kind, if kind == "summary" { "summary.json" } else { "" }, 0, &data));
+        w.add(redis::cmd("EXPIRE").arg(&stream.key_results).arg(KEY_TTL_S));
+        w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&guard.entry));
+        w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&guard.entry));
+        w.add(redis::cmd("HSET").arg(key(&stream.job, "entries")).arg(&stream.run).arg("done"));
+        if let Some((owner, _)) = &guard.owner {
+            w.add(redis::cmd("DEL").arg(owner));
+        }
+        Ok(served(guard.write(&mut self.redis, &w)?))
+    }
+
+    fn serve_sweep_run(&mut self, job: &Job, guard: &Guard, entry: &StreamId, task: SweepRun, stream: &mut Streamer) -> anyhow::Result<Served> {
+        let (run, attempt) = (stream.run.clone(), stream.attempt);
+        let base = self.opts.scratch.join(&job.id);
+        let config = match prepare_config(&base, &run, &task.config, task.map.as_ref(), self.opts.threads) {
+            Ok((path, _)) => path,
+            Err(e) => return self.finish(guard, stream, "failed", format!("{e:#}").into_bytes()),
+        };
+        let resumed_from = match self.restore(stream) {
+            Ok(step) => step,
+            Err(e) => return self.finish(guard, stream, "failed", format!("{e:#}").into_bytes()),
+        };
+        let started = resumed_from.map_or(b"fresh".to_vec(), |s| s.to_string().into_bytes());
+        if let Fenced::Superseded(why) = self.send(guard, stream, "started", started)? {
+            return Ok(Served::Superseded(why));
+        }
         eprintln!(
-            "tame worker {}: job {job} run {run} (attempt {attempt}){}",
+            "tame worker {}: job {} run {run} (attempt {attempt}){}",
             self.opts.name,
+            job.id,
             resumed_from.map_or(String::new(), |s| format!(", resuming from step {s}"))
         );
 
@@ -437,9 +691,9 @@ impl Worker {
         let mut cmd = Command::new(exe);
         cmd.arg("train").args(["--threads", &self.opts.threads.to_string(), "--quiet", "--progress-lines"]);
         if resumed_from.is_some() {
-            cmd.arg("--resume").arg(&dir);
+            cmd.arg("--resume").arg(&stream.dir);
         } else {
-            cmd.arg("--config").arg(&config).arg("--run-dir").arg(&dir);
+            cmd.arg("--config").arg(&config).arg("--run-dir").arg(&stream.dir);
         }
         crate::sweep::as_child_run(&mut cmd);
         let mut child = cmd.spawn().context("starting tame train")?;
@@ -464,8 +718,8 @@ impl Worker {
             text
         });
 
-        let ended = self.watch(job, lease, &entry.id, &mut child, &mut stream, &progress);
-        if ended.is_err() {
+        let ended = self.watch(job, guard, &mut child, stream, &progress);
+        if !matches!(ended, Ok(Watch::Exited)) {
             // Not left training on its own while nobody streams its artifacts.
             let _ = child.kill();
         }
@@ -473,43 +727,37 @@ impl Worker {
         let _ = out_reader.join();
         let err_text = err_reader.join().unwrap_or_default();
         match ended? {
-            Watch::Lost => {
-                eprintln!("tame worker {}: job {job} run {run} was taken over by another worker; dropped", self.opts.name);
-                return Ok(());
-            }
+            Watch::Lost(why) => return Ok(Served::Superseded(why)),
             Watch::Exited => {}
         }
-        self.sync_artifacts(&mut stream)?;
-        let finished = crate::sweep::is_finished(&dir);
-        let (tasks, results) = (key(job, "tasks"), key(job, "results"));
-        if finished {
-            let summary = std::fs::read(dir.join("summary.json")).context("reading the run's summary.json")?;
-            let id = entry.id.clone();
-            self.redis.call(|c| {
-                let mut p = redis::pipe();
-                p.atomic();
-                stream.push(&mut p, &results, "summary", "summary.json", 0, &summary);
-                p.cmd("XACK").arg(&tasks).arg(GROUP).arg(&id).ignore();
-                p.query::<()>(c)
-            })?;
+        match self.sync_artifacts(guard, stream)? {
+            Sync::Sent => {}
+            Sync::Superseded(why) => return Ok(Served::Superseded(why)),
+            Sync::TooLarge(why) => return self.finish(guard, stream, "failed", why.into_bytes()),
+        }
+        if crate::sweep::is_finished(&stream.dir) {
+            let summary = std::fs::read(stream.dir.join("summary.json")).context("reading the run's summary.json")?;
+            self.finish(guard, stream, "summary", summary)
         } else if stop_requested() {
             // Hand the task back at once (no wait for the lease): a new entry, same task.
-            self.hand_back(job, entry)?;
-            eprintln!("tame worker {}: job {job} run {run} stopped and handed back", self.opts.name);
+            let served = served(guard.hand_back(&mut self.redis, &run, &key(&job.id, "entries"), &entry_fields(entry))?);
+            eprintln!("tame worker {}: job {} run {run} stopped and handed back", self.opts.name, job.id);
+            Ok(served)
         } else {
             let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
             let why = format!("tame train ended with {status}: {}", crate::sweep::tail(&err_text, 20));
-            self.set_aside(job, &entry.id, Some((&run, attempt)), &why)?;
+            self.finish(guard, stream, "failed", why.into_bytes())
         }
-        Ok(())
     }
 
     /// Writes what Redis holds of the run (its latest checkpoint, config and event files) into
     /// the scratch run directory; returns the checkpoint's step, or `None` for a fresh start
-    /// (whose old event files, from an attempt without checkpoint, are dropped).
-    fn restore(&mut self, stream: &mut Streamer, dir: &Path) -> anyhow::Result<Option<u64>> {
+    /// (whose old event files, from an attempt without checkpoint, are dropped). Every name
+    /// read is checked before it names a file.
+    fn restore(&mut self, stream: &mut Streamer) -> anyhow::Result<Option<u64>> {
+        let dir = stream.dir.clone();
         if dir.exists() {
-            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         let (ckpt_key, files_key) = (stream.key("ckpt"), stream.key("evfiles"));
         let ckpt: HashMap<String, Vec<u8>> = self.redis.call(|c| redis::cmd("HGETALL").arg(&ckpt_key).query(c))?;
@@ -533,13 +781,19 @@ impl Worker {
         write(&dir.join("config.toml"), config)?;
         let step_dir = dir.join("checkpoints").join(format!("step-{step:012}"));
         for (field, bytes) in &ckpt {
-            if let Some(file) = field.strip_prefix("f:").filter(|f| plain_name(f)) {
+            if let Some(file) = field.strip_prefix("f:") {
+                if !safe_name(file) {
+                    bail!("the run's checkpoint in Redis has a file named '{}'; accepted: {SAFE_NAME}", file.escape_debug());
+                }
                 write(&step_dir.join(file), bytes)?;
             }
         }
         stream.sent_ckpts.insert(step);
         stream.config_sent = true;
-        for name in names.iter().filter(|n| plain_name(n)) {
+        for name in &names {
+            if !is_event_file(name) {
+                bail!("the run's event files in Redis include '{}', not an event file name", name.escape_debug());
+            }
             let bytes: Vec<u8> = self.redis.call(|c| redis::cmd("GET").arg(stream.key(&format!("ev:{name}"))).query(c))?;
             write(&dir.join(name), &bytes)?;
             stream.sent.insert(name.clone(), bytes.len() as u64);
@@ -547,22 +801,22 @@ impl Worker {
         Ok(Some(step))
     }
 
-    /// Streams artifacts and keeps the lease until the child exits (or the task was taken over).
+    /// Streams artifacts and keeps the lease until the child exits or the task is no longer
+    /// this worker's.
     fn watch(
         &mut self,
-        job: &str,
-        lease: Duration,
-        id: &str,
+        job: &Job,
+        guard: &Guard,
         child: &mut Child,
         stream: &mut Streamer,
         progress: &(AtomicU64, AtomicU64),
     ) -> anyhow::Result<Watch> {
-        let tasks = key(job, "tasks");
-        let me = self.opts.name.clone();
-        let renew = (lease / 3).max(Duration::from_millis(100));
+        let renew = job.lease / 3;
         let mut last_renew = Instant::now();
         let mut stopping = false;
         let mut last_sync = Instant::now();
+        let mut keep = Writes::default();
+        keep.add(redis::cmd("XCLAIM").arg(&guard.tasks).arg(GROUP).arg(&guard.consumer).arg(0).arg(&guard.entry).arg("JUSTID"));
         loop {
             if child.try_wait().context("waiting for tame train")?.is_some() {
                 return Ok(Watch::Exited);
@@ -575,26 +829,29 @@ impl Worker {
                 }
             }
             if last_sync.elapsed() >= SYNC_EVERY {
-                self.sync_artifacts(stream)?;
+                match self.sync_artifacts(guard, stream)? {
+                    Sync::Sent => {}
+                    Sync::Superseded(why) => return Ok(Watch::Lost(why)),
+                    Sync::TooLarge(why) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        self.finish(guard, stream, "failed", why.into_bytes())?;
+                        return Ok(Watch::Lost("its checkpoint is too large for Redis".into()));
+                    }
+                }
                 last_sync = Instant::now();
             }
             if last_renew.elapsed() >= renew {
-                // Still ours? Then reset its idle time (XCLAIM to ourselves, JUSTID).
-                let owner: Vec<(String, String, u64, u64)> = self.redis.call(|c| {
-                    redis::cmd("XPENDING").arg(&tasks).arg(GROUP).arg(id).arg(id).arg(1).query(c)
-                })?;
-                if owner.first().is_none_or(|o| o.1 != me) {
-                    let _ = child.kill();
-                    return Ok(Watch::Lost);
+                // Still ours? Then reset its idle time (XCLAIM to ourselves, JUSTID), in one
+                // fenced write: a superseded worker must not claim the entry back.
+                if let Fenced::Superseded(why) = guard.write(&mut self.redis, &keep)? {
+                    return Ok(Watch::Lost(why));
                 }
-                self.redis.call(|c| {
-                    redis::cmd("XCLAIM").arg(&tasks).arg(GROUP).arg(&me).arg(0).arg(id).arg("JUSTID").query::<()>(c)
-                })?;
                 last_renew = Instant::now();
             }
-            if self.last_beat.elapsed() >= Duration::from_secs(2) {
+            if self.last_beat.elapsed() >= BEAT_EVERY {
                 let (step, total) = (progress.0.load(Ordering::Relaxed), progress.1.load(Ordering::Relaxed));
-                let doing = format!("job {job} run {} (attempt {}) step {step}/{total}", stream.run, stream.attempt);
+                let doing = format!("job {} run {} (attempt {}) step {step}/{total}", job.id, stream.run, stream.attempt);
                 self.beat(&doing)?;
             }
             // Short, so that the end of a run is seen at once; artifacts go every SYNC_EVERY.
@@ -603,96 +860,164 @@ impl Worker {
     }
 
     /// Sends what is new in the run directory: config.toml once, new bytes of each event file,
-    /// each completed checkpoint directory (also kept as the run's latest, for a takeover).
-    fn sync_artifacts(&mut self, stream: &mut Streamer) -> anyhow::Result<()> {
-        let results = stream.key_results.clone();
+    /// each completed checkpoint directory (kept once, as the run's latest in `ckpt:<run>`,
+    /// where the coordinator reads it), each as one fenced write.
+    fn sync_artifacts(&mut self, guard: &Guard, stream: &mut Streamer) -> anyhow::Result<Sync> {
         if !stream.config_sent {
             if let Ok(bytes) = std::fs::read(stream.dir.join("config.toml")) {
                 let ckpt = stream.key("ckpt");
-                self.redis.call(|c| {
-                    let mut p = redis::pipe();
-                    p.atomic();
-                    stream.push(&mut p, &results, "config", "config.toml", 0, &bytes);
-                    p.cmd("HSET").arg(&ckpt).arg("config.toml").arg(&bytes).ignore();
-                    p.cmd("EXPIRE").arg(&ckpt).arg(KEY_TTL_S).ignore();
-                    p.query::<()>(c)
-                })?;
+                let mut w = Writes::default();
+                w.add(&stream.message("config", "config.toml", 0, &bytes));
+                w.add(redis::cmd("HSET").arg(&ckpt).arg("config.toml").arg(&bytes));
+                w.add(redis::cmd("EXPIRE").arg(&ckpt).arg(KEY_TTL_S));
+                if let Fenced::Superseded(why) = guard.write(&mut self.redis, &w)? {
+                    return Ok(Sync::Superseded(why));
+                }
                 stream.config_sent = true;
             }
         }
         for (name, offset, bytes) in stream.new_event_bytes()? {
             let (ev, files) = (stream.key(&format!("ev:{name}")), stream.key("evfiles"));
-            self.redis.call(|c| {
-                let mut p = redis::pipe();
-                p.atomic();
-                stream.push(&mut p, &results, "events", &name, offset, &bytes);
-                p.cmd("SETRANGE").arg(&ev).arg(offset).arg(&bytes).ignore();
-                p.cmd("EXPIRE").arg(&ev).arg(KEY_TTL_S).ignore();
-                p.cmd("SADD").arg(&files).arg(&name).ignore();
-                p.cmd("EXPIRE").arg(&files).arg(KEY_TTL_S).ignore();
-                p.query::<()>(c)
-            })?;
+            let mut w = Writes::default();
+            w.add(&stream.message("events", &name, offset, &bytes));
+            w.add(redis::cmd("SETRANGE").arg(&ev).arg(offset).arg(&bytes));
+            w.add(redis::cmd("EXPIRE").arg(&ev).arg(KEY_TTL_S));
+            w.add(redis::cmd("SADD").arg(&files).arg(&name));
+            w.add(redis::cmd("EXPIRE").arg(&files).arg(KEY_TTL_S));
+            if let Fenced::Superseded(why) = guard.write(&mut self.redis, &w)? {
+                return Ok(Sync::Superseded(why));
+            }
             stream.sent.insert(name, offset + bytes.len() as u64);
         }
         for (step, files) in stream.new_checkpoints()? {
+            let size: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+            if size > MAX_CHECKPOINT_BYTES {
+                return Ok(Sync::TooLarge(format!(
+                    "its checkpoint at step {step} is {:.0} MB, over the {} MB a run may move through Redis; \
+                     lower sac.buffer_size (the replay buffer is most of it) or run this sweep without --redis",
+                    size as f64 / 1e6,
+                    MAX_CHECKPOINT_BYTES >> 20
+                )));
+            }
             let ckpt = stream.key("ckpt");
-            self.redis.call(|c| {
-                let mut p = redis::pipe();
-                p.atomic();
-                p.cmd("XADD").arg(&results).arg("*");
-                p.arg("run").arg(&stream.run).arg("attempt").arg(stream.attempt).arg("kind").arg("ckpt");
-                p.arg("name").arg(format!("step-{step:012}"));
-                for (file, bytes) in &files {
-                    p.arg(format!("f:{file}")).arg(bytes);
-                }
-                p.ignore();
-                p.cmd("HSET").arg(&ckpt).arg("step").arg(step);
-                for (file, bytes) in &files {
-                    p.arg(format!("f:{file}")).arg(bytes);
-                }
-                p.ignore();
-                p.cmd("EXPIRE").arg(&ckpt).arg(KEY_TTL_S).ignore();
-                p.query::<()>(c)
-            })?;
+            let mut w = Writes::default();
+            w.add(&stream.message("ckpt", &format!("step-{step:012}"), 0, &[]));
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&ckpt).arg("step").arg(step);
+            for (file, bytes) in &files {
+                hset.arg(format!("f:{file}")).arg(bytes);
+            }
+            // The fields of an older checkpoint are replaced, not left beside the new ones.
+            let mut hdel = redis::cmd("HDEL");
+            hdel.arg(&ckpt);
+            for old in stream.ckpt_files.iter().filter(|old| !files.iter().any(|(f, _)| f == *old)) {
+                hdel.arg(format!("f:{old}"));
+            }
+            if hdel.args_iter().len() > 2 {
+                w.add(&hdel);
+            }
+            w.add(&hset);
+            w.add(redis::cmd("EXPIRE").arg(&ckpt).arg(KEY_TTL_S));
+            if let Fenced::Superseded(why) = guard.write(&mut self.redis, &w)? {
+                return Ok(Sync::Superseded(why));
+            }
+            stream.ckpt_files = files.iter().map(|(f, _)| f.clone()).collect();
             stream.sent_ckpts.insert(step);
         }
-        Ok(())
+        Ok(Sync::Sent)
     }
 
-    fn send(&mut self, stream: &Streamer, kind: &str, name: &str, offset: u64, data: Vec<u8>) -> anyhow::Result<()> {
-        let results = stream.key_results.clone();
-        self.redis.call(|c| {
-            let mut p = redis::pipe();
-            stream.push(&mut p, &results, kind, name, offset, &data);
-            p.cmd("EXPIRE").arg(&results).arg(KEY_TTL_S).ignore();
-            p.query::<()>(c)
-        })
+    fn send(&mut self, guard: &Guard, stream: &Streamer, kind: &str, data: Vec<u8>) -> anyhow::Result<Fenced<()>> {
+        let mut w = Writes::default();
+        w.add(&stream.message(kind, "", 0, &data));
+        w.add(redis::cmd("EXPIRE").arg(&stream.key_results).arg(KEY_TTL_S));
+        guard.write(&mut self.redis, &w)
     }
 }
 
 enum Watch {
     Exited,
-    /// Another worker took the task over (this one was too slow to renew its lease).
-    Lost,
+    /// The task is no longer this worker's (another took it over after its lease ran out).
+    Lost(String),
+}
+
+/// What a round of artifact sending came to.
+enum Sync {
+    Sent,
+    Superseded(String),
+    /// A checkpoint too large to move: the run fails with this reason.
+    TooLarge(String),
+}
+
+fn served(f: Fenced<()>) -> Served {
+    match f {
+        Fenced::Done(()) => Served::Done,
+        Fenced::Superseded(why) => Served::Superseded(why),
+    }
+}
+
+/// An entry's fields and values, to queue it again as it was.
+fn entry_fields(entry: &StreamId) -> Vec<(String, Vec<u8>)> {
+    entry
+        .map
+        .iter()
+        .map(|(f, v)| {
+            let bytes = match v {
+                Value::BulkString(b) => b.clone(),
+                Value::SimpleString(t) => t.clone().into_bytes(),
+                Value::Int(n) => n.to_string().into_bytes(),
+                other => format!("{other:?}").into_bytes(),
+            };
+            (f.clone(), bytes)
+        })
+        .collect()
+}
+
+/// What a panic said, as text.
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// `events.out.tfevents.…` with a [`safe_name`]: the files a run directory streams.
+fn is_event_file(name: &str) -> bool {
+    name.starts_with("events.out.tfevents.") && safe_name(name)
 }
 
 /// Writes a task's config (and map file) into the scratch directory as `<name>.toml` and
 /// checks it as `tame train --config` would; returns the config's path and what it resolves to.
+/// A `map:` env must come with its map's text, which is written under the scratch directory:
+/// a task never makes a worker read a file of its own.
 fn prepare_config(base: &Path, name: &str, config: &str, map: Option<&MapFile>, threads: usize) -> anyhow::Result<(PathBuf, Resolved)> {
+    if !safe_name(name) {
+        bail!("the run name '{}' is not accepted: {SAFE_NAME}", name.escape_debug());
+    }
+    let mut table: toml::Table = toml::from_str(config).context("the task's config is not valid TOML")?;
+    let env = table.get("env").and_then(toml::Value::as_str).unwrap_or("").to_string();
+    let (base_name, options) = env.split_once(':').unwrap_or((&env, ""));
+    let is_map = base_name.eq_ignore_ascii_case("map");
+    match (is_map, map) {
+        (true, None) => bail!("the task's env '{}' is a map file, but the task carries no map text (a worker never reads its own files)", env.escape_debug()),
+        (false, Some(_)) => bail!("the task carries a map text, but its env '{}' is not map:", env.escape_debug()),
+        _ => {}
+    }
     std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
-    let mut text = config.to_string();
     if let Some(map) = map {
-        if !plain_name(&map.name) {
-            bail!("map file name '{}' is not a plain file name", map.name);
+        if !safe_name(&map.name) {
+            bail!("map file name '{}' is not accepted: {SAFE_NAME}", map.name.escape_debug());
         }
         let maps = base.join("maps");
         std::fs::create_dir_all(&maps)?;
         let path = std::path::absolute(maps.join(&map.name))?;
         std::fs::write(&path, &map.text).with_context(|| format!("writing {}", path.display()))?;
-        let mut table: toml::Table = toml::from_str(&text).context("the task's config is not valid TOML")?;
-        table.insert("env".into(), toml::Value::String(format!("map:{}", path.display())));
-        text = toml::to_string(&table).context("rewriting the task's config")?;
+        // The path is replaced; the options after it (`map:PATH:slip=0.1`) stay.
+        let rest = options.split_once(':').map_or(String::new(), |(_, opts)| format!(":{opts}"));
+        table.insert("env".into(), toml::Value::String(format!("map:{}{rest}", path.display())));
     }
+    let text = toml::to_string(&table).context("rewriting the task's config")?;
     let path = base.join(format!("{name}.toml"));
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     let over = RunConfig { threads: Some(threads), ..Default::default() };
@@ -711,6 +1036,8 @@ struct Streamer {
     /// Event file name → bytes sent.
     sent: BTreeMap<String, u64>,
     sent_ckpts: std::collections::BTreeSet<u64>,
+    /// The files of the checkpoint last stored in `ckpt:<run>`.
+    ckpt_files: Vec<String>,
 }
 
 impl Streamer {
@@ -724,6 +1051,7 @@ impl Streamer {
             config_sent: false,
             sent: BTreeMap::new(),
             sent_ckpts: Default::default(),
+            ckpt_files: Vec::new(),
         }
     }
 
@@ -735,11 +1063,13 @@ impl Streamer {
         }
     }
 
-    /// Queues one result message on `p`.
-    fn push(&self, p: &mut redis::Pipeline, results: &str, kind: &str, name: &str, offset: u64, data: &[u8]) {
-        p.cmd("XADD").arg(results).arg("*");
-        p.arg("run").arg(&self.run).arg("attempt").arg(self.attempt).arg("kind").arg(kind);
-        p.arg("name").arg(name).arg("offset").arg(offset).arg("data").arg(data).ignore();
+    /// One result message of this run's attempt.
+    fn message(&self, kind: &str, name: &str, offset: u64, data: &[u8]) -> redis::Cmd {
+        let mut c = redis::cmd("XADD");
+        c.arg(&self.key_results).arg("*");
+        c.arg("run").arg(&self.run).arg("attempt").arg(self.attempt).arg("kind").arg(kind);
+        c.arg("name").arg(name).arg("offset").arg(offset).arg("data").arg(data);
+        c
     }
 
     /// `(file, offset, bytes)` not sent yet, in pieces of at most [`CHUNK`].
@@ -749,7 +1079,7 @@ impl Streamer {
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("events.out.tfevents.") && plain_name(n))
+            .filter(|n| is_event_file(n))
             .collect();
         names.sort();
         for name in names {
@@ -785,6 +1115,9 @@ impl Streamer {
             let Ok(listing) = std::fs::read_dir(&dir) else { continue };
             for e in listing.filter_map(Result::ok) {
                 let name = e.file_name().to_string_lossy().into_owned();
+                if !safe_name(&name) {
+                    continue;
+                }
                 // Pruned (older than the newest two) while we read it: skip this one.
                 let Ok(bytes) = std::fs::read(e.path()) else { continue };
                 files.push((name, bytes));

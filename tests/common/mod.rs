@@ -102,6 +102,8 @@ impl Drop for Server {
 pub struct Worker {
     pub child: Child,
     pub scratch: PathBuf,
+    /// Its stderr.
+    pub log: PathBuf,
 }
 
 impl Worker {
@@ -112,7 +114,8 @@ impl Worker {
     /// A worker running its tasks on `threads` threads; its stderr goes to `<root>/<name>.log`.
     pub fn with_threads(server: &Server, root: &Path, name: &str, threads: usize) -> Worker {
         let scratch = root.join(format!("scratch-{name}"));
-        let log = std::fs::File::create(root.join(format!("{name}.log"))).unwrap();
+        let log_path = root.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = tame()
             .args(["worker", "--threads", &threads.to_string(), "--name", name, "--redis", &server.url()])
             .arg("--scratch")
@@ -121,7 +124,7 @@ impl Worker {
             .stderr(log)
             .spawn()
             .unwrap();
-        Worker { child, scratch }
+        Worker { child, scratch, log: log_path }
     }
 
     pub fn kill(&mut self) {
@@ -129,16 +132,15 @@ impl Worker {
         self.child.wait().unwrap();
     }
 
-    /// Run directories this worker created in its scratch directory.
+    /// What this worker wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sweep runs this worker started (its log's "run R (attempt N)" lines; the worker deletes
+    /// each run's scratch copy once the run's files are sent).
     pub fn runs_served(&self) -> usize {
-        std::fs::read_dir(&self.scratch)
-            .map(|jobs| {
-                jobs.filter_map(Result::ok)
-                    .filter_map(|j| std::fs::read_dir(j.path().join("runs")).ok())
-                    .map(|r| r.count())
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.log_text().matches("(attempt ").count()
     }
 }
 
@@ -207,3 +209,30 @@ pub fn error_of(out: Output) -> String {
     err
 }
 
+
+/// Registers a job by hand, as a stranger on the Redis could: its id, kind and lease, and the
+/// protocol and build fingerprint `worker` announces in its heartbeat (so that it is served).
+pub fn handmade_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &str) {
+    let mut beat = None;
+    wait_for(30, "the worker's first heartbeat", || {
+        beat = redis::cmd("GET").arg(format!("tame:workers:{worker}")).query::<Option<String>>(c).unwrap();
+        beat.is_some()
+    });
+    let beat: serde_json::Value = serde_json::from_str(&beat.unwrap()).unwrap();
+    let (protocol, print) = (beat["protocol"].as_u64().unwrap(), beat["fingerprint"].as_str().unwrap().to_string());
+    let tasks = format!("tame:{id}:tasks");
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(&tasks).arg("workers").arg("0").arg("MKSTREAM").query(c).unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("tame:{id}:meta"))
+        .arg("kind")
+        .arg(kind)
+        .arg("lease_ms")
+        .arg(2000)
+        .arg("protocol")
+        .arg(protocol)
+        .arg("fingerprint")
+        .arg(print)
+        .query(c)
+        .unwrap();
+    let _: () = redis::cmd("SADD").arg("tame:jobs").arg(id).query(c).unwrap();
+}
