@@ -48,7 +48,7 @@ mod fence;
 mod fingerprint;
 mod worker;
 
-pub use conn::{parse_duration, Redis, RedisUrl};
+pub use conn::{parse_duration, parse_lease, url_from, Redis, RedisUrl};
 pub use coord::{count_workers as live_workers, run_sweep, ClusterOpts};
 pub use es::{EsJob, EsJobOpts};
 pub use worker::{list_workers, serve, WorkerOpts};

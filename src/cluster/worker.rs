@@ -22,6 +22,7 @@ use tame_agents::run::stop_requested;
 
 use tame_agents::es::{ObsNorm, PairEvaluator};
 
+use super::conn::LEASE_RANGE;
 use super::fence::{self, Fenced, Guard, Writes};
 use super::fingerprint::fingerprint;
 use super::{
@@ -46,9 +47,6 @@ const WAIT: Duration = Duration::from_millis(250);
 /// XAUTOCLAIM calls per job and scan: each looks at up to 10 pending entries from the saved
 /// cursor, so a dead worker's entry behind many live ones is still found within a few scans.
 const AUTOCLAIM_CALLS: usize = 4;
-/// The leases a job may ask for: below, renewals could not keep up; above, a dead worker's
-/// task would wait more than a day.
-const LEASE_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(86_400));
 
 pub struct WorkerOpts {
     pub url: RedisUrl,

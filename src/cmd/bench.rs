@@ -426,8 +426,8 @@ pub struct EsArgs {
     /// A running Redis (e.g. `redis-server --port 6390 --save ''`): instead of the thread
     /// counts, time the generations evaluated by --workers local `tame worker` processes
     /// through it against the local run on as many threads in all, and report what each
-    /// generation costs.
-    #[arg(long, value_name = "URL")]
+    /// generation costs. Given alone, the URL is read from TAME_REDIS_URL.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     redis: Option<String>,
     /// With --redis: worker processes started for the measurement.
     #[arg(long, default_value_t = 2, requires = "redis", allow_hyphen_values = true, value_parser = cv::count::<1, 256>)]
@@ -517,7 +517,7 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
 /// `tame worker` processes through Redis, in one invocation; θ must come out the same.
 fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
     use tame_agents::es::Es;
-    let url = crate::cluster::RedisUrl::parse(args.redis.as_deref().expect("checked by the caller"))?;
+    let url = crate::cluster::url_from(args.redis.as_deref(), None)?;
     let (n, wt) = (args.workers, args.worker_threads);
     let file = crate::run_dir::RunConfig {
         agent: Some(crate::run_dir::AgentKind::Es),
@@ -529,7 +529,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
     };
     let cfg = file.resolve()?;
     let root = std::env::temp_dir().join(format!("tame-bench-es-{}", std::process::id()));
-    let workers = BenchWorkers::start(args.redis.as_deref().expect("checked by the caller"), n, wt, &root)?;
+    let workers = BenchWorkers::start(&url, n, wt, &root)?;
     let result = (|| -> anyhow::Result<()> {
         // The workers start (and load their libraries) before anything is timed.
         let mut redis = crate::cluster::Redis::connect(&url, std::time::Duration::from_secs(10))?;
@@ -642,15 +642,16 @@ struct BenchWorkers(Vec<std::process::Child>);
 
 impl BenchWorkers {
     /// `n` workers of `threads` threads each on `url`, their scratch directories under `root`.
-    fn start(url: &str, n: usize, threads: usize, root: &std::path::Path) -> anyhow::Result<BenchWorkers> {
+    fn start(url: &crate::cluster::RedisUrl, n: usize, threads: usize, root: &std::path::Path) -> anyhow::Result<BenchWorkers> {
         let exe = std::env::current_exe().context("locating the tame executable")?;
         let mut workers = BenchWorkers(Vec::new());
         for i in 0..n {
             let name = format!("bench-{}-{i}", std::process::id());
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["worker", "--threads", &threads.to_string(), "--name", &name]);
+            url.pass_to(&mut cmd);
             workers.0.push(
-                std::process::Command::new(&exe)
-                    .args(["worker", "--threads", &threads.to_string(), "--name", &name, "--redis", url])
-                    .arg("--scratch")
+                cmd.arg("--scratch")
                     .arg(root.join(&name))
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
@@ -932,9 +933,10 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub struct SweepBenchArgs {
-    /// A running Redis for the distributed sweep (e.g. `redis-server --port 6390 --save ''`).
-    #[arg(long, value_name = "URL")]
-    redis: String,
+    /// A running Redis for the distributed sweep (e.g. `redis-server --port 6390 --save ''`);
+    /// left out or given alone, the URL is read from TAME_REDIS_URL.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    redis: Option<String>,
     /// Workers (one thread each), and runs at a time of the local sweep.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -949,7 +951,7 @@ pub struct SweepBenchArgs {
 /// Times a local sweep and the same sweep on Redis workers; checks that their summaries agree.
 fn bench_sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
     use std::process::{Command, Stdio};
-    let url = crate::cluster::RedisUrl::parse(&args.redis)?;
+    let url = crate::cluster::url_from(args.redis.as_deref(), None)?;
     if args.workers == 0 {
         bail!("--workers 0: accepted: 1 or more");
     }
@@ -962,27 +964,28 @@ fn bench_sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
         "agent = \"sac\"\nenv = \"frozenlake\"\neval_episodes = 5\n[sac]\nhidden = [16, 16]\nbatch_size = 32\nlearning_starts = 100\n",
     )?;
     let exe = std::env::current_exe().context("locating the tame executable")?;
-    let sweep = |out: &str, extra: &[&str]| -> anyhow::Result<f64> {
+    let sweep = |out: &str, on_redis: bool| -> anyhow::Result<f64> {
         let start = Instant::now();
-        let status = Command::new(&exe)
-            .args(["sweep", "--quiet", "--taus", "0,0.1", "--seeds", &args.seeds.to_string(), "--steps", &args.steps.to_string()])
+        let mut cmd = Command::new(&exe);
+        cmd.args(["sweep", "--quiet", "--taus", "0,0.1", "--seeds", &args.seeds.to_string(), "--steps", &args.steps.to_string()])
             .args(["--jobs", &args.workers.to_string()])
             .arg("--config")
             .arg(&cfg)
             .arg("--out")
             .arg(root.join(out))
-            .args(extra)
-            .stdout(Stdio::null())
-            .status()
-            .context("running tame sweep")?;
+            .stdout(Stdio::null());
+        if on_redis {
+            url.pass_to(&mut cmd);
+        }
+        let status = cmd.status().context("running tame sweep")?;
         if !status.success() {
-            bail!("tame sweep {extra:?} failed: {status}");
+            bail!("tame sweep --out {out} failed: {status}");
         }
         Ok(start.elapsed().as_secs_f64())
     };
-    let local = sweep("local", &[])?;
-    let workers = BenchWorkers::start(&args.redis, args.workers, 1, &root)?;
-    let dist = sweep("dist", &["--redis", &args.redis]);
+    let local = sweep("local", false)?;
+    let workers = BenchWorkers::start(&url, args.workers, 1, &root)?;
+    let dist = sweep("dist", true);
     drop(workers);
     let dist = dist?;
     let same = std::fs::read(root.join("local/summary.csv"))? == std::fs::read(root.join("dist/summary.csv"))?;

@@ -65,12 +65,17 @@ pub struct SweepArgs {
     quiet: bool,
     /// Queue the runs on this Redis for `tame worker` processes instead of running them here:
     /// redis://[user[:password]@]host[:port][/db] or rediss:// (TLS). The out directory fills
-    /// in as the workers go, as a local sweep's does.
-    #[arg(long, value_name = "URL")]
+    /// in as the workers go, as a local sweep's does. Given alone, the URL is read from
+    /// TAME_REDIS_URL, which keeps a password out of `ps`.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     redis: Option<String>,
+    /// With --redis: trust the CA certificate(s) in this PEM file for a rediss:// server (a
+    /// private CA), instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    redis_ca: Option<PathBuf>,
     /// With --redis: a run whose worker has not renewed its task for this long (it died) is
     /// taken over by another worker, from its last checkpoint.
-    #[arg(long, value_parser = crate::cluster::parse_duration, default_value = "30s", requires = "redis")]
+    #[arg(long, value_parser = crate::cluster::parse_lease, default_value = "30s", requires = "redis")]
     lease: std::time::Duration,
     /// With --redis: how long Redis may stay unreachable before the sweep gives up (it
     /// retries meanwhile).
@@ -119,7 +124,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     // Checked before anything is written: a bad URL leaves no out directory behind.
     let cluster = match &args.redis {
         Some(url) => Some(crate::cluster::ClusterOpts {
-            url: crate::cluster::RedisUrl::parse(url)?,
+            url: crate::cluster::url_from(Some(url), args.redis_ca.as_deref())?,
             lease: args.lease,
             timeout: args.redis_timeout,
         }),

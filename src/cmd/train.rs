@@ -90,12 +90,17 @@ pub struct TrainArgs {
     /// on any machines, joining or leaving at any time) through this Redis:
     /// redis://[user[:password]@]host[:port][/db], or rediss:// for TLS. The run, its logs and
     /// checkpoints stay here and equal a local run's bit for bit; the password is never
-    /// printed or stored. Allowed with --resume.
-    #[arg(long, value_name = "URL")]
+    /// printed or stored. Allowed with --resume. Given alone, the URL is read from
+    /// TAME_REDIS_URL, which keeps a password out of `ps`.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     redis: Option<String>,
+    /// With --redis: trust the CA certificate(s) in this PEM file for a rediss:// server (a
+    /// private CA), instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    redis_ca: Option<PathBuf>,
     /// With --redis: how long a part of a generation may go without its worker's renewal
     /// before another worker takes it over.
-    #[arg(long, value_parser = crate::cluster::parse_duration, default_value = "10s", requires = "redis")]
+    #[arg(long, value_parser = crate::cluster::parse_lease, default_value = "10s", requires = "redis")]
     lease: std::time::Duration,
     /// With --redis: how long Redis may stay unreachable before the run stops with an error
     /// (it retries meanwhile; `--resume` continues from the last checkpoint).
@@ -113,7 +118,7 @@ struct Remote {
 impl TrainArgs {
     fn remote(&self) -> anyhow::Result<Option<Remote>> {
         let Some(url) = &self.redis else { return Ok(None) };
-        let url = crate::cluster::RedisUrl::parse(url)?;
+        let url = crate::cluster::url_from(Some(url), self.redis_ca.as_deref())?;
         Ok(Some(Remote { url, lease: self.lease, timeout: self.redis_timeout }))
     }
 }

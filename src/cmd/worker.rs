@@ -7,14 +7,19 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 
-use crate::cluster::{parse_duration, RedisUrl, WorkerOpts};
+use crate::cluster::{parse_duration, url_from, WorkerOpts};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Redis to take tasks from: redis://[user[:password]@]host[:port][/db], or rediss:// for
-    /// TLS. The password is never printed.
-    #[arg(long, value_name = "URL")]
-    redis: String,
+    /// TLS. The password is never printed. Left out (or given alone), the URL is read from
+    /// TAME_REDIS_URL, which keeps a password out of `ps`.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    redis: Option<String>,
+    /// Trust the CA certificate(s) in this PEM file for a rediss:// server (a private CA),
+    /// instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    redis_ca: Option<PathBuf>,
     /// Threads of each run this worker trains [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -33,16 +38,20 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkersArgs {
-    /// Redis to inspect (as for `tame worker`).
-    #[arg(long, value_name = "URL")]
-    redis: String,
+    /// Redis to inspect (as for `tame worker`; left out, TAME_REDIS_URL).
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    redis: Option<String>,
+    /// Trust the CA certificate(s) in this PEM file for a rediss:// server (a private CA),
+    /// instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    redis_ca: Option<PathBuf>,
     /// How long Redis may stay unreachable before giving up.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     redis_timeout: Duration,
 }
 
 pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let url = RedisUrl::parse(&args.redis)?;
+    let url = url_from(args.redis.as_deref(), args.redis_ca.as_deref())?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let threads = args.threads.unwrap_or(cores);
     if threads == 0 {
@@ -57,7 +66,7 @@ pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_workers(args: WorkersArgs) -> anyhow::Result<()> {
-    let url = RedisUrl::parse(&args.redis)?;
+    let url = url_from(args.redis.as_deref(), args.redis_ca.as_deref())?;
     crate::cluster::list_workers(&url, args.redis_timeout)
 }
 
