@@ -79,10 +79,14 @@ fn a_sweep_on_two_workers_equals_the_local_sweep() {
     let cfg = config(&root);
     local(&cfg, &root.join("local"), "0,0.1", "2", "400");
     let server = Server::start(&root, &["--appendonly", "no"]);
-    let (_a, _b) = (Worker::start(&server, &root, "a"), Worker::start(&server, &root, "b"));
+    let (a, b) = (Worker::start(&server, &root, "a"), Worker::start(&server, &root, "b"));
     check(distributed(&server, &cfg, &root.join("dist"), "0,0.1", "2", "400").output().unwrap(), "distributed sweep");
     assert_eq!(assert_same_runs(&root.join("local"), &root.join("dist")), 4);
     assert_cleaned_up(&server);
+    // The workers keep nothing of a finished job: their disk use does not grow.
+    for w in [&a, &b] {
+        wait_for(30, "the scratch copies to go", || std::fs::read_dir(&w.scratch).map_or(true, |mut d| d.next().is_none()));
+    }
     // A rerun finds every run finished and queues nothing.
     let again = distributed(&server, &cfg, &root.join("dist"), "0,0.1", "2", "400").output().unwrap();
     check(again, "rerun");
@@ -222,7 +226,7 @@ fn redis_restarted_mid_job_with_aof_loses_nothing() {
     let root = scratch("restart");
     let cfg = config(&root);
     local(&cfg, &root.join("local"), "0,0.1", "1", "1000");
-    let mut server = Server::start(&root, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut server = Server::start(&root, &["--appendonly", "yes", "--appendfsync", "everysec"]);
     let (_a, _b) = (Worker::start(&server, &root, "a"), Worker::start(&server, &root, "b"));
     let out = root.join("dist");
     let sweep = distributed(&server, &cfg, &out, "0,0.1", "1", "1000").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -361,16 +365,15 @@ fn rediss_urls_reach_a_tls_server_and_a_sweep_runs_over_it() {
     let cfg = config(&root);
     let dir = root.join("redis");
     std::fs::create_dir_all(&dir).unwrap();
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl, to make the test's self-signed certificate");
-    assert!(made.success());
+    // A private CA, and the server's certificate signed by it.
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl").args(args).current_dir(&dir).stderr(Stdio::null()).status().expect("openssl, for the test's certificates");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tame test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "server.csr"]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "cert.pem"]);
     let port = free_port();
     let mut server = Command::new("redis-server")
         .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
@@ -386,12 +389,18 @@ fn rediss_urls_reach_a_tls_server_and_a_sweep_runs_over_it() {
         .unwrap();
     let url = format!("rediss://127.0.0.1:{port}/#insecure");
     wait_for(20, "the TLS server", || tame().args(["workers", "--redis-timeout", "1s", "--redis", &url]).output().unwrap().status.success());
-    // Its certificate is self-signed: refused at once unless verification is skipped.
-    let err = error_of(tame().args(["workers", "--redis", &format!("rediss://127.0.0.1:{port}")]).output().unwrap());
+    // Its CA is not among the system's roots: refused at once unless it is trusted
+    // (--redis-ca) or verification is skipped (#insecure).
+    let strict = format!("rediss://127.0.0.1:{port}");
+    let err = error_of(tame().args(["workers", "--redis", &strict]).output().unwrap());
     assert!(err.contains("TLS handshake") && err.contains("#insecure"), "{err}");
+    check(tame().args(["workers", "--redis", &strict, "--redis-ca"]).arg(dir.join("ca.pem")).output().unwrap(), "workers with --redis-ca");
+    let err = error_of(tame().args(["workers", "--redis", &strict, "--redis-ca"]).arg(dir.join("key.pem")).output().unwrap());
+    assert!(err.contains("no PEM certificate"), "{err}");
     let scratch_dir = root.join("scratch");
     let mut worker = tame()
-        .args(["worker", "--threads", "1", "--name", "tls", "--redis", &url])
+        .args(["worker", "--threads", "1", "--name", "tls", "--redis", &strict, "--redis-ca"])
+        .arg(dir.join("ca.pem"))
         .arg("--scratch")
         .arg(&scratch_dir)
         .stdout(Stdio::null())
@@ -406,5 +415,307 @@ fn rediss_urls_reach_a_tls_server_and_a_sweep_runs_over_it() {
     let _ = server.wait();
     check(out, "sweep over TLS");
     assert!(tame::sweep::is_finished(&root.join("dist/runs/tau0__seed0")));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+// ---- Fencing, liveness and hostile peers (protocol 2) ----
+
+#[test]
+fn a_worker_stopped_past_its_lease_is_superseded_and_the_run_equals_the_local_one() {
+    let root = scratch("sigstop");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0.1", "1", "1500");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let first = Worker::start(&server, &root, "first");
+    let out = root.join("dist");
+    let sweep = distributed(&server, &cfg, &out, "0.1", "1", "1500").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run = out.join("runs/tau0.1__seed0");
+    wait_for(60, "a checkpoint of the first worker", || has_checkpoint(&run));
+    // Frozen past its 2 s lease: to the others it is dead. Its child trains on meanwhile.
+    signal(&first.child, libc::SIGSTOP);
+    let second = Worker::start(&server, &root, "second");
+    wait_for(60, "the second worker to take the run over", || second.log_text().contains("taking over"));
+    signal(&first.child, libc::SIGCONT);
+    // The first finds out at its next write, stops its child and lets go; the second
+    // finishes the run, which is the local run bit for bit (no stale event or checkpoint).
+    check(finish_within(sweep, 300, "distributed sweep"), "distributed sweep");
+    assert_same_runs(&root.join("local"), &out);
+    wait_for(30, "the first worker to let go", || first.log_text().contains("no longer ours"));
+    let mut first = first;
+    assert!(first.child.try_wait().unwrap().is_none(), "the superseded worker died:\n{}", first.log_text());
+    assert_cleaned_up(&server);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_task_lost_from_its_stream_is_queued_again_by_the_audit() {
+    let root = scratch("lost");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0", "1", "300");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let out = root.join("dist");
+    let sweep = distributed(&server, &cfg, &out, "0", "1", "300").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let job = the_job(&server, "sweep-");
+    let mut c = server.conn();
+    let tasks = format!("tame:{job}:tasks");
+    wait_for(30, "the run's task", || redis::cmd("XLEN").arg(&tasks).query::<usize>(&mut c).unwrap() == 1);
+    // As if Redis lost it (an outage without fsync) or a peer deleted it.
+    let _: () = redis::cmd("XTRIM").arg(&tasks).arg("MAXLEN").arg(0).query(&mut c).unwrap();
+    let worker = Worker::start(&server, &root, "w");
+    let output = finish_within(sweep, 120, "the sweep whose task was lost");
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    check(output, "distributed sweep");
+    assert!(err.contains("queued again"), "{err}");
+    assert_same_runs(&root.join("local"), &out);
+    assert_eq!(worker.runs_served(), 1);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_forged_result_of_a_future_attempt_is_refused_and_the_run_finishes() {
+    let root = scratch("forged");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0", "1", "300");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let out = root.join("dist");
+    let sweep = distributed(&server, &cfg, &out, "0", "1", "300").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let job = the_job(&server, "sweep-");
+    let mut c = server.conn();
+    // Before any worker: a stranger's summary for attempt u64::MAX, which once made every
+    // real result look stale.
+    let _: String = redis::cmd("XADD")
+        .arg(format!("tame:{job}:results"))
+        .arg("*")
+        .arg("run")
+        .arg("tau0__seed0")
+        .arg("attempt")
+        .arg(u64::MAX)
+        .arg("kind")
+        .arg("summary")
+        .arg("name")
+        .arg("summary.json")
+        .arg("offset")
+        .arg(0)
+        .arg("data")
+        .arg("{\"forged\": true}")
+        .query(&mut c)
+        .unwrap();
+    let _worker = Worker::start(&server, &root, "w");
+    let output = finish_within(sweep, 120, "the sweep with a forged result");
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    check(output, "distributed sweep");
+    assert!(err.contains("refused") && err.contains("attempt"), "{err}");
+    assert_same_runs(&root.join("local"), &out);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn hostile_and_broken_jobs_are_refused_or_skipped_and_cost_the_real_one_nothing() {
+    let root = scratch("hostile");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0", "1", "200");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let mut c = server.conn();
+    let worker = Worker::start(&server, &root, "w");
+    let outside = root.join("outside");
+    // Ids that would be paths, each with a meta hash and a task stream as a real job has.
+    let forged = ["../../outside".to_string(), outside.display().to_string(), "sweep-XYZ".to_string(), "sweep-0123".to_string()];
+    for id in &forged {
+        let _: () = redis::cmd("HSET").arg(format!("tame:{id}:meta")).arg("lease_ms").arg(2000).query(&mut c).unwrap();
+        let _: () = redis::cmd("XGROUP").arg("CREATE").arg(format!("tame:{id}:tasks")).arg("workers").arg("0").arg("MKSTREAM").query(&mut c).unwrap();
+        let _: String = redis::cmd("XADD").arg(format!("tame:{id}:tasks")).arg("*").arg("run").arg("r").arg("task").arg("{}").query(&mut c).unwrap();
+        let _: () = redis::cmd("SADD").arg("tame:jobs").arg(id).query(&mut c).unwrap();
+    }
+    // Another protocol, another build, a stream without its group, and no stream at all.
+    handmade_job(&mut c, "w", "sweep-00000000000000c1", "sweep");
+    let _: () = redis::cmd("HSET").arg("tame:sweep-00000000000000c1:meta").arg("protocol").arg(1).query(&mut c).unwrap();
+    handmade_job(&mut c, "w", "sweep-00000000000000c2", "sweep");
+    let _: () = redis::cmd("HSET").arg("tame:sweep-00000000000000c2:meta").arg("fingerprint").arg("0.0.0-p2-0123456789abcdef").query(&mut c).unwrap();
+    handmade_job(&mut c, "w", "sweep-00000000000000c3", "sweep");
+    let _: () = redis::cmd("XGROUP").arg("DESTROY").arg("tame:sweep-00000000000000c3:tasks").arg("workers").query(&mut c).unwrap();
+    let _: String = redis::cmd("XADD").arg("tame:sweep-00000000000000c3:tasks").arg("*").arg("run").arg("r").arg("task").arg("{}").query(&mut c).unwrap();
+    handmade_job(&mut c, "w", "sweep-00000000000000c4", "sweep");
+    let _: () = redis::cmd("DEL").arg("tame:sweep-00000000000000c4:tasks").query(&mut c).unwrap();
+    // The real sweep is served all the same, and equals the local one.
+    let out = root.join("dist");
+    check(finish_within(distributed(&server, &cfg, &out, "0", "1", "200").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(), 120, "the real sweep"), "real sweep");
+    assert_same_runs(&root.join("local"), &out);
+    let log = worker.log_text();
+    for id in &forged {
+        assert!(log.contains(&format!("job '{}' refused", id.escape_debug())), "{id}: {log}");
+    }
+    assert!(!outside.exists() && !root.join("outside").exists(), "a worker wrote outside its scratch directory");
+    // The refusals are said to the job's coordinator too, with the reason.
+    let said = |id: &str| -> String {
+        let all: HashMap<String, String> = redis::cmd("HGETALL").arg(format!("tame:{id}:refused")).query(&mut server.conn()).unwrap();
+        all.get("w").cloned().unwrap_or_default()
+    };
+    assert!(said("sweep-00000000000000c1").contains("protocol 1"), "{}", said("sweep-00000000000000c1"));
+    assert!(said("sweep-00000000000000c2").contains("other bits"), "{}", said("sweep-00000000000000c2"));
+    let mut worker = worker;
+    assert!(worker.child.try_wait().unwrap().is_none(), "the worker died:\n{}", worker.log_text());
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_dead_workers_task_behind_many_live_ones_is_still_taken_over() {
+    let root = scratch("cursor");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let mut c = server.conn();
+    let worker = Worker::start(&server, &root, "w");
+    let job = "sweep-00000000000000d1";
+    handmade_job(&mut c, "w", job, "sweep");
+    let tasks = format!("tame:{job}:tasks");
+    // 25 tasks held by a live peer that renews them, then one of a peer that died.
+    for i in 0..26 {
+        let _: String = redis::cmd("XADD").arg(&tasks).arg("*").arg("run").arg(format!("r{i}")).arg("task").arg("{not json").query(&mut c).unwrap();
+    }
+    let read = |c: &mut redis::Connection, consumer: &str, n: usize| -> Vec<String> {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(n)
+            .arg("STREAMS")
+            .arg(&tasks)
+            .arg(">")
+            .query(c)
+            .unwrap();
+        reply.keys.into_iter().flat_map(|k| k.ids).map(|e| e.id).collect()
+    };
+    // The worker may read a few itself first; the live peer takes what is left but one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live = read(&mut c, "alive", 25);
+    let dead = read(&mut c, "dead", 1);
+    let renewer = {
+        let (stop, url, tasks, live) = (stop.clone(), server.url(), tasks.clone(), live.clone());
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: redis::Value = redis::cmd("XCLAIM").arg(&tasks).arg("workers").arg("alive").arg(0).arg(&live).arg("JUSTID").query(&mut c).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    if let Some(dead) = dead.first() {
+        // Answered as failed (its task is malformed) once the worker finds it past the lease.
+        let results = format!("tame:{job}:results");
+        wait_for(60, "the dead peer's task to be taken over", || {
+            let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING").arg(&tasks).arg("workers").arg("-").arg("+").arg(100).query(&mut c).unwrap();
+            !pending.iter().any(|(id, ..)| id == dead)
+        });
+        let answered: usize = redis::cmd("XLEN").arg(&results).query(&mut c).unwrap();
+        assert!(answered >= 1);
+    } else {
+        panic!("the worker read every task before the peers could: {live:?}\n{}", worker.log_text());
+    }
+    let held: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING").arg(&tasks).arg("workers").arg("-").arg("+").arg(100).query(&mut c).unwrap();
+    assert!(held.iter().filter(|(_, owner, ..)| owner == "alive").count() == live.len(), "a live peer's task was taken");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    renewer.join().unwrap();
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_rerun_into_a_wiped_directory_is_a_new_job() {
+    let root = scratch("newjob");
+    let cfg = config(&root);
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let out = root.join("dist");
+    let first = distributed(&server, &cfg, &out, "0", "1", "200").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let old = the_job(&server, "sweep-");
+    let file = std::fs::read_to_string(out.join("cluster-job.json")).unwrap();
+    assert!(file.contains(&old), "{file}");
+    let mut first = first;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    let second = distributed(&server, &cfg, &out, "0.1", "1", "200").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut c = server.conn();
+    let mut jobs: Vec<String> = Vec::new();
+    wait_for(30, "the second job", || {
+        jobs = redis::cmd("SMEMBERS").arg("tame:jobs").query(&mut c).unwrap();
+        jobs.len() == 2
+    });
+    assert!(jobs.contains(&old));
+    let _w = Worker::start(&server, &root, "w");
+    check(finish_within(second, 120, "the rerun"), "rerun");
+    // Only the second job's run is in the directory: the first job's results never reach it.
+    assert!(tame::sweep::is_finished(&out.join("runs/tau0.1__seed0")));
+    assert!(!out.join("runs/tau0__seed0").exists());
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_url_can_come_from_the_environment_and_the_password_never_reaches_argv() {
+    let root = scratch("env-url");
+    let cfg = config(&root);
+    local(&cfg, &root.join("local"), "0", "1", "200");
+    let pw = "s3cret-Pw";
+    let server = Server::start(&root, &["--appendonly", "no", "--requirepass", pw]);
+    let url = format!("redis://:{pw}@127.0.0.1:{}", server.port);
+    let log = std::fs::File::create(root.join("envw.log")).unwrap();
+    let mut worker = tame()
+        .args(["worker", "--threads", "1", "--name", "envw", "--scratch"])
+        .arg(root.join("scratch"))
+        .env("TAME_REDIS_URL", &url)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let argv = std::fs::read(format!("/proc/{}/cmdline", worker.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&argv).contains(pw));
+    let out = root.join("dist");
+    let mut cmd = sweep_cmd(&cfg, &out, "0", "1", "200");
+    cmd.args(["--redis", "--lease", "2s"]).env("TAME_REDIS_URL", &url);
+    check(finish_within(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(), 120, "sweep"), "sweep with TAME_REDIS_URL");
+    assert_same_runs(&root.join("local"), &out);
+    let listed = tame().arg("workers").env("TAME_REDIS_URL", &url).output().unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(text.contains("envw") && !text.contains(pw), "{text}");
+    // Neither given: a clear error naming both ways.
+    let err = error_of(tame().arg("workers").env_remove("TAME_REDIS_URL").output().unwrap());
+    assert!(err.contains("--redis URL") && err.contains("TAME_REDIS_URL"), "{err}");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_an_error_within_the_timeout() {
+    // A half-open peer: the connection is made, and nothing ever comes back.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for s in hole.incoming().take(64) {
+            kept.push(s);
+        }
+    });
+    let child = tame()
+        .args(["workers", "--redis-timeout", "4s", "--redis", &format!("redis://127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = error_of(finish_within(child, 90, "tame workers against a silent server"));
+    assert!(err.contains("still unreachable after 4 s"), "{err}");
+    drop(held);
+}
+
+#[test]
+fn rediss_against_a_plain_server_says_so_at_once() {
+    let root = scratch("tls-plain");
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let child = tame()
+        .args(["workers", "--redis-timeout", "10m", "--redis", &format!("rediss://127.0.0.1:{}", server.port)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Well before the ten minutes it would retry for.
+    let err = error_of(finish_within(child, 60, "rediss:// against plain TCP"));
+    assert!(err.contains("plain TCP") && err.contains("redis://"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }

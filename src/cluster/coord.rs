@@ -109,6 +109,8 @@ pub fn run_sweep(plan: &SweepPlan, out: &Path, opts: &ClusterOpts, quiet: bool) 
             states.values().filter(|s| s.outcome.is_none()).count()
         );
     }
+    // Warnings show with --quiet too (it hides only the progress bar).
+    let say = |line: String| if quiet { eprintln!("{line}") } else { bar.println(line) };
     let mut last_count = Instant::now() - Duration::from_secs(10);
     let mut audited = Instant::now();
     let mut renewed = Instant::now();
@@ -126,13 +128,13 @@ pub fn run_sweep(plan: &SweepPlan, out: &Path, opts: &ClusterOpts, quiet: bool) 
             }
             drain(&mut redis, &job, &results, &mut last_id, &mut states, &mut started, None)?;
             for name in audit(&mut redis, &tasks, &entries, &states)? {
-                bar.println(format!("tame sweep: run {name} had no task (lost, or its worker gave it up); queued again"));
+                say(format!("tame sweep: run {name} had no task (lost, or its worker gave it up); queued again"));
             }
             // Results read are dropped from their stream: its memory stays bounded.
             if last_id != "0" {
                 redis.call(|c| redis::cmd("XTRIM").arg(&results).arg("MINID").arg(&last_id).query::<()>(c))?;
             }
-            refusals.show(&mut redis, &job, &|line| bar.println(line))?;
+            refusals.show(&mut redis, &job, &say)?;
             audited = Instant::now();
         }
         if renewed.elapsed() >= super::RENEW_EVERY {
@@ -233,8 +235,8 @@ fn drain(
             if let Err(e) = apply(redis, job, states, started, entry) {
                 let line = format!("warning: result {} of job {job} refused: {e:#}", entry.id);
                 match bar {
-                    Some(bar) => bar.println(line),
-                    None => eprintln!("{line}"),
+                    Some(bar) if !bar.is_hidden() => bar.println(line),
+                    _ => eprintln!("{line}"),
                 }
             }
         }

@@ -236,3 +236,35 @@ pub fn handmade_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &st
         .unwrap();
     let _: () = redis::cmd("SADD").arg("tame:jobs").arg(id).query(c).unwrap();
 }
+
+/// Waits for `child` to exit, at most `secs` (then kills it and panics: a hang is a failure).
+pub fn finish_within(mut child: Child, secs: u64, what: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what}: still running after {secs} s\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Sends `signal` to `child`.
+pub fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: our child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+}
+
+/// The one job id on the server whose id starts with `kind` (`sweep-` or `es-`), once there is one.
+pub fn the_job(server: &Server, kind: &str) -> String {
+    let mut c = server.conn();
+    let mut id = None;
+    wait_for(60, "the job to be registered", || {
+        let jobs: Vec<String> = redis::cmd("SMEMBERS").arg("tame:jobs").query(&mut c).unwrap();
+        id = jobs.into_iter().find(|j| j.starts_with(kind));
+        id.is_some()
+    });
+    id.unwrap()
+}
