@@ -17,10 +17,7 @@ use crate::run_dir::{make_env, AgentKind, Resolved, RunConfig};
 /// A fresh learner for `cfg`, its generators seeded from the run's seed. A resumed run builds
 /// the same learner and then restores a checkpoint into it. With `population`, an ES learner
 /// evaluates its generations there (`tame train --redis`); the numbers do not change.
-pub fn learner(
-    cfg: &Resolved,
-    population: Option<Box<dyn es::Population>>,
-) -> anyhow::Result<Box<dyn Learner>> {
+pub fn learner(cfg: &Resolved, population: Option<Box<dyn es::Population>>) -> anyhow::Result<Box<dyn Learner>> {
     Ok(match cfg.agent {
         AgentKind::Sac => {
             if population.is_some() {
@@ -38,11 +35,7 @@ pub fn learner(
                 eval_episodes: cfg.eval_episodes,
                 threads: cfg.threads,
             };
-            Box::new(sac::SacLearner::new(
-                &run,
-                make_env(&cfg.env)?,
-                make_env(&cfg.env)?,
-            )?)
+            Box::new(sac::SacLearner::new(&run, make_env(&cfg.env)?, make_env(&cfg.env)?)?)
         }
         AgentKind::Es => {
             let (config, factory) = es_setup(cfg, cfg.threads)?;
@@ -59,15 +52,9 @@ pub fn learner(
 /// distributed worker evaluating its pairs both build from the resolved config.
 pub fn es_setup(cfg: &Resolved, threads: usize) -> anyhow::Result<(es::EsConfig, es::EnvFactory)> {
     if cfg.agent != AgentKind::Es {
-        bail!(
-            "the config's agent is {}; accepted here: es",
-            cfg.agent.name()
-        );
+        bail!("the config's agent is {}; accepted here: es", cfg.agent.name());
     }
-    let config = es::EsConfig {
-        threads,
-        ..cfg.file.es.clone().unwrap_or_default()
-    };
+    let config = es::EsConfig { threads, ..cfg.file.es.clone().unwrap_or_default() };
     let name = cfg.env.clone();
     let factory: es::EnvFactory = Arc::new(move || tame_envs::make(&name));
     Ok((config, factory))
@@ -77,10 +64,7 @@ pub fn es_setup(cfg: &Resolved, threads: usize) -> anyhow::Result<(es::EsConfig,
 pub enum Trained {
     Sac(sac::SacAgent),
     /// ES weights and the run's τ (the temperature of π(·|s); evaluation acts at τ = 0).
-    Es {
-        policy: es::EsPolicy,
-        tau: f64,
-    },
+    Es { policy: es::EsPolicy, tau: f64 },
 }
 
 /// Reads the newest verified policy weights of `run_dir` (resolved as `cfg`) into the agent
@@ -93,22 +77,14 @@ pub fn load_trained(run_dir: &Path, cfg: &Resolved) -> anyhow::Result<(Trained, 
         AgentKind::Sac => {
             let config = cfg.file.sac.clone().unwrap_or_default();
             let seed = rand::SeedableRng::seed_from_u64(cfg.seed);
-            let mut agent = sac::SacAgent::new(
-                &config,
-                cfg.tau,
-                &env.observation_space(),
-                &env.action_space(),
-                seed,
-            )
-            .with_context(context)?;
+            let mut agent = sac::SacAgent::new(&config, cfg.tau, &env.observation_space(), &env.action_space(), seed)
+                .with_context(context)?;
             let step = agent.load(&weights).with_context(context)?;
             (Trained::Sac(agent), step)
         }
         AgentKind::Es => {
             let tau = cfg.file.es.clone().unwrap_or_default().tau;
-            let policy =
-                es::EsPolicy::load(&weights, &env.observation_space(), &env.action_space())
-                    .with_context(context)?;
+            let policy = es::EsPolicy::load(&weights, &env.observation_space(), &env.action_space()).with_context(context)?;
             let step = policy.env_steps;
             (Trained::Es { policy, tau }, step)
         }
@@ -119,20 +95,11 @@ impl Trained {
     /// The deterministic evaluation of `tame eval`: `episodes` episodes on fresh `env_name`
     /// envs from the fixed evaluation seeds, with the policy entropies it measured (SAC: one
     /// per visited state; ES: the mean at the run's τ).
-    pub fn evaluate(
-        &self,
-        env_name: &str,
-        episodes: usize,
-    ) -> anyhow::Result<(EvalStats, Vec<f64>)> {
+    pub fn evaluate(&self, env_name: &str, episodes: usize) -> anyhow::Result<(EvalStats, Vec<f64>)> {
         match self {
             Trained::Sac(agent) => {
                 let mut entropies = Vec::new();
-                let stats = sac::eval_agent(
-                    agent,
-                    make_env(env_name)?.as_mut(),
-                    episodes,
-                    &mut entropies,
-                )?;
+                let stats = sac::eval_agent(agent, make_env(env_name)?.as_mut(), episodes, &mut entropies)?;
                 Ok((stats, entropies))
             }
             Trained::Es { policy, tau } => {
@@ -165,16 +132,9 @@ pub struct LoadedPolicy {
 pub fn load_policy(run_dir: &Path) -> anyhow::Result<LoadedPolicy> {
     let config_path = run_dir.join("config.toml");
     if !config_path.is_file() {
-        bail!(
-            "{} is not a run directory: it has no config.toml (tame train writes one)",
-            run_dir.display()
-        );
+        bail!("{} is not a run directory: it has no config.toml (tame train writes one)", run_dir.display());
     }
     let config = RunConfig::from_file(&config_path)?.resolve()?;
     let (trained, step) = load_trained(run_dir, &config)?;
-    Ok(LoadedPolicy {
-        config,
-        policy: trained.into_policy(),
-        step,
-    })
+    Ok(LoadedPolicy { config, policy: trained.into_policy(), step })
 }

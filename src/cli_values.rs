@@ -38,19 +38,12 @@ pub fn whole<const MIN: u64, const MAX: u64>(text: &str) -> Result<u64, String> 
         .parse::<u64>()
         .ok()
         .filter(|v| (MIN..=MAX).contains(v))
-        .ok_or_else(|| {
-            format!(
-                "accepted: a whole number from {MIN} to {MAX}{}",
-                int_reason(MAX)
-            )
-        })
+        .ok_or_else(|| format!("accepted: a whole number from {MIN} to {MAX}{}", int_reason(MAX)))
 }
 
 /// A count (`usize`) in `MIN..=MAX`.
 pub fn count<const MIN: u64, const MAX: u64>(text: &str) -> Result<usize, String> {
-    whole::<MIN, MAX>(text).and_then(|v| {
-        usize::try_from(v).map_err(|_| format!("{v} does not fit this machine's usize"))
-    })
+    whole::<MIN, MAX>(text).and_then(|v| usize::try_from(v).map_err(|_| format!("{v} does not fit this machine's usize")))
 }
 
 /// A seed: 0 ..= i64::MAX.
@@ -79,18 +72,8 @@ pub fn width(text: &str) -> Result<usize, String> {
 }
 
 /// A finite number within `[lo, hi]`, each end open or closed as `lo_open`/`hi_open` say.
-pub fn number_in(
-    text: &str,
-    lo: f64,
-    lo_open: bool,
-    hi: f64,
-    hi_open: bool,
-) -> Result<f64, String> {
-    let ok = |v: f64| {
-        v.is_finite()
-            && (if lo_open { v > lo } else { v >= lo })
-            && (if hi_open { v < hi } else { v <= hi })
-    };
+pub fn number_in(text: &str, lo: f64, lo_open: bool, hi: f64, hi_open: bool) -> Result<f64, String> {
+    let ok = |v: f64| v.is_finite() && (if lo_open { v > lo } else { v >= lo }) && (if hi_open { v < hi } else { v <= hi });
     match text.trim().parse::<f64>() {
         Ok(v) if ok(v) => Ok(v),
         _ => Err(format!(
@@ -113,8 +96,7 @@ pub fn finite(text: &str) -> Result<f64, String> {
 
 /// A discount γ in [0, 1) (the discounted solvers diverge at 1).
 pub fn discount(text: &str) -> Result<f64, String> {
-    number_in(text, 0.0, false, 1.0, true)
-        .map_err(|_| "accepted: a number in [0, 1) (the discounted solvers diverge at 1)".into())
+    number_in(text, 0.0, false, 1.0, true).map_err(|_| "accepted: a number in [0, 1) (the discounted solvers diverge at 1)".into())
 }
 
 /// A smoothing width ε > 0 (or temperature τ > 0), at most [`MAX_EPS`].
@@ -161,19 +143,14 @@ mod tests {
     fn errors_say_what_is_accepted() {
         assert_eq!(seed("7"), Ok(7));
         let e = seed("-1").unwrap_err();
-        assert!(
-            e.contains("from 0 to 9223372036854775807") && e.contains("TOML"),
-            "{e}"
-        );
+        assert!(e.contains("from 0 to 9223372036854775807") && e.contains("TOML"), "{e}");
         assert!(steps("0").unwrap_err().contains("from 1"));
         assert!(steps("18446744073709551615").is_err());
         assert!(threads("1025").unwrap_err().contains("1 to 1024"));
         assert_eq!(discount("0.99"), Ok(0.99));
         assert!(discount("1").unwrap_err().contains("[0, 1)"));
         assert!(discount("nan").is_err());
-        assert!(solve_tau("auto")
-            .unwrap_err()
-            .contains("solve takes a number"));
+        assert!(solve_tau("auto").unwrap_err().contains("solve takes a number"));
         assert!(solve_tau("1e7").unwrap_err().contains("<= 1000000"));
         assert_eq!(tau("auto"), Ok(Tau::Auto));
         assert!(tau("1e30").unwrap_err().contains("f32"));

@@ -16,16 +16,12 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// Installs the handlers; call once, before any training starts. The signals are read on a
 /// thread of their own, so the reaction (a message, the exit) runs outside signal context.
 pub fn install() -> anyhow::Result<()> {
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).context("installing the SIGINT/SIGTERM handlers")?;
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing the SIGINT/SIGTERM handlers")?;
     std::thread::Builder::new()
         .name("tame-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if RECEIVED
-                    .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_err()
-                {
+                if RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_err() {
                     std::process::exit(128 + signal);
                 }
                 tame_agents::run::request_stop();

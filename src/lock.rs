@@ -54,9 +54,7 @@ pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
                 dir.display()
             );
         }
-        Err(TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()))
-        }
+        Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
     }
     let pid = std::process::id();
     file.set_len(0)
@@ -69,9 +67,7 @@ pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
 /// Whether a live process holds `dir`'s lock; only reads, so it can be asked of any
 /// directory (`tame inspect` shows such a run as running).
 pub fn is_locked(dir: &Path) -> bool {
-    let Ok(file) = File::open(dir.join(LOCK_FILE)) else {
-        return false;
-    };
+    let Ok(file) = File::open(dir.join(LOCK_FILE)) else { return false };
     // A shared lock conflicts only with an exclusive holder, and is dropped with the file.
     matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
 }
@@ -85,16 +81,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tame-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let first = lock_dir(&dir).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(first.path()).unwrap().trim(),
-            std::process::id().to_string()
-        );
+        assert_eq!(std::fs::read_to_string(first.path()).unwrap().trim(), std::process::id().to_string());
         // flock locks belong to an open file, so a second open in this process conflicts too.
         let err = lock_dir(&dir).unwrap_err().to_string();
-        assert!(
-            err.contains(&format!("PID {}", std::process::id())),
-            "{err}"
-        );
+        assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
         assert!(err.contains(&dir.display().to_string()), "{err}");
         assert!(is_locked(&dir));
         drop(first);

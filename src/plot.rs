@@ -45,11 +45,7 @@ pub struct Series {
 
 impl Series {
     pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self {
-            label: label.into(),
-            points,
-            ..Self::default()
-        }
+        Self { label: label.into(), points, ..Self::default() }
     }
 
     pub fn dashed(mut self) -> Self {
@@ -121,12 +117,7 @@ pub struct IntervalPanel {
 
 /// Draws interval panels side by side, each `width` pixels wide, into `path`.
 pub fn interval_panels(path: &Path, panels: &[IntervalPanel], width: u32) -> anyhow::Result<()> {
-    let rows = panels
-        .iter()
-        .map(|p| p.rows.len())
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let rows = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1).max(1);
     let height = 110 + 34 * rows as u32;
     render(path, (width * panels.len().max(1) as u32, height), |root| {
         let areas = root.split_evenly((1, panels.len().max(1)));
@@ -147,11 +138,7 @@ fn draw_interval_panel(area: &Area<'_>, panel: &IntervalPanel) -> anyhow::Result
         // At least 0.1 wide (scores are normalized to about [0, 1]), so that near-equal
         // values do not fill the panel with identical tick labels.
         let mid = (lo + hi) / 2.0;
-        if hi - lo < 0.1 {
-            (mid - 0.05, mid + 0.05)
-        } else {
-            (lo, hi)
-        }
+        if hi - lo < 0.1 { (mid - 0.05, mid + 0.05) } else { (lo, hi) }
     });
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, (FONT, 18))
@@ -163,10 +150,9 @@ fn draw_interval_panel(area: &Area<'_>, panel: &IntervalPanel) -> anyhow::Result
         .map_err(plot_err)?;
     // Row 0 on top: segment i holds row n − 1 − i.
     let label_of = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) if *i >= 0 && *i < n => panel
-            .rows
-            .get((n - 1 - i) as usize)
-            .map_or(String::new(), |r| r.label.clone()),
+        SegmentValue::CenterOf(i) if *i >= 0 && *i < n => {
+            panel.rows.get((n - 1 - i) as usize).map_or(String::new(), |r| r.label.clone())
+        }
         _ => String::new(),
     };
     chart
@@ -196,19 +182,10 @@ fn draw_interval_panel(area: &Area<'_>, panel: &IntervalPanel) -> anyhow::Result
         let i = n - 1 - k as i32;
         let color = PALETTE[row.color % PALETTE.len()];
         let (lo, hi) = row.interval.unwrap_or((row.point, row.point));
-        let mut bar = Rectangle::new(
-            [
-                (lo, SegmentValue::Exact(i)),
-                (hi, SegmentValue::Exact(i + 1)),
-            ],
-            color.mix(0.55).filled(),
-        );
+        let mut bar = Rectangle::new([(lo, SegmentValue::Exact(i)), (hi, SegmentValue::Exact(i + 1))], color.mix(0.55).filled());
         bar.set_margin(7, 7, 0, 0);
         let mut point = Rectangle::new(
-            [
-                (row.point - tick, SegmentValue::Exact(i)),
-                (row.point + tick, SegmentValue::Exact(i + 1)),
-            ],
+            [(row.point - tick, SegmentValue::Exact(i)), (row.point + tick, SegmentValue::Exact(i + 1))],
             BLACK.filled(),
         );
         point.set_margin(4, 4, 0, 0);
@@ -221,17 +198,13 @@ fn draw_interval_panel(area: &Area<'_>, panel: &IntervalPanel) -> anyhow::Result
 pub fn line_panels(path: &Path, panels: &[LinePanel], columns: usize) -> anyhow::Result<()> {
     let columns = columns.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(columns);
-    render(
-        path,
-        (640 * columns as u32, 420 * rows.max(1) as u32),
-        |root| {
-            let areas = root.split_evenly((rows.max(1), columns));
-            for (panel, area) in panels.iter().zip(&areas) {
-                draw_line_panel(area, panel)?;
-            }
-            Ok(())
-        },
-    )
+    render(path, (640 * columns as u32, 420 * rows.max(1) as u32), |root| {
+        let areas = root.split_evenly((rows.max(1), columns));
+        for (panel, area) in panels.iter().zip(&areas) {
+            draw_line_panel(area, panel)?;
+        }
+        Ok(())
+    })
 }
 
 /// Draws heat maps side by side into `path`, each with its own colour scale (given in its title).
@@ -248,15 +221,8 @@ pub fn heat_panels(path: &Path, panels: &[HeatPanel]) -> anyhow::Result<()> {
     render(path, (w * panels.len() as u32, h), |root| {
         let areas = root.split_evenly((1, panels.len()));
         for (panel, area) in panels.iter().zip(&areas) {
-            let finite = panel
-                .values
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|v| v.is_finite());
-            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
+            let finite = panel.values.iter().flatten().copied().filter(|v| v.is_finite());
+            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
             draw_heat_panel(area, panel, (lo, hi), cell)?;
         }
         Ok(())
@@ -277,11 +243,9 @@ pub(crate) fn render(
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE)
-            .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        root.fill(&WHITE).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
         draw(&root).with_context(|| format!("drawing {}", path.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        root.present().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     }
     crate::fsutil::write_atomic(path, &encode_png(w, h, &buf)?)
 }
@@ -300,19 +264,9 @@ pub(crate) fn encode_png(w: u32, h: u32, rgb: &[u8]) -> anyhow::Result<Vec<u8>> 
 
 /// An arrow from `from` along the unit vector `(ux, uy)`, `len` long, with a two-stroke head
 /// of size `head`: the shaft's and the head's points, for two `PathElement`s.
-pub(crate) fn arrow(
-    from: (f64, f64),
-    (ux, uy): (f64, f64),
-    len: f64,
-    head: f64,
-) -> [Vec<(f64, f64)>; 2] {
+pub(crate) fn arrow(from: (f64, f64), (ux, uy): (f64, f64), len: f64, head: f64) -> [Vec<(f64, f64)>; 2] {
     let tip = (from.0 + ux * len, from.1 + uy * len);
-    let back = |s: f64| {
-        (
-            tip.0 - head * (ux * 0.8 - s * uy * 0.6),
-            tip.1 - head * (uy * 0.8 + s * ux * 0.6),
-        )
-    };
+    let back = |s: f64| (tip.0 - head * (ux * 0.8 - s * uy * 0.6), tip.1 - head * (uy * 0.8 + s * ux * 0.6));
     [vec![from, tip], vec![back(1.0), tip, back(-1.0)]]
 }
 
@@ -343,9 +297,7 @@ fn tick_label(log: bool, v: f64) -> String {
 }
 
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -358,23 +310,13 @@ fn draw_line_panel(area: &Area<'_>, panel: &LinePanel) -> anyhow::Result<()> {
     let xs = panel
         .series
         .iter()
-        .flat_map(|s| {
-            s.points
-                .iter()
-                .map(|p| p.0)
-                .chain(s.band.iter().map(|b| b.0))
-        })
+        .flat_map(|s| s.points.iter().map(|p| p.0).chain(s.band.iter().map(|b| b.0)))
         .chain(panel.x_markers.iter().map(|m| m.0))
         .filter_map(&tx);
     let ys = panel
         .series
         .iter()
-        .flat_map(|s| {
-            s.points
-                .iter()
-                .map(|p| p.1)
-                .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
-        })
+        .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2])))
         .filter_map(&ty);
     let (x0, x1) = padded_range(xs);
     let (y0, y1) = padded_range(ys);
@@ -400,12 +342,7 @@ fn draw_line_panel(area: &Area<'_>, panel: &LinePanel) -> anyhow::Result<()> {
         if let Some(x) = tx(*x) {
             let grey = RGBColor(90, 90, 90);
             chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(x, y0), (x, y1)],
-                    6,
-                    4,
-                    grey.stroke_width(1),
-                ))
+                .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 6, 4, grey.stroke_width(1)))
                 .map_err(plot_err)?;
             chart
                 // Near the bottom: the legend sits in the upper left.
@@ -419,48 +356,26 @@ fn draw_line_panel(area: &Area<'_>, panel: &LinePanel) -> anyhow::Result<()> {
     }
     for (i, s) in panel.series.iter().enumerate() {
         let color = PALETTE[s.color.unwrap_or(i) % PALETTE.len()];
-        let band: Vec<(f64, f64, f64)> = s
-            .band
-            .iter()
-            .filter_map(|&(x, lo, hi)| Some((tx(x)?, ty(lo)?, ty(hi)?)))
-            .collect();
+        let band: Vec<(f64, f64, f64)> =
+            s.band.iter().filter_map(|&(x, lo, hi)| Some((tx(x)?, ty(lo)?, ty(hi)?))).collect();
         if band.len() >= 2 {
-            let outline: Vec<(f64, f64)> = band
-                .iter()
-                .map(|b| (b.0, b.2))
-                .chain(band.iter().rev().map(|b| (b.0, b.1)))
-                .collect();
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    outline,
-                    color.mix(0.2).filled(),
-                )))
-                .map_err(plot_err)?;
+            let outline: Vec<(f64, f64)> =
+                band.iter().map(|b| (b.0, b.2)).chain(band.iter().rev().map(|b| (b.0, b.1))).collect();
+            chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled()))).map_err(plot_err)?;
         }
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .filter_map(|&(x, y)| Some((tx(x)?, ty(y)?)))
-            .collect();
+        let pts: Vec<(f64, f64)> = s.points.iter().filter_map(|&(x, y)| Some((tx(x)?, ty(y)?))).collect();
         let style = color.stroke_width(2);
         let anno = if s.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))
-                .map_err(plot_err)?
+            chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style)).map_err(plot_err)?
         } else {
-            chart
-                .draw_series(LineSeries::new(pts.clone(), style))
-                .map_err(plot_err)?
+            chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(plot_err)?
         };
         if !s.label.is_empty() {
-            anno.label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            anno.label(s.label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
         // Markers only where they can be told apart (sweeps, not dense curves).
         if !s.dashed && pts.len() <= 60 {
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(plot_err)?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
         }
     }
     if panel.series.iter().any(|s| !s.label.is_empty()) {
@@ -478,18 +393,9 @@ fn draw_line_panel(area: &Area<'_>, panel: &LinePanel) -> anyhow::Result<()> {
 
 /// Viridis-like colour for t ∈ [0, 1], interpolated between five anchors.
 fn colormap(t: f64) -> RGBColor {
-    const ANCHORS: [(f64, f64, f64); 5] = [
-        (68.0, 1.0, 84.0),
-        (59.0, 82.0, 139.0),
-        (33.0, 145.0, 140.0),
-        (94.0, 201.0, 98.0),
-        (253.0, 231.0, 37.0),
-    ];
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    } * 4.0;
+    const ANCHORS: [(f64, f64, f64); 5] =
+        [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * 4.0;
     let i = (t.floor() as usize).min(3);
     let f = t - i as f64;
     let (a, b) = (ANCHORS[i], ANCHORS[i + 1]);
@@ -497,12 +403,7 @@ fn colormap(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-fn draw_heat_panel(
-    area: &Area<'_>,
-    panel: &HeatPanel,
-    (lo, hi): (f64, f64),
-    cell: u32,
-) -> anyhow::Result<()> {
+fn draw_heat_panel(area: &Area<'_>, panel: &HeatPanel, (lo, hi): (f64, f64), cell: u32) -> anyhow::Result<()> {
     let rows = panel.values.len();
     let cols = panel.values.first().map_or(0, Vec::len);
     let title = format!("{}  [{lo:.3} .. {hi:.3}]", panel.title);
@@ -520,10 +421,7 @@ fn draw_heat_panel(
             let color = colormap((v - lo) / span);
             let (x, y) = (c as f64, r as f64);
             chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x, y), (x + 1.0, y + 1.0)],
-                    color.filled(),
-                )))
+                .draw_series(std::iter::once(Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color.filled())))
                 .map_err(plot_err)?;
             if panel.annotate {
                 let ink = if (v - lo) / span > 0.6 { BLACK } else { WHITE };
@@ -538,12 +436,7 @@ fn draw_heat_panel(
             }
         }
     }
-    let longest = panel
-        .arrows
-        .iter()
-        .flatten()
-        .map(|&(dc, dr)| (dc * dc + dr * dr).sqrt())
-        .fold(0.0, f64::max);
+    let longest = panel.arrows.iter().flatten().map(|&(dc, dr)| (dc * dc + dr * dr).sqrt()).fold(0.0, f64::max);
     for (r, row) in panel.arrows.iter().enumerate() {
         for (c, &(dc, dr)) in row.iter().enumerate() {
             let len = (dc * dc + dr * dr).sqrt();
@@ -555,17 +448,10 @@ fn draw_heat_panel(
             let stroke = RGBColor(250, 250, 250).stroke_width(2);
             let [shaft, head] = arrow((cx, cy), (dc / len, dr / len), 0.45 * len / longest, 0.14);
             chart
-                .draw_series([
-                    PathElement::new(shaft, stroke),
-                    PathElement::new(head, stroke),
-                ])
+                .draw_series([PathElement::new(shaft, stroke), PathElement::new(head, stroke)])
                 .map_err(plot_err)?;
             chart
-                .draw_series(std::iter::once(Circle::new(
-                    (cx, cy),
-                    2,
-                    RGBColor(20, 20, 20).filled(),
-                )))
+                .draw_series(std::iter::once(Circle::new((cx, cy), 2, RGBColor(20, 20, 20).filled())))
                 .map_err(plot_err)?;
         }
     }
@@ -588,11 +474,8 @@ mod tests {
             log_x: true,
             log_y: false,
             series: vec![
-                Series::new("mean", vec![(0.01, 1.0), (0.1, 2.0), (1.0, 1.5)]).band(vec![
-                    (0.01, 0.5, 1.5),
-                    (0.1, 1.5, 2.5),
-                    (1.0, 1.0, 2.0),
-                ]),
+                Series::new("mean", vec![(0.01, 1.0), (0.1, 2.0), (1.0, 1.5)])
+                    .band(vec![(0.01, 0.5, 1.5), (0.1, 1.5, 2.5), (1.0, 1.0, 2.0)]),
                 Series::new("bound", vec![(0.01, 3.0), (1.0, 3.0)]).dashed(),
             ],
             x_markers: vec![(0.005, "hard argmax".into())],
@@ -611,18 +494,8 @@ mod tests {
             title: "IQM".into(),
             x_label: "score".into(),
             rows: vec![
-                IntervalRow {
-                    label: "a".into(),
-                    point: 0.5,
-                    interval: Some((0.2, 0.7)),
-                    color: 0,
-                },
-                IntervalRow {
-                    label: "b".into(),
-                    point: 0.9,
-                    interval: None,
-                    color: 1,
-                },
+                IntervalRow { label: "a".into(), point: 0.5, interval: Some((0.2, 0.7)), color: 0 },
+                IntervalRow { label: "b".into(), point: 0.9, interval: None, color: 1 },
             ],
             x_range: None,
             x_marker: Some(0.5),
@@ -632,12 +505,7 @@ mod tests {
         for p in [line, heat, iv] {
             let bytes = std::fs::read(&p).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-            assert!(
-                bytes.len() > 2000,
-                "{} is only {} bytes",
-                p.display(),
-                bytes.len()
-            );
+            assert!(bytes.len() > 2000, "{} is only {} bytes", p.display(), bytes.len());
         }
         std::fs::remove_dir_all(&dir).ok();
         assert!(heat_panels(&dir.join("x.png"), &[]).is_err());

@@ -31,17 +31,10 @@ fn cell_px(layout: &GridLayout) -> u32 {
 }
 
 /// Draws `columns` (learned above exact) into `path`.
-pub fn draw_policy_maps(
-    path: &Path,
-    layout: &GridLayout,
-    columns: &[(MapPanel, MapPanel)],
-) -> anyhow::Result<()> {
+pub fn draw_policy_maps(path: &Path, layout: &GridLayout, columns: &[(MapPanel, MapPanel)]) -> anyhow::Result<()> {
     let rows = layout.cells.len() / layout.ncol;
     let cell = cell_px(layout);
-    let (w, h) = (
-        (cell * layout.ncol as u32 + 40).max(230),
-        cell * rows as u32 + 60,
-    );
+    let (w, h) = ((cell * layout.ncol as u32 + 40).max(230), cell * rows as u32 + 60);
     render(path, (w * columns.len().max(1) as u32, 2 * h), |root| {
         let areas = root.split_evenly((2, columns.len().max(1)));
         for (i, (learned, exact)) in columns.iter().enumerate() {
@@ -68,21 +61,14 @@ fn draw_map(area: &Area<'_>, layout: &GridLayout, panel: &MapPanel) -> anyhow::R
         // Nothing to draw: the note, one line per sentence part, where the map would be.
         let style = (FONT, 14).into_font().color(&BLACK);
         for (i, line) in panel.note.split(": ").enumerate() {
-            let text = Text::new(
-                line.to_string(),
-                (0.1, nrow as f64 / 2.0 + 0.35 * i as f64),
-                style.clone(),
-            );
+            let text = Text::new(line.to_string(), (0.1, nrow as f64 / 2.0 + 0.35 * i as f64), style.clone());
             chart.draw_series(std::iter::once(text)).map_err(plot_err)?;
         }
         return Ok(());
     };
     for (s, &c) in layout.cells.iter().enumerate() {
         let (x, y) = ((s % ncol) as f64, (s / ncol) as f64);
-        let rect = Rectangle::new(
-            [(x + 0.02, y + 0.02), (x + 0.98, y + 0.98)],
-            cell_colour(c).filled(),
-        );
+        let rect = Rectangle::new([(x + 0.02, y + 0.02), (x + 0.98, y + 0.98)], cell_colour(c).filled());
         chart.draw_series(std::iter::once(rect)).map_err(plot_err)?;
     }
     let ink = RGBColor(20, 20, 20);
@@ -95,18 +81,10 @@ fn draw_map(area: &Area<'_>, layout: &GridLayout, panel: &MapPanel) -> anyhow::R
             }
             // Length 0.45 cells at probability 1; the head shrinks with the arrow.
             let (dr, dc) = layout.moves[a];
-            let [shaft, head] = arrow(
-                (cx, cy),
-                (dc as f64, dr as f64),
-                0.45 * pa,
-                0.14 * pa.sqrt(),
-            );
+            let [shaft, head] = arrow((cx, cy), (dc as f64, dr as f64), 0.45 * pa, 0.14 * pa.sqrt());
             let stroke = ink.stroke_width(2);
             chart
-                .draw_series([
-                    PathElement::new(shaft, stroke),
-                    PathElement::new(head, stroke),
-                ])
+                .draw_series([PathElement::new(shaft, stroke), PathElement::new(head, stroke)])
                 .map_err(plot_err)?;
         }
     }
@@ -114,19 +92,8 @@ fn draw_map(area: &Area<'_>, layout: &GridLayout, panel: &MapPanel) -> anyhow::R
 }
 
 /// π(a|s) at every cell with a choice; holes, goals and walls get `None`.
-fn per_cell(
-    layout: &GridLayout,
-    mut probs: impl FnMut(usize) -> Option<Vec<f64>>,
-) -> Vec<Option<Vec<f64>>> {
-    (0..layout.cells.len())
-        .map(|s| {
-            if matches!(layout.cells[s], 'H' | 'G' | 'W') {
-                None
-            } else {
-                probs(s)
-            }
-        })
-        .collect()
+fn per_cell(layout: &GridLayout, mut probs: impl FnMut(usize) -> Option<Vec<f64>>) -> Vec<Option<Vec<f64>>> {
+    (0..layout.cells.len()).map(|s| if matches!(layout.cells[s], 'H' | 'G' | 'W') { None } else { probs(s) }).collect()
 }
 
 /// γ and regularizer of a run's soft objective (ES has none: γ 0.99 and entropy, as SAC's
@@ -144,9 +111,7 @@ fn objective(cfg: &crate::run_dir::Resolved) -> (f64, Regularizer) {
 pub fn write_sweep_policy_maps(plan: &SweepPlan, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for env in &plan.envs {
-        let Some((layout, columns)) = sweep_policy_maps(plan, env, out)? else {
-            continue;
-        };
+        let Some((layout, columns)) = sweep_policy_maps(plan, env, out)? else { continue };
         let name = match plan.envs.len() {
             1 => "policy_maps.png".to_string(),
             _ => format!("policy_maps-{}.png", crate::sweep::env_slug(env)),
@@ -166,10 +131,7 @@ pub fn sweep_policy_maps(
     env: &str,
     out: &Path,
 ) -> anyhow::Result<Option<(GridLayout, Vec<(MapPanel, MapPanel)>)>> {
-    let (Ok(layout), Ok(table)) = (
-        tame_envs::grid_layout(env),
-        tame_envs::transition_table(env),
-    ) else {
+    let (Ok(layout), Ok(table)) = (tame_envs::grid_layout(env), tame_envs::transition_table(env)) else {
         return Ok(None);
     };
     let runs: Vec<_> = plan.runs().into_iter().filter(|r| r.env == env).collect();
@@ -186,11 +148,7 @@ pub fn sweep_policy_maps(
             .map(|r| (r, crate::sweep::run_dir(out, r)))
             .find(|(_, dir)| crate::sweep::is_finished(dir));
         let Some((run, dir)) = finished else {
-            let none = |what: &str| MapPanel {
-                title: format!("{label}: {what}"),
-                probs: None,
-                note: "no finished run".into(),
-            };
+            let none = |what: &str| MapPanel { title: format!("{label}: {what}"), probs: None, note: "no finished run".into() };
             columns.push((none("learned"), none("exact")));
             continue;
         };
@@ -210,17 +168,9 @@ pub fn sweep_policy_maps(
                     note: String::new(),
                 }
             }
-            None => MapPanel {
-                title: format!("{label}: exact"),
-                probs: None,
-                note: "τ = auto is tuned: no single π*_τ".into(),
-            },
+            None => MapPanel { title: format!("{label}: exact"), probs: None, note: "τ = auto is tuned: no single π*_τ".into() },
         };
-        let learned = MapPanel {
-            title: format!("{label}: learned (seed {})", run.seed),
-            probs: Some(learned),
-            note: String::new(),
-        };
+        let learned = MapPanel { title: format!("{label}: learned (seed {})", run.seed), probs: Some(learned), note: String::new() };
         columns.push((learned, exact));
     }
     Ok(Some((layout, columns)))

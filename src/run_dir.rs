@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use tame_agents::run::{Tau, TrainSummary};
 use tame_agents::es::EsConfig;
+use tame_agents::sac::SacConfig;
 use tame_agents::limits::{mlp_params, MAX_CONFIG_INT, MAX_NETWORK_PARAMS, MAX_TAU};
 use tame_agents::numfmt::compact;
-use tame_agents::run::{Tau, TrainSummary};
-use tame_agents::sac::SacConfig;
 use tame_envs::Env;
 
 use crate::cli_values::MAX_EVAL_EPISODES;
@@ -116,10 +116,8 @@ pub struct Resolved {
 impl RunConfig {
     /// Reads a TOML config; unknown keys are errors that list the accepted ones.
     pub fn from_file(path: &Path) -> anyhow::Result<RunConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim_end()))
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.to_string().trim_end()))
     }
 
     /// Fields set in `over` replace those in `self` (flags over file). Agent sections are
@@ -128,20 +126,7 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(
-            agent,
-            env,
-            tau,
-            seed,
-            steps,
-            eval_every,
-            eval_episodes,
-            checkpoint_every,
-            threads,
-            sac,
-            es,
-            capture_video
-        );
+        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es, capture_video);
         self
     }
 
@@ -194,10 +179,7 @@ impl RunConfig {
         }
         let env = make_env(&env_name)?;
         if agent != AgentKind::Es && self.es.is_some() {
-            bail!(
-                "the config has an [es] section but the agent is {}; use agent = \"es\"",
-                agent.name()
-            );
+            bail!("the config has an [es] section but the agent is {}; use agent = \"es\"", agent.name());
         }
         if agent == AgentKind::Es && self.sac.is_some() {
             bail!("the config has a [sac] section but the agent is es; use agent = \"sac\"");
@@ -205,8 +187,7 @@ impl RunConfig {
         match agent {
             AgentKind::Sac => {
                 let sac = self.sac.get_or_insert_with(SacConfig::default);
-                sac.resolve(&env.action_space(), tau)
-                    .with_context(|| format!("env {env_name}"))?;
+                sac.resolve(&env.action_space(), tau).with_context(|| format!("env {env_name}"))?;
                 check_sac_memory(sac, &env.observation_space(), &env.action_space(), steps)
                     .with_context(|| format!("env {env_name}"))?;
             }
@@ -222,32 +203,14 @@ impl RunConfig {
                 es.seed = seed;
                 es.eval_episodes = eval_episodes;
                 es.validate()?;
-                tame_agents::es::check_spaces(
-                    &env.observation_space(),
-                    &env.action_space(),
-                    &es.hidden,
-                )
-                .with_context(|| format!("env {env_name}"))?;
-                let (input, output) = (
-                    encoded_width(&env.observation_space()),
-                    encoded_width(&env.action_space()),
-                );
+                tame_agents::es::check_spaces(&env.observation_space(), &env.action_space(), &es.hidden)
+                    .with_context(|| format!("env {env_name}"))?;
+                let (input, output) = (encoded_width(&env.observation_space()), encoded_width(&env.action_space()));
                 check_params("es.hidden", mlp_params(input, &es.hidden, output), input)
                     .with_context(|| format!("env {env_name}"))?;
             }
         }
-        Ok(Resolved {
-            agent,
-            env: env_name,
-            tau,
-            seed,
-            steps,
-            eval_every,
-            eval_episodes,
-            checkpoint_every,
-            threads,
-            file: self,
-        })
+        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, file: self })
     }
 }
 
@@ -261,18 +224,8 @@ impl Resolved {
     /// τ is written exactly but short (1e-300, not 300 digits) and the env part is cut to 64
     /// characters, so the name stays far below the file systems' 255-byte limit.
     pub fn run_name(&self) -> String {
-        let env: String = self
-            .env
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(64)
-            .collect();
+        let env: String =
+            self.env.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
         let tau = match self.tau {
             Tau::Fixed(t) => tame_agents::numfmt::exact_short(t),
             Tau::Auto => "auto".into(),
@@ -308,23 +261,14 @@ fn check_params(what: &str, params: usize, input: usize) -> anyhow::Result<()> {
 
 /// SAC's memory before anything is allocated: its largest network and the replay buffer,
 /// which holds min(buffer_size, steps) rows of f32 (obs, next obs, action, reward, done).
-fn check_sac_memory(
-    sac: &SacConfig,
-    obs: &tame_envs::Space,
-    act: &tame_envs::Space,
-    steps: u64,
-) -> anyhow::Result<()> {
+fn check_sac_memory(sac: &SacConfig, obs: &tame_envs::Space, act: &tame_envs::Space, steps: u64) -> anyhow::Result<()> {
     let input = encoded_width(obs);
     let actions = encoded_width(act);
     let (actor_out, critic_in, critic_out) = match act {
         tame_envs::Space::Discrete(_) => (actions, input, actions),
         _ => (2 * actions, input.saturating_add(actions), 1),
     };
-    let params = mlp_params(input, &sac.hidden, actor_out).max(mlp_params(
-        critic_in,
-        &sac.hidden,
-        critic_out,
-    ));
+    let params = mlp_params(input, &sac.hidden, actor_out).max(mlp_params(critic_in, &sac.hidden, critic_out));
     check_params("sac.hidden", params, input)?;
     let rows = (sac.buffer_size as u64).min(steps);
     let row_bytes = 4 * (2 * input as u64 + act.dim() as u64 + 2);
@@ -350,15 +294,10 @@ pub fn make_env(name: &str) -> anyhow::Result<Box<dyn Env>> {
 /// Creates a fresh run directory `<logdir>/<run_name>__<UTC time>` (suffixed `-2`, `-3`, ...
 /// if that exists already) with its `checkpoints/` folder.
 pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(logdir)
-        .with_context(|| format!("creating log directory {}", logdir.display()))?;
+    std::fs::create_dir_all(logdir).with_context(|| format!("creating log directory {}", logdir.display()))?;
     let stamp = utc_stamp(std::time::SystemTime::now());
     for n in 1.. {
-        let name = if n == 1 {
-            format!("{run_name}__{stamp}")
-        } else {
-            format!("{run_name}__{stamp}-{n}")
-        };
+        let name = if n == 1 { format!("{run_name}__{stamp}") } else { format!("{run_name}__{stamp}-{n}") };
         let dir = logdir.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => {
@@ -367,9 +306,7 @@ pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> 
                 return Ok(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("creating run directory {}", dir.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("creating run directory {}", dir.display())),
         }
     }
     unreachable!("the suffix loop only ends by returning")
@@ -380,18 +317,11 @@ pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> 
 /// never mixes two runs.
 pub fn create_exact_run_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).with_context(|| {
-            format!(
-                "run directory {} exists and cannot be listed",
-                dir.display()
-            )
-        })?;
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("run directory {} exists and cannot be listed", dir.display()))?;
         let empty = entries.all(|e| e.is_ok_and(|e| e.file_name() == crate::lock::LOCK_FILE));
         if !empty {
-            bail!(
-                "run directory {} already holds files; choose a new --run-dir",
-                dir.display()
-            );
+            bail!("run directory {} already holds files; choose a new --run-dir", dir.display());
         }
     }
     std::fs::create_dir_all(dir.join("checkpoints"))
@@ -407,10 +337,7 @@ pub fn policy_weights(run_dir: &Path) -> anyhow::Result<PathBuf> {
     if !tame_agents::checkpoint::list(&checkpoints)?.is_empty() {
         let (ckpt, skipped) = tame_agents::checkpoint::read_newest(&checkpoints)?;
         for note in skipped {
-            eprintln!(
-                "warning: {note}; using the older checkpoint at step {}",
-                ckpt.step
-            );
+            eprintln!("warning: {note}; using the older checkpoint at step {}", ckpt.step);
         }
         return Ok(ckpt.tensors_path());
     }
@@ -418,18 +345,12 @@ pub fn policy_weights(run_dir: &Path) -> anyhow::Result<PathBuf> {
     if legacy.is_file() {
         return Ok(legacy);
     }
-    bail!(
-        "run {} has no checkpoint yet (nothing under {})",
-        run_dir.display(),
-        checkpoints.display()
-    )
+    bail!("run {} has no checkpoint yet (nothing under {})", run_dir.display(), checkpoints.display())
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm).
 fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -440,12 +361,7 @@ fn utc_stamp(t: std::time::SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// `summary.json`: what a finished run reports.
@@ -514,17 +430,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_list_the_accepted_ones() {
-        let err = toml::from_str::<RunConfig>("seeds = 3")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<RunConfig>("seeds = 3").unwrap_err().to_string();
         assert!(err.contains("seeds") && err.contains("eval_every"), "{err}");
-        let err = toml::from_str::<RunConfig>("[sac]\nlr = 1e-3")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<RunConfig>("[sac]\nlr = 1e-3").unwrap_err().to_string();
         assert!(err.contains("lr") && err.contains("learning_rate"), "{err}");
-        let err = toml::from_str::<RunConfig>("tau = -1")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<RunConfig>("tau = -1").unwrap_err().to_string();
         assert!(err.contains("-1") && err.contains("auto"), "{err}");
     }
 
@@ -548,18 +458,10 @@ mod tests {
 
     #[test]
     fn flags_override_file_fields() {
-        let file: RunConfig =
-            toml::from_str("seed = 4\nsteps = 50\n[sac]\nlearning_rate = 0.001").unwrap();
-        let flags = RunConfig {
-            seed: Some(7),
-            tau: Some(Tau::Fixed(0.1)),
-            ..Default::default()
-        };
+        let file: RunConfig = toml::from_str("seed = 4\nsteps = 50\n[sac]\nlearning_rate = 0.001").unwrap();
+        let flags = RunConfig { seed: Some(7), tau: Some(Tau::Fixed(0.1)), ..Default::default() };
         let merged = file.overridden_by(flags);
-        assert_eq!(
-            (merged.seed, merged.steps, merged.tau),
-            (Some(7), Some(50), Some(Tau::Fixed(0.1)))
-        );
+        assert_eq!((merged.seed, merged.steps, merged.tau), (Some(7), Some(50), Some(Tau::Fixed(0.1))));
         assert_eq!(merged.sac.unwrap().learning_rate, 1e-3);
     }
 }

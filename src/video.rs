@@ -53,14 +53,8 @@ pub fn play(
     trail.reset(env);
     let mut draw = |env: &dyn Env, trail: &Trail| -> anyhow::Result<()> {
         match view {
-            View::Rgb => show(Shown::Frame(
-                &env.render_rgb(&trail.ctx())
-                    .context("this env cannot draw frames")?,
-            )),
-            View::Ansi => show(Shown::Text(
-                &env.render_ansi(&trail.ctx())
-                    .context("this env has no text mode")?,
-            )),
+            View::Rgb => show(Shown::Frame(&env.render_rgb(&trail.ctx()).context("this env cannot draw frames")?)),
+            View::Ansi => show(Shown::Text(&env.render_ansi(&trail.ctx()).context("this env has no text mode")?)),
         }
     };
     draw(env, &trail)?;
@@ -112,29 +106,16 @@ impl<W: std::io::Write> GifStream<W> {
         if !(fps > 0.0 && fps <= MAX_FPS) {
             bail!("fps {fps} is out of range; accepted: (0, {MAX_FPS}] (GIF delays are hundredths of a second)");
         }
-        let mut enc = gif::Encoder::new(out, gif_size(width)?, gif_size(height)?, &[])
-            .context("encoding GIF")?;
-        enc.set_repeat(gif::Repeat::Infinite)
-            .context("encoding GIF")?;
+        let mut enc = gif::Encoder::new(out, gif_size(width)?, gif_size(height)?, &[]).context("encoding GIF")?;
+        enc.set_repeat(gif::Repeat::Infinite).context("encoding GIF")?;
         let delay = (100.0 / fps).round().max(2.0) as u16;
-        Ok(GifStream {
-            enc,
-            size: (width, height),
-            delay,
-            prev: None,
-            pending: None,
-            frames: 0,
-        })
+        Ok(GifStream { enc, size: (width, height), delay, prev: None, pending: None, frames: 0 })
     }
 
     pub fn push(&mut self, frame: &Frame) -> anyhow::Result<()> {
         let (w, h) = self.size;
         if (frame.width, frame.height) != (w, h) {
-            bail!(
-                "frames differ in size: {w}x{h} and {}x{}",
-                frame.width,
-                frame.height
-            );
+            bail!("frames differ in size: {w}x{h} and {}x{}", frame.width, frame.height);
         }
         let (x0, y0, x1, y1) = match &self.prev {
             None => (0, 0, w, h),
@@ -146,13 +127,7 @@ impl<W: std::io::Write> GifStream<W> {
         }
         let (fw, fh) = (gif_size(x1 - x0)?, gif_size(y1 - y0)?);
         let mut out = match exact_palette(&rgb) {
-            Some((palette, indices)) => gif::Frame {
-                width: fw,
-                height: fh,
-                buffer: Cow::Owned(indices),
-                palette: Some(palette),
-                ..gif::Frame::default()
-            },
+            Some((palette, indices)) => gif::Frame { width: fw, height: fh, buffer: Cow::Owned(indices), palette: Some(palette), ..gif::Frame::default() },
             None => gif::Frame::from_rgb_speed(fw, fh, &rgb, 10),
         };
         out.left = gif_size(x0)?;
@@ -185,8 +160,7 @@ impl<W: std::io::Write> GifStream<W> {
 }
 
 fn gif_size(n: usize) -> anyhow::Result<u16> {
-    u16::try_from(n)
-        .with_context(|| format!("a GIF is at most 65535 pixels wide and high; this frame is {n}"))
+    u16::try_from(n).with_context(|| format!("a GIF is at most 65535 pixels wide and high; this frame is {n}"))
 }
 
 /// A GIF of `frames` at `fps` (see [`GifStream`]).
@@ -231,10 +205,7 @@ fn changed_box(a: &Frame, b: &Frame) -> Option<(usize, usize, usize, usize)> {
     let w = a.width;
     let mut bbox: Option<(usize, usize, usize, usize)> = None;
     for y in 0..a.height {
-        let (ra, rb) = (
-            &a.rgb[3 * y * w..3 * (y + 1) * w],
-            &b.rgb[3 * y * w..3 * (y + 1) * w],
-        );
+        let (ra, rb) = (&a.rgb[3 * y * w..3 * (y + 1) * w], &b.rgb[3 * y * w..3 * (y + 1) * w]);
         if ra == rb {
             continue;
         }
@@ -266,11 +237,7 @@ pub fn contact_sheet(frames: &[Frame], columns: usize) -> anyhow::Result<Frame> 
     let rows = k.div_ceil(cols);
     const GAP: usize = 4;
     let (w, h) = (first.width, first.height);
-    let mut sheet = Frame::new(
-        cols * w + (cols - 1) * GAP,
-        rows * h + (rows - 1) * GAP,
-        [255, 255, 255],
-    );
+    let mut sheet = Frame::new(cols * w + (cols - 1) * GAP, rows * h + (rows - 1) * GAP, [255, 255, 255]);
     for (i, f) in frames.iter().enumerate() {
         let (ox, oy) = ((i % cols) * (w + GAP), (i / cols) * (h + GAP));
         for y in 0..h {
@@ -309,18 +276,11 @@ impl VideoCapture {
         Ok(VideoCapture { env, dir, fps })
     }
 
-    pub fn capture(
-        &mut self,
-        step: u64,
-        policy: &mut dyn Policy,
-        writer: &mut crate::tensorboard::EventWriter,
-    ) -> anyhow::Result<()> {
+    pub fn capture(&mut self, step: u64, policy: &mut dyn Policy, writer: &mut crate::tensorboard::EventWriter) -> anyhow::Result<()> {
         let seed = tame_agents::eval::EVAL_SEED_BASE;
         let mut gif: Option<GifStream<Vec<u8>>> = None;
         let played = play(self.env.as_mut(), policy, seed, View::Rgb, &mut |shown| {
-            let Shown::Frame(f) = shown else {
-                return Ok(());
-            };
+            let Shown::Frame(f) = shown else { return Ok(()) };
             let g = match &mut gif {
                 Some(g) => g,
                 None => gif.insert(GifStream::new(Vec::new(), f.width, f.height, self.fps)?),
@@ -344,13 +304,7 @@ impl VideoCapture {
             Ok(())
         })?;
         let sheet = contact_sheet(&frames, SHEET_COLUMNS)?;
-        writer.add_image(
-            "videos/eval",
-            step,
-            sheet.width,
-            sheet.height,
-            frame_png(&sheet)?,
-        )
+        writer.add_image("videos/eval", step, sheet.width, sheet.height, frame_png(&sheet)?)
     }
 }
 
@@ -387,11 +341,7 @@ pub fn bench_render(env_name: &str, frames: usize, seed: u64) -> anyhow::Result<
     for _ in 0..frames {
         let a: Vec<f64> = match &space {
             Space::Discrete(n) => vec![rng.random_range(0..*n) as f64],
-            Space::Box { low, high } => low
-                .iter()
-                .zip(high)
-                .map(|(l, h)| rng.random_range(*l as f64..=*h as f64))
-                .collect(),
+            Space::Box { low, high } => low.iter().zip(high).map(|(l, h)| rng.random_range(*l as f64..=*h as f64)).collect(),
         };
         let t = Instant::now();
         let r = match &space {
@@ -414,30 +364,16 @@ pub fn bench_render(env_name: &str, frames: usize, seed: u64) -> anyhow::Result<
     let (mut width, mut height) = (0, 0);
     for (s, a) in states.iter().zip(&actions) {
         env.set_state(s, &mut obs)?;
-        let action = if discrete {
-            Action::Discrete(a[0] as usize)
-        } else {
-            Action::Continuous(a)
-        };
-        let ctx = RenderCtx {
-            last_action: Some(action),
-            path: &[],
-        };
+        let action = if discrete { Action::Discrete(a[0] as usize) } else { Action::Continuous(a) };
+        let ctx = RenderCtx { last_action: Some(action), path: &[] };
         let t = Instant::now();
-        let frame = env
-            .render_rgb(&ctx)
-            .with_context(|| format!("env {env_name} cannot draw"))?;
+        let frame = env.render_rgb(&ctx).with_context(|| format!("env {env_name} cannot draw"))?;
         rgb_secs += t.elapsed().as_secs_f64();
         (width, height) = (frame.width, frame.height);
         let t = Instant::now();
         let g = match &mut gif {
             Some(g) => g,
-            None => gif.insert(GifStream::new(
-                Vec::new(),
-                frame.width,
-                frame.height,
-                default_fps(env.as_ref()),
-            )?),
+            None => gif.insert(GifStream::new(Vec::new(), frame.width, frame.height, default_fps(env.as_ref()))?),
         };
         g.push(&frame)?;
         gif_secs += t.elapsed().as_secs_f64();
@@ -450,10 +386,7 @@ pub fn bench_render(env_name: &str, frames: usize, seed: u64) -> anyhow::Result<
         let mut chars = 0;
         for (s, a) in states.iter().zip(&actions) {
             env.set_state(s, &mut obs)?;
-            let ctx = RenderCtx {
-                last_action: Some(Action::Discrete(a[0] as usize)),
-                path: &[],
-            };
+            let ctx = RenderCtx { last_action: Some(Action::Discrete(a[0] as usize)), path: &[] };
             chars += env.render_ansi(&ctx).map_or(0, |t| t.len());
         }
         std::hint::black_box(chars);
@@ -538,22 +471,13 @@ mod tests {
         // CliffWalking has no time limit; always UP (0) from the start never ends.
         let mut env = tame_envs::make("cliffwalking").unwrap();
         let mut texts = 0;
-        let played = play(
-            env.as_mut(),
-            &mut Constant(PolicyAction::Discrete(0)),
-            0,
-            View::Ansi,
-            &mut |s| {
-                assert!(matches!(s, Shown::Text(_)));
-                texts += 1;
-                Ok(())
-            },
-        )
+        let played = play(env.as_mut(), &mut Constant(PolicyAction::Discrete(0)), 0, View::Ansi, &mut |s| {
+            assert!(matches!(s, Shown::Text(_)));
+            texts += 1;
+            Ok(())
+        })
         .unwrap();
-        assert_eq!(
-            (played.steps, played.cut_short, texts),
-            (MAX_PLAY_STEPS, true, MAX_PLAY_STEPS + 1)
-        );
+        assert_eq!((played.steps, played.cut_short, texts), (MAX_PLAY_STEPS, true, MAX_PLAY_STEPS + 1));
         assert_eq!(played.episode_return, -(MAX_PLAY_STEPS as f64));
     }
 
@@ -567,10 +491,6 @@ mod tests {
         assert_eq!((sheet.width, sheet.height), (3 * 10 + 2 * 4, 2 * 8 + 4));
         assert_eq!(sheet.pixel(14, 0), Some([1, 1, 1]));
         assert_eq!(sheet.pixel(10, 0), Some([255, 255, 255]), "the gap");
-        assert_eq!(
-            sheet.pixel(15, 12),
-            Some([4, 4, 4]),
-            "second row, second column"
-        );
+        assert_eq!(sheet.pixel(15, 12), Some([4, 4, 4]), "second row, second column");
     }
 }

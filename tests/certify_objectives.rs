@@ -17,15 +17,9 @@ fn every_measured_entry_is_within_its_bound() {
             for eps in [1e-3, 0.01, 0.1, 0.5] {
                 let c = certify(objective, smoothing, eps, RANGE).unwrap();
                 for e in &c.entries {
-                    assert!(
-                        e.measured.is_finite() && e.measured >= 0.0,
-                        "{objective}/{smoothing} eps={eps}: {e:?}"
-                    );
+                    assert!(e.measured.is_finite() && e.measured >= 0.0, "{objective}/{smoothing} eps={eps}: {e:?}");
                     if let Some(b) = e.bound {
-                        assert!(
-                            e.measured <= b * (1.0 + 1e-6) + 1e-9,
-                            "{objective}/{smoothing} eps={eps}: {e:?}"
-                        );
+                        assert!(e.measured <= b * (1.0 + 1e-6) + 1e-9, "{objective}/{smoothing} eps={eps}: {e:?}");
                     }
                 }
             }
@@ -35,34 +29,20 @@ fn every_measured_entry_is_within_its_bound() {
 
 #[test]
 fn errors_and_shifts_shrink_linearly_and_curvature_grows_as_one_over_eps() {
-    for objective in [
-        Objective::Abs,
-        Objective::Relu,
-        Objective::Hinge,
-        Objective::Max,
-    ] {
+    for objective in [Objective::Abs, Objective::Relu, Objective::Hinge, Objective::Max] {
         for &smoothing in objective.accepted() {
             let a = certify(objective, smoothing, 0.01, RANGE).unwrap();
             let b = certify(objective, smoothing, 0.1, RANGE).unwrap();
             let (ea, _) = entry(&a, "sup_error");
             let (eb, _) = entry(&b, "sup_error");
             // Kink-wise smoothings are self-similar (S_ε − L = ε·e(x/ε)): the ratio is 10.
-            assert!(
-                (eb / ea - 10.0).abs() < 0.5,
-                "{objective}/{smoothing}: sup error {ea} -> {eb}"
-            );
+            assert!((eb / ea - 10.0).abs() < 0.5, "{objective}/{smoothing}: sup error {ea} -> {eb}");
             let (la, _) = entry(&a, "grad_lipschitz");
             let (lb, _) = entry(&b, "grad_lipschitz");
-            assert!(
-                (la / lb - 10.0).abs() < 0.5,
-                "{objective}/{smoothing}: lipschitz {lb} -> {la}"
-            );
+            assert!((la / lb - 10.0).abs() < 0.5, "{objective}/{smoothing}: lipschitz {lb} -> {la}");
             let (sa, _) = entry(&a, "argmin_shift");
             let (sb, _) = entry(&b, "argmin_shift");
-            assert!(
-                sa <= 0.011 && sb <= 0.11 && sa <= sb + 1e-12,
-                "{objective}/{smoothing}: shift {sb} -> {sa}"
-            );
+            assert!(sa <= 0.011 && sb <= 0.11 && sa <= sb + 1e-12, "{objective}/{smoothing}: shift {sb} -> {sa}");
         }
     }
 }
@@ -73,10 +53,7 @@ fn known_exact_entries_are_reproduced() {
     let eps = 0.2;
     let c = certify(Objective::Abs, Smoothing::Gaussian, eps, RANGE).unwrap();
     let (m, b) = entry(&c, "sup_error");
-    assert!(
-        (m - eps * (2.0 / std::f64::consts::PI).sqrt()).abs() < 1e-12
-            && (m - b.unwrap()).abs() < 1e-12
-    );
+    assert!((m - eps * (2.0 / std::f64::consts::PI).sqrt()).abs() < 1e-12 && (m - b.unwrap()).abs() < 1e-12);
     let (m, b) = entry(&c, "grad_lipschitz");
     assert!((m / b.unwrap() - 1.0).abs() < 1e-3, "{m} vs {b:?}");
     // LSE of (−x, x/2): the minimizer moves to x = (2/3)·τ·log 2.
@@ -96,10 +73,7 @@ fn zero_one_loss_keeps_a_sup_error_of_one_half_at_every_eps() {
         for eps in [1e-3, 0.1, 1.0] {
             let c = certify(Objective::ZeroOne, smoothing, eps, RANGE).unwrap();
             let (m, b) = entry(&c, "sup_error");
-            assert!(
-                (m - 0.5).abs() < 1e-12 && b.is_none(),
-                "{smoothing} eps={eps}: {m}"
-            );
+            assert!((m - 0.5).abs() < 1e-12 && b.is_none(), "{smoothing} eps={eps}: {m}");
             assert!(c.notes.iter().any(|n| n.contains("discontinuous")));
         }
     }
@@ -110,25 +84,13 @@ fn nonsensical_combinations_and_parameters_are_rejected_with_the_accepted_list()
     let err = certify(Objective::ZeroOne, Smoothing::Huber, 0.1, RANGE).unwrap_err();
     assert!(matches!(err, SmoothingError::Unsupported { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("huber") && msg.contains("gaussian, softplus"),
-        "{msg}"
-    );
+    assert!(msg.contains("huber") && msg.contains("gaussian, softplus"), "{msg}");
     for bad_eps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         assert!(certify(Objective::Abs, Smoothing::Gaussian, bad_eps, RANGE).is_err());
     }
-    assert!(certify(Objective::Abs, Smoothing::Gaussian, 0.1, 1.0)
-        .unwrap_err()
-        .to_string()
-        .contains("range = 1"));
+    assert!(certify(Objective::Abs, Smoothing::Gaussian, 0.1, 1.0).unwrap_err().to_string().contains("range = 1"));
     let msg = "l2".parse::<Objective>().unwrap_err().to_string();
-    assert!(
-        msg.contains("'l2'") && msg.contains("abs, relu, hinge, max, zero-one"),
-        "{msg}"
-    );
+    assert!(msg.contains("'l2'") && msg.contains("abs, relu, hinge, max, zero-one"), "{msg}");
     let msg = "cubic".parse::<Smoothing>().unwrap_err().to_string();
-    assert!(
-        msg.contains("gaussian, softplus, huber, gelu, lse, moreau"),
-        "{msg}"
-    );
+    assert!(msg.contains("gaussian, softplus, huber, gelu, lse, moreau"), "{msg}");
 }

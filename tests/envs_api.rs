@@ -17,10 +17,7 @@ fn action_at(space: &Space, k: usize) -> (usize, f64) {
     let h = k.wrapping_mul(2_654_435_761) >> 7;
     match space {
         Space::Discrete(n) => (h % n, 0.0),
-        Space::Box { low, high } => (
-            0,
-            low[0] as f64 + (high[0] - low[0]) as f64 * ((h % 1000) as f64 / 999.0),
-        ),
+        Space::Box { low, high } => (0, low[0] as f64 + (high[0] - low[0]) as f64 * ((h % 1000) as f64 / 999.0)),
     }
 }
 
@@ -35,11 +32,7 @@ fn rollout(name: &str, seed: u64, n: usize) -> Vec<(Vec<f32>, f64)> {
     for k in 0..n {
         let (i, x) = action_at(&space, k);
         let v = [x];
-        let a = if matches!(space, Space::Discrete(_)) {
-            Action::Discrete(i)
-        } else {
-            Action::Continuous(&v)
-        };
+        let a = if matches!(space, Space::Discrete(_)) { Action::Discrete(i) } else { Action::Continuous(&v) };
         let r = env.step(a, &mut obs).unwrap();
         out.push((obs.clone(), r.reward));
         if r.terminated || r.truncated {
@@ -52,13 +45,7 @@ fn rollout(name: &str, seed: u64, n: usize) -> Vec<(Vec<f32>, f64)> {
 
 #[test]
 fn same_seed_same_episode_other_seed_other_episode() {
-    for name in [
-        "cartpole",
-        "pendulum",
-        "mountaincar",
-        "frozenlake",
-        "frozenlake8x8",
-    ] {
+    for name in ["cartpole", "pendulum", "mountaincar", "frozenlake", "frozenlake8x8"] {
         assert_eq!(rollout(name, 7, 300), rollout(name, 7, 300), "{name}");
         assert_ne!(rollout(name, 7, 300), rollout(name, 8, 300), "{name}");
     }
@@ -81,15 +68,9 @@ fn time_limits_are_gymnasiums_and_truncate_exactly() {
         assert!(!r.terminated);
         assert_eq!(r.truncated, t == 200, "step {t}");
     }
-    assert!(matches!(
-        env.step(Action::Continuous(&[0.0]), &mut obs),
-        Err(EnvError::StepAfterDone)
-    ));
+    assert!(matches!(env.step(Action::Continuous(&[0.0]), &mut obs), Err(EnvError::StepAfterDone)));
     env.reset(None, &mut obs);
-    assert!(
-        env.step(Action::Continuous(&[0.0]), &mut obs).is_ok(),
-        "reset starts a new episode"
-    );
+    assert!(env.step(Action::Continuous(&[0.0]), &mut obs).is_ok(), "reset starts a new episode");
 
     // CliffWalking never truncates: walking into the top wall 1000 times is one episode.
     let mut cliff = make("cliffwalking").unwrap();
@@ -125,10 +106,7 @@ fn bad_actions_are_errors_that_name_the_value() {
     let mut cp = make("cartpole").unwrap();
     let mut obs = obs_buf(&*cp);
     cp.reset(Some(0), &mut obs);
-    let e = cp
-        .step(Action::Discrete(2), &mut obs)
-        .unwrap_err()
-        .to_string();
+    let e = cp.step(Action::Discrete(2), &mut obs).unwrap_err().to_string();
     assert!(e.contains("action 2") && e.contains("Discrete(2)"), "{e}");
     assert!(cp.step(Action::Continuous(&[0.5]), &mut obs).is_err());
 
@@ -137,16 +115,10 @@ fn bad_actions_are_errors_that_name_the_value() {
     pd.reset(Some(0), &mut obs);
     let before = pd.state();
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
-        let e = pd
-            .step(Action::Continuous(&[bad]), &mut obs)
-            .unwrap_err()
-            .to_string();
+        let e = pd.step(Action::Continuous(&[bad]), &mut obs).unwrap_err().to_string();
         assert!(e.contains("finite"), "{e}");
     }
-    let e = pd
-        .step(Action::Continuous(&[0.1, 0.2]), &mut obs)
-        .unwrap_err()
-        .to_string();
+    let e = pd.step(Action::Continuous(&[0.1, 0.2]), &mut obs).unwrap_err().to_string();
     assert!(e.contains("2 components") && e.contains("has 1"), "{e}");
     assert!(pd.step(Action::Discrete(0), &mut obs).is_err());
     assert_eq!(pd.state(), before, "rejected actions do not move the env");
@@ -171,15 +143,7 @@ fn bad_states_are_errors() {
 #[test]
 fn unknown_env_lists_the_known_ones() {
     let e = make("Pendulum-v0").err().unwrap().to_string();
-    for known in [
-        "cartpole",
-        "pendulum",
-        "mountaincar",
-        "frozenlake8x8",
-        "cliffwalking",
-        "Pendulum-v1",
-        "map:PATH",
-    ] {
+    for known in ["cartpole", "pendulum", "mountaincar", "frozenlake8x8", "cliffwalking", "Pendulum-v1", "map:PATH"] {
         assert!(e.contains(known), "{known} missing from: {e}");
     }
     assert!(transition_table("cartpole").is_err());
@@ -195,24 +159,14 @@ fn write_map(name: &str, text: &str) -> PathBuf {
 fn malformed_map_files_are_errors_with_line_and_column() {
     let cases = [
         ("badchar", "# comment\nSFF\nF?F\nFFG\n", "line 3, column 2"),
-        (
-            "ragged",
-            "SFFF\nFFF\nFFFG\n",
-            "line 2 has 3 cells but line 1 has 4",
-        ),
+        ("ragged", "SFFF\nFFF\nFFFG\n", "line 2 has 3 cells but line 1 has 4"),
         ("nostart", "FFF\nFFG\n", "no start"),
         ("nogoal", "SFF\nFFF\n", "no goal"),
     ];
     for (name, text, expected) in cases {
         let path = write_map(name, text);
-        let e = make(&format!("map:{}", path.display()))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains(expected) && e.contains(&*path.to_string_lossy()),
-            "{name}: {e}"
-        );
+        let e = make(&format!("map:{}", path.display())).err().unwrap().to_string();
+        assert!(e.contains(expected) && e.contains(&*path.to_string_lossy()), "{name}: {e}");
     }
     let e = make("map:/nonexistent/lake.txt").err().unwrap().to_string();
     assert!(e.contains("cannot read"), "{e}");
@@ -252,12 +206,7 @@ fn sampled_transitions_follow_the_table() {
     }
     for o in &table.p[s][a] {
         let freq = counts[o.next_state] as f64 / n as f64;
-        assert!(
-            (freq - o.prob).abs() < 0.015,
-            "P({} | {s}, {a}) = {} but sampled {freq}",
-            o.next_state,
-            o.prob
-        );
+        assert!((freq - o.prob).abs() < 0.015, "P({} | {s}, {a}) = {} but sampled {freq}", o.next_state, o.prob);
     }
 }
 
@@ -299,10 +248,7 @@ fn episode_statistics_sum_rewards_and_count_steps() {
         }
     }
     let stats = env.last_episode().unwrap();
-    assert_eq!(
-        (stats.episode_return, stats.length as usize),
-        (total, steps)
-    );
+    assert_eq!((stats.episode_return, stats.length as usize), (total, steps));
 }
 
 #[test]
@@ -313,25 +259,15 @@ fn discretized_actions_are_evenly_spaced_torques() {
     let (mut od, mut oc) = (vec![0.0; 3], vec![0.0; 3]);
     d.reset(Some(4), &mut od);
     c.reset(Some(4), &mut oc);
-    for (i, torque) in [(0, -2.0), (1, -1.0), (2, 0.0), (3, 1.0), (4, 2.0)]
-        .into_iter()
-        .cycle()
-        .take(50)
-    {
+    for (i, torque) in [(0, -2.0), (1, -1.0), (2, 0.0), (3, 1.0), (4, 2.0)].into_iter().cycle().take(50) {
         let rd = d.step(Action::Discrete(i), &mut od).unwrap();
         let rc = c.step(Action::Continuous(&[torque]), &mut oc).unwrap();
         assert_eq!((rd, &od), (rc, &oc));
     }
-    let e = d
-        .step(Action::Discrete(5), &mut od)
-        .unwrap_err()
-        .to_string();
+    let e = d.step(Action::Discrete(5), &mut od).unwrap_err().to_string();
     assert!(e.contains("Discrete(5)"), "{e}");
     assert!(make("cartpole:discrete=4").is_err());
-    assert_eq!(
-        spec("mountaincar:discrete=3").unwrap().action_space,
-        Space::Discrete(3)
-    );
+    assert_eq!(spec("mountaincar:discrete=3").unwrap().action_space, Space::Discrete(3));
 }
 
 #[test]
@@ -351,23 +287,14 @@ fn vectorized_copy_zero_replays_the_single_env() {
                 venv.step(VecActions::Discrete(&vec![i; n])).unwrap();
                 env.step(Action::Discrete(i), &mut obs).unwrap()
             } else {
-                venv.step(VecActions::Continuous(&vec![x as f32; n]))
-                    .unwrap();
-                env.step(Action::Continuous(&[x as f32 as f64]), &mut obs)
-                    .unwrap()
+                venv.step(VecActions::Continuous(&vec![x as f32; n])).unwrap();
+                env.step(Action::Continuous(&[x as f32 as f64]), &mut obs).unwrap()
             };
             let od = obs.len();
-            assert_eq!(
-                (venv.rewards()[0], venv.terminated()[0], venv.truncated()[0]),
-                (r.reward, r.terminated, r.truncated)
-            );
+            assert_eq!((venv.rewards()[0], venv.terminated()[0], venv.truncated()[0]), (r.reward, r.terminated, r.truncated));
             if r.terminated || r.truncated {
                 episodes += 1;
-                assert_eq!(
-                    &venv.final_obs()[..od],
-                    &obs[..],
-                    "{name}: final obs at step {k}"
-                );
+                assert_eq!(&venv.final_obs()[..od], &obs[..], "{name}: final obs at step {k}");
                 assert!(venv.episode(0).is_some());
                 env.reset(None, &mut obs);
             } else {
@@ -382,18 +309,13 @@ fn vectorized_copy_zero_replays_the_single_env() {
 #[test]
 fn vectorized_results_do_not_depend_on_thread_count() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let n = 1500; // several chunks per thread
             let mut venv = make_vec("pendulum", n, 3).unwrap();
             let mut trace = Vec::new();
             for k in 0..250 {
-                let actions: Vec<f32> = (0..n)
-                    .map(|i| action_at(&venv.action_space(), k * n + i).1 as f32)
-                    .collect();
+                let actions: Vec<f32> = (0..n).map(|i| action_at(&venv.action_space(), k * n + i).1 as f32).collect();
                 venv.step(VecActions::Continuous(&actions)).unwrap();
                 trace.extend_from_slice(venv.obs());
                 trace.extend(venv.rewards().iter().map(|r| *r as f32));
@@ -414,20 +336,14 @@ fn vectorized_results_do_not_depend_on_thread_count() {
 fn vectorized_bad_actions_are_errors_and_move_nothing() {
     let mut venv = make_vec("cartpole", 4, 0).unwrap();
     let before = venv.obs().to_vec();
-    let e = venv
-        .step(VecActions::Discrete(&[0, 1, 2, 0]))
-        .unwrap_err()
-        .to_string();
+    let e = venv.step(VecActions::Discrete(&[0, 1, 2, 0])).unwrap_err().to_string();
     assert!(e.contains("action 2"), "{e}");
     assert!(venv.step(VecActions::Discrete(&[0, 1])).is_err());
     assert!(venv.step(VecActions::Continuous(&[0.0; 4])).is_err());
     assert_eq!(venv.obs(), &before[..]);
 
     let mut venv = make_vec("mountaincar", 3, 0).unwrap();
-    let e = venv
-        .step(VecActions::Continuous(&[0.0, f32::NAN, 0.0]))
-        .unwrap_err()
-        .to_string();
+    let e = venv.step(VecActions::Continuous(&[0.0, f32::NAN, 0.0])).unwrap_err().to_string();
     assert!(e.contains("component 1") && e.contains("NaN"), "{e}");
 }
 
@@ -450,29 +366,15 @@ fn vectorized_gridworld_reports_success_and_returns() {
 
 /// Steps `env` `n` times with the fixed actions from index `k0`, resetting (unseeded) on
 /// episode end; returns the observation bits, rewards and flags.
-fn continue_for(
-    env: &mut dyn Env,
-    obs: &mut Vec<f32>,
-    k0: usize,
-    n: usize,
-) -> Vec<(Vec<u32>, u64, bool, bool)> {
+fn continue_for(env: &mut dyn Env, obs: &mut Vec<f32>, k0: usize, n: usize) -> Vec<(Vec<u32>, u64, bool, bool)> {
     let space = env.action_space();
     let mut out = Vec::new();
     for k in k0..k0 + n {
         let (i, x) = action_at(&space, k);
         let v = [x];
-        let a = if matches!(space, Space::Discrete(_)) {
-            Action::Discrete(i)
-        } else {
-            Action::Continuous(&v)
-        };
+        let a = if matches!(space, Space::Discrete(_)) { Action::Discrete(i) } else { Action::Continuous(&v) };
         let r = env.step(a, obs).unwrap();
-        out.push((
-            obs.iter().map(|o| o.to_bits()).collect(),
-            r.reward.to_bits(),
-            r.terminated,
-            r.truncated,
-        ));
+        out.push((obs.iter().map(|o| o.to_bits()).collect(), r.reward.to_bits(), r.terminated, r.truncated));
         if r.terminated || r.truncated {
             env.reset(None, obs);
         }
@@ -484,17 +386,8 @@ fn continue_for(
 fn a_snapshot_restored_into_a_fresh_env_continues_bit_for_bit() {
     // Every model, slippery gridworlds (the generator matters), discretized actions
     // (MountainCar's float32 phase), and a snapshot taken at several points of an episode.
-    for name in [
-        "cartpole",
-        "pendulum",
-        "mountaincar",
-        "frozenlake",
-        "frozenlake8x8",
-        "cliffwalking",
-        "pendulum:discrete=5",
-        "mountaincar:discrete=3",
-        "frozenlake:slip=0.4:limit=7",
-    ] {
+    for name in ["cartpole", "pendulum", "mountaincar", "frozenlake", "frozenlake8x8", "cliffwalking",
+        "pendulum:discrete=5", "mountaincar:discrete=3", "frozenlake:slip=0.4:limit=7"] {
         for cut in [0, 1, 37, 250] {
             let mut env = make(name).unwrap();
             let mut obs = obs_buf(&*env);
@@ -504,12 +397,8 @@ fn a_snapshot_restored_into_a_fresh_env_continues_bit_for_bit() {
             let mut copy = make(name).unwrap();
             let mut copy_obs = obs_buf(&*copy);
             copy.reset(Some(999), &mut copy_obs);
-            copy.restore(&serde_json::from_str(&json).unwrap(), &mut copy_obs)
-                .unwrap();
-            assert_eq!(
-                copy_obs, obs,
-                "{name} after {cut} steps: restored observation"
-            );
+            copy.restore(&serde_json::from_str(&json).unwrap(), &mut copy_obs).unwrap();
+            assert_eq!(copy_obs, obs, "{name} after {cut} steps: restored observation");
             let a = continue_for(env.as_mut(), &mut obs, cut, 600);
             let b = continue_for(copy.as_mut(), &mut copy_obs, cut, 600);
             assert_eq!(a, b, "{name} after {cut} steps");

@@ -6,9 +6,7 @@ use std::path::Path;
 use tame_envs::parity::{check_file, TraceReport, OBS_TOL, REWARD_REL_TOL};
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/gymnasium")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gymnasium").join(name)
 }
 
 fn assert_all_ok(reports: &[TraceReport]) {
@@ -36,10 +34,6 @@ fn toy_text_tables_equal_gymnasium() {
     assert_eq!(reports.len(), 4);
     assert_all_ok(&reports);
     for r in &reports {
-        assert!(
-            r.max_prob_dev.is_some(),
-            "{} was compared as a table",
-            r.name
-        );
+        assert!(r.max_prob_dev.is_some(), "{} was compared as a table", r.name);
     }
 }

@@ -17,8 +17,7 @@ const PATH: Rgb = [245, 150, 40];
 const CLIFF: Rgb = [150, 70, 40];
 
 fn at(f: &Frame, x: f64, y: f64) -> Rgb {
-    f.pixel(x.floor() as usize, y.floor() as usize)
-        .unwrap_or_else(|| panic!("({x}, {y}) is outside the frame"))
+    f.pixel(x.floor() as usize, y.floor() as usize).unwrap_or_else(|| panic!("({x}, {y}) is outside the frame"))
 }
 
 fn with_state(name: &str, state: &[f64]) -> Box<dyn Env> {
@@ -36,25 +35,15 @@ fn count(f: &Frame, c: Rgb) -> usize {
 #[test]
 fn cartpole_pole_tip_is_where_the_state_says() {
     for (x, theta) in [(0.0, 0.0), (1.2, 0.15), (-2.0, -0.2), (0.5, 0.8)] {
-        let f = with_state("cartpole", &[x, 0.3, theta, -0.1])
-            .render_rgb(&RenderCtx::default())
-            .unwrap();
+        let f = with_state("cartpole", &[x, 0.3, theta, -0.1]).render_rgb(&RenderCtx::default()).unwrap();
         assert_eq!((f.width, f.height, f.rgb.len()), (300, 200, 300 * 200 * 3));
         // Axle 3.75 px above the cart's centre at (150 + 62.5 x, 150), pole 62.5 px long.
         let (ax, ay) = (150.0 + 62.5 * x, 146.25);
         let along = |d: f64| (ax + d * theta.sin(), ay - d * theta.cos());
         let (tx, ty) = along(60.5);
-        assert_eq!(
-            at(&f, tx, ty),
-            POLE,
-            "just inside the tip, x {x}, theta {theta}"
-        );
+        assert_eq!(at(&f, tx, ty), POLE, "just inside the tip, x {x}, theta {theta}");
         let (tx, ty) = along(66.0);
-        assert_eq!(
-            at(&f, tx, ty),
-            WHITE,
-            "just past the tip, x {x}, theta {theta}"
-        );
+        assert_eq!(at(&f, tx, ty), WHITE, "just past the tip, x {x}, theta {theta}");
         assert_eq!(at(&f, 150.0 + 62.5 * x, 152.0), BLACK, "the cart");
     }
 }
@@ -66,15 +55,9 @@ fn pendulum_rod_and_torque_arc_follow_state_and_action() {
     let none = env.render_rgb(&RenderCtx::default()).unwrap();
     assert_eq!((none.width, none.height), (250, 250));
     let l = 250.0 / 4.4;
-    let tip = (
-        125.0 - (l - 3.0) * theta.sin(),
-        125.0 - (l - 3.0) * theta.cos(),
-    );
+    let tip = (125.0 - (l - 3.0) * theta.sin(), 125.0 - (l - 3.0) * theta.cos());
     assert_eq!(at(&none, tip.0, tip.1), ROD);
-    let beyond = (
-        125.0 - (l + 8.0) * theta.sin(),
-        125.0 - (l + 8.0) * theta.cos(),
-    );
+    let beyond = (125.0 - (l + 8.0) * theta.sin(), 125.0 - (l + 8.0) * theta.cos());
     assert_eq!(at(&none, beyond.0, beyond.1), WHITE);
     assert_eq!(count(&none, TORQUE), 0, "no action, no torque drawn");
 
@@ -83,66 +66,29 @@ fn pendulum_rod_and_torque_arc_follow_state_and_action() {
     let arc_point = |phi: f64| (125.0 + r * phi.cos(), 125.0 - r * phi.sin());
     let mut obs = [0.0f32; 3];
     for u in [2.0, -2.0] {
-        env.set_state(&[std::f64::consts::PI, 0.0], &mut obs)
-            .unwrap(); // rod hanging down
-        let ctx = RenderCtx {
-            last_action: Some(Action::Continuous(&[u])),
-            path: &[],
-        };
+        env.set_state(&[std::f64::consts::PI, 0.0], &mut obs).unwrap(); // rod hanging down
+        let ctx = RenderCtx { last_action: Some(Action::Continuous(&[u])), path: &[] };
         let f = env.render_rgb(&ctx).unwrap();
         let right = arc_point(-std::f64::consts::FRAC_PI_2 + 0.6);
         let left = arc_point(-std::f64::consts::FRAC_PI_2 - 0.6);
-        let (on, off) = if u > 0.0 {
-            (right, left)
-        } else {
-            (left, right)
-        };
+        let (on, off) = if u > 0.0 { (right, left) } else { (left, right) };
         assert_eq!(at(&f, on.0, on.1), TORQUE, "u = {u}");
         assert_eq!(at(&f, off.0, off.1), WHITE, "u = {u}");
     }
     // A smaller torque draws a shorter arc (|u|/2 of 240 degrees).
-    let small = RenderCtx {
-        last_action: Some(Action::Continuous(&[0.5])),
-        path: &[],
-    };
-    let full = RenderCtx {
-        last_action: Some(Action::Continuous(&[5.0])),
-        path: &[],
-    };
-    let (fs, ff) = (
-        env.render_rgb(&small).unwrap(),
-        env.render_rgb(&full).unwrap(),
-    );
-    assert!(
-        count(&fs, TORQUE) * 3 < count(&ff, TORQUE),
-        "{} vs {}",
-        count(&fs, TORQUE),
-        count(&ff, TORQUE)
-    );
+    let small = RenderCtx { last_action: Some(Action::Continuous(&[0.5])), path: &[] };
+    let full = RenderCtx { last_action: Some(Action::Continuous(&[5.0])), path: &[] };
+    let (fs, ff) = (env.render_rgb(&small).unwrap(), env.render_rgb(&full).unwrap());
+    assert!(count(&fs, TORQUE) * 3 < count(&ff, TORQUE), "{} vs {}", count(&fs, TORQUE), count(&ff, TORQUE));
 }
 
 #[test]
 fn discretized_pendulum_draws_the_torque_level_of_its_action() {
     let env = with_state("pendulum:discrete=5", &[0.0, 0.0]);
-    let left = env
-        .render_rgb(&RenderCtx {
-            last_action: Some(Action::Discrete(0)),
-            ..Default::default()
-        })
-        .unwrap();
-    let middle = env
-        .render_rgb(&RenderCtx {
-            last_action: Some(Action::Discrete(2)),
-            ..Default::default()
-        })
-        .unwrap();
+    let left = env.render_rgb(&RenderCtx { last_action: Some(Action::Discrete(0)), ..Default::default() }).unwrap();
+    let middle = env.render_rgb(&RenderCtx { last_action: Some(Action::Discrete(2)), ..Default::default() }).unwrap();
     let cont = with_state("pendulum", &[0.0, 0.0]);
-    let want = cont
-        .render_rgb(&RenderCtx {
-            last_action: Some(Action::Continuous(&[-2.0])),
-            ..Default::default()
-        })
-        .unwrap();
+    let want = cont.render_rgb(&RenderCtx { last_action: Some(Action::Continuous(&[-2.0])), ..Default::default() }).unwrap();
     assert_eq!(left, want, "action 0 of 5 is torque -2");
     assert_eq!(count(&middle, TORQUE), 0, "action 2 of 5 is torque 0");
 }
@@ -150,9 +96,7 @@ fn discretized_pendulum_draws_the_torque_level_of_its_action() {
 #[test]
 fn mountaincar_car_sits_on_the_hill() {
     for p in [-1.1, -0.5, 0.0, 0.3] {
-        let f = with_state("mountaincar", &[p, 0.0])
-            .render_rgb(&RenderCtx::default())
-            .unwrap();
+        let f = with_state("mountaincar", &[p, 0.0]).render_rgb(&RenderCtx::default()).unwrap();
         assert_eq!((f.width, f.height), (300, 200));
         let x = (p + 1.2) * 300.0 / 1.8;
         let road = 200.0 - ((3.0 * p).sin() * 0.45 + 0.55) * 300.0 / 1.8;
@@ -161,11 +105,7 @@ fn mountaincar_car_sits_on_the_hill() {
         // The body's centre: 10 px (clearance 5 + half its height 5) along the road's normal.
         let (cx, cy) = (x - 10.0 * slope / n, road - 10.0 / n);
         assert_eq!(at(&f, cx, cy), BLACK, "car body at position {p}");
-        assert_eq!(
-            at(&f, x, road - 30.0),
-            WHITE,
-            "sky above the car at position {p}"
-        );
+        assert_eq!(at(&f, x, road - 30.0), WHITE, "sky above the car at position {p}");
     }
 }
 
@@ -200,53 +140,33 @@ fn gridworld_cells_agent_and_path() {
     let (x, y) = centre(2);
     assert_ne!(at(&f, x, y), PATH, "cell 2 was never visited");
 
-    let cliff = with_state("cliffwalking", &[0.0])
-        .render_rgb(&RenderCtx::default())
-        .unwrap();
+    let cliff = with_state("cliffwalking", &[0.0]).render_rgb(&RenderCtx::default()).unwrap();
     assert_eq!((cliff.width, cliff.height), (12 * 32, 4 * 32));
     assert_eq!(at(&cliff, 5.0 * 32.0 + 3.0, 3.0 * 32.0 + 3.0), CLIFF);
 }
 
 fn fixture() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/gymnasium/frozenlake_ansi.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gymnasium/frozenlake_ansi.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
 fn ansi_replays_gymnasium_frames_step_for_step() {
     let fx = fixture();
-    for (trace, env_name) in [
-        ("frozenlake4x4_noslip_goal", "frozenlake-noslip"),
-        ("frozenlake4x4_noslip_hole", "frozenlake-noslip"),
-    ] {
+    for (trace, env_name) in [("frozenlake4x4_noslip_goal", "frozenlake-noslip"), ("frozenlake4x4_noslip_hole", "frozenlake-noslip")] {
         let frames = fx[trace]["frames"].as_array().unwrap();
         let mut env = make(env_name).unwrap();
         let mut obs = [0.0f32];
         env.reset(Some(0), &mut obs);
         let mut trail = Trail::default();
         trail.reset(env.as_ref());
-        assert_eq!(
-            env.render_ansi(&trail.ctx()).unwrap(),
-            frames[0]["ansi"].as_str().unwrap(),
-            "{trace} after reset"
-        );
+        assert_eq!(env.render_ansi(&trail.ctx()).unwrap(), frames[0]["ansi"].as_str().unwrap(), "{trace} after reset");
         for (i, frame) in frames.iter().enumerate().skip(1) {
             let a = frame["last_action"].as_u64().unwrap() as usize;
             let step = env.step(Action::Discrete(a), &mut obs).unwrap();
             trail.record(env.as_ref(), Action::Discrete(a));
-            assert_eq!(
-                step.terminated,
-                frame["terminated"].as_bool().unwrap(),
-                "{trace} step {i}"
-            );
-            assert_eq!(
-                env.render_ansi(&trail.ctx()).unwrap(),
-                frame["ansi"].as_str().unwrap(),
-                "{trace} step {i}"
-            );
+            assert_eq!(step.terminated, frame["terminated"].as_bool().unwrap(), "{trace} step {i}");
+            assert_eq!(env.render_ansi(&trail.ctx()).unwrap(), frame["ansi"].as_str().unwrap(), "{trace} step {i}");
         }
     }
 }
@@ -260,17 +180,9 @@ fn ansi_equals_gymnasium_in_every_recorded_state_of_the_slippery_8x8_lake() {
     let mut obs = [0.0f32];
     env.reset(Some(0), &mut obs);
     for frame in frames {
-        env.set_state(&[frame["state"].as_f64().unwrap()], &mut obs)
-            .unwrap();
-        let action = frame["last_action"]
-            .as_u64()
-            .map(|a| Action::Discrete(a as usize));
-        let text = env
-            .render_ansi(&RenderCtx {
-                last_action: action,
-                path: &[],
-            })
-            .unwrap();
+        env.set_state(&[frame["state"].as_f64().unwrap()], &mut obs).unwrap();
+        let action = frame["last_action"].as_u64().map(|a| Action::Discrete(a as usize));
+        let text = env.render_ansi(&RenderCtx { last_action: action, path: &[] }).unwrap();
         assert_eq!(text, frame["ansi"].as_str().unwrap());
     }
 }
@@ -282,23 +194,12 @@ fn ansi_names_cliffwalking_actions_in_its_own_numbering_and_classic_control_has_
     let mut obs = [0.0f32];
     env.reset(Some(0), &mut obs);
     env.step(Action::Discrete(0), &mut obs).unwrap();
-    let text = env
-        .render_ansi(&RenderCtx {
-            last_action: Some(Action::Discrete(0)),
-            path: &[],
-        })
-        .unwrap();
+    let text = env.render_ansi(&RenderCtx { last_action: Some(Action::Discrete(0)), path: &[] }).unwrap();
     assert_eq!(
         text,
         "  (Up)\nFFFFFFFFFFFF\nFFFFFFFFFFFF\n\x1b[41mF\x1b[0mFFFFFFFFFFF\nSCCCCCCCCCCG\n"
     );
     for name in ["cartpole", "pendulum", "mountaincar"] {
-        assert!(
-            make(name)
-                .unwrap()
-                .render_ansi(&RenderCtx::default())
-                .is_none(),
-            "{name}"
-        );
+        assert!(make(name).unwrap().render_ansi(&RenderCtx::default()).is_none(), "{name}");
     }
 }

@@ -157,31 +157,19 @@ fn es_runs_are_reproducible_across_thread_counts_and_reload() {
     }
     assert_eq!(a["agent"], "es");
     assert!(a["steps"].as_u64().unwrap() >= 300_000);
-    let checkpoint = format!(
-        "checkpoints/step-{:012}/tensors.safetensors",
-        a["steps"].as_u64().unwrap()
-    );
+    let checkpoint = format!("checkpoints/step-{:012}/tensors.safetensors", a["steps"].as_u64().unwrap());
     assert!(Path::new(&one).join(checkpoint).exists());
 
     // The logs hold ES's tags and, at the last evaluation, the histogram of its returns.
     let events = tame::tensorboard::read_events(Path::new(&one)).unwrap();
-    for tag in [
-        "es/sigma",
-        "es/grad_norm",
-        "es/mean_fitness",
-        "eval/mean_return",
-    ] {
+    for tag in ["es/sigma", "es/grad_norm", "es/mean_fitness", "eval/mean_return"] {
         assert!(events.scalars.contains_key(tag), "{tag} missing");
     }
     let last = events.histograms["eval/returns"].last().unwrap();
     let returns = a["final_eval_returns"].as_array().unwrap();
     assert_eq!(last.num as usize, returns.len());
     let sum: f64 = returns.iter().map(|r| r.as_f64().unwrap()).sum();
-    assert!(
-        (last.sum - sum).abs() < 1e-6 * sum.abs().max(1.0),
-        "{} vs {sum}",
-        last.sum
-    );
+    assert!((last.sum - sum).abs() < 1e-6 * sum.abs().max(1.0), "{} vs {sum}", last.sum);
 
     // The checkpoint reloads into the same deterministic evaluation.
     let out = tame(&["eval", &one, "--json"]);

@@ -4,20 +4,15 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tame_agents::exact::{
-    compare, evaluate_policy, reference_values, soft_value_iteration, start_value, value_iteration,
-    ExactError, Regularizer::Entropy, SolveOptions,
+    compare, evaluate_policy, reference_values, soft_value_iteration, start_value, value_iteration, ExactError,
+    Regularizer::Entropy, SolveOptions,
 };
 use tame_envs::{Outcome, TransitionTable};
 
 const TAUS: [f64; 8] = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3];
 
 fn go(prob: f64, next_state: usize, reward: f64, terminated: bool) -> Outcome {
-    Outcome {
-        prob,
-        next_state,
-        reward,
-        terminated,
-    }
+    Outcome { prob, next_state, reward, terminated }
 }
 
 /// One state looping on itself; action a pays r[a] forever.
@@ -35,20 +30,11 @@ fn self_loop(r: &[f64]) -> TransitionTable {
 fn corridor(n: usize) -> TransitionTable {
     let p = (0..n)
         .map(|s| {
-            let right = if s + 1 == n {
-                go(1.0, s, 1.0, true)
-            } else {
-                go(1.0, s + 1, 0.0, false)
-            };
+            let right = if s + 1 == n { go(1.0, s, 1.0, true) } else { go(1.0, s + 1, 0.0, false) };
             vec![vec![right], vec![go(1.0, s, 0.0, false)]]
         })
         .collect();
-    TransitionTable {
-        n_states: n,
-        n_actions: 2,
-        p,
-        initial: vec![(0, 1.0)],
-    }
+    TransitionTable { n_states: n, n_actions: 2, p, initial: vec![(0, 1.0)] }
 }
 
 fn random_mdp(rng: &mut ChaCha8Rng, n: usize, a: usize) -> TransitionTable {
@@ -60,25 +46,13 @@ fn random_mdp(rng: &mut ChaCha8Rng, n: usize, a: usize) -> TransitionTable {
                     let w: Vec<f64> = (0..k).map(|_| rng.random::<f64>() + 0.05).collect();
                     let z: f64 = w.iter().sum();
                     w.iter()
-                        .map(|wi| {
-                            go(
-                                wi / z,
-                                rng.random_range(0..n),
-                                rng.random_range(-1.0..1.0),
-                                rng.random::<f64>() < 0.1,
-                            )
-                        })
+                        .map(|wi| go(wi / z, rng.random_range(0..n), rng.random_range(-1.0..1.0), rng.random::<f64>() < 0.1))
                         .collect()
                 })
                 .collect()
         })
         .collect();
-    TransitionTable {
-        n_states: n,
-        n_actions: a,
-        p,
-        initial: vec![(0, 0.5), (n - 1, 0.5)],
-    }
+    TransitionTable { n_states: n, n_actions: a, p, initial: vec![(0, 0.5), (n - 1, 0.5)] }
 }
 
 #[test]
@@ -86,11 +60,7 @@ fn hard_value_iteration_solves_the_corridor() {
     let gamma = 0.9;
     let sol = value_iteration(&corridor(5), gamma, SolveOptions::default()).unwrap();
     for s in 0..5 {
-        assert!(
-            (sol.v[s] - gamma.powi(4 - s as i32)).abs() < 1e-10,
-            "s={s}: {}",
-            sol.v[s]
-        );
+        assert!((sol.v[s] - gamma.powi(4 - s as i32)).abs() < 1e-10, "s={s}: {}", sol.v[s]);
     }
     assert_eq!(sol.greedy_actions(), vec![0; 5]);
     assert!(sol.residual <= 1e-12 && sol.iterations > 1);
@@ -106,19 +76,12 @@ fn soft_value_of_a_self_loop_is_lse_over_one_minus_gamma_for_every_tau() {
         let m = 1.0;
         let lse = m + tau * r.iter().map(|ri| ((ri - m) / tau).exp()).sum::<f64>().ln();
         let want = lse / (1.0 - gamma);
-        assert!(
-            (sol.v[0] - want).abs() <= 1e-8 * want.abs().max(1.0),
-            "tau={tau}: {} vs {want}",
-            sol.v[0]
-        );
+        assert!((sol.v[0] - want).abs() <= 1e-8 * want.abs().max(1.0), "tau={tau}: {} vs {want}", sol.v[0]);
         // The soft-optimal policy's unregularized value is softmax(r/τ)·r/(1−γ).
         let c = compare(&t, gamma, tau, Entropy).unwrap();
         let p = &c.soft_policy[0];
         let want_pi = p.iter().zip(&r).map(|(pi, ri)| pi * ri).sum::<f64>() / (1.0 - gamma);
-        assert!(
-            (c.reference.v_pi_tau - want_pi).abs() < 1e-8 * want_pi.abs().max(1.0),
-            "tau={tau}"
-        );
+        assert!((c.reference.v_pi_tau - want_pi).abs() < 1e-8 * want_pi.abs().max(1.0), "tau={tau}");
         assert!(c.reference.gap_soft_value <= c.reference.bound * (1.0 + 1e-9));
         assert!(c.reference.gap_policy <= c.reference.bound * (1.0 + 1e-9));
     }
@@ -130,10 +93,7 @@ fn terminal_transitions_do_not_bootstrap_even_into_valuable_states() {
     let t = TransitionTable {
         n_states: 2,
         n_actions: 1,
-        p: vec![
-            vec![vec![go(1.0, 1, 0.5, true)]],
-            vec![vec![go(1.0, 1, 1.0, false)]],
-        ],
+        p: vec![vec![vec![go(1.0, 1, 0.5, true)]], vec![vec![go(1.0, 1, 1.0, false)]]],
         initial: vec![(0, 1.0)],
     };
     let sol = value_iteration(&t, 0.9, SolveOptions::default()).unwrap();
@@ -147,8 +107,7 @@ fn policy_evaluation_of_the_greedy_policy_reproduces_the_optimal_values() {
     for _ in 0..10 {
         let t = random_mdp(&mut rng, 8, 3);
         let sol = value_iteration(&t, 0.95, SolveOptions::default()).unwrap();
-        let eval =
-            evaluate_policy(&t, 0.95, &sol.greedy_policy(), SolveOptions::default()).unwrap();
+        let eval = evaluate_policy(&t, 0.95, &sol.greedy_policy(), SolveOptions::default()).unwrap();
         for (a, b) in sol.v.iter().zip(&eval.v) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
@@ -166,21 +125,12 @@ fn soft_gaps_on_random_mdps_are_bounded_convex_in_tau_and_the_greedy_policy_conv
         for &tau in &TAUS {
             let r = reference_values(&t, gamma, tau, Entropy).unwrap();
             let slack = 1e-9 * (1.0 + r.v_star_tau.abs());
-            assert!(
-                r.gap_soft_value >= -slack && r.gap_soft_value <= r.bound + slack,
-                "tau={tau}: {r:?}"
-            );
-            assert!(
-                r.gap_policy >= -slack && r.gap_policy <= r.bound + slack,
-                "tau={tau}: {r:?}"
-            );
+            assert!(r.gap_soft_value >= -slack && r.gap_soft_value <= r.bound + slack, "tau={tau}: {r:?}");
+            assert!(r.gap_policy >= -slack && r.gap_policy <= r.bound + slack, "tau={tau}: {r:?}");
             // V*_τ is a max of functions affine in τ with V*_0 = V*, so gap/τ is nondecreasing:
             // ten times smaller τ, at least ten times smaller gap.
             let ratio = r.gap_soft_value / tau;
-            assert!(
-                ratio >= last_ratio - 1e-6,
-                "tau={tau}: gap/tau {ratio} < {last_ratio}"
-            );
+            assert!(ratio >= last_ratio - 1e-6, "tau={tau}: gap/tau {ratio} < {last_ratio}");
             last_ratio = ratio;
         }
         // Generic rewards have no ties: the soft solution's greedy policy is the hard one at
@@ -200,11 +150,7 @@ fn extreme_temperatures_stay_finite() {
     for tau in [1e-4, 1e3] {
         let sol = soft_value_iteration(&t, 0.99, tau, SolveOptions::default()).unwrap();
         assert!(sol.v.iter().all(|v| v.is_finite()));
-        assert!(sol
-            .softmax_policy(tau)
-            .iter()
-            .flatten()
-            .all(|p| p.is_finite()));
+        assert!(sol.softmax_policy(tau).iter().flatten().all(|p| p.is_finite()));
     }
 }
 
@@ -215,21 +161,10 @@ fn tau_zero_is_the_hard_limit_and_bad_inputs_are_errors() {
     assert_eq!((r.gap_soft_value, r.gap_policy, r.bound), (0.0, 0.0, 0.0));
     assert!((r.v_star - 0.9f64.powi(3)).abs() < 1e-10);
     for bad in [-0.1, f64::NAN, f64::INFINITY] {
-        assert!(matches!(
-            reference_values(&t, 0.9, bad, Entropy),
-            Err(ExactError::BadTau(_))
-        ));
+        assert!(matches!(reference_values(&t, 0.9, bad, Entropy), Err(ExactError::BadTau(_))));
     }
-    let msg = value_iteration(&t, 1.0, SolveOptions::default())
-        .unwrap_err()
-        .to_string();
+    let msg = value_iteration(&t, 1.0, SolveOptions::default()).unwrap_err().to_string();
     assert!(msg.contains("gamma = 1") && msg.contains("[0, 1)"), "{msg}");
-    let tight = SolveOptions {
-        tol: 1e-12,
-        max_iterations: 3,
-    };
-    assert!(matches!(
-        value_iteration(&t, 0.99, tight),
-        Err(ExactError::NotConverged { .. })
-    ));
+    let tight = SolveOptions { tol: 1e-12, max_iterations: 3 };
+    assert!(matches!(value_iteration(&t, 0.99, tight), Err(ExactError::NotConverged { .. })));
 }

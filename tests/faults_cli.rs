@@ -21,10 +21,8 @@ fn tame() -> Command {
 }
 
 fn json(path: &Path) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
 }
 
 fn send(child: &Child, signal: i32) {
@@ -51,15 +49,7 @@ fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
 /// An ES CartPole run long enough (tens of seconds) to be stopped while it trains.
 fn long_es_train(run_dir: &Path) -> Child {
     tame()
-        .args([
-            "train",
-            "--agent",
-            "es",
-            "--env",
-            "cartpole",
-            "--steps",
-            "400000000",
-        ])
+        .args(["train", "--agent", "es", "--env", "cartpole", "--steps", "400000000"])
         .args(["--threads", "1", "--quiet", "--progress-lines", "--run-dir"])
         .arg(run_dir)
         .stdout(Stdio::piped())
@@ -74,10 +64,7 @@ fn wait_for_progress(child: &mut Child) -> BufReader<std::process::ChildStdout> 
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the run ended before training"
-        );
+        assert!(out.read_line(&mut line).unwrap() > 0, "the run ended before training");
         if line.starts_with("progress ") {
             return out;
         }
@@ -85,17 +72,8 @@ fn wait_for_progress(child: &mut Child) -> BufReader<std::process::ChildStdout> 
 }
 
 fn inspect_status(run_dir: &Path) -> String {
-    let out = tame()
-        .arg("inspect")
-        .arg(run_dir)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = tame().arg("inspect").arg(run_dir).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     rows[0]["status"].as_str().unwrap_or_default().to_owned()
 }
@@ -109,18 +87,8 @@ fn signal_stops_training_cleanly(signal: i32, expected_code: i32, name: &str) {
     let status = wait_within(&mut child, Duration::from_secs(20));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(
-        status.code(),
-        Some(expected_code),
-        "{status:?}; stderr: {stderr}"
-    );
-    assert_eq!(
-        stderr
-            .matches("tame: stopping after the current step")
-            .count(),
-        1,
-        "{stderr}"
-    );
+    assert_eq!(status.code(), Some(expected_code), "{status:?}; stderr: {stderr}");
+    assert_eq!(stderr.matches("tame: stopping after the current step").count(), 1, "{stderr}");
     let summary = json(&run_dir.join("summary.json"));
     assert_eq!(summary["interrupted"], true, "{summary}");
     assert!(summary["steps"].as_u64().unwrap() < 400_000_000);
@@ -143,27 +111,12 @@ fn a_finished_run_shows_success_in_inspect() {
     let dir = tmp("success");
     let run_dir = dir.join("run");
     let out = tame()
-        .args([
-            "train",
-            "--agent",
-            "es",
-            "--env",
-            "cartpole",
-            "--steps",
-            "20000",
-            "--threads",
-            "1",
-            "--quiet",
-        ])
+        .args(["train", "--agent", "es", "--env", "cartpole", "--steps", "20000", "--threads", "1", "--quiet"])
         .arg("--run-dir")
         .arg(&run_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json(&run_dir.join("summary.json"))["interrupted"], false);
     assert_eq!(inspect_status(&run_dir), "success");
     std::fs::remove_dir_all(&dir).ok();
@@ -186,31 +139,18 @@ fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 
 fn es_sweep(out: &Path, steps: u64, jobs: u32) -> Command {
     let mut cmd = tame();
-    cmd.args([
-        "sweep", "--quiet", "--agent", "es", "--env", "cartpole", "--taus", "0",
-    ])
-    .args([
-        "--sigmas",
-        "0.05,0.1",
-        "--seeds",
-        "2",
-        "--steps",
-        &steps.to_string(),
-    ])
-    .args(["--jobs", &jobs.to_string(), "--out"])
-    .arg(out)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["sweep", "--quiet", "--agent", "es", "--env", "cartpole", "--taus", "0"])
+        .args(["--sigmas", "0.05,0.1", "--seeds", "2", "--steps", &steps.to_string()])
+        .args(["--jobs", &jobs.to_string(), "--out"])
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd
 }
 
 /// The PID a directory's `.lock` file names, once it names one.
 fn lock_pid(dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(dir.join(".lock"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(dir.join(".lock")).ok()?.trim().parse().ok()
 }
 
 /// Starts a sweep of four ES runs of about a minute each, two at a time, and waits until
@@ -223,18 +163,10 @@ fn sweep_with_two_running_children(out: &Path, own_group: bool) -> (Child, Vec<P
     let sweep = cmd.spawn().unwrap();
     let runs = out.join("runs");
     let started = || -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(&runs) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| lock_pid(p).is_some())
-            .collect()
+        let Ok(entries) = std::fs::read_dir(&runs) else { return Vec::new() };
+        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| lock_pid(p).is_some()).collect()
     };
-    wait_until(Duration::from_secs(60), "two runs to start", || {
-        started().len() == 2
-    });
+    wait_until(Duration::from_secs(60), "two runs to start", || started().len() == 2);
     let dirs = started();
     let children = dirs.iter().map(|p| lock_pid(p).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -243,9 +175,7 @@ fn sweep_with_two_running_children(out: &Path, own_group: bool) -> (Child, Vec<P
 
 fn assert_stopped_cleanly(dirs: &[PathBuf], children: &[u32]) {
     for &pid in children {
-        wait_until(Duration::from_secs(20), "the children to exit", || {
-            !alive(pid)
-        });
+        wait_until(Duration::from_secs(20), "the children to exit", || !alive(pid));
     }
     for run in dirs {
         let summary = json(&run.join("summary.json"));
@@ -261,10 +191,7 @@ fn stop_a_sweep(name: &str, to_group: bool) {
     if to_group {
         // What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
         // SAFETY: kill(2) on the process group our own child leads.
-        assert_eq!(
-            unsafe { libc::kill(-(sweep.id() as libc::pid_t), libc::SIGINT) },
-            0
-        );
+        assert_eq!(unsafe { libc::kill(-(sweep.id() as libc::pid_t), libc::SIGINT) }, 0);
     } else {
         send(&sweep, libc::SIGINT);
     }
@@ -273,9 +200,7 @@ fn stop_a_sweep(name: &str, to_group: bool) {
     std::io::Read::read_to_string(&mut sweep.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}; stderr: {stderr}");
     assert!(
-        stderr.contains(
-            "sweep stopped by SIGINT: 0 of 4 runs finished, 2 interrupted, 2 not started"
-        ),
+        stderr.contains("sweep stopped by SIGINT: 0 of 4 runs finished, 2 interrupted, 2 not started"),
         "{stderr}"
     );
     for &pid in &children {
@@ -283,22 +208,10 @@ fn stop_a_sweep(name: &str, to_group: bool) {
     }
     assert_stopped_cleanly(&dirs, &children);
     let report = json(&out.join("summary.json"));
-    let outcomes: Vec<&str> = report["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        outcomes.iter().filter(|o| **o == "interrupted").count(),
-        2,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|o| **o == "not started").count(),
-        2,
-        "{outcomes:?}"
-    );
+    let outcomes: Vec<&str> =
+        report["runs"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "interrupted").count(), 2, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "not started").count(), 2, "{outcomes:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -325,9 +238,7 @@ fn a_sweep_killed_with_sigkill_leaves_no_child_running() {
     // can; its next write into the dead sweep's pipes (SIGPIPE) ends it otherwise. Either
     // way no orphan keeps training, and every lock is free for the next sweep.
     for &pid in &children {
-        wait_until(Duration::from_secs(20), "the children to exit", || {
-            !alive(pid)
-        });
+        wait_until(Duration::from_secs(20), "the children to exit", || !alive(pid));
     }
     for run in &dirs {
         tame::lock::lock_dir(run).expect("the dead child's lock is released");
@@ -342,28 +253,15 @@ fn a_second_sweep_on_the_same_out_is_refused_naming_the_first_and_the_first_fini
     let out = dir.join("sweep");
     let first = es_sweep(&out, 3_000_000, 1).spawn().unwrap();
     let first_pid = first.id();
-    wait_until(
-        Duration::from_secs(30),
-        "the first sweep to lock its --out",
-        || lock_pid(&out) == Some(first_pid),
-    );
+    wait_until(Duration::from_secs(30), "the first sweep to lock its --out", || lock_pid(&out) == Some(first_pid));
     let second = es_sweep(&out, 3_000_000, 1).output().unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "is in use by another tame process (PID {first_pid})"
-        )),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("is in use by another tame process (PID {first_pid})")), "{stderr}");
     assert!(stderr.contains(&out.display().to_string()), "{stderr}");
 
     let first = first.wait_with_output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let report = json(&out.join("summary.json"));
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
@@ -382,11 +280,7 @@ fn a_run_directory_lock_names_its_holder_and_dies_with_it() {
     assert!(err.contains(&format!("PID {}", child.id())), "{err}");
     child.kill().unwrap(); // SIGKILL: no destructor, no clean-up
     child.wait().unwrap();
-    assert_eq!(
-        inspect_status(&run_dir),
-        "",
-        "a killed run is neither running nor ended"
-    );
+    assert_eq!(inspect_status(&run_dir), "", "a killed run is neither running nor ended");
     let lock = tame::lock::lock_dir(&run_dir).expect("the kernel releases a dead holder's lock");
     assert_eq!(lock_pid(&run_dir), Some(std::process::id()));
     drop(lock);
@@ -439,17 +333,8 @@ fn a_full_disk_is_named_plainly_leaves_no_temp_file_and_keeps_what_was_logged() 
     // write_atomic: the old file survives, the temp file goes, the error names the file.
     let summary = root.join("summary.json");
     tame::fsutil::write_atomic(&summary, b"{\"old\": true}").unwrap();
-    let err = format!(
-        "{:#}",
-        tame::fsutil::write_atomic(&summary, &vec![b'x'; 200_000]).unwrap_err()
-    );
-    assert_eq!(
-        err,
-        format!(
-            "no space left on device while writing {}",
-            summary.display()
-        )
-    );
+    let err = format!("{:#}", tame::fsutil::write_atomic(&summary, &vec![b'x'; 200_000]).unwrap_err());
+    assert_eq!(err, format!("no space left on device while writing {}", summary.display()));
     assert_eq!(std::fs::read(&summary).unwrap(), b"{\"old\": true}");
     assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
 
@@ -460,9 +345,7 @@ fn a_full_disk_is_named_plainly_leaves_no_temp_file_and_keeps_what_was_logged() 
     let mut flushed = 0;
     let err = loop {
         for _ in 0..100 {
-            writer
-                .add_scalar("charts/x", flushed, flushed as f64)
-                .unwrap();
+            writer.add_scalar("charts/x", flushed, flushed as f64).unwrap();
             flushed += 1;
         }
         if let Err(e) = writer.flush() {
@@ -471,27 +354,13 @@ fn a_full_disk_is_named_plainly_leaves_no_temp_file_and_keeps_what_was_logged() 
         }
         assert!(flushed < 1_000_000, "64 KiB never filled");
     };
-    assert_eq!(
-        err,
-        format!("no space left on device while writing {}", path.display())
-    );
+    assert_eq!(err, format!("no space left on device while writing {}", path.display()));
     drop(writer);
     let events = tame::tensorboard::read_events(&logs).unwrap();
     let xs = &events.scalars["charts/x"];
-    assert!(
-        xs.len() as u64 >= flushed && flushed > 100,
-        "{} read, {flushed} flushed",
-        xs.len()
-    );
-    assert!(xs
-        .iter()
-        .enumerate()
-        .all(|(i, p)| p.step == i as u64 && p.value == i as f64));
-    assert!(
-        events.problems.iter().all(|p| p.contains("truncated")),
-        "{:?}",
-        events.problems
-    );
+    assert!(xs.len() as u64 >= flushed && flushed > 100, "{} read, {flushed} flushed", xs.len());
+    assert!(xs.iter().enumerate().all(|(i, p)| p.step == i as u64 && p.value == i as f64));
+    assert!(events.problems.iter().all(|p| p.contains("truncated")), "{:?}", events.problems);
     drop(fs);
     std::fs::remove_dir_all(&dir).ok();
 }

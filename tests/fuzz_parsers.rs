@@ -10,11 +10,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// A runner with `cases` cases from a fixed seed, so CI runs the same inputs every time.
 fn runner(cases: u32) -> TestRunner {
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]))
 }
 
@@ -32,10 +28,7 @@ fn exercise(env: &mut dyn tame_envs::Env) {
     for k in 0..20usize {
         let r = match env.action_space() {
             tame_envs::Space::Discrete(n) => env.step(tame_envs::Action::Discrete(k % n), &mut obs),
-            tame_envs::Space::Box { low, .. } => env.step(
-                tame_envs::Action::Continuous(&vec![0.5; low.len()]),
-                &mut obs,
-            ),
+            tame_envs::Space::Box { low, .. } => env.step(tame_envs::Action::Continuous(&vec![0.5; low.len()]), &mut obs),
         };
         match r {
             Ok(s) if s.terminated || s.truncated => env.reset(None, &mut obs),
@@ -49,18 +42,9 @@ fn exercise(env: &mut dyn tame_envs::Env) {
 fn map_files_never_panic() {
     let dir = scratch("maps");
     let path = dir.join("map.txt");
-    let cell = prop::sample::select(vec![
-        'S', 'F', 'H', 'G', 'C', 'W', 'F', 'F', '\n', '\n', '#', ' ', 'x', 'é', '\r',
-    ]);
+    let cell = prop::sample::select(vec!['S', 'F', 'H', 'G', 'C', 'W', 'F', 'F', '\n', '\n', '#', ' ', 'x', 'é', '\r']);
     let text = prop::collection::vec(cell, 0..300).prop_map(|v| v.into_iter().collect::<String>());
-    let option = prop::sample::select(vec![
-        "",
-        ":slip=0.3",
-        ":slippery=true",
-        ":limit=5",
-        ":slip=2",
-        ":discrete=3",
-    ]);
+    let option = prop::sample::select(vec!["", ":slip=0.3", ":slippery=true", ":limit=5", ":slip=2", ":discrete=3"]);
     let tried = std::cell::Cell::new(0u32);
     runner(1000)
         .run(&(text, option), |(text, option)| {
@@ -71,10 +55,7 @@ fn map_files_never_panic() {
                 Ok(t) => {
                     for outcomes in t.p.iter().flatten() {
                         let total: f64 = outcomes.iter().map(|o| o.prob).sum();
-                        prop_assert!(
-                            (total - 1.0).abs() < 1e-9,
-                            "{text:?}: a row sums to {total}"
-                        );
+                        prop_assert!((total - 1.0).abs() < 1e-9, "{text:?}: a row sums to {total}");
                     }
                     let mut env = tame_envs::make(&name).expect("a map with a table builds an env");
                     exercise(env.as_mut());
@@ -91,46 +72,16 @@ fn map_files_never_panic() {
 #[test]
 fn env_names_with_options_never_panic() {
     let base = prop::sample::select(vec![
-        "frozenlake",
-        "FrozenLake-v1",
-        "frozenlake8x8-noslip",
-        "cliffwalking",
-        "pendulum",
-        "cartpole",
-        "mountaincar",
-        "map",
-        "map:",
-        "",
-        "nosuchenv",
+        "frozenlake", "FrozenLake-v1", "frozenlake8x8-noslip", "cliffwalking", "pendulum", "cartpole",
+        "mountaincar", "map", "map:", "", "nosuchenv",
     ]);
-    let key = prop::sample::select(vec![
-        "slippery", "slip", "discrete", "limit", "color", "", "SLIP",
-    ]);
+    let key = prop::sample::select(vec!["slippery", "slip", "discrete", "limit", "color", "", "SLIP"]);
     let value = prop::sample::select(vec![
-        "true",
-        "false",
-        "0",
-        "1",
-        "0.5",
-        "-1",
-        "2",
-        "none",
-        "5",
-        "1e309",
-        "NaN",
-        "4294967296",
-        "99999999999999999999",
-        "",
+        "true", "false", "0", "1", "0.5", "-1", "2", "none", "5", "1e309", "NaN", "4294967296", "99999999999999999999", "",
     ]);
-    let option = (key, value, any::<bool>()).prop_map(|(k, v, eq)| {
-        if eq {
-            format!(":{k}={v}")
-        } else {
-            format!(":{k}{v}")
-        }
-    });
-    let structured =
-        (base, prop::collection::vec(option, 0..4)).prop_map(|(b, o)| format!("{b}{}", o.concat()));
+    let option = (key, value, any::<bool>())
+        .prop_map(|(k, v, eq)| if eq { format!(":{k}={v}") } else { format!(":{k}{v}") });
+    let structured = (base, prop::collection::vec(option, 0..4)).prop_map(|(b, o)| format!("{b}{}", o.concat()));
     let name = prop_oneof![structured, "\\PC{0,40}"];
     let tried = std::cell::Cell::new(0u32);
     runner(2000)
@@ -152,64 +103,16 @@ fn env_names_with_options_never_panic() {
 /// TOML lines a run config may hold, well- and ill-formed, with extreme values.
 fn config_line() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "agent",
-        "env",
-        "tau",
-        "seed",
-        "steps",
-        "eval_every",
-        "eval_episodes",
-        "threads",
-        "[sac]",
-        "[es]",
-        "hidden",
-        "learning_rate",
-        "batch_size",
-        "buffer_size",
-        "gamma",
-        "polyak",
-        "initial_tau",
-        "population",
-        "sigma",
-        "lr",
-        "log_every",
-        "regularizer",
-        "bogus",
+        "agent", "env", "tau", "seed", "steps", "eval_every", "eval_episodes", "threads", "[sac]", "[es]",
+        "hidden", "learning_rate", "batch_size", "buffer_size", "gamma", "polyak", "initial_tau",
+        "population", "sigma", "lr", "log_every", "regularizer", "bogus",
     ]);
     let value = prop::sample::select(vec![
-        "\"sac\"",
-        "\"es\"",
-        "\"frozenlake\"",
-        "\"pendulum:discrete=3\"",
-        "\"auto\"",
-        "0",
-        "1",
-        "-1",
-        "7",
-        "1e30",
-        "1e-300",
-        "inf",
-        "nan",
-        "9223372036854775807",
-        "18446744073709551615",
-        "[]",
-        "[0]",
-        "[4096, 4096, 4096]",
-        "[100000]",
-        "0.5",
-        "\"kl_uniform\"",
-        "true",
-        "\"\"",
-        "{}",
-        "[[1]]",
+        "\"sac\"", "\"es\"", "\"frozenlake\"", "\"pendulum:discrete=3\"", "\"auto\"", "0", "1", "-1", "7",
+        "1e30", "1e-300", "inf", "nan", "9223372036854775807", "18446744073709551615", "[]", "[0]",
+        "[4096, 4096, 4096]", "[100000]", "0.5", "\"kl_uniform\"", "true", "\"\"", "{}", "[[1]]",
     ]);
-    (key, value).prop_map(|(k, v)| {
-        if k.starts_with('[') {
-            k.to_string()
-        } else {
-            format!("{k} = {v}")
-        }
-    })
+    (key, value).prop_map(|(k, v)| if k.starts_with('[') { k.to_string() } else { format!("{k} = {v}") })
 }
 
 #[test]
@@ -224,10 +127,7 @@ fn run_configs_never_panic_and_what_resolves_serializes() {
                 if let Ok(resolved) = cfg.resolve() {
                     // Validated before anything is created: what resolves must also be saveable.
                     let saved = resolved.to_toml();
-                    prop_assert!(
-                        saved.is_ok(),
-                        "{text:?} resolved but cannot be saved: {saved:?}"
-                    );
+                    prop_assert!(saved.is_ok(), "{text:?} resolved but cannot be saved: {saved:?}");
                     prop_assert!(resolved.run_name().len() < 200);
                 }
             }
@@ -240,36 +140,11 @@ fn run_configs_never_panic_and_what_resolves_serializes() {
 #[test]
 fn sweep_files_never_panic() {
     let key = prop::sample::select(vec![
-        "agent",
-        "env",
-        "taus",
-        "sigmas",
-        "seeds",
-        "steps",
-        "eval_every",
-        "config",
-        "threshold",
-        "jobs",
-        "out",
-        "nope",
+        "agent", "env", "taus", "sigmas", "seeds", "steps", "eval_every", "config", "threshold", "jobs", "out", "nope",
     ]);
     let value = prop::sample::select(vec![
-        "\"sac\"",
-        "\"frozenlake\"",
-        "[0, 0.1, \"auto\"]",
-        "[\"hot\"]",
-        "[1e30]",
-        "[-1]",
-        "[[0]]",
-        "[true]",
-        "0",
-        "3",
-        "-3",
-        "18446744073709551615",
-        "1e-300",
-        "\"x.toml\"",
-        "[]",
-        "nan",
+        "\"sac\"", "\"frozenlake\"", "[0, 0.1, \"auto\"]", "[\"hot\"]", "[1e30]", "[-1]", "[[0]]", "[true]", "0",
+        "3", "-3", "18446744073709551615", "1e-300", "\"x.toml\"", "[]", "nan",
     ]);
     let line = (key, value).prop_map(|(k, v)| format!("{k} = {v}"));
     let structured = prop::collection::vec(line, 0..6).prop_map(|l| l.join("\n"));
@@ -283,8 +158,7 @@ fn sweep_files_never_panic() {
                     let _ = tame::sweep::SweepFile::tau_specs(taus);
                 }
             }
-            let _ = serde_json::from_str::<tame::sweep::SweepPlan>(&text)
-                .map(|p| p.validate().map(|_| p.runs()));
+            let _ = serde_json::from_str::<tame::sweep::SweepPlan>(&text).map(|p| p.validate().map(|_| p.runs()));
             Ok(())
         })
         .unwrap();
@@ -295,17 +169,11 @@ fn sweep_files_never_panic() {
 fn event_file_bytes(dir: &Path) -> Vec<u8> {
     let mut w = tame::tensorboard::EventWriter::create(dir).unwrap();
     for step in 0..20 {
-        w.add_scalar("eval/mean_return", step, step as f64 * 0.5)
-            .unwrap();
+        w.add_scalar("eval/mean_return", step, step as f64 * 0.5).unwrap();
     }
     w.add_histogram("h", 3, &[1.0, 2.0, 2.5]).unwrap();
     w.add_text("config", 0, "`tau = 0.1`").unwrap();
-    w.write_hparams(
-        &tame::tensorboard::HParams::new()
-            .with("tau", "0.1")
-            .metric("eval/mean_return"),
-    )
-    .unwrap();
+    w.write_hparams(&tame::tensorboard::HParams::new().with("tau", "0.1").metric("eval/mean_return")).unwrap();
     w.finish(tame::tensorboard::SessionStatus::Success).unwrap();
     let path = w.path().to_path_buf();
     drop(w);
@@ -366,37 +234,19 @@ fn checkpoints_never_panic() {
     let dir = scratch("ckpt");
     let env = tame_envs::make("cartpole").unwrap();
     let (obs, act) = (env.observation_space(), env.action_space());
-    let config = sac::SacConfig {
-        hidden: vec![8],
-        ..Default::default()
-    };
+    let config = sac::SacConfig { hidden: vec![8], ..Default::default() };
     let tau = tame_agents::run::Tau::Auto;
     let rng = || rand::SeedableRng::seed_from_u64(0);
     let sac_path = dir.join("sac.safetensors");
-    sac::SacAgent::new(&config, tau, &obs, &act, rng())
-        .unwrap()
-        .save(&sac_path, 5)
-        .unwrap();
+    sac::SacAgent::new(&config, tau, &obs, &act, rng()).unwrap().save(&sac_path, 5).unwrap();
     let es_path = dir.join("es.safetensors");
     let factory: es::EnvFactory = std::sync::Arc::new(|| tame_envs::make("cartpole"));
-    let es_cfg = es::EsConfig {
-        population: 4,
-        hidden: vec![4],
-        threads: 1,
-        ..Default::default()
-    };
-    es::Es::new(es_cfg, factory)
-        .unwrap()
-        .policy()
-        .save(&es_path)
-        .unwrap();
+    let es_cfg = es::EsConfig { population: 4, hidden: vec![4], threads: 1, ..Default::default() };
+    es::Es::new(es_cfg, factory).unwrap().policy().save(&es_path).unwrap();
 
     let path = dir.join("fuzzed.safetensors");
     let tried = std::cell::Cell::new(0u32);
-    for (original, is_sac) in [
-        (std::fs::read(&sac_path).unwrap(), true),
-        (std::fs::read(&es_path).unwrap(), false),
-    ] {
+    for (original, is_sac) in [(std::fs::read(&sac_path).unwrap(), true), (std::fs::read(&es_path).unwrap(), false)] {
         runner(256)
             .run(&mutated(original), |bytes| {
                 tried.set(tried.get() + 1);
@@ -405,9 +255,7 @@ fn checkpoints_never_panic() {
                     let mut agent = sac::SacAgent::new(&config, tau, &obs, &act, rng()).unwrap();
                     agent.load(&path).map(|_| ())
                 } else {
-                    es::EsPolicy::load(&path, &obs, &act)
-                        .map(|_| ())
-                        .map_err(anyhow::Error::from)
+                    es::EsPolicy::load(&path, &obs, &act).map(|_| ()).map_err(anyhow::Error::from)
                 };
                 if let Err(e) = result {
                     prop_assert!(!e.to_string().is_empty());

@@ -45,30 +45,13 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn train_full(cfg: &Path, dir: &Path, threads: &str) {
-    let out = run(&[
-        "train",
-        "--quiet",
-        "--threads",
-        threads,
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run-dir",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(&["train", "--quiet", "--threads", threads, "--config", cfg.to_str().unwrap(), "--run-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn checkpoints(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("checkpoints"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("step-"))
-                .count()
-        })
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("step-")).count())
         .unwrap_or(0)
 }
 
@@ -76,19 +59,9 @@ fn checkpoints(dir: &Path) -> usize {
 /// for the process to have flushed log points past it (an evaluation between checkpoints),
 /// sleeps a moment drawn from `rng` and SIGKILLs it. Returns false if it finished first
 /// (exited, or wrote its summary before the signal came).
-fn kill_after_checkpoint(
-    mut cmd: Command,
-    dir: &Path,
-    rng: &mut ChaCha8Rng,
-    max_delay_ms: u64,
-) -> bool {
+fn kill_after_checkpoint(mut cmd: Command, dir: &Path, rng: &mut ChaCha8Rng, max_delay_ms: u64) -> bool {
     let before = newest_step(dir);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let checkpoint_step = loop {
         if let Some(name) = newest_step(dir).filter(|n| Some(n) != before.as_ref()) {
@@ -97,15 +70,10 @@ fn kill_after_checkpoint(
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint within two minutes"
-        );
+        assert!(Instant::now() < deadline, "no checkpoint within two minutes");
         std::thread::sleep(Duration::from_millis(5));
     };
-    while newest_event_file(dir)
-        .and_then(|f| tame::tensorboard::read_events(&f).ok())
-        .and_then(|e| e.last_step())
+    while newest_event_file(dir).and_then(|f| tame::tensorboard::read_events(&f).ok()).and_then(|e| e.last_step())
         <= Some(checkpoint_step)
     {
         if child.try_wait().unwrap().is_some() {
@@ -127,12 +95,7 @@ fn newest_event_file(dir: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .contains("tfevents")
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains("tfevents"))
         .collect();
     files.sort();
     files.pop()
@@ -150,8 +113,7 @@ fn newest_step(dir: &Path) -> Option<String> {
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
-    let mut s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     s.as_object_mut().unwrap().remove("wall_seconds");
     s.as_object_mut().unwrap().remove("checkpoint_seconds");
     s
@@ -159,12 +121,7 @@ fn summary(dir: &Path) -> serde_json::Value {
 
 fn final_weights(dir: &Path) -> Vec<u8> {
     let name = newest_step(dir).unwrap();
-    std::fs::read(
-        dir.join("checkpoints")
-            .join(name)
-            .join("tensors.safetensors"),
-    )
-    .unwrap()
+    std::fs::read(dir.join("checkpoints").join(name).join("tensors.safetensors")).unwrap()
 }
 
 /// Every logged scalar but the timing one, as (tag, step, value bits), after the purge rule.
@@ -185,14 +142,7 @@ fn scalars(dir: &Path) -> Vec<(String, u64, u64)> {
 
 /// Kills a run `kills` times (each after a new checkpoint, at a drawn moment), resumes it with
 /// the given thread counts, and compares it with an uninterrupted run.
-fn kill_and_resume_equals_uninterrupted(
-    name: &str,
-    cfg_text: &str,
-    seed: u64,
-    kills: usize,
-    threads: &[&str],
-    max_delay_ms: u64,
-) {
+fn kill_and_resume_equals_uninterrupted(name: &str, cfg_text: &str, seed: u64, kills: usize, threads: &[&str], max_delay_ms: u64) {
     let root = scratch(name);
     let cfg = config(&root, "run.toml", cfg_text);
     let full = root.join("full");
@@ -206,35 +156,16 @@ fn kill_and_resume_equals_uninterrupted(
         let _ = std::fs::remove_dir_all(&cut);
         killed = 0;
         let mut cmd = tame();
-        cmd.args([
-            "train",
-            "--quiet",
-            "--threads",
-            threads[0],
-            "--config",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            cut.to_str().unwrap(),
-        ]);
+        cmd.args(["train", "--quiet", "--threads", threads[0], "--config", cfg.to_str().unwrap(), "--run-dir", cut.to_str().unwrap()]);
         if !kill_after_checkpoint(cmd, &cut, &mut rng, delay) {
             delay = (delay / 2).max(1);
-            assert!(
-                attempt < 5,
-                "{name}: the run always finished before the kill"
-            );
+            assert!(attempt < 5, "{name}: the run always finished before the kill");
             continue;
         }
         killed = 1;
         while killed < kills {
             let mut cmd = tame();
-            cmd.args([
-                "train",
-                "--quiet",
-                "--threads",
-                threads[killed % threads.len()],
-                "--resume",
-                cut.to_str().unwrap(),
-            ]);
+            cmd.args(["train", "--quiet", "--threads", threads[killed % threads.len()], "--resume", cut.to_str().unwrap()]);
             if !kill_after_checkpoint(cmd, &cut, &mut rng, delay) {
                 break;
             }
@@ -245,45 +176,15 @@ fn kill_and_resume_equals_uninterrupted(
         }
         delay = (delay / 2).max(1);
     }
-    assert_eq!(
-        killed, kills,
-        "{name}: could not kill the run {kills} times before it finished"
-    );
+    assert_eq!(killed, kills, "{name}: could not kill the run {kills} times before it finished");
     if !cut.join("summary.json").exists() {
-        let out = run(&[
-            "train",
-            "--quiet",
-            "--threads",
-            threads[kills % threads.len()],
-            "--resume",
-            cut.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run(&["train", "--quiet", "--threads", threads[kills % threads.len()], "--resume", cut.to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(summary(&cut), summary(&full), "{name}: summary.json");
-    assert!(
-        final_weights(&cut) == final_weights(&full),
-        "{name}: final weights differ"
-    );
-    assert_eq!(
-        scalars(&cut),
-        scalars(&full),
-        "{name}: logged scalars after the restart purge"
-    );
-    let files = std::fs::read_dir(&cut)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains("tfevents")
-        })
-        .count();
+    assert!(final_weights(&cut) == final_weights(&full), "{name}: final weights differ");
+    assert_eq!(scalars(&cut), scalars(&full), "{name}: logged scalars after the restart purge");
+    let files = std::fs::read_dir(&cut).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("tfevents")).count();
     assert!(files >= 2, "{name}: a resumed run appends a new event file");
     assert_python_sees_each_step_once(&cut, &scalars(&cut));
     std::fs::remove_dir_all(&root).ok();
@@ -293,11 +194,7 @@ fn kill_and_resume_equals_uninterrupted(
 /// itself) reads every tag with each step once and the same values as `tame`'s reader.
 fn assert_python_sees_each_step_once(dir: &Path, ours: &[(String, u64, u64)]) {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make test` to install tensorboard",
-        python.display()
-    );
+    assert!(python.exists(), "{} is missing: run `make test` to install tensorboard", python.display());
     let script = r#"
 import json, struct, sys
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -310,42 +207,20 @@ for tag in acc.Tags()["scalars"]:
     out[tag] = [[e.step, struct.unpack("<I", struct.pack("<f", e.value))[0]] for e in acc.Scalars(tag)]
 print(json.dumps(out))
 "#;
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: std::collections::BTreeMap<String, Vec<(u64, u32)>> =
-        serde_json::from_slice(&out.stdout).unwrap();
+    let out = Command::new(python).arg("-c").arg(script).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: std::collections::BTreeMap<String, Vec<(u64, u32)>> = serde_json::from_slice(&out.stdout).unwrap();
     for (tag, points) in &theirs {
         let steps: Vec<u64> = points.iter().map(|p| p.0).collect();
         let mut unique = steps.clone();
         unique.dedup();
         assert_eq!(steps, unique, "{tag}: a step appears twice in TensorBoard");
         // TensorBoard stores scalars as f32; ours are the f64 of those f32 values.
-        let mine: Vec<(u64, u32)> = ours
-            .iter()
-            .filter(|(t, _, _)| t == tag)
-            .map(|(_, s, v)| (*s, (f64::from_bits(*v) as f32).to_bits()))
-            .collect();
-        assert_eq!(
-            points, &mine,
-            "{tag}: TensorBoard and tame read different points"
-        );
+        let mine: Vec<(u64, u32)> =
+            ours.iter().filter(|(t, _, _)| t == tag).map(|(_, s, v)| (*s, (f64::from_bits(*v) as f32).to_bits())).collect();
+        assert_eq!(points, &mine, "{tag}: TensorBoard and tame read different points");
     }
-    assert_eq!(
-        theirs.len(),
-        ours.iter()
-            .map(|(t, _, _)| t)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-    );
+    assert_eq!(theirs.len(), ours.iter().map(|(t, _, _)| t).collect::<std::collections::BTreeSet<_>>().len());
 }
 
 #[test]
@@ -365,11 +240,7 @@ fn es_resumes_bit_for_bit() {
 
 fn resume_error(args: &[&str]) -> String {
     let out = run(args);
-    assert!(
-        !out.status.success(),
-        "expected a refusal: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(!out.status.success(), "expected a refusal: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -383,16 +254,10 @@ fn resume_refuses_what_it_cannot_continue_and_names_why() {
 
     // A finished run.
     let err = resume_error(&["train", "--resume", d]);
-    assert!(
-        err.contains("is finished") && err.contains("--steps"),
-        "{err}"
-    );
+    assert!(err.contains("is finished") && err.contains("--steps"), "{err}");
     // Flags that would change the run.
     let err = resume_error(&["train", "--resume", d, "--seed", "4"]);
-    assert!(
-        err.contains("--seed cannot be given with --resume"),
-        "{err}"
-    );
+    assert!(err.contains("--seed cannot be given with --resume"), "{err}");
     // Not a run, and no directory at all.
     let err = resume_error(&["train", "--resume", root.to_str().unwrap()]);
     assert!(err.contains("not a run directory"), "{err}");
@@ -401,17 +266,9 @@ fn resume_refuses_what_it_cannot_continue_and_names_why() {
     // A config edited since the run started names the key.
     let config_path = dir.join("config.toml");
     let original = std::fs::read_to_string(&config_path).unwrap();
-    std::fs::write(
-        &config_path,
-        original.replace("population = 64", "population = 32"),
-    )
-    .unwrap();
+    std::fs::write(&config_path, original.replace("population = 64", "population = 32")).unwrap();
     let err = resume_error(&["train", "--resume", d, "--steps", "700000"]);
-    assert!(
-        err.contains("edited since the run started")
-            && err.contains("es.population was 64, is now 32"),
-        "{err}"
-    );
+    assert!(err.contains("edited since the run started") && err.contains("es.population was 64, is now 32"), "{err}");
     std::fs::write(&config_path, &original).unwrap();
     // A newest checkpoint that fails its checksum: resuming falls back to the older one and says so.
     let newest = dir.join("checkpoints").join(newest_step(&dir).unwrap());
@@ -423,55 +280,29 @@ fn resume_refuses_what_it_cannot_continue_and_names_why() {
     let out = run(&["train", "--quiet", "--resume", d, "--steps", "660000"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("fails its checksum") && err.contains("falling back to the older checkpoint"),
-        "{err}"
-    );
+    assert!(err.contains("fails its checksum") && err.contains("falling back to the older checkpoint"), "{err}");
     // A checkpoint of another format version.
     let newest = dir.join("checkpoints").join(newest_step(&dir).unwrap());
     let manifest = newest.join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, text.replace("\"format\": 1", "\"format\": 7")).unwrap();
-    let older: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| *p != newest)
-        .collect();
+    let older: Vec<_> = std::fs::read_dir(dir.join("checkpoints")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| *p != newest).collect();
     for p in older {
         std::fs::remove_dir_all(p).unwrap();
     }
     let err = resume_error(&["train", "--resume", d, "--steps", "900000"]);
-    assert!(
-        err.contains("format 7") && err.contains("incompatible version"),
-        "{err}"
-    );
+    assert!(err.contains("format 7") && err.contains("incompatible version"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
 
 #[test]
 fn extending_a_finished_run_continues_it() {
     let root = scratch("extend");
-    let short = config(
-        &root,
-        "short.toml",
-        &ES.replace("steps = 600000", "steps = 300000"),
-    );
+    let short = config(&root, "short.toml", &ES.replace("steps = 600000", "steps = 300000"));
     let dir = root.join("run");
     train_full(&short, &dir, "2");
-    let out = run(&[
-        "train",
-        "--quiet",
-        "--resume",
-        dir.to_str().unwrap(),
-        "--steps",
-        "600000",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap(), "--steps", "600000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = summary(&dir);
     assert!(s["steps"].as_u64().unwrap() >= 600000, "{s}");
     assert_eq!(s["interrupted"], false);
@@ -481,10 +312,7 @@ fn extending_a_finished_run_continues_it() {
     // steps, so the extension equals a run planned for 600,000 steps from the start.
     let planned = root.join("planned");
     train_full(&config(&root, "long.toml", ES), &planned, "1");
-    assert!(
-        final_weights(&dir) == final_weights(&planned),
-        "extended ES run differs from the planned one"
-    );
+    assert!(final_weights(&dir) == final_weights(&planned), "extended ES run differs from the planned one");
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -500,38 +328,16 @@ fn a_diverging_run_stops_naming_the_quantity_and_step_and_resuming_reproduces_it
          [es]\npopulation = 16\nhidden = [8]\noptimizer = \"sgd\"\nlr = 5.0\nweight_decay = 10.0\nmomentum = 0.0\n",
     );
     let dir = root.join("run");
-    let out = run(&[
-        "train",
-        "--quiet",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = run(&["train", "--quiet", "--config", cfg.to_str().unwrap(), "--run-dir", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     let first = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        first.contains("not finite") || first.contains("non-finite"),
-        "{first}"
-    );
+    assert!(first.contains("not finite") || first.contains("non-finite"), "{first}");
     assert!(first.contains("last good checkpoint"), "{first}");
     let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     let second = String::from_utf8_lossy(&out.stderr).into_owned();
-    let what = |e: &str| {
-        e.lines()
-            .next()
-            .unwrap_or("")
-            .split("; the last good")
-            .next()
-            .unwrap_or("")
-            .to_string()
-    };
-    assert_eq!(
-        what(&second),
-        what(&first),
-        "resuming reproduces the same failure at the same step"
-    );
+    let what = |e: &str| e.lines().next().unwrap_or("").split("; the last good").next().unwrap_or("").to_string();
+    assert_eq!(what(&second), what(&first), "resuming reproduces the same failure at the same step");
     assert!(checkpoints(&dir) >= 1);
     std::fs::remove_dir_all(&root).ok();
 }
@@ -539,20 +345,12 @@ fn a_diverging_run_stops_naming_the_quantity_and_step_and_resuming_reproduces_it
 #[test]
 fn eval_reads_new_checkpoints_and_runs_written_before_them() {
     let root = scratch("eval");
-    let cfg = config(
-        &root,
-        "run.toml",
-        &ES.replace("steps = 600000", "steps = 120000"),
-    );
+    let cfg = config(&root, "run.toml", &ES.replace("steps = 600000", "steps = 120000"));
     let dir = root.join("run");
     train_full(&cfg, &dir, "2");
     let eval = |dir: &Path| -> serde_json::Value {
         let out = run(&["eval", dir.to_str().unwrap(), "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let new = eval(&dir);
@@ -561,24 +359,14 @@ fn eval_reads_new_checkpoints_and_runs_written_before_them() {
     let legacy = root.join("legacy");
     std::fs::create_dir_all(legacy.join("checkpoints")).unwrap();
     std::fs::copy(dir.join("config.toml"), legacy.join("config.toml")).unwrap();
-    let newest = dir
-        .join("checkpoints")
-        .join(newest_step(&dir).unwrap())
-        .join("tensors.safetensors");
+    let newest = dir.join("checkpoints").join(newest_step(&dir).unwrap()).join("tensors.safetensors");
     std::fs::copy(newest, legacy.join("checkpoints/latest.safetensors")).unwrap();
     assert_eq!(eval(&legacy)["returns"], new["returns"]);
     // A truncated legacy checkpoint is named as such, not as a raw library error.
     let bytes = std::fs::read(legacy.join("checkpoints/latest.safetensors")).unwrap();
-    std::fs::write(
-        legacy.join("checkpoints/latest.safetensors"),
-        &bytes[..bytes.len() / 3],
-    )
-    .unwrap();
+    std::fs::write(legacy.join("checkpoints/latest.safetensors"), &bytes[..bytes.len() / 3]).unwrap();
     let err = resume_error(&["eval", legacy.to_str().unwrap()]);
-    assert!(
-        err.contains("latest.safetensors") && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(err.contains("latest.safetensors") && err.contains("truncated"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -588,25 +376,13 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
     let cfg = config(&root, "run.toml", ES);
     let sweep = |out: &Path| {
         let mut cmd = tame();
-        cmd.args([
-            "sweep", "--quiet", "--agent", "es", "--env", "pendulum", "--taus", "0", "--seeds",
-            "2", "--jobs", "2",
-        ])
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        cmd.args(["sweep", "--quiet", "--agent", "es", "--env", "pendulum", "--taus", "0", "--seeds", "2", "--jobs", "2"])
+            .args(["--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         cmd
     };
     let full = root.join("full");
     let out = sweep(&full).stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // SIGKILL the sweep (its children get SIGTERM and stop at a checkpoint) once its first
     // run has checkpointed; its children may also die before stopping cleanly. Retried with a
@@ -614,9 +390,7 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
     let cut = root.join("cut");
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let runs = |dir: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
         v.sort();
         v
     };
@@ -624,16 +398,9 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
     let mut cut_short = false;
     for _ in 0..6 {
         let _ = std::fs::remove_dir_all(&cut);
-        let mut child = sweep(&cut)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = sweep(&cut).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
-        while !runs(&cut).iter().any(|r| newest_step(r).is_some())
-            && child.try_wait().unwrap().is_none()
-        {
+        while !runs(&cut).iter().any(|r| newest_step(r).is_some()) && child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -641,8 +408,7 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        let unfinished =
-            |r: &PathBuf| !r.join("summary.json").exists() || summary(r)["interrupted"] == true;
+        let unfinished = |r: &PathBuf| !r.join("summary.json").exists() || summary(r)["interrupted"] == true;
         if runs(&cut).len() < 2 || runs(&cut).iter().any(unfinished) {
             cut_short = true;
             break;
@@ -652,21 +418,13 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
     assert!(cut_short, "the sweep always finished before the kill");
 
     let out = sweep(&cut).stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (a, b) = (runs(&full), runs(&cut));
     assert_eq!(a.len(), 2);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.file_name(), y.file_name());
         assert_eq!(summary(x), summary(y), "{}", y.display());
-        assert!(
-            final_weights(x) == final_weights(y),
-            "{}: final weights differ",
-            y.display()
-        );
+        assert!(final_weights(x) == final_weights(y), "{}: final weights differ", y.display());
         assert_eq!(scalars(x), scalars(y), "{}: scalars differ", y.display());
     }
     std::fs::remove_dir_all(&root).ok();
@@ -675,27 +433,15 @@ fn a_killed_sweep_started_again_resumes_its_runs_and_equals_an_uninterrupted_swe
 #[test]
 fn a_run_killed_between_its_final_checkpoint_and_its_summary_is_finished_by_resume() {
     let root = scratch("final");
-    let cfg = config(
-        &root,
-        "run.toml",
-        &ES.replace("steps = 600000", "steps = 120000"),
-    );
+    let cfg = config(&root, "run.toml", &ES.replace("steps = 600000", "steps = 120000"));
     let dir = root.join("run");
     train_full(&cfg, &dir, "2");
     let (done, logged) = (summary(&dir), scalars(&dir));
     std::fs::remove_file(dir.join("summary.json")).unwrap();
     let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(summary(&dir), done);
-    assert_eq!(
-        scalars(&dir),
-        logged,
-        "the final evaluation is not logged twice"
-    );
+    assert_eq!(scalars(&dir), logged, "the final evaluation is not logged twice");
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -704,31 +450,13 @@ fn an_extended_sac_run_equals_one_planned_for_the_longer_total() {
     // τ auto has no schedule tied to the total, and a replay buffer that filled exactly
     // (capacity = steps < buffer_size) grows in order, as the planned run's never wrapped.
     let root = scratch("extend-sac");
-    let short = config(
-        &root,
-        "short.toml",
-        &SAC_AUTO.replace("steps = 3000", "steps = 1500"),
-    );
+    let short = config(&root, "short.toml", &SAC_AUTO.replace("steps = 3000", "steps = 1500"));
     let dir = root.join("run");
     train_full(&short, &dir, "1");
-    let out = run(&[
-        "train",
-        "--quiet",
-        "--resume",
-        dir.to_str().unwrap(),
-        "--steps",
-        "3000",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap(), "--steps", "3000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let planned = root.join("planned");
     train_full(&config(&root, "long.toml", SAC_AUTO), &planned, "1");
-    assert!(
-        final_weights(&dir) == final_weights(&planned),
-        "extended SAC run differs from the planned one"
-    );
+    assert!(final_weights(&dir) == final_weights(&planned), "extended SAC run differs from the planned one");
     std::fs::remove_dir_all(&root).ok();
 }

@@ -27,11 +27,7 @@ fn closed_form_of_smoothed_abs_matches_quadrature() {
             let h = 20.0 / n as f64;
             let q: f64 = (0..n)
                 .map(|i| -10.0 + (i as f64 + 0.5) * h)
-                .map(|xi| {
-                    (x + eps * xi).abs() * (-0.5 * xi * xi).exp()
-                        / (2.0 * std::f64::consts::PI).sqrt()
-                        * h
-                })
+                .map(|xi| (x + eps * xi).abs() * (-0.5 * xi * xi).exp() / (2.0 * std::f64::consts::PI).sqrt() * h)
                 .sum();
             assert!((q - smoothed_abs(x, eps)).abs() < 1e-8, "eps={eps} x={x}");
         }
@@ -45,9 +41,7 @@ fn smoothing_a_lipschitz_function_stays_within_l_eps_expected_norm() {
     type Lipschitz = (&'static str, f64, fn(&[f64]) -> f64);
     let fns: [Lipschitz; 3] = [
         ("norm", 1.0, |x| x.iter().map(|v| v * v).sum::<f64>().sqrt()),
-        ("max", 1.0, |x| {
-            x.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-        }),
+        ("max", 1.0, |x| x.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
         ("3abs", 3.0, |x| 3.0 * (x[0] - 0.5).abs()),
     ];
     for (name, lip, f) in fns {
@@ -56,10 +50,7 @@ fn smoothing_a_lipschitz_function_stays_within_l_eps_expected_norm() {
                 let smoothing = GaussianSmoothing::new(eps, 20_000, true).unwrap();
                 let est = smoothing.value(f, &x, &mut rng);
                 let bound = lip * eps * expected_norm(3);
-                assert!(
-                    (est.mean - f(&x)).abs() <= bound + Z * est.std_err,
-                    "{name} eps={eps} x={x:?}: {est:?} vs bound {bound}"
-                );
+                assert!((est.mean - f(&x)).abs() <= bound + Z * est.std_err, "{name} eps={eps} x={x:?}: {est:?} vs bound {bound}");
             }
         }
     }
@@ -85,10 +76,7 @@ fn both_gradient_estimators_agree_with_the_erf_gradient_within_their_cis() {
                 for (kind, est) in [("pathwise", path), ("score", score)] {
                     let (lo, hi) = est.ci(Z);
                     // 1e-9: where no draw reaches the kink (prob. < 1e-11 each) the CI has zero width.
-                    assert!(
-                        lo - 1e-9 <= truth && truth <= hi + 1e-9,
-                        "{kind} anti={antithetic} eps={eps} x={x}: {est:?} vs {truth}"
-                    );
+                    assert!(lo - 1e-9 <= truth && truth <= hi + 1e-9, "{kind} anti={antithetic} eps={eps} x={x}: {est:?} vs {truth}");
                     // Informative intervals, not vacuous ones.
                     assert!(est.std_err < 0.1, "{kind} eps={eps} x={x}: {est:?}");
                     checks += 1;
@@ -109,16 +97,10 @@ fn antithetic_pairs_lower_the_variance_at_equal_evaluations() {
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             let sp = plain.grad_score(|y| y[0].abs(), &[x], &mut rng)[0];
             let sa = anti.grad_score(|y| y[0].abs(), &[x], &mut rng)[0];
-            assert!(
-                sa.std_err < sp.std_err,
-                "score eps={eps} x={x}: {sa:?} vs {sp:?}"
-            );
+            assert!(sa.std_err < sp.std_err, "score eps={eps} x={x}: {sa:?} vs {sp:?}");
             let pp = plain.grad_pathwise(abs_grad, &[x], &mut rng)[0];
             let pa = anti.grad_pathwise(abs_grad, &[x], &mut rng)[0];
-            assert!(
-                pa.std_err < pp.std_err,
-                "pathwise eps={eps} x={x}: {pa:?} vs {pp:?}"
-            );
+            assert!(pa.std_err < pp.std_err, "pathwise eps={eps} x={x}: {pa:?} vs {pp:?}");
         }
     }
 }
@@ -128,9 +110,7 @@ fn bad_widths_and_sample_counts_are_errors() {
     assert!(GaussianSmoothing::new(0.0, 100, false).is_err());
     assert!(GaussianSmoothing::new(f64::NAN, 100, false).is_err());
     assert!(GaussianSmoothing::new(0.1, 1, false).is_err());
-    let err = GaussianSmoothing::new(0.1, 7, true)
-        .unwrap_err()
-        .to_string();
+    let err = GaussianSmoothing::new(0.1, 7, true).unwrap_err().to_string();
     assert!(err.contains("samples = 7") && err.contains("even"), "{err}");
 }
 

@@ -4,8 +4,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tame_agents::smoothing::moreau::{moreau_abs, moreau_envelope, prox_abs};
 use tame_agents::smoothing::ops::{
-    cross_entropy, entropy, entropy_regularized, gelu, huber, huber_grad, label_smoothing, lse,
-    softmax, softplus, GELU_GAP,
+    cross_entropy, entropy, entropy_regularized, gelu, huber, huber_grad, label_smoothing, lse, softmax,
+    softplus, GELU_GAP,
 };
 
 const TAUS: [f64; 8] = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3];
@@ -24,10 +24,7 @@ fn lse_minus_max_lies_in_zero_to_tau_log_n() {
                 let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let gap = lse(&x, tau) - max;
                 let slack = 1e-12 * (1.0 + max.abs());
-                assert!(
-                    gap >= -slack && gap <= tau * (n as f64).ln() + slack,
-                    "n={n} tau={tau} gap={gap}"
-                );
+                assert!(gap >= -slack && gap <= tau * (n as f64).ln() + slack, "n={n} tau={tau} gap={gap}");
             }
             // All entries equal: the upper end is attained exactly.
             let tied = vec![3.0; n];
@@ -54,10 +51,7 @@ fn softplus_minus_relu_lies_in_zero_to_log2_over_beta() {
     for beta in [1e-2, 0.5, 1.0, 10.0, 1e4] {
         for x in grid(-30.0, 30.0, 6000) {
             let gap = softplus(x, beta) - x.max(0.0);
-            assert!(
-                gap >= 0.0 && gap <= std::f64::consts::LN_2 / beta + 1e-12,
-                "beta={beta} x={x} gap={gap}"
-            );
+            assert!(gap >= 0.0 && gap <= std::f64::consts::LN_2 / beta + 1e-12, "beta={beta} x={x} gap={gap}");
         }
         assert!((softplus(0.0, beta) - std::f64::consts::LN_2 / beta).abs() < 1e-12);
     }
@@ -94,14 +88,8 @@ fn moreau_envelope_of_abs_is_huber_over_lambda_and_prox_is_soft_threshold() {
             let closed = moreau_abs(x, lambda);
             assert!((closed - huber(x, lambda) / lambda).abs() < 1e-12);
             let num = moreau_envelope(f64::abs, x, lambda, 2.0 * lambda + 1e-9);
-            assert!(
-                (num.value - closed).abs() < 1e-9 * (1.0 + closed),
-                "lambda={lambda} x={x}"
-            );
-            assert!(
-                (num.prox - prox_abs(x, lambda)).abs() < 1e-7,
-                "lambda={lambda} x={x}"
-            );
+            assert!((num.value - closed).abs() < 1e-9 * (1.0 + closed), "lambda={lambda} x={x}");
+            assert!((num.prox - prox_abs(x, lambda)).abs() < 1e-7, "lambda={lambda} x={x}");
             assert!((num.grad - huber_grad(x, lambda) / lambda).abs() < 1e-6 / lambda);
         }
     }
@@ -142,10 +130,7 @@ fn entropy_regularized_objective_peaks_at_softmax_with_value_lse() {
     for &tau in &[1e-3, 0.1, 1.0, 10.0] {
         let p = softmax(&q, tau);
         let best = entropy_regularized(&q, &p, tau);
-        assert!(
-            (best - lse(&q, tau)).abs() < 1e-9 * (1.0 + best.abs()),
-            "tau={tau}"
-        );
+        assert!((best - lse(&q, tau)).abs() < 1e-9 * (1.0 + best.abs()), "tau={tau}");
         for _ in 0..200 {
             let w: Vec<f64> = (0..4).map(|_| rng.random::<f64>()).collect();
             let z: f64 = w.iter().sum();

@@ -55,9 +55,7 @@ fn within_mc(sorted: &[f64], l: f64, q: f64) -> Result<(), String> {
     if upto >= q - delta && below <= q + delta {
         Ok(())
     } else {
-        Err(format!(
-            "rliable's bound {l} lies at quantile [{below}, {upto}] of ours, want {q} ± {delta:.4}"
-        ))
+        Err(format!("rliable's bound {l} lies at quantile [{below}, {upto}] of ours, want {q} ± {delta:.4}"))
     }
 }
 
@@ -65,15 +63,7 @@ fn within_mc(sorted: &[f64], l: f64, q: f64) -> Result<(), String> {
 /// one, a better one with an outlier, and one of ties (0, ½ or 1, as solved/unsolved tasks).
 fn matrices() -> Vec<(String, Vec<Vec<f64>>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(15);
-    let mut smooth = || {
-        (0..4)
-            .map(|m| {
-                (0..10)
-                    .map(|_| 0.2 * m as f64 + rng.random::<f64>())
-                    .collect()
-            })
-            .collect()
-    };
+    let mut smooth = || (0..4).map(|m| (0..10).map(|_| 0.2 * m as f64 + rng.random::<f64>()).collect()).collect();
     let a: Vec<Vec<f64>> = smooth();
     let mut b: Vec<Vec<f64>> = smooth();
     for env in &mut b {
@@ -83,25 +73,13 @@ fn matrices() -> Vec<(String, Vec<Vec<f64>>)> {
     }
     b[2][7] = 5.0;
     let mut rng = ChaCha8Rng::seed_from_u64(16);
-    let c: Vec<Vec<f64>> = (0..4)
-        .map(|_| {
-            (0..10)
-                .map(|_| f64::from(rng.random_range(0..3u8)) / 2.0)
-                .collect()
-        })
-        .collect();
-    vec![
-        ("smooth".into(), a),
-        ("shifted".into(), b),
-        ("ties".into(), c),
-    ]
+    let c: Vec<Vec<f64>> = (0..4).map(|_| (0..10).map(|_| f64::from(rng.random_range(0..3u8)) / 2.0).collect()).collect();
+    vec![("smooth".into(), a), ("shifted".into(), b), ("ties".into(), c)]
 }
 
 /// rliable's layout: `[run][task]`.
 fn runs_by_task(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    (0..m[0].len())
-        .map(|n| m.iter().map(|env| env[n]).collect())
-        .collect()
+    (0..m[0].len()).map(|n| m.iter().map(|env| env[n]).collect()).collect()
 }
 
 fn num(v: &Value) -> f64 {
@@ -112,11 +90,7 @@ fn num(v: &Value) -> f64 {
 fn aggregates_profiles_and_improvement_agree_with_rliable() {
     let methods = matrices();
     let thresholds: Vec<f64> = (0..=12).map(|k| k as f64 * 0.125).collect();
-    let pairs = [
-        ("shifted", "smooth"),
-        ("smooth", "ties"),
-        ("ties", "shifted"),
-    ];
+    let pairs = [("shifted", "smooth"), ("smooth", "ties"), ("ties", "shifted")];
     let spec = json!({
         "methods": methods.iter().map(|(k, m)| (k.clone(), json!(runs_by_task(m)))).collect::<serde_json::Map<_, _>>(),
         "pairs": pairs,
@@ -129,23 +103,12 @@ fn aggregates_profiles_and_improvement_agree_with_rliable() {
     let input = dir.join("scores.json");
     std::fs::write(&input, spec.to_string()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rliable_aggregates.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rliable failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python()).arg(&script).arg(&input).output().unwrap();
+    assert!(out.status.success(), "rliable failed: {}", String::from_utf8_lossy(&out.stderr));
     let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 
-    let boot = Bootstrap {
-        resamples: RESAMPLES,
-        ..Bootstrap::default()
-    };
+    let boot = Bootstrap { resamples: RESAMPLES, ..Bootstrap::default() };
     let mut checked = 0;
     for (i, (name, m)) in methods.iter().enumerate() {
         let r = &theirs["methods"][name.as_str()];
@@ -153,42 +116,28 @@ fn aggregates_profiles_and_improvement_agree_with_rliable() {
         let ours = stats::aggregates(m, boot, i as u64).unwrap();
         for (k, a) in Aggregate::ALL.into_iter().enumerate() {
             let want = num(&r["aggregates"][k]);
-            assert!(
-                (ours.point(a) - want).abs() < 1e-9,
-                "{name} {a:?}: ours {} rliable {want}",
-                ours.point(a)
-            );
+            assert!((ours.point(a) - want).abs() < 1e-9, "{name} {a:?}: ours {} rliable {want}", ours.point(a));
         }
         let profile = stats::run_score_distribution(m, &thresholds);
         for (t, p) in profile.iter().enumerate() {
-            assert!(
-                (p - num(&r["profile"][t])).abs() < 1e-9,
-                "{name} profile at {}",
-                thresholds[t]
-            );
+            assert!((p - num(&r["profile"][t])).abs() < 1e-9, "{name} profile at {}", thresholds[t]);
         }
         // CIs within the Monte Carlo tolerance, from our replicates.
         let reps = stats::aggregate_replicates(m, boot, i as u64).unwrap();
         let ci = ours.ci.unwrap();
         for (k, a) in Aggregate::ALL.into_iter().enumerate() {
-            assert_eq!(
-                ci[k],
-                stats::interval(&reps[k], 0.95),
-                "the CI is read off these replicates"
-            );
+            assert_eq!(ci[k], stats::interval(&reps[k], 0.95), "the CI is read off these replicates");
             for (bound, q) in [(0, 0.025), (1, 0.975)] {
                 let l = num(&r["aggregate_cis"][bound][k]);
                 within_mc(&reps[k], l, q).unwrap_or_else(|e| panic!("{name} {a:?} q={q}: {e}"));
                 checked += 1;
             }
         }
-        let preps =
-            stats::run_score_distribution_replicates(m, &thresholds, boot, 100 + i as u64).unwrap();
+        let preps = stats::run_score_distribution_replicates(m, &thresholds, boot, 100 + i as u64).unwrap();
         for (t, row) in preps.iter().enumerate() {
             for (bound, q) in [(0, 0.025), (1, 0.975)] {
                 let l = num(&r["profile_cis"][bound][t]);
-                within_mc(row, l, q)
-                    .unwrap_or_else(|e| panic!("{name} profile at {} q={q}: {e}", thresholds[t]));
+                within_mc(row, l, q).unwrap_or_else(|e| panic!("{name} profile at {} q={q}: {e}", thresholds[t]));
                 checked += 1;
             }
         }
@@ -198,17 +147,10 @@ fn aggregates_profiles_and_improvement_agree_with_rliable() {
         let r = &theirs["pairs"][k];
         assert_eq!((r["x"].as_str(), r["y"].as_str()), (Some(*x), Some(*y)));
         let p = stats::probability_of_improvement(get(x), get(y)).unwrap();
-        assert!(
-            (p - num(&r["poi"])).abs() < 1e-9,
-            "P({x} > {y}): ours {p}, rliable {}",
-            r["poi"]
-        );
-        let reps =
-            stats::probability_of_improvement_replicates(get(x), get(y), boot, 200 + k as u64)
-                .unwrap();
+        assert!((p - num(&r["poi"])).abs() < 1e-9, "P({x} > {y}): ours {p}, rliable {}", r["poi"]);
+        let reps = stats::probability_of_improvement_replicates(get(x), get(y), boot, 200 + k as u64).unwrap();
         for (bound, q) in [(0, 0.025), (1, 0.975)] {
-            within_mc(&reps, num(&r["poi_ci"][bound]), q)
-                .unwrap_or_else(|e| panic!("P({x} > {y}) q={q}: {e}"));
+            within_mc(&reps, num(&r["poi_ci"][bound]), q).unwrap_or_else(|e| panic!("P({x} > {y}) q={q}: {e}"));
             checked += 1;
         }
     }

@@ -20,9 +20,7 @@ fn every_flushed_scalar_survives_sigkill() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "flushed");
     std::thread::sleep(std::time::Duration::from_millis(100));
     child.kill().unwrap(); // SIGKILL on Unix
@@ -32,17 +30,10 @@ fn every_flushed_scalar_survives_sigkill() {
     let run = read_events(&dir).unwrap();
     let x = &run.scalars["durable/x"];
     assert_eq!(x.len() as u64, n);
-    assert!(x
-        .iter()
-        .enumerate()
-        .all(|(i, p)| p.step == i as u64 && p.value == i as f64));
+    assert!(x.iter().enumerate().all(|(i, p)| p.step == i as u64 && p.value == i as f64));
     // Unflushed records may be cut anywhere, but only at the tail.
     assert!(run.problems.len() <= 1, "{:?}", run.problems);
-    assert!(
-        run.problems.iter().all(|p| p.contains("truncated")),
-        "{:?}",
-        run.problems
-    );
+    assert!(run.problems.iter().all(|p| p.contains("truncated")), "{:?}", run.problems);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -71,12 +62,7 @@ fn ctrl_c_stops_the_loop_and_everything_logged_is_flushed() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     line.clear();
     stdout.read_line(&mut line).unwrap();
-    let logged: usize = line
-        .trim()
-        .strip_prefix("stopped after ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let logged: usize = line.trim().strip_prefix("stopped after ").unwrap().parse().unwrap();
     assert!(logged > 0);
 
     let run = read_events(&dir).unwrap();

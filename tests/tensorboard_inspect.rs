@@ -8,17 +8,13 @@ use serde_json::{json, Value};
 use tame::tensorboard::{EventWriter, HParams, SessionStatus};
 
 fn tame(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tame"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_tame")).args(args).output().unwrap()
 }
 
 fn log_returns(dir: &Path, returns: &[f64]) -> EventWriter {
     let mut w = EventWriter::create(dir).unwrap();
     for (i, r) in returns.iter().enumerate() {
-        w.add_scalar("eval/mean_return", 100 * (i as u64 + 1), *r)
-            .unwrap();
+        w.add_scalar("eval/mean_return", 100 * (i as u64 + 1), *r).unwrap();
     }
     w.add_scalar("losses/actor_loss", 250, 0.5).unwrap();
     w
@@ -32,10 +28,7 @@ fn inspect_reports_each_run_from_hparams_config_or_name() {
     // hparams win over the run's name.
     let a = root.join("sweep/frozenlake__sac__tau9__seed9__t0");
     let mut w = log_returns(&a, &[0.25, 0.75, 0.5]);
-    let hp = HParams::new()
-        .with("agent", "sac")
-        .with("env", "frozenlake")
-        .with("tau", 0.1);
+    let hp = HParams::new().with("agent", "sac").with("env", "frozenlake").with("tau", 0.1);
     w.write_hparams(&hp.with("seed", 1u64)).unwrap();
     w.finish(SessionStatus::Success).unwrap();
     drop(w);
@@ -54,11 +47,7 @@ fn inspect_reports_each_run_from_hparams_config_or_name() {
     drop(log_returns(&c, &[-1200.0]));
 
     let out = tame(&["inspect", root.to_str().unwrap(), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     let want = json!([
         {"run": "pendulum__sac__tauauto__seed4__20250101-000000", "agent": "sac",
@@ -88,19 +77,13 @@ fn inspect_reports_each_run_from_hparams_config_or_name() {
     assert!(lines[0].ends_with("of losses/actor_loss"), "{table}");
     assert!(lines[1].starts_with("run") && lines[1].ends_with("last   best   mean  points"));
     assert!(lines[2].starts_with("pendulum__sac__tauauto__seed4__20250101-000000  sac"));
-    assert!(
-        lines[2].ends_with("250          0.500  0.500  0.500       1"),
-        "{table}"
-    );
+    assert!(lines[2].ends_with("250          0.500  0.500  0.500       1"), "{table}");
 
     // A tag nobody logged: empty cells and a warning that lists the logged ones.
     let out = tame(&["inspect", c.to_str().unwrap(), "--tag", "nope"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("\"nope\"") && err.contains("eval/mean_return"),
-        "{err}"
-    );
+    assert!(err.contains("\"nope\"") && err.contains("eval/mean_return"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
 

@@ -38,17 +38,11 @@ fn write_run(dir: &Path, tau: &str, seed: u64, returns: &[f64], status: SessionS
         tau: &'a str,
         seed: u64,
     }
-    let md = config_markdown(&Cfg {
-        agent: "sac",
-        tau,
-        seed,
-    })
-    .unwrap();
+    let md = config_markdown(&Cfg { agent: "sac", tau, seed }).unwrap();
     w.add_text("config", 0, &md).unwrap();
     for (i, r) in returns.iter().enumerate() {
         let step = 1000 * (i as u64 + 1);
-        w.add_scalar("charts/episodic_return", step, *r - 10.0)
-            .unwrap();
+        w.add_scalar("charts/episodic_return", step, *r - 10.0).unwrap();
         w.add_scalar("eval/mean_return", step, *r).unwrap();
     }
     let q: Vec<f64> = (0..500).map(|i| f64::from(i) / 50.0 - 3.0).collect();
@@ -63,32 +57,12 @@ fn python_tensorboard_reads_scalars_text_histograms_and_hparams_sessions() {
     let _ = std::fs::remove_dir_all(&root);
     let run_a = "pendulum__sac__tau0.1__seed1__20250101-000000";
     let run_b = "pendulum__sac__tauauto__seed2__20250101-000001";
-    write_run(
-        &root.join(run_a),
-        "0.1",
-        1,
-        &[-900.0, -400.0, -180.5],
-        SessionStatus::Success,
-    );
-    write_run(
-        &root.join(run_b),
-        "auto",
-        2,
-        &[-1000.0, -250.25],
-        SessionStatus::Failure,
-    );
+    write_run(&root.join(run_a), "0.1", 1, &[-900.0, -400.0, -180.5], SessionStatus::Success);
+    write_run(&root.join(run_b), "auto", 2, &[-1000.0, -250.25], SessionStatus::Failure);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_tb.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(&python).arg(&script).arg(&root).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // EventAccumulator: scalars, text, histograms.
@@ -101,30 +75,19 @@ fn python_tensorboard_reads_scalars_text_histograms_and_hparams_sessions() {
         .collect();
     assert_eq!(eval, vec![(1000, -900.0), (2000, -400.0), (3000, -180.5)]);
     let text = a["texts"]["config"][0][1].as_str().unwrap();
-    assert_eq!(
-        text,
-        "| key | value |\n|---|---|\n| agent | sac |\n| seed | 1 |\n| tau | 0.1 |\n"
-    );
+    assert_eq!(text, "| key | value |\n|---|---|\n| agent | sac |\n| seed | 1 |\n| tau | 0.1 |\n");
     let h = &a["histograms"]["losses/q_values"][0];
     assert_eq!(h["step"], 3000);
     assert_eq!(h["num"], 500.0);
     assert_eq!(h["min"], -3.0);
     assert_eq!(h["max"], 6.98);
-    let total: f64 = h["bucket"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_f64().unwrap())
-        .sum();
+    let total: f64 = h["bucket"].as_array().unwrap().iter().map(|c| c.as_f64().unwrap()).sum();
     assert_eq!(total, 500.0);
 
     // HParams dashboard: both runs listed with their hparams, status and final metrics.
     let hp = &got["hparams"];
     assert_eq!(hp["active"], true);
-    assert_eq!(
-        hp["hparam_columns"],
-        serde_json::json!(["agent", "env", "seed", "tau"])
-    );
+    assert_eq!(hp["hparam_columns"], serde_json::json!(["agent", "env", "seed", "tau"]));
     assert_eq!(
         hp["metric_columns"],
         serde_json::json!(["charts/episodic_return", "eval/mean_return"])
@@ -134,21 +97,12 @@ fn python_tensorboard_reads_scalars_text_histograms_and_hparams_sessions() {
     assert_eq!(sa["hparams"]["agent"], "sac");
     assert_eq!(sa["hparams"]["seed"], 1.0);
     assert_eq!(sa["status"], "STATUS_SUCCESS");
-    assert_eq!(
-        sa["metrics"]["eval/mean_return"],
-        serde_json::json!([3000, -180.5])
-    );
+    assert_eq!(sa["metrics"]["eval/mean_return"], serde_json::json!([3000, -180.5]));
     let sb = &hp["sessions"][run_b];
     assert_eq!(sb["hparams"]["tau"], "auto");
     assert_eq!(sb["status"], "STATUS_FAILURE");
-    assert_eq!(
-        sb["metrics"]["eval/mean_return"],
-        serde_json::json!([2000, -250.25])
-    );
-    assert_eq!(
-        sb["metrics"]["charts/episodic_return"],
-        serde_json::json!([2000, -260.25])
-    );
+    assert_eq!(sb["metrics"]["eval/mean_return"], serde_json::json!([2000, -250.25]));
+    assert_eq!(sb["metrics"]["charts/episodic_return"], serde_json::json!([2000, -260.25]));
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -164,73 +118,42 @@ fn a_resumed_run_shows_every_step_once_with_the_resumed_values_in_python_and_in_
     let dir = root.join(run);
     let log = |w: &mut EventWriter, steps: std::ops::RangeInclusive<u64>, offset: f64| {
         for step in steps {
-            w.add_scalar("charts/episodic_return", step, step as f64 + offset)
-                .unwrap();
-            w.add_scalar("losses/loss", step, -(step as f64) - offset)
-                .unwrap();
+            w.add_scalar("charts/episodic_return", step, step as f64 + offset).unwrap();
+            w.add_scalar("losses/loss", step, -(step as f64) - offset).unwrap();
             if step % 10 == 0 {
-                w.add_histogram("policy/entropy", step, &[step as f64 + offset, 1.0])
-                    .unwrap();
+                w.add_histogram("policy/entropy", step, &[step as f64 + offset, 1.0]).unwrap();
             }
         }
     };
     let mut first = EventWriter::create(&dir).unwrap();
-    first
-        .write_hparams(
-            &HParams::new()
-                .with("agent", "es")
-                .with("seed", 1u64)
-                .metric("charts/episodic_return"),
-        )
-        .unwrap();
+    first.write_hparams(&HParams::new().with("agent", "es").with("seed", 1u64).metric("charts/episodic_return")).unwrap();
     first.add_text("config", 0, "| key | value |").unwrap();
     log(&mut first, 1..=100, 0.0);
     let first_path = first.path().to_path_buf();
     drop(first); // dies: no session end
     let mut resumed = EventWriter::resume(&dir, 61).unwrap();
-    assert!(
-        resumed.path() > first_path.as_path(),
-        "{:?} sorts before {first_path:?}",
-        resumed.path()
-    );
+    assert!(resumed.path() > first_path.as_path(), "{:?} sorts before {first_path:?}", resumed.path());
     log(&mut resumed, 61..=120, 1000.0);
     resumed.finish(SessionStatus::Success).unwrap();
     drop(resumed);
 
     let want = |step: u64, sign: f64| sign * (step as f64 + if step > 60 { 1000.0 } else { 0.0 });
-    let want_scalars =
-        |sign: f64| -> Vec<(u64, f64)> { (1..=120).map(|s| (s, want(s, sign))).collect() };
+    let want_scalars = |sign: f64| -> Vec<(u64, f64)> { (1..=120).map(|s| (s, want(s, sign))).collect() };
     let want_histograms: Vec<(u64, f64)> = (1..=12).map(|k| (10 * k, want(10 * k, 1.0))).collect();
 
     // tame's reader.
     let events = tame::tensorboard::read_events(&dir).unwrap();
-    let ours = |tag: &str| -> Vec<(u64, f64)> {
-        events.scalars[tag]
-            .iter()
-            .map(|p| (p.step, p.value))
-            .collect()
-    };
+    let ours = |tag: &str| -> Vec<(u64, f64)> { events.scalars[tag].iter().map(|p| (p.step, p.value)).collect() };
     assert_eq!(ours("charts/episodic_return"), want_scalars(1.0));
     assert_eq!(ours("losses/loss"), want_scalars(-1.0));
-    let hist: Vec<(u64, f64)> = events.histograms["policy/entropy"]
-        .iter()
-        .map(|p| (p.step, p.max))
-        .collect();
+    let hist: Vec<(u64, f64)> = events.histograms["policy/entropy"].iter().map(|p| (p.step, p.max)).collect();
     assert_eq!(hist, want_histograms);
     assert_eq!(events.texts["config"].len(), 1);
 
     // TensorBoard's EventAccumulator.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_tb.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(&python).arg(&script).arg(&root).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     let theirs = |tag: &str| -> Vec<(u64, f64)> {
         got["runs"][run]["scalars"][tag]
@@ -249,13 +172,7 @@ fn a_resumed_run_shows_every_step_once_with_the_resumed_values_in_python_and_in_
         .map(|h| (h["step"].as_u64().unwrap(), h["max"].as_f64().unwrap()))
         .collect();
     assert_eq!(hist, want_histograms);
-    assert_eq!(
-        got["runs"][run]["texts"]["config"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(got["runs"][run]["texts"]["config"].as_array().unwrap().len(), 1);
 
     // `tame inspect` reads through the same rule: 120 points, the last from the resumed file.
     let out = Command::new(env!("CARGO_BIN_EXE_tame"))
@@ -263,11 +180,7 @@ fn a_resumed_run_shows_every_step_once_with_the_resumed_values_in_python_and_in_
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["points"], 120);
     assert_eq!(rows[0]["steps"], 120);

@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn tame(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tame"))
-        .args(args)
-        .output()
-        .expect("running tame")
+    Command::new(env!("CARGO_BIN_EXE_tame")).args(args).output().expect("running tame")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -21,11 +18,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Runs `tame train --quiet` with `args` and returns the run directory it printed.
 fn train(args: &[&str]) -> PathBuf {
     let out = tame(&[&["train", "--quiet", "--threads", "1"], args].concat());
-    assert!(
-        out.status.success(),
-        "tame train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "tame train failed: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -39,8 +32,7 @@ fn write_config(dir: &Path, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-const SMALL_PENDULUM: &str =
-    "env = \"pendulum\"\nsteps = 600\neval_every = 300\neval_episodes = 2\n\
+const SMALL_PENDULUM: &str = "env = \"pendulum\"\nsteps = 600\neval_every = 300\neval_episodes = 2\n\
     [sac]\nhidden = [32, 32]\nbatch_size = 64\n";
 
 /// Every scalar of a run's event files except wall-clock ones, in a fixed order.
@@ -48,12 +40,7 @@ fn logged_scalars(dir: &Path) -> Vec<(String, u64, f64)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("events.out.tfevents")
-        {
+        if path.file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents") {
             let events = tame::tensorboard::read_events(&path).unwrap();
             for (tag, points) in events.scalars {
                 if tag == "charts/SPS" {
@@ -72,15 +59,8 @@ fn same_seed_and_config_give_identical_summary_and_logs() {
     let root = scratch("repro");
     let config = write_config(&root, SMALL_PENDULUM);
     let logdir = root.to_string_lossy().into_owned();
-    for extra in [
-        &["--tau", "auto"][..],
-        &["--env", "cartpole", "--tau", "0.05"][..],
-    ] {
-        let args = [
-            &["--config", &config, "--seed", "5", "--logdir", &logdir][..],
-            extra,
-        ]
-        .concat();
+    for extra in [&["--tau", "auto"][..], &["--env", "cartpole", "--tau", "0.05"][..]] {
+        let args = [&["--config", &config, "--seed", "5", "--logdir", &logdir][..], extra].concat();
         let (a, b) = (train(&args), train(&args));
         assert_ne!(a, b, "two runs must get two directories");
         let (mut sa, mut sb) = (summary(&a), summary(&b));
@@ -90,18 +70,9 @@ fn same_seed_and_config_give_identical_summary_and_logs() {
         }
         assert_eq!(sa, sb);
         let (la, lb) = (logged_scalars(&a), logged_scalars(&b));
-        assert!(
-            la.iter().any(|(t, _, _)| t == "losses/qf1_loss"),
-            "no losses logged: {la:?}"
-        );
-        assert_eq!(
-            la, lb,
-            "logged losses/returns differ between identical runs"
-        );
-        assert_eq!(
-            std::fs::read(a.join("config.toml")).unwrap(),
-            std::fs::read(b.join("config.toml")).unwrap()
-        );
+        assert!(la.iter().any(|(t, _, _)| t == "losses/qf1_loss"), "no losses logged: {la:?}");
+        assert_eq!(la, lb, "logged losses/returns differ between identical runs");
+        assert_eq!(std::fs::read(a.join("config.toml")).unwrap(), std::fs::read(b.join("config.toml")).unwrap());
     }
     std::fs::remove_dir_all(&root).ok();
 }
@@ -110,39 +81,15 @@ fn same_seed_and_config_give_identical_summary_and_logs() {
 fn run_directory_holds_config_checkpoint_events_and_summary_and_eval_reloads_it() {
     let root = scratch("layout");
     let config = write_config(&root, SMALL_PENDULUM);
-    let dir = train(&[
-        "--config",
-        &config,
-        "--seed",
-        "2",
-        "--tau",
-        "0.2",
-        "--logdir",
-        &root.to_string_lossy(),
-    ]);
+    let dir = train(&["--config", &config, "--seed", "2", "--tau", "0.2", "--logdir", &root.to_string_lossy()]);
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("pendulum__sac__tau0.2__seed2__"), "{name}");
-    assert!(dir
-        .join("checkpoints/step-000000000600/tensors.safetensors")
-        .is_file());
+    assert!(dir.join("checkpoints/step-000000000600/tensors.safetensors").is_file());
     let config_toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    assert!(
-        config_toml.contains("tau = 0.2") && config_toml.contains("learning_rate"),
-        "{config_toml}"
-    );
+    assert!(config_toml.contains("tau = 0.2") && config_toml.contains("learning_rate"), "{config_toml}");
     let s = summary(&dir);
-    for key in [
-        "env",
-        "agent",
-        "tau",
-        "seed",
-        "steps",
-        "eval_episodes",
-        "final_eval_return_mean",
-        "final_eval_return_std",
-        "wall_seconds",
-        "final_policy_entropy",
-    ] {
+    for key in ["env", "agent", "tau", "seed", "steps", "eval_episodes", "final_eval_return_mean",
+        "final_eval_return_std", "wall_seconds", "final_policy_entropy"] {
         assert!(s.get(key).is_some(), "summary.json lacks {key}: {s}");
     }
     assert_eq!(s["steps"], 600);
@@ -150,38 +97,21 @@ fn run_directory_holds_config_checkpoint_events_and_summary_and_eval_reloads_it(
     let events = tame::tensorboard::find_runs(&dir).unwrap();
     assert!(!events.is_empty(), "no event file in {}", dir.display());
     let tags: Vec<String> = logged_scalars(&dir).into_iter().map(|t| t.0).collect();
-    for tag in [
-        "charts/episodic_return",
-        "charts/episodic_length",
-        "losses/qf1_loss",
-        "losses/qf2_loss",
-        "losses/qf1_values",
-        "losses/qf2_values",
-        "losses/actor_loss",
-        "losses/alpha",
-        "charts/policy_entropy",
-        "eval/mean_return",
-    ] {
+    for tag in ["charts/episodic_return", "charts/episodic_length", "losses/qf1_loss", "losses/qf2_loss",
+        "losses/qf1_values", "losses/qf2_values", "losses/actor_loss", "losses/alpha", "charts/policy_entropy", "eval/mean_return"] {
         assert!(tags.iter().any(|t| t == tag), "tag {tag} never logged");
     }
     // Histograms: returns of every evaluation, and the policy's entropy at the final one.
     let events = tame::tensorboard::read_events(&dir).unwrap();
     let returns = &events.histograms["eval/returns"];
-    assert_eq!(
-        returns.iter().map(|h| h.step).collect::<Vec<_>>(),
-        [300, 600]
-    );
+    assert_eq!(returns.iter().map(|h| h.step).collect::<Vec<_>>(), [300, 600]);
     assert_eq!(returns[1].num, 2.0);
     assert!((returns[1].sum / 2.0 - s["final_eval_return_mean"].as_f64().unwrap()).abs() < 1e-9);
     assert!(events.histograms["eval/policy_entropy"][0].num >= 2.0);
 
     // `tame eval` reloads the checkpoint and reproduces the final evaluation exactly.
     let out = tame(&["eval", &dir.to_string_lossy(), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["mean_return"], s["final_eval_return_mean"]);
     assert_eq!(e["checkpoint_step"], 600);
@@ -196,37 +126,16 @@ fn nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint() {
     // raise log τ by about 1 per update until τ, and the losses it scales, overflow f32.
     let config = write_config(&root, "env = \"pendulum\"\nsteps = 2000\neval_every = 200\neval_episodes = 1\n\
         [sac]\nhidden = [16, 16]\nlearning_rate = 1.0\nlearning_starts = 250\ninitial_tau = 1e6\ntarget_entropy = 1e6\n");
-    let out = tame(&[
-        "train",
-        "--quiet",
-        "--threads",
-        "1",
-        "--config",
-        &config,
-        "--logdir",
-        &root.to_string_lossy(),
-    ]);
+    let out = tame(&["train", "--quiet", "--threads", "1", "--config", &config, "--logdir", &root.to_string_lossy()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let step: u64 = err
-        .split("is not a finite f32 at step ")
-        .nth(1)
-        .and_then(|t| t.split(';').next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no step named: {err}"));
+    let step: u64 = err.split("is not a finite f32 at step ").nth(1).and_then(|t| t.split(';').next())
+        .and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("no step named: {err}"));
     assert!(step > 250, "the updates start at step 250: {err}");
     assert!(err.contains("from step 200"), "{err}");
-    let run = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap();
+    let run = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     let out = tame(&["eval", &run.to_string_lossy(), "--json"]);
-    assert!(
-        out.status.success(),
-        "last checkpoint unreadable: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "last checkpoint unreadable: {}", String::from_utf8_lossy(&out.stderr));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["checkpoint_step"], 200);
     assert!(e["mean_return"].as_f64().unwrap().is_finite());
@@ -248,15 +157,10 @@ fn bad_input_gets_a_clear_error() {
         (vec!["--tau".into(), "-0.5".into()], vec!["-0.5", "auto"]),
         (vec!["--tau".into(), "warm".into()], vec!["warm", "auto"]),
         (vec!["--agent".into(), "ppo".into()], vec!["ppo", "sac"]),
-        (
-            vec!["--env".into(), "atari".into()],
-            vec!["atari", "pendulum", "cartpole"],
-        ),
+        (vec!["--env".into(), "atari".into()], vec!["atari", "pendulum", "cartpole"]),
     ];
     for (args, needles) in cases {
-        let args: Vec<&str> = std::iter::once(logdir.as_str())
-            .chain(args.iter().map(|s| s.as_str()))
-            .collect();
+        let args: Vec<&str> = std::iter::once(logdir.as_str()).chain(args.iter().map(|s| s.as_str())).collect();
         let err = train_error(&args);
         for n in needles {
             assert!(err.contains(n), "{args:?}: '{n}' missing from: {err}");
@@ -267,14 +171,8 @@ fn bad_input_gets_a_clear_error() {
         ("[sac]\nlr = 0.1\n", vec!["lr", "learning_rate"]),
         ("[sac]\ngamma = 1.5\n", vec!["gamma", "1.5"]),
         ("[sac]\nhidden = []\n", vec!["hidden"]),
-        (
-            "env = \"cartpole\"\ntau = 0\n[sac]\nexploration_noise = 0.2\n",
-            vec!["exploration_noise", "continuous", "Discrete(2)"],
-        ),
-        (
-            "env = \"pendulum\"\ntau = 0\n[sac]\nepsilon_end = 0.1\n",
-            vec!["epsilon_end", "discrete"],
-        ),
+        ("env = \"cartpole\"\ntau = 0\n[sac]\nexploration_noise = 0.2\n", vec!["exploration_noise", "continuous", "Discrete(2)"]),
+        ("env = \"pendulum\"\ntau = 0\n[sac]\nepsilon_end = 0.1\n", vec!["epsilon_end", "discrete"]),
     ];
     for (text, needles) in config_cases {
         let config = write_config(&root, text);
@@ -294,29 +192,10 @@ fn bad_input_gets_a_clear_error() {
 
 #[test]
 fn bench_sac_reports_rate_flops_and_the_same_run_sgemm_rate() {
-    let out = tame(&[
-        "bench",
-        "sac",
-        "--hidden",
-        "32,32",
-        "--batch",
-        "64",
-        "--updates",
-        "60",
-        "--threads",
-        "2",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = tame(&["bench", "sac", "--hidden", "32,32", "--batch", "64", "--updates", "60", "--threads", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let num = |k: &str| {
-        r[k].as_f64()
-            .unwrap_or_else(|| panic!("no number {k} in {r}"))
-    };
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no number {k} in {r}"));
     assert_eq!(r["updates"], 60);
     assert!(num("updates_per_sec") > 0.0 && num("median_updates_per_sec") > 0.0);
     // Pendulum (3 obs, 1 action), 32-32: per row, an actor pass is 3·32 + 32·32 + 32·2 = 1184
@@ -326,17 +205,9 @@ fn bench_sac_reports_rate_flops_and_the_same_run_sgemm_rate() {
     // actor backward without its first layer's (1184 + 2·1184 + 2·1184 + 1184 + 1184 − 96).
     let macs_per_row = 3.0 * 1184.0 + (4.0 * 1184.0 + 2.0 * 1056.0) + (6.0 * 1184.0 + 1088.0);
     let want = 2.0 * 64.0 * macs_per_row / 1e9;
-    assert!(
-        (num("gflop_per_update") - want).abs() < 1e-12,
-        "{} vs {want}",
-        num("gflop_per_update")
-    );
+    assert!((num("gflop_per_update") - want).abs() < 1e-12, "{} vs {want}", num("gflop_per_update"));
     let sgemm = num("sgemm_gflops");
-    assert!(
-        sgemm > 0.0
-            && (sgemm - (num("sgemm_gflops_before") + num("sgemm_gflops_after")) / 2.0).abs()
-                < 1e-9
-    );
+    assert!(sgemm > 0.0 && (sgemm - (num("sgemm_gflops_before") + num("sgemm_gflops_after")) / 2.0).abs() < 1e-9);
     let achieved = num("updates_per_sec") * num("gflop_per_update");
     assert!((num("fraction_of_sgemm") - achieved / sgemm).abs() < 1e-9);
 }

@@ -54,37 +54,19 @@ impl RedisUrl {
         if let Some(decoded) = secrets.first().and_then(|s| percent_decoded(s)) {
             secrets.push(decoded);
         }
-        let url = RedisUrl {
-            raw: raw.to_string(),
-            shown,
-            secrets,
-            ca: None,
-        };
+        let url = RedisUrl { raw: raw.to_string(), shown, secrets, ca: None };
         let Some((scheme, rest)) = raw.split_once("://") else {
-            bail!(
-                "Redis URL '{}' has no scheme; accepted: {ACCEPTED}",
-                url.shown
-            );
+            bail!("Redis URL '{}' has no scheme; accepted: {ACCEPTED}", url.shown);
         };
         if scheme != "redis" && scheme != "rediss" {
-            bail!(
-                "Redis URL '{}' has scheme '{scheme}'; accepted: {ACCEPTED}",
-                url.shown
-            );
+            bail!("Redis URL '{}' has scheme '{scheme}'; accepted: {ACCEPTED}", url.shown);
         }
         let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
         if host.split(['/', ':']).next().unwrap_or("").is_empty() {
-            bail!(
-                "Redis URL '{}' names no host; accepted: {ACCEPTED}",
-                url.shown
-            );
+            bail!("Redis URL '{}' names no host; accepted: {ACCEPTED}", url.shown);
         }
         if let Err(e) = redis::Client::open(raw) {
-            bail!(
-                "Redis URL '{}' is not valid ({}); accepted: {ACCEPTED}",
-                url.shown,
-                url.scrub(&e.to_string())
-            );
+            bail!("Redis URL '{}' is not valid ({}); accepted: {ACCEPTED}", url.shown, url.scrub(&e.to_string()));
         }
         Ok(url)
     }
@@ -92,14 +74,9 @@ impl RedisUrl {
     /// Trusts the CA certificate(s) in the PEM file `path` for this rediss:// URL.
     pub fn with_ca(mut self, path: &Path) -> anyhow::Result<RedisUrl> {
         if !self.raw.starts_with("rediss://") {
-            bail!(
-                "--redis-ca {} applies to rediss:// URLs only; {} is plain TCP",
-                path.display(),
-                self.shown
-            );
+            bail!("--redis-ca {} applies to rediss:// URLs only; {} is plain TCP", path.display(), self.shown);
         }
-        let pem = std::fs::read(path)
-            .with_context(|| format!("reading --redis-ca {}", path.display()))?;
+        let pem = std::fs::read(path).with_context(|| format!("reading --redis-ca {}", path.display()))?;
         if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
             bail!("--redis-ca {} holds no PEM certificate; accepted: a file with -----BEGIN CERTIFICATE----- blocks", path.display());
         }
@@ -131,9 +108,7 @@ impl RedisUrl {
         // Longest first, so that a decoded form inside the written one leaves no piece.
         let mut secrets = self.secrets.clone();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets
-            .iter()
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+        secrets.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
     }
 }
 
@@ -142,11 +117,7 @@ impl RedisUrl {
 /// whatever scheme-like prefix the text has (`redis://`, or a typo such as `redis:/`); a
 /// `pass=` or `password=` query value is masked too.
 fn mask(raw: &str) -> (String, Option<String>) {
-    let secret_key = |kv: &str| {
-        kv.split_once('=').is_some_and(|(k, _)| {
-            k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password")
-        })
-    };
+    let secret_key = |kv: &str| kv.split_once('=').is_some_and(|(k, _)| k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password"));
     let (head, query) = match raw.split_once('?') {
         Some((h, q)) if !q.contains('@') || q.split('&').any(secret_key) => (h, Some(q)),
         _ => (raw, None),
@@ -155,14 +126,11 @@ fn mask(raw: &str) -> (String, Option<String>) {
     let mut shown = match head.rfind('@') {
         Some(at) => {
             // The scheme, then its separator: `:` and slashes (`://`, or typos such as `:/`, `//`).
-            let scheme = head
-                .find(|c: char| !(c.is_ascii_alphanumeric() || "+.-".contains(c)))
-                .unwrap_or(0);
+            let scheme = head.find(|c: char| !(c.is_ascii_alphanumeric() || "+.-".contains(c))).unwrap_or(0);
             let rest = &head[scheme..];
             let after_colon = rest.strip_prefix(':').unwrap_or(rest);
             let prefix_end = (head.len() - after_colon.trim_start_matches('/').len()).min(at);
-            let (prefix, userinfo, host) =
-                (&head[..prefix_end], &head[prefix_end..at], &head[at + 1..]);
+            let (prefix, userinfo, host) = (&head[..prefix_end], &head[prefix_end..at], &head[at + 1..]);
             match userinfo.split_once(':') {
                 Some((user, pass)) => {
                     secret = Some(pass.to_string());
@@ -203,11 +171,7 @@ fn percent_decoded(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(|&b| hex(b)),
-            bytes.get(i + 2).and_then(|&b| hex(b)),
-        ) {
+        match (bytes[i], bytes.get(i + 1).and_then(|&b| hex(b)), bytes.get(i + 2).and_then(|&b| hex(b))) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -240,49 +204,27 @@ impl Redis {
     pub fn connect(url: &RedisUrl, timeout: Duration) -> anyhow::Result<Redis> {
         // rediss:// needs a process-wide TLS crypto provider; an Err means one is installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let shown_err = |e: RedisError| {
-            anyhow::anyhow!("Redis URL '{}': {}", url.shown, url.scrub(&e.to_string()))
-        };
+        let shown_err = |e: RedisError| anyhow::anyhow!("Redis URL '{}': {}", url.shown, url.scrub(&e.to_string()));
         // Keepalive finds a peer that vanished without a word (a half-open connection) on an
         // idle socket; the socket timeouts below bound every blocking call on a busy one.
-        let keepalive = TcpKeepalive::new()
-            .with_time(Duration::from_secs(10))
-            .with_interval(Duration::from_secs(5))
-            .with_retries(3);
+        let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(10)).with_interval(Duration::from_secs(5)).with_retries(3);
         let info = url
             .raw
             .as_str()
             .into_connection_info()
             .map_err(shown_err)?
-            .set_tcp_settings(
-                TcpSettings::default()
-                    .set_nodelay(true)
-                    .set_keepalive(keepalive),
-            );
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true).set_keepalive(keepalive));
         let client = match &url.ca {
             Some((_, pem)) => {
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                };
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
                 redis::Client::build_with_tls(info, certs).map_err(shown_err)?
             }
             None => redis::Client::open(info).map_err(shown_err)?,
         };
-        let mut redis = Redis {
-            url: url.clone(),
-            client,
-            conn: None,
-            timeout,
-            calls: 0,
-            outages: 0,
-        };
+        let mut redis = Redis { url: url.clone(), client, conn: None, timeout, calls: 0, outages: 0 };
         let pong: String = redis.call(|c| redis::cmd("PING").query(c))?;
         if pong != "PONG" {
-            bail!(
-                "the server at {} answered PING with '{pong}': it is not Redis",
-                url.shown
-            );
+            bail!("the server at {} answered PING with '{pong}': it is not Redis", url.shown);
         }
         Ok(redis)
     }
@@ -290,10 +232,7 @@ impl Redis {
     /// Runs `f` on the connection. While the server is unreachable, reconnects with backoff
     /// (saying so once) for up to the timeout; any other error is reported at once. Commands
     /// may thus run twice; every write of the protocol is idempotent or harmless twice.
-    pub fn call<T>(
-        &mut self,
-        f: impl FnMut(&mut Connection) -> RedisResult<T>,
-    ) -> anyhow::Result<T> {
+    pub fn call<T>(&mut self, f: impl FnMut(&mut Connection) -> RedisResult<T>) -> anyhow::Result<T> {
         match self.call_raw(f)? {
             Ok(v) => Ok(v),
             Err(e) => bail!("{}", self.describe(&e)),
@@ -302,10 +241,7 @@ impl Redis {
 
     /// As [`call`](Self::call), but an error that retrying does not cure comes back as the
     /// inner `Err`, for callers that expect some (a stream deleted meanwhile).
-    pub fn call_raw<T>(
-        &mut self,
-        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
-    ) -> anyhow::Result<RedisResult<T>> {
+    pub fn call_raw<T>(&mut self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> anyhow::Result<RedisResult<T>> {
         let mut since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
         self.calls += 1;
@@ -318,8 +254,7 @@ impl Redis {
                         f(self.conn.as_mut().expect("just set"))
                     }
                     Err(e) => {
-                        if self.url.raw.starts_with("rediss://") && speaks_plain_redis(&self.client)
-                        {
+                        if self.url.raw.starts_with("rediss://") && speaks_plain_redis(&self.client) {
                             bail!(
                                 "the TLS handshake with {} failed: the server there speaks plain TCP, not TLS; \
                                  use redis:// for it (or enable TLS on the server)",
@@ -334,11 +269,7 @@ impl Redis {
                 Ok(v) => {
                     if let Some(t) = since {
                         self.outages += 1;
-                        eprintln!(
-                            "tame: Redis at {} is back after {:.1} s",
-                            self.url.shown,
-                            t.elapsed().as_secs_f64()
-                        );
+                        eprintln!("tame: Redis at {} is back after {:.1} s", self.url.shown, t.elapsed().as_secs_f64());
                     }
                     return Ok(Ok(v));
                 }
@@ -381,9 +312,7 @@ impl Redis {
     /// is well above the longest wait the protocol asks for (a blocking read of 300 ms, a
     /// checkpoint of up to 256 MiB); a timed-out call counts as an outage and is retried.
     fn open(&self) -> RedisResult<Connection> {
-        let c = self
-            .client
-            .get_connection_with_timeout(Duration::from_secs(5))?;
+        let c = self.client.get_connection_with_timeout(Duration::from_secs(5))?;
         let io = socket_timeout(self.timeout);
         c.set_read_timeout(Some(io))?;
         c.set_write_timeout(Some(io))?;
@@ -441,23 +370,14 @@ fn socket_timeout(timeout: Duration) -> Duration {
 /// failed because the server does not speak TLS, and retrying will not help.
 fn speaks_plain_redis(client: &redis::Client) -> bool {
     use std::io::{Read, Write};
-    let redis::ConnectionAddr::TcpTls { host, port, .. } = client.get_connection_info().addr()
-    else {
-        return false;
-    };
-    let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port)) else {
-        return false;
-    };
+    let redis::ConnectionAddr::TcpTls { host, port, .. } = client.get_connection_info().addr() else { return false };
+    let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port)) else { return false };
     addrs.take(2).any(|addr| {
-        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return false;
-        };
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return false };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let mut reply = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut reply).is_ok_and(|n| {
-                reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH")
-            })
+            && s.read(&mut reply).is_ok_and(|n| reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"))
     })
 }
 
@@ -476,16 +396,13 @@ fn transient(e: &RedisError) -> bool {
 
 /// The leases a job may ask for: below, renewals could not keep up; above, a dead worker's
 /// task would wait more than a day. `--lease` refuses others, and so do workers.
-pub(super) const LEASE_RANGE: (Duration, Duration) =
-    (Duration::from_millis(100), Duration::from_secs(86_400));
+pub(super) const LEASE_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(86_400));
 
 /// A `--lease`: a duration within [`LEASE_RANGE`].
 pub fn parse_lease(text: &str) -> Result<Duration, String> {
     let lease = parse_duration(text)?;
     if !(LEASE_RANGE.0..=LEASE_RANGE.1).contains(&lease) {
-        return Err(format!(
-            "a lease of '{text}' is out of range; accepted: 100ms to 1 day (86400s)"
-        ));
+        return Err(format!("a lease of '{text}' is out of range; accepted: 100ms to 1 day (86400s)"));
     }
     Ok(lease)
 }
@@ -504,9 +421,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     match num.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(Duration::from_secs_f64(v * scale)),
-        _ => Err(format!(
-            "'{text}' is not a duration; accepted: a positive number with ms, s or m, e.g. 30s"
-        )),
+        _ => Err(format!("'{text}' is not a duration; accepted: a positive number with ms, s or m, e.g. 30s")),
     }
 }
 
@@ -519,10 +434,7 @@ mod tests {
         let url = RedisUrl::parse("redis://alice:s3cret@localhost:6379/2").unwrap();
         assert_eq!(url.shown(), "redis://alice:***@localhost:6379/2");
         assert_eq!(url.scrub("auth s3cret failed"), "auth *** failed");
-        assert_eq!(
-            RedisUrl::parse("rediss://:pw@h:1").unwrap().shown(),
-            "rediss://:***@h:1"
-        );
+        assert_eq!(RedisUrl::parse("rediss://:pw@h:1").unwrap().shown(), "rediss://:***@h:1");
         assert_eq!(mask("redis://lonely@h").0, "redis://***@h");
         assert_eq!(RedisUrl::parse("redis://h").unwrap().shown(), "redis://h");
     }
@@ -543,12 +455,7 @@ mod tests {
                 assert!(!shown.contains(pw), "{url} shown as {shown}");
                 assert!(shown.contains("***"), "{url} shown as {shown}");
                 // (`redis:a:b@h` reads as user `a`, password `b`.)
-                assert!(
-                    secret
-                        .as_deref()
-                        .is_some_and(|s| !s.is_empty() && pw.ends_with(s)),
-                    "{url}: {secret:?}"
-                );
+                assert!(secret.as_deref().is_some_and(|s| !s.is_empty() && pw.ends_with(s)), "{url}: {secret:?}");
                 // Whether the URL is accepted or not, no message names the password.
                 let message = match RedisUrl::parse(&url) {
                     Ok(u) => u.scrub(&format!("{} {}", u.shown(), url)),
@@ -559,10 +466,7 @@ mod tests {
         }
         // A percent-encoded password is scrubbed in its decoded form too.
         let url = RedisUrl::parse("redis://:p%40ss@h:1").unwrap();
-        assert_eq!(
-            url.scrub("WRONGPASS p@ss and p%40ss"),
-            "WRONGPASS *** and ***"
-        );
+        assert_eq!(url.scrub("WRONGPASS p@ss and p%40ss"), "WRONGPASS *** and ***");
     }
 
     #[test]
@@ -576,11 +480,7 @@ mod tests {
 
     #[test]
     fn bad_urls_name_the_url_masked_and_the_accepted_forms() {
-        for bad in [
-            "localhost:6379",
-            "http://u:topsecret@h",
-            "redis://:topsecret@",
-        ] {
+        for bad in ["localhost:6379", "http://u:topsecret@h", "redis://:topsecret@"] {
             let err = RedisUrl::parse(bad).err().unwrap().to_string();
             assert!(err.contains("accepted: redis://"), "{err}");
             assert!(!err.contains("topsecret"), "{err}");

@@ -14,12 +14,10 @@ use tame_agents::run::stop_requested;
 
 use super::fingerprint::fingerprint;
 use super::{
-    checkpoint_step, job_id_ok, key, new_job_id, safe_name, worker_key, MapFile, Redis, RedisUrl,
-    SweepRun, Task, GROUP, JOBS, KEY_TTL_S, PROTOCOL,
+    checkpoint_step, job_id_ok, key, new_job_id, safe_name, worker_key, MapFile, Redis, RedisUrl, SweepRun, Task, GROUP, JOBS,
+    KEY_TTL_S, PROTOCOL,
 };
-use crate::sweep::{
-    has_checkpoint, is_finished, run_dir, train_args, RunOutcome, RunSpec, SweepPlan,
-};
+use crate::sweep::{has_checkpoint, is_finished, run_dir, train_args, RunOutcome, RunSpec, SweepPlan};
 
 pub struct ClusterOpts {
     pub url: RedisUrl,
@@ -45,30 +43,14 @@ const JOB_FILE: &str = "cluster-job.json";
 
 /// Queues every unfinished run of `plan` on Redis and waits for them, writing their
 /// directories under `out`; returns each run's outcome in grid order.
-pub fn run_sweep(
-    plan: &SweepPlan,
-    out: &Path,
-    opts: &ClusterOpts,
-    quiet: bool,
-) -> anyhow::Result<Vec<(RunSpec, RunOutcome)>> {
+pub fn run_sweep(plan: &SweepPlan, out: &Path, opts: &ClusterOpts, quiet: bool) -> anyhow::Result<Vec<(RunSpec, RunOutcome)>> {
     let runs = plan.runs();
     std::fs::create_dir_all(out.join("runs"))
         .with_context(|| format!("creating sweep directory {}", out.join("runs").display()))?;
     let job = job_id(out)?;
     let mut redis = Redis::connect(&opts.url, opts.timeout)?;
-    register(
-        &mut redis,
-        &job,
-        "sweep",
-        opts.lease,
-        &out.display().to_string(),
-        &opts.url,
-    )?;
-    let (tasks, results, entries) = (
-        key(&job, "tasks"),
-        key(&job, "results"),
-        key(&job, "entries"),
-    );
+    register(&mut redis, &job, "sweep", opts.lease, &out.display().to_string(), &opts.url)?;
+    let (tasks, results, entries) = (key(&job, "tasks"), key(&job, "results"), key(&job, "entries"));
 
     let mut states: BTreeMap<String, Run> = BTreeMap::new();
     let mut outcomes: Vec<Option<RunOutcome>> = vec![None; runs.len()];
@@ -81,15 +63,7 @@ pub fn run_sweep(
         match sweep_task(plan, run) {
             Ok(t) => {
                 let json = serde_json::to_string(&Task::SweepRun(t)).expect("plain struct");
-                states.insert(
-                    run.name.clone(),
-                    Run {
-                        dir,
-                        attempt: 0,
-                        outcome: None,
-                        task: json,
-                    },
-                );
+                states.insert(run.name.clone(), Run { dir, attempt: 0, outcome: None, task: json });
             }
             Err(e) => outcomes[i] = Some(RunOutcome::Failed(format!("{e:#}"))),
         }
@@ -98,15 +72,7 @@ pub fn run_sweep(
     // it marked done without this directory holding its result (a failure) is queued again.
     let mut last_id = "0".to_string();
     let mut started: HashSet<(String, u64)> = HashSet::new();
-    drain(
-        &mut redis,
-        &job,
-        &results,
-        &mut last_id,
-        &mut states,
-        &mut started,
-        None,
-    )?;
+    drain(&mut redis, &job, &results, &mut last_id, &mut states, &mut started, None)?;
     let names: Vec<String> = states.keys().cloned().collect();
     let marks: Vec<Option<String>> = redis.call(|c| {
         if names.is_empty() {
@@ -118,12 +84,8 @@ pub fn run_sweep(
         }
         p.query(c)
     })?;
-    let stale: Vec<&String> = names
-        .iter()
-        .zip(&marks)
-        .filter(|(n, m)| m.as_deref() == Some("done") && states[*n].outcome.is_none())
-        .map(|(n, _)| n)
-        .collect();
+    let stale: Vec<&String> =
+        names.iter().zip(&marks).filter(|(n, m)| m.as_deref() == Some("done") && states[*n].outcome.is_none()).map(|(n, _)| n).collect();
     if !stale.is_empty() {
         redis.call(|c| redis::cmd("HDEL").arg(&entries).arg(&stale).query::<()>(c))?;
     }
@@ -136,16 +98,9 @@ pub fn run_sweep(
 
     let bar = ProgressBar::with_draw_target(
         Some(runs.len() as u64),
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
+        if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
     );
-    bar.set_style(
-        ProgressStyle::with_template("runs {bar:30} {pos}/{len} ({msg}) {elapsed}")
-            .expect("static template"),
-    );
+    bar.set_style(ProgressStyle::with_template("runs {bar:30} {pos}/{len} ({msg}) {elapsed}").expect("static template"));
     bar.set_position(outcomes.iter().filter(|o| o.is_some()).count() as u64);
     if !quiet {
         eprintln!(
@@ -155,64 +110,29 @@ pub fn run_sweep(
         );
     }
     // Warnings show with --quiet too (it hides only the progress bar).
-    let say = |line: String| {
-        if quiet {
-            eprintln!("{line}")
-        } else {
-            bar.println(line)
-        }
-    };
+    let say = |line: String| if quiet { eprintln!("{line}") } else { bar.println(line) };
     let mut last_count = Instant::now() - Duration::from_secs(10);
     let mut audited = Instant::now();
     let mut renewed = Instant::now();
     let mut outages = redis.outages();
     let mut refusals = Refusals::default();
     while states.values().any(|s| s.outcome.is_none()) && !stop_requested() {
-        drain(
-            &mut redis,
-            &job,
-            &results,
-            &mut last_id,
-            &mut states,
-            &mut started,
-            Some(&bar),
-        )?;
+        drain(&mut redis, &job, &results, &mut last_id, &mut states, &mut started, Some(&bar))?;
         let outage = redis.outages() != outages;
         if outage || audited.elapsed() >= AUDIT_EVERY {
             if outage {
                 // Redis was away: what it had not made durable may be lost; announce the job
                 // again, and queue what is neither queued nor pending.
                 outages = redis.outages();
-                register(
-                    &mut redis,
-                    &job,
-                    "sweep",
-                    opts.lease,
-                    &out.display().to_string(),
-                    &opts.url,
-                )?;
+                register(&mut redis, &job, "sweep", opts.lease, &out.display().to_string(), &opts.url)?;
             }
-            drain(
-                &mut redis,
-                &job,
-                &results,
-                &mut last_id,
-                &mut states,
-                &mut started,
-                None,
-            )?;
+            drain(&mut redis, &job, &results, &mut last_id, &mut states, &mut started, None)?;
             for name in audit(&mut redis, &tasks, &entries, &states)? {
                 say(format!("tame sweep: run {name} had no task (lost, or its worker gave it up); queued again"));
             }
             // Results read are dropped from their stream: its memory stays bounded.
             if last_id != "0" {
-                redis.call(|c| {
-                    redis::cmd("XTRIM")
-                        .arg(&results)
-                        .arg("MINID")
-                        .arg(&last_id)
-                        .query::<()>(c)
-                })?;
+                redis.call(|c| redis::cmd("XTRIM").arg(&results).arg("MINID").arg(&last_id).query::<()>(c))?;
             }
             refusals.show(&mut redis, &job, &say)?;
             audited = Instant::now();
@@ -224,17 +144,11 @@ pub fn run_sweep(
         if last_count.elapsed() >= Duration::from_secs(1) {
             let workers = count_workers(&mut redis)?;
             let (waiting, running) = super::worker::queue_counts(&mut redis, &job)?;
-            let failed = states
-                .values()
-                .filter(|s| matches!(s.outcome, Some(RunOutcome::Failed(_))))
-                .count();
-            bar.set_message(format!(
-                "{workers} workers live, {waiting} queued, {running} running, {failed} failed"
-            ));
+            let failed = states.values().filter(|s| matches!(s.outcome, Some(RunOutcome::Failed(_)))).count();
+            bar.set_message(format!("{workers} workers live, {waiting} queued, {running} running, {failed} failed"));
             last_count = Instant::now();
         }
-        let done = outcomes.iter().filter(|o| o.is_some()).count()
-            + states.values().filter(|s| s.outcome.is_some()).count();
+        let done = outcomes.iter().filter(|o| o.is_some()).count() + states.values().filter(|s| s.outcome.is_some()).count();
         bar.set_position(done as u64);
     }
     bar.finish_and_clear();
@@ -250,11 +164,7 @@ pub fn run_sweep(
             let o = o.or_else(|| states.get(&run.name).and_then(|s| s.outcome.clone()));
             let o = o.unwrap_or_else(|| {
                 let dir = run_dir(out, &run);
-                if dir.exists() {
-                    RunOutcome::Interrupted
-                } else {
-                    RunOutcome::NotStarted
-                }
+                if dir.exists() { RunOutcome::Interrupted } else { RunOutcome::NotStarted }
             });
             (run, o)
         })
@@ -264,61 +174,27 @@ pub fn run_sweep(
 /// Announces a job to workers: its kind, lease, protocol and this build's fingerprint, in the
 /// job set, with its task stream and consumer group (made unless they exist). Repeated after
 /// an outage, since a Redis restarted from its AOF may have lost the last second of writes.
-pub(super) fn register(
-    redis: &mut Redis,
-    job: &str,
-    kind: &str,
-    lease: Duration,
-    label: &str,
-    url: &RedisUrl,
-) -> anyhow::Result<()> {
+pub(super) fn register(redis: &mut Redis, job: &str, kind: &str, lease: Duration, label: &str, url: &RedisUrl) -> anyhow::Result<()> {
     let (meta, tasks) = (key(job, "meta"), key(job, "tasks"));
     let lease_ms = lease.as_millis().max(1) as u64;
     redis.call(|c| {
         let mut p = redis::pipe();
-        p.cmd("HSET")
-            .arg(&meta)
-            .arg("kind")
-            .arg(kind)
-            .arg("lease_ms")
-            .arg(lease_ms)
-            .arg("out")
-            .arg(label);
-        p.arg("protocol")
-            .arg(PROTOCOL)
-            .arg("fingerprint")
-            .arg(fingerprint())
-            .ignore();
+        p.cmd("HSET").arg(&meta).arg("kind").arg(kind).arg("lease_ms").arg(lease_ms).arg("out").arg(label);
+        p.arg("protocol").arg(PROTOCOL).arg("fingerprint").arg(fingerprint()).ignore();
         p.cmd("EXPIRE").arg(&meta).arg(KEY_TTL_S).ignore();
         p.cmd("SADD").arg(JOBS).arg(job).ignore();
         p.query::<()>(c)
     })?;
-    let created = redis.call_raw(|c| {
-        redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&tasks)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query::<()>(c)
-    })?;
+    let created = redis.call_raw(|c| redis::cmd("XGROUP").arg("CREATE").arg(&tasks).arg(GROUP).arg("0").arg("MKSTREAM").query::<()>(c))?;
     match created {
-        Err(e) if e.code() != Some("BUSYGROUP") => bail!(
-            "creating the task stream of job {job} on {}: {e}",
-            url.shown()
-        ),
+        Err(e) if e.code() != Some("BUSYGROUP") => bail!("creating the task stream of job {job} on {}: {e}", url.shown()),
         _ => renew_keys(redis, job),
     }
 }
 
 /// Queues every unfinished run that is neither queued nor pending (one idempotent script
 /// each); returns the runs it queued.
-fn audit(
-    redis: &mut Redis,
-    tasks: &str,
-    entries: &str,
-    states: &BTreeMap<String, Run>,
-) -> anyhow::Result<Vec<String>> {
+fn audit(redis: &mut Redis, tasks: &str, entries: &str, states: &BTreeMap<String, Run>) -> anyhow::Result<Vec<String>> {
     let mut queued = Vec::new();
     for (name, state) in states.iter().filter(|(_, s)| s.outcome.is_none()) {
         if super::fence::queue(redis, tasks, entries, name, &state.task)? {
@@ -350,11 +226,7 @@ fn drain(
             }
             cmd.arg("STREAMS").arg(results).arg(&from).query(c)
         })?;
-        let ids: Vec<StreamId> = reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .collect();
+        let ids: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
         if ids.is_empty() {
             return Ok(());
         }
@@ -379,21 +251,11 @@ fn drain(
 pub(super) struct Refusals(HashSet<String>);
 
 impl Refusals {
-    pub(super) fn show(
-        &mut self,
-        redis: &mut Redis,
-        job: &str,
-        print: &dyn Fn(String),
-    ) -> anyhow::Result<()> {
-        let all: HashMap<String, String> =
-            redis.call(|c| redis::cmd("HGETALL").arg(key(job, "refused")).query(c))?;
+    pub(super) fn show(&mut self, redis: &mut Redis, job: &str, print: &dyn Fn(String)) -> anyhow::Result<()> {
+        let all: HashMap<String, String> = redis.call(|c| redis::cmd("HGETALL").arg(key(job, "refused")).query(c))?;
         for (worker, why) in all {
             if self.0.insert(worker.clone()) {
-                print(format!(
-                    "warning: worker '{}' refuses job {job}: {}",
-                    worker.escape_debug(),
-                    why.escape_debug()
-                ));
+                print(format!("warning: worker '{}' refuses job {job}: {}", worker.escape_debug(), why.escape_debug()));
             }
         }
         Ok(())
@@ -406,15 +268,8 @@ pub(super) fn renew_keys(redis: &mut Redis, job: &str) -> anyhow::Result<()> {
     let pattern = key(job, "*");
     let mut cursor = 0u64;
     loop {
-        let (next, batch): (u64, Vec<String>) = redis.call(|c| {
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query(c)
-        })?;
+        let (next, batch): (u64, Vec<String>) =
+            redis.call(|c| redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(c))?;
         if !batch.is_empty() {
             redis.call(|c| {
                 let mut p = redis::pipe();
@@ -442,25 +297,16 @@ fn job_id(out: &Path) -> anyhow::Result<String> {
     let path = out.join(JOB_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let file: JobFile = serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{} is not a job file; remove it to start a new job",
-                    path.display()
-                )
-            })?;
+            let file: JobFile = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a job file; remove it to start a new job", path.display()))?;
             if !job_id_ok(&file.job) || !file.job.starts_with("sweep-") {
-                bail!(
-                    "{} names job '{}', not a sweep job id; remove it to start a new job",
-                    path.display(),
-                    file.job.escape_debug()
-                );
+                bail!("{} names job '{}', not a sweep job id; remove it to start a new job", path.display(), file.job.escape_debug());
             }
             Ok(file.job)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let job = new_job_id("sweep");
-            let bytes =
-                serde_json::to_vec_pretty(&JobFile { job: job.clone() }).expect("plain struct");
+            let bytes = serde_json::to_vec_pretty(&JobFile { job: job.clone() }).expect("plain struct");
             crate::fsutil::write_atomic(&path, &bytes)?;
             Ok(job)
         }
@@ -472,45 +318,22 @@ fn job_id(out: &Path) -> anyhow::Result<String> {
 /// would refuse) and its map file's text.
 fn sweep_task(plan: &SweepPlan, run: &RunSpec) -> anyhow::Result<SweepRun> {
     let cfg = crate::cmd::train::resolve_argv(&train_args(plan, run, 1))?;
-    Ok(SweepRun {
-        run: run.name.clone(),
-        config: cfg.to_toml()?,
-        map: map_file(&cfg.env)?,
-    })
+    Ok(SweepRun { run: run.name.clone(), config: cfg.to_toml()?, map: map_file(&cfg.env)? })
 }
 
 /// The text of the map file a `map:PATH[:OPTIONS]` env reads, to travel with its tasks (a
 /// worker never reads a file of its own). Its name on the worker is the file's name with
 /// every character [`safe_name`](super::safe_name) refuses replaced by `_`.
 pub(super) fn map_file(env: &str) -> anyhow::Result<Option<MapFile>> {
-    let Some((base, rest)) = env.split_once(':') else {
-        return Ok(None);
-    };
+    let Some((base, rest)) = env.split_once(':') else { return Ok(None) };
     if !base.eq_ignore_ascii_case("map") {
         return Ok(None);
     }
     let path = Path::new(rest.split(':').next().unwrap_or(rest));
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading map file {}", path.display()))?;
-    let raw = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut name: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._+=-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    name = name
-        .trim_start_matches(['.', '-'])
-        .chars()
-        .take(200)
-        .collect();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading map file {}", path.display()))?;
+    let raw = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut name: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() || "._+=-".contains(c) { c } else { '_' }).collect();
+    name = name.trim_start_matches(['.', '-']).chars().take(200).collect();
     if !safe_name(&name) {
         name = "map.txt".into();
     }
@@ -522,22 +345,16 @@ pub(super) fn map_file(env: &str) -> anyhow::Result<Option<MapFile>> {
 /// newer one already (this job's workers got further than this directory).
 fn seed_checkpoint(redis: &mut Redis, job: &str, run: &str, dir: &Path) -> anyhow::Result<()> {
     let ckpts = tame_agents::checkpoint::list(&dir.join("checkpoints"))?;
-    let Some((step, step_dir)) = ckpts.into_iter().max_by_key(|(s, _)| *s) else {
-        return Ok(());
-    };
+    let Some((step, step_dir)) = ckpts.into_iter().max_by_key(|(s, _)| *s) else { return Ok(()) };
     let ckpt = key(job, &format!("ckpt:{run}"));
     let held: Option<u64> = redis.call(|c| redis::cmd("HGET").arg(&ckpt).arg("step").query(c))?;
     if held.is_some_and(|h| h >= step) {
         return Ok(());
     }
-    let config = std::fs::read(dir.join("config.toml"))
-        .with_context(|| format!("reading {}/config.toml", dir.display()))?;
+    let config = std::fs::read(dir.join("config.toml")).with_context(|| format!("reading {}/config.toml", dir.display()))?;
     let mut files = Vec::new();
     for e in std::fs::read_dir(&step_dir)?.filter_map(Result::ok) {
-        files.push((
-            e.file_name().to_string_lossy().into_owned(),
-            std::fs::read(e.path())?,
-        ));
+        files.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?));
     }
     let mut events = Vec::new();
     for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
@@ -551,12 +368,7 @@ fn seed_checkpoint(redis: &mut Redis, job: &str, run: &str, dir: &Path) -> anyho
         let mut p = redis::pipe();
         p.atomic();
         p.cmd("DEL").arg(&ckpt).ignore();
-        p.cmd("HSET")
-            .arg(&ckpt)
-            .arg("step")
-            .arg(step)
-            .arg("config.toml")
-            .arg(&config);
+        p.cmd("HSET").arg(&ckpt).arg("step").arg(step).arg("config.toml").arg(&config);
         for (name, bytes) in &files {
             p.arg(format!("f:{name}")).arg(bytes);
         }
@@ -564,12 +376,7 @@ fn seed_checkpoint(redis: &mut Redis, job: &str, run: &str, dir: &Path) -> anyho
         p.cmd("EXPIRE").arg(&ckpt).arg(KEY_TTL_S).ignore();
         for (name, bytes) in &events {
             let ev = key(job, &format!("ev:{run}:{name}"));
-            p.cmd("SET")
-                .arg(&ev)
-                .arg(bytes)
-                .arg("EX")
-                .arg(KEY_TTL_S)
-                .ignore();
+            p.cmd("SET").arg(&ev).arg(bytes).arg("EX").arg(KEY_TTL_S).ignore();
             p.cmd("SADD").arg(&files_key).arg(name).ignore();
         }
         p.cmd("EXPIRE").arg(&files_key).arg(KEY_TTL_S).ignore();
@@ -579,30 +386,16 @@ fn seed_checkpoint(redis: &mut Redis, job: &str, run: &str, dir: &Path) -> anyho
 
 /// Applies one worker result to the run's directory; stale and duplicate ones change nothing,
 /// and a result claiming an attempt no worker has made (forged) is refused.
-fn apply(
-    redis: &mut Redis,
-    job: &str,
-    states: &mut BTreeMap<String, Run>,
-    started: &mut HashSet<(String, u64)>,
-    entry: &StreamId,
-) -> anyhow::Result<()> {
+fn apply(redis: &mut Redis, job: &str, states: &mut BTreeMap<String, Run>, started: &mut HashSet<(String, u64)>, entry: &StreamId) -> anyhow::Result<()> {
     let text = |field: &str| -> Option<String> { entry.get::<String>(field) };
     let run = text("run").context("no run field")?;
-    let Some(state) = states.get_mut(&run) else {
-        return Ok(());
-    };
-    let attempt: u64 = entry
-        .get("attempt")
-        .context("no attempt field, or not a number")?;
+    let Some(state) = states.get_mut(&run) else { return Ok(()) };
+    let attempt: u64 = entry.get("attempt").context("no attempt field, or not a number")?;
     if attempt < state.attempt || state.outcome.is_some() {
         return Ok(());
     }
     if attempt > state.attempt {
-        let made: Option<u64> = redis.call(|c| {
-            redis::cmd("GET")
-                .arg(key(job, &format!("attempt:{run}")))
-                .query(c)
-        })?;
+        let made: Option<u64> = redis.call(|c| redis::cmd("GET").arg(key(job, &format!("attempt:{run}"))).query(c))?;
         if made.is_none_or(|m| attempt > m) {
             bail!("run {run}: attempt {attempt} was never made (the newest is {}); not from a worker of this job", made.unwrap_or(0));
         }
@@ -617,8 +410,7 @@ fn apply(
         "started" => {
             // A fresh attempt replaces what an earlier one left without a checkpoint.
             if data == b"fresh" && started.insert((run.clone(), attempt)) {
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("clearing {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
                 std::fs::create_dir_all(&dir)?;
             }
         }
@@ -628,43 +420,28 @@ fn apply(
                 bail!("event file name '{}' refused", name.escape_debug());
             }
             let offset: u64 = entry.get("offset").context("no offset field")?;
-            let end = offset
-                .checked_add(data.len() as u64)
-                .filter(|&e| e <= MAX_EVENT_FILE)
-                .context("event bytes past the largest event file accepted")?;
+            let end = offset.checked_add(data.len() as u64).filter(|&e| e <= MAX_EVENT_FILE).context("event bytes past the largest event file accepted")?;
             let path = dir.join(&name);
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .open(&path)
+            let file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
             let len = file.metadata()?.len();
             if end > len {
-                file.write_all_at(&data, offset)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                file.sync_data()
-                    .with_context(|| format!("syncing {}", path.display()))?;
+                file.write_all_at(&data, offset).with_context(|| format!("writing {}", path.display()))?;
+                file.sync_data().with_context(|| format!("syncing {}", path.display()))?;
             }
         }
         "ckpt" => {
-            checkpoint_step(&name)
-                .with_context(|| format!("checkpoint name '{}' refused", name.escape_debug()))?;
+            checkpoint_step(&name).with_context(|| format!("checkpoint name '{}' refused", name.escape_debug()))?;
             write_checkpoint(redis, &key(job, &format!("ckpt:{run}")), &dir)?;
         }
         "summary" => {
-            serde_json::from_slice::<serde_json::Value>(&data)
-                .context("the summary is not JSON")?;
+            serde_json::from_slice::<serde_json::Value>(&data).context("the summary is not JSON")?;
             crate::fsutil::write_atomic(&dir.join("summary.json"), &data)?;
             if is_finished(&dir) {
                 state.outcome = Some(RunOutcome::Finished);
             }
         }
-        "failed" => {
-            state.outcome = Some(RunOutcome::Failed(
-                String::from_utf8_lossy(&data).into_owned(),
-            ))
-        }
+        "failed" => state.outcome = Some(RunOutcome::Failed(String::from_utf8_lossy(&data).into_owned())),
         other => bail!("unknown result kind '{}'", other.escape_debug()),
     }
     if state.outcome.is_some() {
@@ -685,15 +462,9 @@ fn forget_run(redis: &mut Redis, job: &str, run: &str) -> anyhow::Result<()> {
     redis.call(|c| {
         let mut p = redis::pipe();
         for name in &names {
-            p.cmd("DEL")
-                .arg(key(job, &format!("ev:{run}:{name}")))
-                .ignore();
+            p.cmd("DEL").arg(key(job, &format!("ev:{run}:{name}"))).ignore();
         }
-        p.cmd("DEL")
-            .arg(&files_key)
-            .arg(key(job, &format!("ckpt:{run}")))
-            .arg(key(job, &format!("owner:{run}")))
-            .ignore();
+        p.cmd("DEL").arg(&files_key).arg(key(job, &format!("ckpt:{run}"))).arg(key(job, &format!("owner:{run}"))).ignore();
         p.query::<()>(c)
     })
 }
@@ -702,12 +473,8 @@ fn forget_run(redis: &mut Redis, job: &str, run: &str) -> anyhow::Result<()> {
 /// temporary name, then a rename) and keeps the newest [`KEEP`](tame_agents::checkpoint::KEEP),
 /// as a local run's directory has. Checkpoints are stored once in Redis, there.
 fn write_checkpoint(redis: &mut Redis, ckpt_key: &str, dir: &Path) -> anyhow::Result<()> {
-    let held: HashMap<String, Vec<u8>> =
-        redis.call(|c| redis::cmd("HGETALL").arg(ckpt_key).query(c))?;
-    let Some(step) = held
-        .get("step")
-        .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
-    else {
+    let held: HashMap<String, Vec<u8>> = redis.call(|c| redis::cmd("HGETALL").arg(ckpt_key).query(c))?;
+    let Some(step) = held.get("step").and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok()) else {
         // Already replaced by a fresh attempt, or gone with the run: nothing to write.
         return Ok(());
     };
@@ -720,16 +487,13 @@ fn write_checkpoint(redis: &mut Redis, ckpt_key: &str, dir: &Path) -> anyhow::Re
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     for (field, bytes) in &held {
-        let Some(file) = field.strip_prefix("f:") else {
-            continue;
-        };
+        let Some(file) = field.strip_prefix("f:") else { continue };
         if !safe_name(file) {
             bail!("checkpoint file name '{}' refused", file.escape_debug());
         }
         crate::fsutil::write_atomic(&tmp.join(file), bytes)?;
     }
-    std::fs::rename(&tmp, &fin)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), fin.display()))?;
+    std::fs::rename(&tmp, &fin).with_context(|| format!("renaming {} to {}", tmp.display(), fin.display()))?;
     let mut all = tame_agents::checkpoint::list(&checkpoints)?;
     all.sort_by_key(|(s, _)| *s);
     let drop = all.len().saturating_sub(tame_agents::checkpoint::KEEP);
@@ -745,13 +509,7 @@ pub fn count_workers(redis: &mut Redis) -> anyhow::Result<usize> {
     let mut n = 0;
     loop {
         let (next, batch): (u64, Vec<String>) = redis.call(|c| {
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(worker_key("*"))
-                .arg("COUNT")
-                .arg(500)
-                .query(c)
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(worker_key("*")).arg("COUNT").arg(500).query(c)
         })?;
         n += batch.len();
         cursor = next;
@@ -766,15 +524,8 @@ pub(super) fn clean_up(redis: &mut Redis, job: &str) -> anyhow::Result<()> {
     let pattern = key(job, "*");
     let mut cursor = 0u64;
     loop {
-        let (next, batch): (u64, Vec<String>) = redis.call(|c| {
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query(c)
-        })?;
+        let (next, batch): (u64, Vec<String>) =
+            redis.call(|c| redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query(c))?;
         if !batch.is_empty() {
             redis.call(|c| redis::cmd("DEL").arg(&batch).query::<()>(c))?;
         }

@@ -127,14 +127,7 @@ impl EsJob {
 
     /// Announces the job to workers (see [`register`]).
     fn register(&mut self) -> anyhow::Result<()> {
-        register(
-            &mut self.redis,
-            &self.job,
-            "es",
-            self.opts.lease,
-            &self.label,
-            &self.opts.url,
-        )
+        register(&mut self.redis, &self.job, "es", self.opts.lease, &self.label, &self.opts.url)
     }
 
     fn live_workers(&mut self) -> anyhow::Result<usize> {
@@ -162,13 +155,7 @@ impl EsJob {
     }
 
     /// Queues `parts` of `generation` (those not yet back when re-queued after an outage).
-    fn publish(
-        &mut self,
-        generation: &Generation,
-        theta: &[f32],
-        norm: &ObsNorm,
-        parts: &[(usize, Range<usize>)],
-    ) -> anyhow::Result<()> {
+    fn publish(&mut self, generation: &Generation, theta: &[f32], norm: &ObsNorm, parts: &[(usize, Range<usize>)]) -> anyhow::Result<()> {
         let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let (theta, mean, inv_std) = (bytes(theta), bytes(&norm.mean), bytes(&norm.inv_std));
         let mut entries: Vec<(usize, String)> = Vec::with_capacity(parts.len());
@@ -188,30 +175,12 @@ impl EsJob {
         self.redis.call(|c| {
             let mut p = redis::pipe();
             for (part, json) in &entries {
-                p.cmd("XADD")
-                    .arg(&tasks)
-                    .arg("*")
-                    .arg("generation")
-                    .arg(generation.index)
-                    .arg("part")
-                    .arg(part)
-                    .arg("task")
-                    .arg(json);
-                p.arg("theta")
-                    .arg(&theta)
-                    .arg("obs_mean")
-                    .arg(&mean)
-                    .arg("obs_inv_std")
-                    .arg(&inv_std)
-                    .ignore();
+                p.cmd("XADD").arg(&tasks).arg("*").arg("generation").arg(generation.index).arg("part").arg(part).arg("task").arg(json);
+                p.arg("theta").arg(&theta).arg("obs_mean").arg(&mean).arg("obs_inv_std").arg(&inv_std).ignore();
             }
             // Results already read are dropped from their stream.
             if last_id != "0" {
-                p.cmd("XTRIM")
-                    .arg(&results)
-                    .arg("MINID")
-                    .arg(&last_id)
-                    .ignore();
+                p.cmd("XTRIM").arg(&results).arg("MINID").arg(&last_id).ignore();
             }
             p.query::<()>(c)
         })?;
@@ -219,10 +188,7 @@ impl EsJob {
             renew_keys(&mut self.redis, &self.job)?;
             self.renewed = Instant::now();
         }
-        let sent: usize = entries
-            .iter()
-            .map(|(_, e)| e.len() + theta.len() + mean.len() + inv_std.len())
-            .sum();
+        let sent: usize = entries.iter().map(|(_, e)| e.len() + theta.len() + mean.len() + inv_std.len()).sum();
         self.stats.lock().expect("stats lock").bytes_sent += sent as u64;
         Ok(())
     }
@@ -237,19 +203,9 @@ struct PartResult {
 }
 
 impl Population for EsJob {
-    fn evaluate(
-        &mut self,
-        generation: &Generation,
-        theta: &[f32],
-        norm: &ObsNorm,
-    ) -> anyhow::Result<Option<Vec<Episode>>> {
+    fn evaluate(&mut self, generation: &Generation, theta: &[f32], norm: &ObsNorm) -> anyhow::Result<Option<Vec<Episode>>> {
         let begun = Instant::now();
-        let between = self
-            .stats
-            .lock()
-            .expect("stats lock")
-            .returned
-            .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let between = self.stats.lock().expect("stats lock").returned.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let calls_before = self.redis.calls();
         let ranges = self.split(generation.pair_seeds.len())?;
         let all: Vec<(usize, Range<usize>)> = ranges.iter().cloned().enumerate().collect();
@@ -271,33 +227,17 @@ impl Population for EsJob {
                 // parts not back yet (a duplicate result is ignored).
                 outages = self.redis.outages();
                 self.register()?;
-                let missing: Vec<(usize, Range<usize>)> = all
-                    .iter()
-                    .filter(|(i, _)| got[*i].is_none())
-                    .cloned()
-                    .collect();
+                let missing: Vec<(usize, Range<usize>)> = all.iter().filter(|(i, _)| got[*i].is_none()).cloned().collect();
                 self.publish(generation, theta, norm, &missing)?;
             }
             let last_id = self.last_id.clone();
             let reply: Option<StreamReadReply> = self.redis.call(|c| {
-                redis::cmd("XREAD")
-                    .arg("COUNT")
-                    .arg(256)
-                    .arg("BLOCK")
-                    .arg(250)
-                    .arg("STREAMS")
-                    .arg(&results)
-                    .arg(&last_id)
-                    .query(c)
+                redis::cmd("XREAD").arg("COUNT").arg(256).arg("BLOCK").arg(250).arg("STREAMS").arg(&results).arg(&last_id).query(c)
             })?;
             for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                 self.last_id = entry.id.clone();
-                let Some(g) = entry.get::<u64>("generation") else {
-                    continue;
-                };
-                let Some(part) = entry.get::<usize>("part") else {
-                    continue;
-                };
+                let Some(g) = entry.get::<u64>("generation") else { continue };
+                let Some(part) = entry.get::<usize>("part") else { continue };
                 if g != generation.index || part >= got.len() || got[part].is_some() {
                     continue;
                 }
@@ -319,26 +259,15 @@ impl Population for EsJob {
                         generation.index + 1
                     ),
                 };
-                let episodes: Vec<Episode> = serde_json::from_slice(&data).with_context(|| {
-                    format!(
-                        "the episodes of part {part} from worker {} are malformed",
-                        r.worker
-                    )
-                })?;
+                let episodes: Vec<Episode> = serde_json::from_slice(&data)
+                    .with_context(|| format!("the episodes of part {part} from worker {} are malformed", r.worker))?;
                 let want = 2 * ranges[part].len();
                 if episodes.len() != want {
-                    bail!(
-                        "worker {} sent {} episodes for part {part}, which has {want} members",
-                        r.worker,
-                        episodes.len()
-                    );
+                    bail!("worker {} sent {} episodes for part {part}, which has {want} members", r.worker, episodes.len());
                 }
                 let recorded = &generation.recorded[2 * ranges[part].start..2 * ranges[part].end];
                 if let Err(why) = check_episodes(&episodes, recorded, norm.mean.len()) {
-                    bail!(
-                        "worker {} sent a bad episode for part {part}: {why}",
-                        r.worker
-                    );
+                    bail!("worker {} sent a bad episode for part {part}: {why}", r.worker);
                 }
                 received += data.len() as u64;
                 worker_seconds += r.seconds;
@@ -348,8 +277,7 @@ impl Population for EsJob {
             if waited.elapsed() >= COUNT_EVERY && !self.opts.quiet {
                 waited = Instant::now();
                 let job = self.job.clone();
-                self.refusals
-                    .show(&mut self.redis, &job, &|line| eprintln!("{line}"))?;
+                self.refusals.show(&mut self.redis, &job, &|line| eprintln!("{line}"))?;
             }
             if noted.elapsed() >= NOTE_AFTER && !self.opts.quiet {
                 noted = Instant::now();
@@ -385,10 +313,7 @@ impl Drop for EsJob {
     fn drop(&mut self) {
         self.redis.set_timeout(Duration::from_secs(2));
         if let Err(e) = clean_up(&mut self.redis, &self.job) {
-            eprintln!(
-                "warning: job {} was not removed from Redis ({e:#}); its keys expire on their own",
-                self.job
-            );
+            eprintln!("warning: job {} was not removed from Redis ({e:#}); its keys expire on their own", self.job);
         }
     }
 }
@@ -408,16 +333,8 @@ fn check_episodes(episodes: &[Episode], recorded: &[bool], features: usize) -> R
                 ep.obs_sumsq.len()
             ));
         }
-        if ep
-            .obs_sum
-            .iter()
-            .chain(&ep.obs_sumsq)
-            .any(|x| !x.is_finite())
-            || (!rec && ep.obs_count != 0)
-        {
-            return Err(format!(
-                "member {i} has observation statistics that are not finite or not asked for"
-            ));
+        if ep.obs_sum.iter().chain(&ep.obs_sumsq).any(|x| !x.is_finite()) || (!rec && ep.obs_count != 0) {
+            return Err(format!("member {i} has observation statistics that are not finite or not asked for"));
         }
     }
     Ok(())

@@ -119,12 +119,7 @@ impl Guard {
     fn invoke<'a>(&self, script: &'a Script) -> redis::ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
         let (owner, token) = self.owner.clone().unwrap_or_default();
-        inv.key(&self.tasks)
-            .key(owner)
-            .arg(GROUP)
-            .arg(&self.entry)
-            .arg(&self.consumer)
-            .arg(token);
+        inv.key(&self.tasks).key(owner).arg(GROUP).arg(&self.entry).arg(&self.consumer).arg(token);
         inv
     }
 
@@ -140,13 +135,7 @@ impl Guard {
 
     /// Hands the task back for any worker (a new entry with `fields`; `run` and `entries`
     /// keep a sweep's entries hash pointing at it) if this guard still holds.
-    pub fn hand_back(
-        &self,
-        redis: &mut Redis,
-        run: &str,
-        entries: &str,
-        fields: &[(String, Vec<u8>)],
-    ) -> anyhow::Result<Fenced<()>> {
+    pub fn hand_back(&self, redis: &mut Redis, run: &str, entries: &str, fields: &[(String, Vec<u8>)]) -> anyhow::Result<Fenced<()>> {
         let script = Script::new(&format!("{GUARD}{HAND_BACK}"));
         let mut inv = self.invoke(&script);
         inv.key(entries).arg(run);
@@ -159,53 +148,28 @@ impl Guard {
 
 /// Claims a sweep run whose entry `entry` of `tasks` is pending to `consumer`: returns the
 /// attempt, the token and how often the entry was delivered.
-pub(super) fn claim(
-    redis: &mut Redis,
-    tasks: &str,
-    attempt_key: &str,
-    owner_key: &str,
-    entry: &str,
-    consumer: &str,
-) -> anyhow::Result<Fenced<(u64, String, u64)>> {
+pub(super) fn claim(redis: &mut Redis, tasks: &str, attempt_key: &str, owner_key: &str, entry: &str, consumer: &str) -> anyhow::Result<Fenced<(u64, String, u64)>> {
     let script = Script::new(CLAIM);
     let mut inv = script.prepare_invoke();
-    inv.key(tasks)
-        .key(attempt_key)
-        .key(owner_key)
-        .arg(GROUP)
-        .arg(entry)
-        .arg(consumer)
-        .arg(KEY_TTL_S);
+    inv.key(tasks).key(attempt_key).key(owner_key).arg(GROUP).arg(entry).arg(consumer).arg(KEY_TTL_S);
     fenced(redis.call_raw(|c| inv.invoke::<(u64, String, u64)>(c))?)
 }
 
 /// Queues a run unless it has a live entry or is done; returns whether it queued.
-pub(super) fn queue(
-    redis: &mut Redis,
-    tasks: &str,
-    entries: &str,
-    run: &str,
-    task_json: &str,
-) -> anyhow::Result<bool> {
+pub(super) fn queue(redis: &mut Redis, tasks: &str, entries: &str, run: &str, task_json: &str) -> anyhow::Result<bool> {
     let script = Script::new(QUEUE);
     let mut inv = script.prepare_invoke();
-    inv.key(tasks)
-        .key(entries)
-        .arg(run)
-        .arg(task_json)
-        .arg(KEY_TTL_S);
+    inv.key(tasks).key(entries).arg(run).arg(task_json).arg(KEY_TTL_S);
     redis.call(|c| inv.invoke::<i64>(c)).map(|n| n == 1)
 }
 
 fn fenced<T>(r: RedisResult<T>) -> anyhow::Result<Fenced<T>> {
     match r {
         Ok(v) => Ok(Fenced::Done(v)),
-        Err(e) if e.code() == Some("FENCED") => Ok(Fenced::Superseded(
-            e.detail().unwrap_or("superseded").to_string(),
-        )),
-        Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP") => Ok(
-            Fenced::Superseded("its job is gone (the task stream no longer exists)".into()),
-        ),
+        Err(e) if e.code() == Some("FENCED") => Ok(Fenced::Superseded(e.detail().unwrap_or("superseded").to_string())),
+        Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP") => {
+            Ok(Fenced::Superseded("its job is gone (the task stream no longer exists)".into()))
+        }
         Err(e) => Err(anyhow::anyhow!("a fenced write failed: {e}")),
     }
 }

@@ -22,12 +22,7 @@ pub(super) fn fingerprint() -> &'static str {
             rollout(&spec.name, &mut h);
         }
         torch_maths(&mut h);
-        format!(
-            "{}-p{}-{:016x}",
-            env!("CARGO_PKG_VERSION"),
-            super::PROTOCOL,
-            h.0
-        )
+        format!("{}-p{}-{:016x}", env!("CARGO_PKG_VERSION"), super::PROTOCOL, h.0)
     })
 }
 
@@ -72,22 +67,13 @@ fn torch_maths(h: &mut Fnv) {
     // One thread, so that the hash does not depend on how many the process was given.
     let threads = tch::get_num_threads();
     tch::set_num_threads(1);
-    let values = |n: usize, k: f64| -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as f64 * k).sin() * 0.8) as f32)
-            .collect()
-    };
+    let values = |n: usize, k: f64| -> Vec<f32> { (0..n).map(|i| ((i as f64 * k).sin() * 0.8) as f32).collect() };
     let x = Tensor::from_slice(&values(32 * 17, 0.31)).reshape([32, 17]);
-    let w1 = Tensor::from_slice(&values(17 * 64, 0.17))
-        .reshape([17, 64])
-        .set_requires_grad(true);
-    let w2 = Tensor::from_slice(&values(64 * 5, 0.23))
-        .reshape([64, 5])
-        .set_requires_grad(true);
+    let w1 = Tensor::from_slice(&values(17 * 64, 0.17)).reshape([17, 64]).set_requires_grad(true);
+    let w2 = Tensor::from_slice(&values(64 * 5, 0.23)).reshape([64, 5]).set_requires_grad(true);
     let hidden = x.matmul(&w1).tanh();
     let logits = hidden.matmul(&w2);
-    let loss = (logits.log_softmax(-1, Kind::Float).exp() * logits.exp().clamp(1e-6, 1e6).log())
-        .sum(Kind::Float);
+    let loss = (logits.log_softmax(-1, Kind::Float).exp() * logits.exp().clamp(1e-6, 1e6).log()).sum(Kind::Float);
     loss.backward();
     let grads = [logits.detach(), w1.grad(), w2.grad()];
     for t in grads {
@@ -98,8 +84,7 @@ fn torch_maths(h: &mut Fnv) {
                 continue;
             }
         };
-        flat.iter()
-            .for_each(|x| h.bytes(&x.to_bits().to_le_bytes()));
+        flat.iter().for_each(|x| h.bytes(&x.to_bits().to_le_bytes()));
     }
     tch::set_num_threads(threads);
 }
@@ -124,14 +109,7 @@ mod tests {
     #[test]
     fn the_fingerprint_is_stable_within_a_process_and_names_version_and_protocol() {
         let a = super::fingerprint();
-        assert!(
-            a.starts_with(&format!(
-                "{}-p{}-",
-                env!("CARGO_PKG_VERSION"),
-                super::super::PROTOCOL
-            )),
-            "{a}"
-        );
+        assert!(a.starts_with(&format!("{}-p{}-", env!("CARGO_PKG_VERSION"), super::super::PROTOCOL)), "{a}");
         assert_eq!(a, super::fingerprint());
         let mut h = super::Fnv::new();
         super::rollout("pendulum", &mut h);

@@ -95,9 +95,7 @@ fn new_job_id(kind: &str) -> String {
     use rand::TryRngCore;
     let bits = rand::rngs::OsRng.try_next_u64().unwrap_or_else(|_| {
         // No OS randomness: time and pid still make a collision unlikely.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         t ^ (u64::from(std::process::id()) << 32)
     });
     format!("{kind}-{bits:016x}")
@@ -156,9 +154,7 @@ struct MapFile {
 fn safe_name(name: &str) -> bool {
     (1..=200).contains(&name.len())
         && !name.starts_with(['.', '-'])
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+=-".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+=-".contains(&b))
 }
 
 /// What [`safe_name`] accepts, for messages.
@@ -167,6 +163,5 @@ const SAFE_NAME: &str = "1 to 200 of A-Z a-z 0-9 . _ + = -, not starting with . 
 /// `step-<12 digits>`: the name of a completed checkpoint directory.
 fn checkpoint_step(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("step-")?;
-    (digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())?
+    (digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
 }

@@ -26,9 +26,8 @@ use super::conn::LEASE_RANGE;
 use super::fence::{self, Fenced, Guard, Writes};
 use super::fingerprint::fingerprint;
 use super::{
-    checkpoint_step, job_id_ok, key, safe_name, worker_key, EsPart, MapFile, Redis, RedisUrl,
-    SweepRun, Task, GROUP, JOBS, KEY_TTL_S, MAX_CHECKPOINT_BYTES, MAX_DELIVERIES, PROTOCOL,
-    SAFE_NAME,
+    checkpoint_step, job_id_ok, key, safe_name, worker_key, EsPart, MapFile, Redis, RedisUrl, SweepRun, Task, GROUP, JOBS,
+    KEY_TTL_S, MAX_CHECKPOINT_BYTES, MAX_DELIVERIES, PROTOCOL, SAFE_NAME,
 };
 use crate::run_dir::{Resolved, RunConfig};
 
@@ -100,12 +99,8 @@ struct EsEvaluator(PairEvaluator, String);
 /// A stream entry's task, or why it is malformed.
 fn parse_task(entry: &StreamId) -> Result<Task, String> {
     match entry.map.get("task") {
-        Some(Value::BulkString(bytes)) => {
-            serde_json::from_slice(bytes).map_err(|e| format!("its task is malformed: {e}"))
-        }
-        Some(Value::SimpleString(text)) => {
-            serde_json::from_str(text).map_err(|e| format!("its task is malformed: {e}"))
-        }
+        Some(Value::BulkString(bytes)) => serde_json::from_slice(bytes).map_err(|e| format!("its task is malformed: {e}")),
+        Some(Value::SimpleString(text)) => serde_json::from_str(text).map_err(|e| format!("its task is malformed: {e}")),
         _ => Err("it has no `task` field".into()),
     }
 }
@@ -139,13 +134,7 @@ pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
     let beat = w.beat_json("idle");
     let name = w.opts.name.clone();
     let fresh: Option<String> = w.redis.call(|c| {
-        redis::cmd("SET")
-            .arg(worker_key(&name))
-            .arg(&beat)
-            .arg("NX")
-            .arg("EX")
-            .arg(HEARTBEAT_TTL_S)
-            .query(c)
+        redis::cmd("SET").arg(worker_key(&name)).arg(&beat).arg("NX").arg("EX").arg(HEARTBEAT_TTL_S).query(c)
     })?;
     if fresh.is_none() {
         bail!(
@@ -153,16 +142,9 @@ pub fn serve(opts: WorkerOpts) -> anyhow::Result<()> {
              {HEARTBEAT_TTL_S} s); give another --name"
         );
     }
-    eprintln!(
-        "tame worker {name}: serving {} with {} threads (protocol {PROTOCOL}, {})",
-        w.opts.url.shown(),
-        w.opts.threads,
-        fingerprint()
-    );
+    eprintln!("tame worker {name}: serving {} with {} threads (protocol {PROTOCOL}, {})", w.opts.url.shown(), w.opts.threads, fingerprint());
     let result = w.serve_loop();
-    let _ = w
-        .redis
-        .call(|c| redis::cmd("DEL").arg(worker_key(&name)).query::<()>(c));
+    let _ = w.redis.call(|c| redis::cmd("DEL").arg(worker_key(&name)).query::<()>(c));
     result
 }
 
@@ -188,14 +170,7 @@ impl Worker {
     fn beat(&mut self, doing: &str) -> anyhow::Result<()> {
         let json = self.beat_json(doing);
         let k = worker_key(&self.opts.name);
-        self.redis.call(|c| {
-            redis::cmd("SET")
-                .arg(&k)
-                .arg(&json)
-                .arg("EX")
-                .arg(HEARTBEAT_TTL_S)
-                .query::<()>(c)
-        })?;
+        self.redis.call(|c| redis::cmd("SET").arg(&k).arg(&json).arg("EX").arg(HEARTBEAT_TTL_S).query::<()>(c))?;
         self.last_beat = Instant::now();
         Ok(())
     }
@@ -220,26 +195,12 @@ impl Worker {
                 let outcome = if is_es(&job) {
                     self.serve_es_entry(&job, &entry)
                 } else if runs > 0 || stop_requested() {
-                    let guard = Guard {
-                        tasks: key(&job.id, "tasks"),
-                        entry: id.clone(),
-                        consumer: self.opts.name.clone(),
-                        owner: None,
-                    };
-                    let run = field(&entry, "run")
-                        .filter(|r| safe_name(r))
-                        .unwrap_or_default();
-                    guard
-                        .hand_back(
-                            &mut self.redis,
-                            &run,
-                            &key(&job.id, "entries"),
-                            &entry_fields(&entry),
-                        )
-                        .map(|f| match f {
-                            Fenced::Done(()) => Served::Done,
-                            Fenced::Superseded(why) => Served::Superseded(why),
-                        })
+                    let guard = Guard { tasks: key(&job.id, "tasks"), entry: id.clone(), consumer: self.opts.name.clone(), owner: None };
+                    let run = field(&entry, "run").filter(|r| safe_name(r)).unwrap_or_default();
+                    guard.hand_back(&mut self.redis, &run, &key(&job.id, "entries"), &entry_fields(&entry)).map(|f| match f {
+                        Fenced::Done(()) => Served::Done,
+                        Fenced::Superseded(why) => Served::Superseded(why),
+                    })
                 } else {
                     runs += 1;
                     self.serve_sweep_entry(&job, &entry)
@@ -249,15 +210,9 @@ impl Worker {
                 match outcome {
                     Ok(Served::Done) => {}
                     Ok(Served::Superseded(why)) => {
-                        eprintln!(
-                            "tame worker {}: task {id} of job {} is no longer ours ({why}); let go",
-                            self.opts.name, job.id
-                        )
+                        eprintln!("tame worker {}: task {id} of job {} is no longer ours ({why}); let go", self.opts.name, job.id)
                     }
-                    Err(e) => eprintln!(
-                        "tame worker {}: task {id} of job {}: {e:#}",
-                        self.opts.name, job.id
-                    ),
+                    Err(e) => eprintln!("tame worker {}: task {id} of job {}: {e:#}", self.opts.name, job.id),
                 }
             }
         }
@@ -270,11 +225,7 @@ impl Worker {
         if !self.refused.insert(job.to_string()) {
             return;
         }
-        eprintln!(
-            "tame worker {}: job '{}' refused: {why}",
-            self.opts.name,
-            job.escape_debug()
-        );
+        eprintln!("tame worker {}: job '{}' refused: {why}", self.opts.name, job.escape_debug());
         if tell_coordinator {
             let (refused, me) = (key(job, "refused"), self.opts.name.clone());
             let _ = self.redis.call(|c| {
@@ -291,20 +242,14 @@ impl Worker {
     /// long ago) are dropped from the job set; jobs of another protocol or build are refused
     /// and the coordinator is told why.
     fn scan_jobs(&mut self) -> anyhow::Result<Vec<Job>> {
-        let mut ids: Vec<String> = self
-            .redis
-            .call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
+        let mut ids: Vec<String> = self.redis.call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
         ids.sort();
         let mut valid = Vec::new();
         for id in ids {
             if job_id_ok(&id) {
                 valid.push(id);
             } else {
-                self.refuse(
-                    &id,
-                    "not a job id (accepted: sweep- or es- and 16 hex digits)",
-                    false,
-                );
+                self.refuse(&id, "not a job id (accepted: sweep- or es- and 16 hex digits)", false);
             }
         }
         self.clean_scratch(&valid);
@@ -315,11 +260,7 @@ impl Worker {
         let metas: Vec<Meta> = self.redis.call(|c| {
             let mut p = redis::pipe();
             for job in &valid {
-                p.cmd("HMGET")
-                    .arg(key(job, "meta"))
-                    .arg("lease_ms")
-                    .arg("protocol")
-                    .arg("fingerprint");
+                p.cmd("HMGET").arg(key(job, "meta")).arg("lease_ms").arg("protocol").arg("fingerprint");
             }
             let fields: Vec<(Option<u64>, Option<u64>, Option<String>)> = p.query(c)?;
             let mut q = redis::pipe();
@@ -327,21 +268,11 @@ impl Worker {
                 q.cmd("EXISTS").arg(key(job, "tasks"));
             }
             let exists: Vec<bool> = q.query(c)?;
-            Ok(fields
-                .into_iter()
-                .zip(exists)
-                .map(|((l, p, f), e)| (l, p, f, e))
-                .collect())
+            Ok(fields.into_iter().zip(exists).map(|((l, p, f), e)| (l, p, f, e)).collect())
         })?;
-        let gone: Vec<&String> = valid
-            .iter()
-            .zip(&metas)
-            .filter(|(_, m)| m.0.is_none())
-            .map(|(j, _)| j)
-            .collect();
+        let gone: Vec<&String> = valid.iter().zip(&metas).filter(|(_, m)| m.0.is_none()).map(|(j, _)| j).collect();
         if !gone.is_empty() {
-            self.redis
-                .call(|c| redis::cmd("SREM").arg(JOBS).arg(&gone).query::<()>(c))?;
+            self.redis.call(|c| redis::cmd("SREM").arg(JOBS).arg(&gone).query::<()>(c))?;
         }
         let mut jobs = Vec::new();
         for (id, (lease, protocol, print, exists)) in valid.iter().zip(metas) {
@@ -359,19 +290,12 @@ impl Worker {
                 );
                 self.refuse(id, &why, true);
             } else if !(LEASE_RANGE.0..=LEASE_RANGE.1).contains(&lease) {
-                self.refuse(
-                    id,
-                    &format!("its lease of {lease_ms} ms is outside 100 ms to 1 day"),
-                    true,
-                );
+                self.refuse(id, &format!("its lease of {lease_ms} ms is outside 100 ms to 1 day"), true);
             } else if !exists {
                 // Its stream is gone (finished, or broken): nothing to read; not a refusal.
                 continue;
             } else {
-                jobs.push(Job {
-                    id: id.clone(),
-                    lease,
-                });
+                jobs.push(Job { id: id.clone(), lease });
             }
         }
         Ok(jobs)
@@ -380,9 +304,7 @@ impl Worker {
     /// Removes the scratch directories of jobs that are no longer live (a long-lived worker's
     /// disk does not grow with every job it served).
     fn clean_scratch(&self, live: &[String]) {
-        let Ok(dirs) = std::fs::read_dir(&self.opts.scratch) else {
-            return;
-        };
+        let Ok(dirs) = std::fs::read_dir(&self.opts.scratch) else { return };
         for d in dirs.filter_map(Result::ok) {
             let name = d.file_name().to_string_lossy().into_owned();
             if job_id_ok(&name) && !live.contains(&name) {
@@ -416,13 +338,7 @@ impl Worker {
         let keys: Vec<String> = self.jobs.iter().map(|job| key(&job.id, "tasks")).collect();
         let read = self.redis.call_raw(|c| {
             let mut cmd = redis::cmd("XREADGROUP");
-            cmd.arg("GROUP")
-                .arg(GROUP)
-                .arg(&me)
-                .arg("COUNT")
-                .arg(1)
-                .arg("BLOCK")
-                .arg(WAIT.as_millis() as u64);
+            cmd.arg("GROUP").arg(GROUP).arg(&me).arg("COUNT").arg(1).arg("BLOCK").arg(WAIT.as_millis() as u64);
             cmd.arg("STREAMS").arg(&keys);
             for _ in &keys {
                 cmd.arg(">");
@@ -438,9 +354,7 @@ impl Worker {
             Ok(reply) => {
                 let mut out = Vec::new();
                 for k in reply.into_iter().flat_map(|r| r.keys) {
-                    let Some(i) = keys.iter().position(|x| *x == k.key) else {
-                        continue;
-                    };
+                    let Some(i) = keys.iter().position(|x| *x == k.key) else { continue };
                     out.extend(k.ids.into_iter().map(|entry| (self.jobs[i].clone(), entry)));
                 }
                 Ok(out)
@@ -454,11 +368,7 @@ impl Worker {
                 }
                 for b in &broken {
                     let job = self.jobs[*b].id.clone();
-                    self.refuse(
-                        &job,
-                        "its task stream has no consumer group `workers`",
-                        false,
-                    );
+                    self.refuse(&job, "its task stream has no consumer group `workers`", false);
                 }
                 let mut i = 0;
                 self.jobs.retain(|_| {
@@ -472,20 +382,12 @@ impl Worker {
 
     /// Indexes of `keys` whose stream has no `workers` group.
     fn broken_streams(&mut self, keys: &[String], message: &str) -> anyhow::Result<Vec<usize>> {
-        if let Some(i) = keys
-            .iter()
-            .position(|k| message.contains(&format!("'{k}'")))
-        {
+        if let Some(i) = keys.iter().position(|k| message.contains(&format!("'{k}'"))) {
             return Ok(vec![i]);
         }
         let mut broken = Vec::new();
         for (i, k) in keys.iter().enumerate() {
-            let groups = self.redis.call_raw(|c| {
-                redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(k)
-                    .query::<Vec<HashMap<String, Value>>>(c)
-            })?;
+            let groups = self.redis.call_raw(|c| redis::cmd("XINFO").arg("GROUPS").arg(k).query::<Vec<HashMap<String, Value>>>(c))?;
             let ok = groups.is_ok_and(|g| g.iter().any(|g| matches!(g.get("name"), Some(Value::BulkString(n)) if n == GROUP.as_bytes())));
             if !ok {
                 broken.push(i);
@@ -500,11 +402,7 @@ impl Worker {
         let tasks = key(&job.id, "tasks");
         let me = self.opts.name.clone();
         for _ in 0..AUTOCLAIM_CALLS {
-            let cursor = self
-                .cursors
-                .get(&job.id)
-                .cloned()
-                .unwrap_or_else(|| "0-0".into());
+            let cursor = self.cursors.get(&job.id).cloned().unwrap_or_else(|| "0-0".into());
             let claimed = self.redis.call_raw(|c| {
                 redis::cmd("XAUTOCLAIM")
                     .arg(&tasks)
@@ -517,9 +415,7 @@ impl Worker {
                     .query::<StreamAutoClaimReply>(c)
             })?;
             // A job whose stream went away since the scan (it finished): nothing to do.
-            let Ok(claimed) = claimed else {
-                return Ok(None);
-            };
+            let Ok(claimed) = claimed else { return Ok(None) };
             let wrapped = claimed.next_stream_id == "0-0";
             self.cursors.insert(job.id.clone(), claimed.next_stream_id);
             if let Some(entry) = claimed.claimed.into_iter().next() {
@@ -534,15 +430,8 @@ impl Worker {
 
     /// How often the entry `id` of `tasks` was delivered (1 for a first read).
     fn deliveries(&mut self, tasks: &str, id: &str) -> anyhow::Result<u64> {
-        let pending: Vec<(String, String, u64, u64)> = self.redis.call(|c| {
-            redis::cmd("XPENDING")
-                .arg(tasks)
-                .arg(GROUP)
-                .arg(id)
-                .arg(id)
-                .arg(1)
-                .query(c)
-        })?;
+        let pending: Vec<(String, String, u64, u64)> =
+            self.redis.call(|c| redis::cmd("XPENDING").arg(tasks).arg(GROUP).arg(id).arg(id).arg(1).query(c))?;
         Ok(pending.first().map_or(1, |p| p.3))
     }
 
@@ -551,31 +440,14 @@ impl Worker {
     /// acknowledging and deleting the part in the same fenced write. The lease is renewed
     /// while it runs; a stop lets it finish first. A malformed part is answered as failed.
     fn serve_es_entry(&mut self, job: &Job, entry: &StreamId) -> anyhow::Result<Served> {
-        let guard = Guard {
-            tasks: key(&job.id, "tasks"),
-            entry: entry.id.clone(),
-            consumer: self.opts.name.clone(),
-            owner: None,
-        };
+        let guard = Guard { tasks: key(&job.id, "tasks"), entry: entry.id.clone(), consumer: self.opts.name.clone(), owner: None };
         // What identifies the part, readable even when its JSON is not.
-        let ids = (
-            field(entry, "generation").and_then(|g| g.parse::<u64>().ok()),
-            field(entry, "part").and_then(|p| p.parse::<usize>().ok()),
-        );
+        let ids = (field(entry, "generation").and_then(|g| g.parse::<u64>().ok()), field(entry, "part").and_then(|p| p.parse::<usize>().ok()));
         let deliveries = self.deliveries(&guard.tasks, &entry.id)?;
         let task = match parse_task(entry) {
             Ok(Task::EsPart(part)) if ids == (Some(part.generation.index), Some(part.part)) => part,
-            Ok(Task::EsPart(_)) => {
-                return self.fail_part(
-                    &job.id,
-                    &guard,
-                    ids,
-                    "its generation and part fields disagree with its task",
-                )
-            }
-            Ok(Task::SweepRun(_)) => {
-                return self.fail_part(&job.id, &guard, ids, "a sweep run in an ES job")
-            }
+            Ok(Task::EsPart(_)) => return self.fail_part(&job.id, &guard, ids, "its generation and part fields disagree with its task"),
+            Ok(Task::SweepRun(_)) => return self.fail_part(&job.id, &guard, ids, "a sweep run in an ES job"),
             Err(why) => return self.fail_part(&job.id, &guard, ids, &why),
         };
         if deliveries > MAX_DELIVERIES {
@@ -584,26 +456,14 @@ impl Worker {
         }
         let floats = |field: &str| -> Result<Vec<f32>, String> {
             match entry.map.get(field) {
-                Some(Value::BulkString(b)) if b.len() % 4 == 0 => Ok(b
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()),
-                Some(Value::BulkString(b)) => Err(format!(
-                    "its `{field}` field has {} bytes, not whole f32s",
-                    b.len()
-                )),
+                Some(Value::BulkString(b)) if b.len() % 4 == 0 => {
+                    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+                }
+                Some(Value::BulkString(b)) => Err(format!("its `{field}` field has {} bytes, not whole f32s", b.len())),
                 _ => Err(format!("it has no `{field}` field")),
             }
         };
-        let inputs = floats("theta").and_then(|t| {
-            Ok((
-                t,
-                ObsNorm {
-                    mean: floats("obs_mean")?,
-                    inv_std: floats("obs_inv_std")?,
-                },
-            ))
-        });
+        let inputs = floats("theta").and_then(|t| Ok((t, ObsNorm { mean: floats("obs_mean")?, inv_std: floats("obs_inv_std")? })));
         let (theta, norm) = match inputs {
             Ok(v) => v,
             Err(why) => return self.fail_part(&job.id, &guard, ids, &why),
@@ -612,14 +472,8 @@ impl Worker {
             Ok(e) => e,
             Err(e) => return self.fail_part(&job.id, &guard, ids, &format!("{e:#}")),
         };
-        let (g, pairs) = (
-            task.generation.index + 1,
-            task.first_pair..task.first_pair + task.generation.pair_seeds.len(),
-        );
-        let doing = format!(
-            "job {} generation {g}, pairs {}..{}",
-            job.id, pairs.start, pairs.end
-        );
+        let (g, pairs) = (task.generation.index + 1, task.first_pair..task.first_pair + task.generation.pair_seeds.len());
+        let doing = format!("job {} generation {g}, pairs {}..{}", job.id, pairs.start, pairs.end);
         if self.last_beat.elapsed() >= BEAT_EVERY {
             self.beat(&doing)?;
         }
@@ -627,35 +481,21 @@ impl Worker {
         let begun = Instant::now();
         let renew = job.lease / 3;
         let mut keep = Writes::default();
-        keep.add(
-            redis::cmd("XCLAIM")
-                .arg(&guard.tasks)
-                .arg(GROUP)
-                .arg(&guard.consumer)
-                .arg(0)
-                .arg(&entry.id)
-                .arg("JUSTID"),
-        );
+        keep.add(redis::cmd("XCLAIM").arg(&guard.tasks).arg(GROUP).arg(&guard.consumer).arg(0).arg(&entry.id).arg("JUSTID"));
         let (tx, rx) = std::sync::mpsc::channel();
         let outcome = std::thread::scope(|s| -> anyhow::Result<_> {
             let generation = &task.generation;
             let evaluator = &mut evaluator;
             let (theta, norm) = (&theta, &norm);
             s.spawn(move || {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    evaluator.0.evaluate(generation, theta, norm)
-                }));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.0.evaluate(generation, theta, norm)));
                 let _ = tx.send(result.map_err(|p| panic_text(&p)));
             });
             loop {
                 match rx.recv_timeout(renew) {
                     Ok(result) => return Ok(Some(result)),
                     // The evaluator's thread ended without a word: no busy loop of renewals.
-                    Err(RecvTimeoutError::Disconnected) => {
-                        return Ok(Some(Err(
-                            "the evaluator thread ended without a result".into()
-                        )))
-                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(Some(Err("the evaluator thread ended without a result".into()))),
                     Err(RecvTimeoutError::Timeout) => {
                         // Still working: keep the entry's idle time low, while it is ours.
                         if let Fenced::Superseded(_) = guard.write(&mut self.redis, &keep)? {
@@ -667,9 +507,7 @@ impl Worker {
         });
         let Some(outcome) = outcome? else {
             self.es_cache = None;
-            return Ok(Served::Superseded(
-                "another worker took the part over".into(),
-            ));
+            return Ok(Served::Superseded("another worker took the part over".into()));
         };
         let episodes = match outcome {
             Ok(Ok(episodes)) => {
@@ -681,14 +519,7 @@ impl Worker {
                 return self.fail_part(&job.id, &guard, ids, &e.to_string());
             }
             // A panicked evaluator may be in any state: not kept.
-            Err(panic) => {
-                return self.fail_part(
-                    &job.id,
-                    &guard,
-                    ids,
-                    &format!("the evaluator panicked: {panic}"),
-                )
-            }
+            Err(panic) => return self.fail_part(&job.id, &guard, ids, &format!("the evaluator panicked: {panic}")),
         };
         let seconds = begun.elapsed().as_secs_f64();
         let data = serde_json::to_vec(&episodes).context("encoding the episodes")?;
@@ -710,12 +541,7 @@ impl Worker {
                 .arg(&data),
         );
         w.add(redis::cmd("EXPIRE").arg(&results).arg(KEY_TTL_S));
-        w.add(
-            redis::cmd("XACK")
-                .arg(&guard.tasks)
-                .arg(GROUP)
-                .arg(&entry.id),
-        );
+        w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&entry.id));
         w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&entry.id));
         Ok(served(guard.write(&mut self.redis, &w)?))
     }
@@ -723,49 +549,25 @@ impl Worker {
     /// The evaluator for `task`'s job and config: the cached one, or a new one (the cache
     /// holds one job's; it is taken out while in use).
     fn es_evaluator(&mut self, job: &str, task: &EsPart) -> anyhow::Result<EsEvaluator> {
-        let fingerprint = format!(
-            "{job}\n{}\n{:?}",
-            task.config,
-            task.map.as_ref().map(|m| (&m.name, &m.text))
-        );
+        let fingerprint = format!("{job}\n{}\n{:?}", task.config, task.map.as_ref().map(|m| (&m.name, &m.text)));
         if let Some(cached) = self.es_cache.take() {
             if cached.1 == fingerprint {
                 return Ok(cached);
             }
         }
         let base = self.opts.scratch.join(job);
-        let (_, cfg) = prepare_config(
-            &base,
-            "es",
-            &task.config,
-            task.map.as_ref(),
-            self.opts.threads,
-        )?;
+        let (_, cfg) = prepare_config(&base, "es", &task.config, task.map.as_ref(), self.opts.threads)?;
         let (config, factory) = crate::agent::es_setup(&cfg, self.opts.threads)?;
         let evaluator = PairEvaluator::new(config, factory)?;
-        let map = task.map.as_ref().map_or(String::new(), |m| {
-            format!(", map {} ({} bytes) shipped with it", m.name, m.text.len())
-        });
-        eprintln!(
-            "tame worker {}: job {job}: evaluating ES parts{map}",
-            self.opts.name
-        );
+        let map = task.map.as_ref().map_or(String::new(), |m| format!(", map {} ({} bytes) shipped with it", m.name, m.text.len()));
+        eprintln!("tame worker {}: job {job}: evaluating ES parts{map}", self.opts.name);
         Ok(EsEvaluator(evaluator, fingerprint))
     }
 
     /// Answers an ES part as failed (its run stops with the reason: every worker would fail
     /// the same way), records why in the job's error list, and removes the part.
-    fn fail_part(
-        &mut self,
-        job: &str,
-        guard: &Guard,
-        ids: (Option<u64>, Option<usize>),
-        why: &str,
-    ) -> anyhow::Result<Served> {
-        let text = format!(
-            "worker {}: task {} of job {job} set aside: {why}",
-            self.opts.name, guard.entry
-        );
+    fn fail_part(&mut self, job: &str, guard: &Guard, ids: (Option<u64>, Option<usize>), why: &str) -> anyhow::Result<Served> {
+        let text = format!("worker {}: task {} of job {job} set aside: {why}", self.opts.name, guard.entry);
         eprintln!("tame {text}");
         let (errors, results) = (key(job, "errors"), key(job, "results"));
         let mut w = Writes::default();
@@ -773,25 +575,10 @@ impl Worker {
         w.add(redis::cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S));
         if let (Some(g), Some(part)) = ids {
             w.add(
-                redis::cmd("XADD")
-                    .arg(&results)
-                    .arg("*")
-                    .arg("generation")
-                    .arg(g)
-                    .arg("part")
-                    .arg(part)
-                    .arg("worker")
-                    .arg(&guard.consumer)
-                    .arg("failed")
-                    .arg(why),
+                redis::cmd("XADD").arg(&results).arg("*").arg("generation").arg(g).arg("part").arg(part).arg("worker").arg(&guard.consumer).arg("failed").arg(why),
             );
         }
-        w.add(
-            redis::cmd("XACK")
-                .arg(&guard.tasks)
-                .arg(GROUP)
-                .arg(&guard.entry),
-        );
+        w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&guard.entry));
         w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&guard.entry));
         Ok(served(guard.write(&mut self.redis, &w)?))
     }
@@ -804,74 +591,31 @@ impl Worker {
         let Some(run) = field(entry, "run").filter(|r| safe_name(r)) else {
             // No run to answer for: reported, and removed so that no worker takes it again.
             let why = format!("its `run` field is missing or not a run name ({SAFE_NAME})");
-            let guard = Guard {
-                tasks,
-                entry: entry.id.clone(),
-                consumer: me,
-                owner: None,
-            };
-            let text = format!(
-                "worker {}: task {} of job {} set aside: {why}",
-                self.opts.name, entry.id, job.id
-            );
+            let guard = Guard { tasks, entry: entry.id.clone(), consumer: me, owner: None };
+            let text = format!("worker {}: task {} of job {} set aside: {why}", self.opts.name, entry.id, job.id);
             eprintln!("tame {text}");
             let errors = key(&job.id, "errors");
             let mut w = Writes::default();
             w.add(redis::cmd("RPUSH").arg(&errors).arg(&text));
             w.add(redis::cmd("EXPIRE").arg(&errors).arg(KEY_TTL_S));
-            w.add(
-                redis::cmd("XACK")
-                    .arg(&guard.tasks)
-                    .arg(GROUP)
-                    .arg(&guard.entry),
-            );
+            w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&guard.entry));
             w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&guard.entry));
             return Ok(served(guard.write(&mut self.redis, &w)?));
         };
-        let (attempt_key, owner_key) = (
-            key(&job.id, &format!("attempt:{run}")),
-            key(&job.id, &format!("owner:{run}")),
-        );
-        let (attempt, token, deliveries) = match fence::claim(
-            &mut self.redis,
-            &tasks,
-            &attempt_key,
-            &owner_key,
-            &entry.id,
-            &me,
-        )? {
+        let (attempt_key, owner_key) = (key(&job.id, &format!("attempt:{run}")), key(&job.id, &format!("owner:{run}")));
+        let (attempt, token, deliveries) = match fence::claim(&mut self.redis, &tasks, &attempt_key, &owner_key, &entry.id, &me)? {
             Fenced::Done(v) => v,
             Fenced::Superseded(why) => return Ok(Served::Superseded(why)),
         };
-        let guard = Guard {
-            tasks,
-            entry: entry.id.clone(),
-            consumer: me,
-            owner: Some((owner_key, token)),
-        };
-        let mut stream = Streamer::new(
-            &job.id,
-            &run,
-            attempt,
-            &self.opts.scratch.join(&job.id).join("runs").join(&run),
-        );
+        let guard = Guard { tasks, entry: entry.id.clone(), consumer: me, owner: Some((owner_key, token)) };
+        let mut stream = Streamer::new(&job.id, &run, attempt, &self.opts.scratch.join(&job.id).join("runs").join(&run));
         let task = match parse_task(entry) {
             Ok(Task::SweepRun(task)) if task.run == run => task,
             Ok(Task::SweepRun(task)) => {
-                let why = format!(
-                    "its task names run '{}', its entry run '{run}'",
-                    task.run.escape_debug()
-                );
+                let why = format!("its task names run '{}', its entry run '{run}'", task.run.escape_debug());
                 return self.finish(&guard, &stream, "failed", why.into_bytes());
             }
-            Ok(Task::EsPart(_)) => {
-                return self.finish(
-                    &guard,
-                    &stream,
-                    "failed",
-                    b"an ES part in a sweep job".to_vec(),
-                )
-            }
+            Ok(Task::EsPart(_)) => return self.finish(&guard, &stream, "failed", b"an ES part in a sweep job".to_vec()),
             Err(why) => return self.finish(&guard, &stream, "failed", why.into_bytes()),
         };
         if deliveries > MAX_DELIVERIES {
@@ -897,13 +641,7 @@ impl Worker {
 
     /// Sends the run's last result (`summary` or `failed`) and removes its task: the entry
     /// acknowledged and deleted, the run marked done, its owner key gone; one fenced write.
-    fn finish(
-        &mut self,
-        guard: &Guard,
-        stream: &Streamer,
-        kind: &str,
-        data: Vec<u8>,
-    ) -> anyhow::Result<Served> {
+    fn finish(&mut self, guard: &Guard, stream: &Streamer, kind: &str, data: Vec<u8>) -> anyhow::Result<Served> {
         if kind == "failed" {
             eprintln!(
                 "tame worker {}: job {} run {} failed: {}",
@@ -914,53 +652,21 @@ impl Worker {
             );
         }
         let mut w = Writes::default();
-        w.add(&stream.message(
-            kind,
-            if kind == "summary" {
-                "summary.json"
-            } else {
-                ""
-            },
-            0,
-            &data,
-        ));
+        w.add(&stream.message(kind, if kind == "summary" { "summary.json" } else { "" }, 0, &data));
         w.add(redis::cmd("EXPIRE").arg(&stream.key_results).arg(KEY_TTL_S));
-        w.add(
-            redis::cmd("XACK")
-                .arg(&guard.tasks)
-                .arg(GROUP)
-                .arg(&guard.entry),
-        );
+        w.add(redis::cmd("XACK").arg(&guard.tasks).arg(GROUP).arg(&guard.entry));
         w.add(redis::cmd("XDEL").arg(&guard.tasks).arg(&guard.entry));
-        w.add(
-            redis::cmd("HSET")
-                .arg(key(&stream.job, "entries"))
-                .arg(&stream.run)
-                .arg("done"),
-        );
+        w.add(redis::cmd("HSET").arg(key(&stream.job, "entries")).arg(&stream.run).arg("done"));
         if let Some((owner, _)) = &guard.owner {
             w.add(redis::cmd("DEL").arg(owner));
         }
         Ok(served(guard.write(&mut self.redis, &w)?))
     }
 
-    fn serve_sweep_run(
-        &mut self,
-        job: &Job,
-        guard: &Guard,
-        entry: &StreamId,
-        task: SweepRun,
-        stream: &mut Streamer,
-    ) -> anyhow::Result<Served> {
+    fn serve_sweep_run(&mut self, job: &Job, guard: &Guard, entry: &StreamId, task: SweepRun, stream: &mut Streamer) -> anyhow::Result<Served> {
         let (run, attempt) = (stream.run.clone(), stream.attempt);
         let base = self.opts.scratch.join(&job.id);
-        let config = match prepare_config(
-            &base,
-            &run,
-            &task.config,
-            task.map.as_ref(),
-            self.opts.threads,
-        ) {
+        let config = match prepare_config(&base, &run, &task.config, task.map.as_ref(), self.opts.threads) {
             Ok((path, _)) => path,
             Err(e) => return self.finish(guard, stream, "failed", format!("{e:#}").into_bytes()),
         };
@@ -981,19 +687,11 @@ impl Worker {
 
         let exe = std::env::current_exe().context("locating the tame executable")?;
         let mut cmd = Command::new(exe);
-        cmd.arg("train").args([
-            "--threads",
-            &self.opts.threads.to_string(),
-            "--quiet",
-            "--progress-lines",
-        ]);
+        cmd.arg("train").args(["--threads", &self.opts.threads.to_string(), "--quiet", "--progress-lines"]);
         if resumed_from.is_some() {
             cmd.arg("--resume").arg(&stream.dir);
         } else {
-            cmd.arg("--config")
-                .arg(&config)
-                .arg("--run-dir")
-                .arg(&stream.dir);
+            cmd.arg("--config").arg(&config).arg("--run-dir").arg(&stream.dir);
         }
         crate::sweep::as_child_run(&mut cmd);
         let mut child = cmd.spawn().context("starting tame train")?;
@@ -1004,9 +702,7 @@ impl Worker {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let mut parts = line.split_whitespace();
                 if parts.next() == Some("progress") {
-                    if let (Some(Ok(step)), Some(Ok(total))) =
-                        (parts.next().map(str::parse), parts.next().map(str::parse))
-                    {
+                    if let (Some(Ok(step)), Some(Ok(total))) = (parts.next().map(str::parse), parts.next().map(str::parse)) {
                         seen.0.store(step, Ordering::Relaxed);
                         seen.1.store(total, Ordering::Relaxed);
                     }
@@ -1038,28 +734,16 @@ impl Worker {
             Sync::TooLarge(why) => return self.finish(guard, stream, "failed", why.into_bytes()),
         }
         if crate::sweep::is_finished(&stream.dir) {
-            let summary = std::fs::read(stream.dir.join("summary.json"))
-                .context("reading the run's summary.json")?;
+            let summary = std::fs::read(stream.dir.join("summary.json")).context("reading the run's summary.json")?;
             self.finish(guard, stream, "summary", summary)
         } else if stop_requested() {
             // Hand the task back at once (no wait for the lease): a new entry, same task.
-            let served = served(guard.hand_back(
-                &mut self.redis,
-                &run,
-                &key(&job.id, "entries"),
-                &entry_fields(entry),
-            )?);
-            eprintln!(
-                "tame worker {}: job {} run {run} stopped and handed back",
-                self.opts.name, job.id
-            );
+            let served = served(guard.hand_back(&mut self.redis, &run, &key(&job.id, "entries"), &entry_fields(entry))?);
+            eprintln!("tame worker {}: job {} run {run} stopped and handed back", self.opts.name, job.id);
             Ok(served)
         } else {
             let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-            let why = format!(
-                "tame train ended with {status}: {}",
-                crate::sweep::tail(&err_text, 20)
-            );
+            let why = format!("tame train ended with {status}: {}", crate::sweep::tail(&err_text, 20));
             self.finish(guard, stream, "failed", why.into_bytes())
         }
     }
@@ -1074,15 +758,9 @@ impl Worker {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         let (ckpt_key, files_key) = (stream.key("ckpt"), stream.key("evfiles"));
-        let ckpt: HashMap<String, Vec<u8>> = self
-            .redis
-            .call(|c| redis::cmd("HGETALL").arg(&ckpt_key).query(c))?;
-        let names: Vec<String> = self
-            .redis
-            .call(|c| redis::cmd("SMEMBERS").arg(&files_key).query(c))?;
-        let step = ckpt
-            .get("step")
-            .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok());
+        let ckpt: HashMap<String, Vec<u8>> = self.redis.call(|c| redis::cmd("HGETALL").arg(&ckpt_key).query(c))?;
+        let names: Vec<String> = self.redis.call(|c| redis::cmd("SMEMBERS").arg(&files_key).query(c))?;
+        let step = ckpt.get("step").and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok());
         let (Some(step), Some(config)) = (step, ckpt.get("config.toml")) else {
             self.redis.call(|c| {
                 let mut p = redis::pipe();
@@ -1112,16 +790,9 @@ impl Worker {
         stream.config_sent = true;
         for name in &names {
             if !is_event_file(name) {
-                bail!(
-                    "the run's event files in Redis include '{}', not an event file name",
-                    name.escape_debug()
-                );
+                bail!("the run's event files in Redis include '{}', not an event file name", name.escape_debug());
             }
-            let bytes: Vec<u8> = self.redis.call(|c| {
-                redis::cmd("GET")
-                    .arg(stream.key(&format!("ev:{name}")))
-                    .query(c)
-            })?;
+            let bytes: Vec<u8> = self.redis.call(|c| redis::cmd("GET").arg(stream.key(&format!("ev:{name}"))).query(c))?;
             write(&dir.join(name), &bytes)?;
             stream.sent.insert(name.clone(), bytes.len() as u64);
         }
@@ -1143,21 +814,9 @@ impl Worker {
         let mut stopping = false;
         let mut last_sync = Instant::now();
         let mut keep = Writes::default();
-        keep.add(
-            redis::cmd("XCLAIM")
-                .arg(&guard.tasks)
-                .arg(GROUP)
-                .arg(&guard.consumer)
-                .arg(0)
-                .arg(&guard.entry)
-                .arg("JUSTID"),
-        );
+        keep.add(redis::cmd("XCLAIM").arg(&guard.tasks).arg(GROUP).arg(&guard.consumer).arg(0).arg(&guard.entry).arg("JUSTID"));
         loop {
-            if child
-                .try_wait()
-                .context("waiting for tame train")?
-                .is_some()
-            {
+            if child.try_wait().context("waiting for tame train")?.is_some() {
                 return Ok(Watch::Exited);
             }
             if stop_requested() && !stopping {
@@ -1189,14 +848,8 @@ impl Worker {
                 last_renew = Instant::now();
             }
             if self.last_beat.elapsed() >= BEAT_EVERY {
-                let (step, total) = (
-                    progress.0.load(Ordering::Relaxed),
-                    progress.1.load(Ordering::Relaxed),
-                );
-                let doing = format!(
-                    "job {} run {} (attempt {}) step {step}/{total}",
-                    job.id, stream.run, stream.attempt
-                );
+                let (step, total) = (progress.0.load(Ordering::Relaxed), progress.1.load(Ordering::Relaxed));
+                let doing = format!("job {} run {} (attempt {}) step {step}/{total}", job.id, stream.run, stream.attempt);
                 self.beat(&doing)?;
             }
             // Short, so that the end of a run is seen at once; artifacts go every SYNC_EVERY.
@@ -1255,11 +908,7 @@ impl Worker {
             // The fields of an older checkpoint are replaced, not left beside the new ones.
             let mut hdel = redis::cmd("HDEL");
             hdel.arg(&ckpt);
-            for old in stream
-                .ckpt_files
-                .iter()
-                .filter(|old| !files.iter().any(|(f, _)| f == *old))
-            {
+            for old in stream.ckpt_files.iter().filter(|old| !files.iter().any(|(f, _)| f == *old)) {
                 hdel.arg(format!("f:{old}"));
             }
             if hdel.args_iter().len() > 2 {
@@ -1276,13 +925,7 @@ impl Worker {
         Ok(Sync::Sent)
     }
 
-    fn send(
-        &mut self,
-        guard: &Guard,
-        stream: &Streamer,
-        kind: &str,
-        data: Vec<u8>,
-    ) -> anyhow::Result<Fenced<()>> {
+    fn send(&mut self, guard: &Guard, stream: &Streamer, kind: &str, data: Vec<u8>) -> anyhow::Result<Fenced<()>> {
         let mut w = Writes::default();
         w.add(&stream.message(kind, "", 0, &data));
         w.add(redis::cmd("EXPIRE").arg(&stream.key_results).arg(KEY_TTL_S));
@@ -1346,26 +989,12 @@ fn is_event_file(name: &str) -> bool {
 /// checks it as `tame train --config` would; returns the config's path and what it resolves to.
 /// A `map:` env must come with its map's text, which is written under the scratch directory:
 /// a task never makes a worker read a file of its own.
-fn prepare_config(
-    base: &Path,
-    name: &str,
-    config: &str,
-    map: Option<&MapFile>,
-    threads: usize,
-) -> anyhow::Result<(PathBuf, Resolved)> {
+fn prepare_config(base: &Path, name: &str, config: &str, map: Option<&MapFile>, threads: usize) -> anyhow::Result<(PathBuf, Resolved)> {
     if !safe_name(name) {
-        bail!(
-            "the run name '{}' is not accepted: {SAFE_NAME}",
-            name.escape_debug()
-        );
+        bail!("the run name '{}' is not accepted: {SAFE_NAME}", name.escape_debug());
     }
-    let mut table: toml::Table =
-        toml::from_str(config).context("the task's config is not valid TOML")?;
-    let env = table
-        .get("env")
-        .and_then(toml::Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let mut table: toml::Table = toml::from_str(config).context("the task's config is not valid TOML")?;
+    let env = table.get("env").and_then(toml::Value::as_str).unwrap_or("").to_string();
     let (base_name, options) = env.split_once(':').unwrap_or((&env, ""));
     let is_map = base_name.eq_ignore_ascii_case("map");
     match (is_map, map) {
@@ -1376,35 +1005,21 @@ fn prepare_config(
     std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
     if let Some(map) = map {
         if !safe_name(&map.name) {
-            bail!(
-                "map file name '{}' is not accepted: {SAFE_NAME}",
-                map.name.escape_debug()
-            );
+            bail!("map file name '{}' is not accepted: {SAFE_NAME}", map.name.escape_debug());
         }
         let maps = base.join("maps");
         std::fs::create_dir_all(&maps)?;
         let path = std::path::absolute(maps.join(&map.name))?;
         std::fs::write(&path, &map.text).with_context(|| format!("writing {}", path.display()))?;
         // The path is replaced; the options after it (`map:PATH:slip=0.1`) stay.
-        let rest = options
-            .split_once(':')
-            .map_or(String::new(), |(_, opts)| format!(":{opts}"));
-        table.insert(
-            "env".into(),
-            toml::Value::String(format!("map:{}{rest}", path.display())),
-        );
+        let rest = options.split_once(':').map_or(String::new(), |(_, opts)| format!(":{opts}"));
+        table.insert("env".into(), toml::Value::String(format!("map:{}{rest}", path.display())));
     }
     let text = toml::to_string(&table).context("rewriting the task's config")?;
     let path = base.join(format!("{name}.toml"));
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    let over = RunConfig {
-        threads: Some(threads),
-        ..Default::default()
-    };
-    let resolved = RunConfig::from_file(&path)?
-        .overridden_by(over)
-        .resolve()
-        .context("the task's config is refused")?;
+    let over = RunConfig { threads: Some(threads), ..Default::default() };
+    let resolved = RunConfig::from_file(&path)?.overridden_by(over).resolve().context("the task's config is refused")?;
     Ok((path, resolved))
 }
 
@@ -1450,27 +1065,15 @@ impl Streamer {
     fn message(&self, kind: &str, name: &str, offset: u64, data: &[u8]) -> redis::Cmd {
         let mut c = redis::cmd("XADD");
         c.arg(&self.key_results).arg("*");
-        c.arg("run")
-            .arg(&self.run)
-            .arg("attempt")
-            .arg(self.attempt)
-            .arg("kind")
-            .arg(kind);
-        c.arg("name")
-            .arg(name)
-            .arg("offset")
-            .arg(offset)
-            .arg("data")
-            .arg(data);
+        c.arg("run").arg(&self.run).arg("attempt").arg(self.attempt).arg("kind").arg(kind);
+        c.arg("name").arg(name).arg("offset").arg(offset).arg("data").arg(data);
         c
     }
 
     /// `(file, offset, bytes)` not sent yet, in pieces of at most [`CHUNK`].
     fn new_event_bytes(&self) -> anyhow::Result<Vec<(String, u64, Vec<u8>)>> {
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(out);
-        };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Ok(out) };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -1480,15 +1083,13 @@ impl Streamer {
         for name in names {
             // Only the bytes past what was sent: event files are append-only.
             let from = self.sent.get(&name).copied().unwrap_or(0);
-            let mut file = std::fs::File::open(self.dir.join(&name))
-                .with_context(|| format!("opening {name}"))?;
+            let mut file = std::fs::File::open(self.dir.join(&name)).with_context(|| format!("opening {name}"))?;
             if file.metadata()?.len() <= from {
                 continue;
             }
             file.seek(std::io::SeekFrom::Start(from))?;
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)
-                .with_context(|| format!("reading {name}"))?;
+            file.read_to_end(&mut bytes).with_context(|| format!("reading {name}"))?;
             for (i, piece) in bytes.chunks(CHUNK).enumerate() {
                 out.push((name.clone(), from + (i * CHUNK) as u64, piece.to_vec()));
             }
@@ -1499,9 +1100,7 @@ impl Streamer {
     /// Completed checkpoint directories not sent yet: `(step, [(file, bytes)])`.
     fn new_checkpoints(&self) -> anyhow::Result<Vec<(u64, Vec<(String, Vec<u8>)>)>> {
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.dir.join("checkpoints")) else {
-            return Ok(out);
-        };
+        let Ok(entries) = std::fs::read_dir(self.dir.join("checkpoints")) else { return Ok(out) };
         let mut steps: Vec<u64> = entries
             .filter_map(Result::ok)
             .filter_map(|e| checkpoint_step(&e.file_name().to_string_lossy()))
@@ -1509,23 +1108,16 @@ impl Streamer {
             .collect();
         steps.sort();
         for step in steps {
-            let dir = self
-                .dir
-                .join("checkpoints")
-                .join(format!("step-{step:012}"));
+            let dir = self.dir.join("checkpoints").join(format!("step-{step:012}"));
             let mut files = Vec::new();
-            let Ok(listing) = std::fs::read_dir(&dir) else {
-                continue;
-            };
+            let Ok(listing) = std::fs::read_dir(&dir) else { continue };
             for e in listing.filter_map(Result::ok) {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !safe_name(&name) {
                     continue;
                 }
                 // Pruned (older than the newest two) while we read it: skip this one.
-                let Ok(bytes) = std::fs::read(e.path()) else {
-                    continue;
-                };
+                let Ok(bytes) = std::fs::read(e.path()) else { continue };
                 files.push((name, bytes));
             }
             files.sort();
@@ -1542,13 +1134,7 @@ pub fn list_workers(url: &RedisUrl, timeout: Duration) -> anyhow::Result<()> {
     let mut cursor = 0u64;
     loop {
         let (next, batch): (u64, Vec<String>) = redis.call(|c| {
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(worker_key("*"))
-                .arg("COUNT")
-                .arg(500)
-                .query(c)
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(worker_key("*")).arg("COUNT").arg(500).query(c)
         })?;
         names.extend(batch);
         cursor = next;
@@ -1560,51 +1146,31 @@ pub fn list_workers(url: &RedisUrl, timeout: Duration) -> anyhow::Result<()> {
     println!("{} live worker(s) on {}", names.len(), url.shown());
     for k in &names {
         let json: Option<String> = redis.call(|c| redis::cmd("GET").arg(k).query(c))?;
-        let Some(beat) = json.and_then(|j| serde_json::from_str::<Beat>(&j).ok()) else {
-            continue;
-        };
+        let Some(beat) = json.and_then(|j| serde_json::from_str::<Beat>(&j).ok()) else { continue };
         let name = k.strip_prefix("tame:workers:").unwrap_or(k);
-        println!(
-            "  {name:24} pid {:>7}  {} threads  {}",
-            beat.pid, beat.threads, beat.doing
-        );
+        println!("  {name:24} pid {:>7}  {} threads  {}", beat.pid, beat.threads, beat.doing);
     }
     let mut jobs: Vec<String> = redis.call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
     jobs.sort();
     println!("{} job(s)", jobs.len());
     for job in jobs {
         let (queued, pending) = queue_counts(&mut redis, &job)?;
-        let out: Option<String> = redis.call(|c| {
-            redis::cmd("HGET")
-                .arg(key(&job, "meta"))
-                .arg("out")
-                .query(c)
-        })?;
-        println!(
-            "  {job:20} {queued} queued, {pending} running  ({})",
-            out.unwrap_or_default()
-        );
+        let out: Option<String> = redis.call(|c| redis::cmd("HGET").arg(key(&job, "meta")).arg("out").query(c))?;
+        println!("  {job:20} {queued} queued, {pending} running  ({})", out.unwrap_or_default());
     }
     Ok(())
 }
 
 /// `(entries no worker has read yet, entries read and not acknowledged)` of a job's tasks.
 pub(super) fn queue_counts(redis: &mut Redis, job: &str) -> anyhow::Result<(u64, u64)> {
-    let groups = redis.call_raw(|c| {
-        redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(key(job, "tasks"))
-            .query::<Vec<HashMap<String, Value>>>(c)
-    })?;
-    let Ok(groups) = groups else {
-        return Ok((0, 0));
-    };
+    let groups = redis.call_raw(|c| redis::cmd("XINFO").arg("GROUPS").arg(key(job, "tasks")).query::<Vec<HashMap<String, Value>>>(c))?;
+    let Ok(groups) = groups else { return Ok((0, 0)) };
     let field = |g: &HashMap<String, Value>, name: &str| match g.get(name) {
         Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
         _ => 0,
     };
-    Ok(groups
-        .iter()
-        .find(|g| matches!(g.get("name"), Some(Value::BulkString(n)) if n == GROUP.as_bytes()))
-        .map_or((0, 0), |g| (field(g, "lag"), field(g, "pending"))))
+    Ok(groups.iter().find(|g| matches!(g.get("name"), Some(Value::BulkString(n)) if n == GROUP.as_bytes())).map_or(
+        (0, 0),
+        |g| (field(g, "lag"), field(g, "pending")),
+    ))
 }

@@ -89,9 +89,7 @@ fn bench_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     if args.repeats == 0 || args.transitions.contains(&0) {
         bail!("--repeats and every --transitions value must be at least 1");
     }
-    let root = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("tame-bench-ckpt-{}", std::process::id()))
-    });
+    let root = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tame-bench-ckpt-{}", std::process::id())));
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -99,10 +97,7 @@ fn bench_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     };
     for &n in &args.transitions {
         // SB3's defaults (256-256 networks, buffer 1e6); warm-up actions fill the buffer fast.
-        let config = tame_agents::sac::SacConfig {
-            learning_starts: n,
-            ..Default::default()
-        };
+        let config = tame_agents::sac::SacConfig { learning_starts: n, ..Default::default() };
         let env = crate::run_dir::make_env(&args.env)?;
         let mut trainer = tame_agents::sac::Trainer::new(&config, Tau::Auto, 0, n, 1, env)?;
         while trainer.step < n {
@@ -112,8 +107,7 @@ fn bench_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
             trainer.env_step()?;
         }
         let dir = root.join(format!("n{n}"));
-        let (mut copy, mut write, mut read, mut raw) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut copy, mut write, mut read, mut raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
         for r in 0..args.repeats {
             check_interrupt("tame bench checkpoint")?;
@@ -123,11 +117,7 @@ fn bench_checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
             copy.push(start.elapsed().as_secs_f64());
             let path = checkpoint::write(&dir, r as u64, out)?;
             write.push(start.elapsed().as_secs_f64());
-            bytes = std::fs::read_dir(&path)?
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum();
+            bytes = std::fs::read_dir(&path)?.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
             let start = Instant::now();
             let ckpt = checkpoint::read(&path)?;
             trainer.restore(&ckpt)?;
@@ -205,9 +195,7 @@ fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
             (d, true)
         }
     };
-    let tags: Vec<String> = (0..args.tags)
-        .map(|i| format!("bench/metric_{i}"))
-        .collect();
+    let tags: Vec<String> = (0..args.tags).map(|i| format!("bench/metric_{i}")).collect();
     let mut writer = EventWriter::create(&dir)?;
     let path = writer.path().to_path_buf();
 
@@ -242,11 +230,7 @@ fn bench_tb(args: TbArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).ok();
     }
     if read_back as u64 != args.scalars || !events.problems.is_empty() {
-        bail!(
-            "read back {read_back} of {} scalars ({})",
-            args.scalars,
-            events.problems.join("; ")
-        );
+        bail!("read back {read_back} of {} scalars ({})", args.scalars, events.problems.join("; "));
     }
 
     let per_sec = args.scalars as f64 / log_secs;
@@ -346,11 +330,7 @@ impl tame_envs::Env for StopOnCtrlC {
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
         self.0.reset(seed, obs)
     }
-    fn step(
-        &mut self,
-        action: tame_envs::Action<'_>,
-        obs: &mut [f32],
-    ) -> Result<tame_envs::StepResult, tame_envs::EnvError> {
+    fn step(&mut self, action: tame_envs::Action<'_>, obs: &mut [f32]) -> Result<tame_envs::StepResult, tame_envs::EnvError> {
         if tame_agents::run::stop_requested() {
             return Err(tame_envs::EnvError::Other("interrupted by Ctrl-C".into()));
         }
@@ -384,13 +364,7 @@ fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
     // The machine's speed drifts (a shared virtual machine): the reference rate is the mean
     // of one measurement before the run and one after, both on `threads` threads.
     let sgemm_before = sgemm_gflops(256);
-    let r = match tame_agents::sac::bench(
-        &config,
-        args.tau,
-        Box::new(StopOnCtrlC(env)),
-        args.updates,
-        threads,
-    ) {
+    let r = match tame_agents::sac::bench(&config, args.tau, Box::new(StopOnCtrlC(env)), args.updates, threads) {
         Ok(r) => r,
         Err(e) => {
             check_interrupt("tame bench sac")?;
@@ -401,12 +375,7 @@ fn bench_sac(args: SacBenchArgs) -> anyhow::Result<()> {
     let sgemm_after = sgemm_gflops(256);
     let sgemm = (sgemm_before + sgemm_after) / 2.0;
     let achieved = r.updates_per_sec * r.gflop_per_update;
-    let hidden = args
-        .hidden
-        .iter()
-        .map(|h| h.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let hidden = args.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
     if args.json {
         let out = serde_json::json!({
             "bench": "sac",
@@ -484,7 +453,7 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
     if args.redis.is_some() {
         return bench_es_redis(&args);
     }
-    use tame_agents::es::{EnvFactory, Es, EsConfig};
+    use tame_agents::es::{Es, EsConfig, EnvFactory};
 
     if args.generations == 0 {
         bail!("--generations must be at least 1, got 0");
@@ -499,22 +468,12 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
     }
     // Fail on a bad env name before timing anything.
     tame_envs::make(&args.env)?;
-    let cfg = EsConfig {
-        population: args.pop,
-        hidden: args.hidden.clone(),
-        ..EsConfig::default()
-    };
+    let cfg = EsConfig { population: args.pop, hidden: args.hidden.clone(), ..EsConfig::default() };
     cfg.validate()?;
     for &t in &threads {
         let name = args.env.clone();
         let factory: EnvFactory = std::sync::Arc::new(move || tame_envs::make(&name));
-        let mut es = Es::new(
-            EsConfig {
-                threads: t,
-                ..cfg.clone()
-            },
-            factory,
-        )?;
+        let mut es = Es::new(EsConfig { threads: t, ..cfg.clone() }, factory)?;
         es.step()?;
         let before = es.env_steps();
         let start = Instant::now();
@@ -522,11 +481,7 @@ fn bench_es(args: EsArgs) -> anyhow::Result<()> {
             check_interrupt("tame bench es")?;
             es.step()?;
         }
-        let (steps, secs, params) = (
-            es.env_steps() - before,
-            start.elapsed().as_secs_f64(),
-            es.num_params(),
-        );
+        let (steps, secs, params) = (es.env_steps() - before, start.elapsed().as_secs_f64(), es.num_params());
         let steps_per_sec = steps as f64 / secs;
         let gens_per_sec = args.generations as f64 / secs;
         let episode_len = steps as f64 / (args.generations as f64 * args.pop as f64);
@@ -575,11 +530,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         env: Some(args.env.clone()),
         tau: Some(tame_agents::run::Tau::Fixed(0.0)),
         seed: Some(0),
-        es: Some(tame_agents::es::EsConfig {
-            population: args.pop,
-            hidden: args.hidden.clone(),
-            ..Default::default()
-        }),
+        es: Some(tame_agents::es::EsConfig { population: args.pop, hidden: args.hidden.clone(), ..Default::default() }),
         ..Default::default()
     };
     let cfg = file.resolve()?;
@@ -604,11 +555,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
                 check_interrupt("tame bench es")?;
                 es.step()?;
             }
-            Ok((
-                es.env_steps() - before,
-                start.elapsed().as_secs_f64(),
-                process_cpu_seconds() - cpu,
-            ))
+            Ok((es.env_steps() - before, start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu))
         };
         let (config, factory) = crate::agent::es_setup(&cfg, n * wt)?;
         let mut local = Es::new(config, factory)?;
@@ -627,14 +574,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
         dist.set_population(Box::new(job));
         dist.step()?;
         let before = stats.lock().expect("stats").clone();
-        let (
-            mut steps,
-            mut local_secs,
-            mut dist_steps,
-            mut dist_secs,
-            mut coord_cpu,
-            mut server_cpu,
-        ) = (0, 0.0, 0, 0.0, 0.0, 0.0);
+        let (mut steps, mut local_secs, mut dist_steps, mut dist_secs, mut coord_cpu, mut server_cpu) = (0, 0.0, 0, 0.0, 0.0, 0.0);
         let mut shares = Vec::new();
         for _ in 0..args.rounds {
             let (s, t, _) = run(&mut local)?;
@@ -643,22 +583,13 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
             let (ds, dt, cpu) = run(&mut dist)?;
             server_cpu += redis_cpu_seconds(&mut redis)? - server;
             shares.push((ds as f64 / dt) / (s as f64 / t));
-            (steps, local_secs, dist_steps, dist_secs, coord_cpu) = (
-                steps + s,
-                local_secs + t,
-                dist_steps + ds,
-                dist_secs + dt,
-                coord_cpu + cpu,
-            );
+            (steps, local_secs, dist_steps, dist_secs, coord_cpu) = (steps + s, local_secs + t, dist_steps + ds, dist_secs + dt, coord_cpu + cpu);
         }
         let after = stats.lock().expect("stats").clone();
         let same = dist.theta() == local.theta() && dist_steps == steps;
         drop(dist);
         shares.sort_by(f64::total_cmp);
-        let shares: Vec<String> = shares
-            .iter()
-            .map(|s| format!("{:.1}%", 100.0 * s))
-            .collect();
+        let shares: Vec<String> = shares.iter().map(|s| format!("{:.1}%", 100.0 * s)).collect();
 
         let g = (args.generations * args.rounds as u64) as f64;
         let (local_rate, dist_rate) = (steps as f64 / local_secs, dist_steps as f64 / dist_secs);
@@ -672,12 +603,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
             "es {} pop {} hidden {:?} ({} params), {} rounds of {} generations each way, {:.0} env steps per generation:",
             args.env, args.pop, args.hidden, local.num_params(), args.rounds, args.generations, steps as f64 / g
         );
-        println!(
-            "  local, {} threads:                  {:.2} M env steps/s ({:.2} ms per generation)",
-            n * wt,
-            local_rate / 1e6,
-            1e3 * local_secs / g
-        );
+        println!("  local, {} threads:                  {:.2} M env steps/s ({:.2} ms per generation)", n * wt, local_rate / 1e6, 1e3 * local_secs / g);
         println!(
             "  {n} workers × {wt} thread(s) on {}: {:.2} M env steps/s ({wall_ms:.2} ms per generation) = {:.1}% of local \
              (rounds, sorted: {}); θ identical: {}",
@@ -700,13 +626,7 @@ fn bench_es_redis(args: &EsArgs) -> anyhow::Result<()> {
             1e3 * per(after.between_seconds, before.between_seconds),
             1e3 * per(after.publish_seconds, before.publish_seconds),
         );
-        let bound = |cpu_ms: f64| {
-            if cpu_ms > 0.0 {
-                format!("{:.0}", worker_ms / cpu_ms)
-            } else {
-                "∞".into()
-            }
-        };
+        let bound = |cpu_ms: f64| if cpu_ms > 0.0 { format!("{:.0}", worker_ms / cpu_ms) } else { "∞".into() };
         println!(
             "  projection: one coordinator keeps up with about {} workers of this speed (workers' evaluation ÷ its CPU \
              per generation); one redis-server with about {}",
@@ -728,12 +648,7 @@ struct BenchWorkers(Vec<std::process::Child>);
 
 impl BenchWorkers {
     /// `n` workers of `threads` threads each on `url`, their scratch directories under `root`.
-    fn start(
-        url: &crate::cluster::RedisUrl,
-        n: usize,
-        threads: usize,
-        root: &std::path::Path,
-    ) -> anyhow::Result<BenchWorkers> {
+    fn start(url: &crate::cluster::RedisUrl, n: usize, threads: usize, root: &std::path::Path) -> anyhow::Result<BenchWorkers> {
         let exe = std::env::current_exe().context("locating the tame executable")?;
         let mut workers = BenchWorkers(Vec::new());
         for i in 0..n {
@@ -780,10 +695,7 @@ fn redis_cpu_seconds(redis: &mut crate::cluster::Redis) -> anyhow::Result<f64> {
     let info: String = redis.call(|c| redis::cmd("INFO").arg("cpu").query(c))?;
     Ok(info
         .lines()
-        .filter_map(|l| {
-            l.strip_prefix("used_cpu_user:")
-                .or_else(|| l.strip_prefix("used_cpu_sys:"))
-        })
+        .filter_map(|l| l.strip_prefix("used_cpu_user:").or_else(|| l.strip_prefix("used_cpu_sys:")))
         .filter_map(|v| v.trim().parse::<f64>().ok())
         .sum())
 }
@@ -816,20 +728,13 @@ fn bench_render(args: RenderBenchArgs) -> anyhow::Result<()> {
         bail!("--frames 0 is out of range; accepted: >= 1");
     }
     let envs = args.envs.unwrap_or_else(|| {
-        tame_envs::builtin_specs()
-            .into_iter()
-            .map(|s| s.name)
-            .filter(|n| !n.ends_with("-noslip"))
-            .collect()
+        tame_envs::builtin_specs().into_iter().map(|s| s.name).filter(|n| !n.ends_with("-noslip")).collect()
     });
     for name in &envs {
         tame_envs::spec(name)?;
     }
     if !args.json {
-        println!(
-            "{:<14} {:>9} {:>9} {:>12} {:>10} {:>10} {:>12}",
-            "env", "frame", "step us", "rgb us/frame", "ansi us", "gif us", "gif B/frame"
-        );
+        println!("{:<14} {:>9} {:>9} {:>12} {:>10} {:>10} {:>12}", "env", "frame", "step us", "rgb us/frame", "ansi us", "gif us", "gif B/frame");
     }
     for name in &envs {
         let c = crate::video::bench_render(name, args.frames, 0)?;
@@ -839,13 +744,7 @@ fn bench_render(args: RenderBenchArgs) -> anyhow::Result<()> {
             let ansi = c.ansi_us.map_or("-".to_string(), |a| format!("{a:.2}"));
             println!(
                 "{:<14} {:>9} {:>9.3} {:>12.1} {:>10} {:>10.1} {:>12.0}",
-                c.env,
-                format!("{}x{}", c.width, c.height),
-                c.step_us,
-                c.rgb_us,
-                ansi,
-                c.gif_us,
-                c.gif_bytes_per_frame
+                c.env, format!("{}x{}", c.width, c.height), c.step_us, c.rgb_us, ansi, c.gif_us, c.gif_bytes_per_frame
             );
         }
     }
@@ -891,12 +790,7 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
     use crate::sweep::{analyze, Method};
     use rand::{Rng, SeedableRng};
 
-    if args.methods < 2
-        || args.envs == 0
-        || args.seeds == 0
-        || args.repeats == 0
-        || args.resamples < 100
-    {
+    if args.methods < 2 || args.envs == 0 || args.seeds == 0 || args.repeats == 0 || args.resamples < 100 {
         bail!(
             "--methods {} --envs {} --seeds {} --repeats {} --resamples {}: accepted: methods >= 2, envs, seeds \
              and repeats >= 1, resamples >= 100",
@@ -912,23 +806,12 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
     // Normalized scores around a method- and env-dependent level, learning curves rising to it.
     let methods: Vec<Method> = (0..args.methods)
         .map(|i| {
-            let mut m = Method {
-                label: format!("τ={i}"),
-                ..Method::default()
-            };
+            let mut m = Method { label: format!("τ={i}"), ..Method::default() };
             for e in 0..args.envs {
                 let level = 0.3 + 0.1 * i as f64 - 0.05 * e as f64;
-                let runs: Vec<f64> = (0..args.seeds)
-                    .map(|_| level + 0.3 * (rng.random::<f64>() - 0.5))
-                    .collect();
+                let runs: Vec<f64> = (0..args.seeds).map(|_| level + 0.3 * (rng.random::<f64>() - 0.5)).collect();
                 m.curves.push(
-                    runs.iter()
-                        .map(|&f| {
-                            (0..points)
-                                .map(|t| f * t as f64 / (points - 1) as f64)
-                                .collect()
-                        })
-                        .collect(),
+                    runs.iter().map(|&f| (0..points).map(|t| f * t as f64 / (points - 1) as f64).collect()).collect(),
                 );
                 m.auc_scores.push(runs.iter().map(|f| f / 2.0).collect());
                 m.final_scores.push(runs);
@@ -939,22 +822,12 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
     let envs: Vec<String> = (0..args.envs).map(|e| format!("env{e}")).collect();
     let lead: Vec<(usize, usize)> = (1..args.methods).map(|i| (i, 0)).collect();
     let grid: Vec<f64> = (0..points).map(|t| t as f64).collect();
-    let boot = Bootstrap {
-        resamples: args.resamples,
-        ..Bootstrap::default()
-    };
+    let boot = Bootstrap { resamples: args.resamples, ..Bootstrap::default() };
 
     let mut total = Vec::new();
     for _ in 0..args.repeats {
         let start = Instant::now();
-        let a = analyze(
-            &envs,
-            &methods,
-            &lead,
-            (grid.clone(), "steps".into()),
-            boot,
-            "bench",
-        );
+        let a = analyze(&envs, &methods, &lead, (grid.clone(), "steps".into()), boot, "bench");
         total.push(start.elapsed().as_secs_f64());
         std::hint::black_box(a);
     }
@@ -973,12 +846,7 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
     });
     let t_prof = time(&mut || {
         for (i, m) in methods.iter().enumerate() {
-            std::hint::black_box(stats::run_score_distribution_ci(
-                &m.final_scores,
-                &thresholds,
-                boot,
-                i as u64,
-            ));
+            std::hint::black_box(stats::run_score_distribution_ci(&m.final_scores, &thresholds, boot, i as u64));
         }
     });
     let pairs = args.methods * (args.methods - 1) / 2;
@@ -986,12 +854,7 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
         for i in 0..args.methods {
             for j in i + 1..args.methods {
                 let (x, y) = (&methods[i].final_scores, &methods[j].final_scores);
-                std::hint::black_box(stats::probability_of_improvement_ci(
-                    x,
-                    y,
-                    boot,
-                    (i * 100 + j) as u64,
-                ));
+                std::hint::black_box(stats::probability_of_improvement_ci(x, y, boot, (i * 100 + j) as u64));
             }
         }
     });
@@ -1032,16 +895,9 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (python, script) = (
-        root.join(".venv/bin/python"),
-        root.join("tests/python/rliable_aggregates.py"),
-    );
+    let (python, script) = (root.join(".venv/bin/python"), root.join("tests/python/rliable_aggregates.py"));
     if !python.exists() || !script.exists() {
-        println!(
-            "  rliable reference: not available ({} or {} missing)",
-            python.display(),
-            script.display()
-        );
+        println!("  rliable reference: not available ({} or {} missing)", python.display(), script.display());
         return Ok(());
     }
     // The same scores in rliable's layout ([run][task]); its P(X > Y) only for the pairs
@@ -1057,17 +913,12 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
         "seed": 0,
     });
     let input = std::env::temp_dir().join(format!("tame-bench-stats-{}.json", std::process::id()));
-    std::fs::write(&input, spec.to_string())
-        .with_context(|| format!("writing {}", input.display()))?;
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&input)
-        .output();
+    std::fs::write(&input, spec.to_string()).with_context(|| format!("writing {}", input.display()))?;
+    let out = std::process::Command::new(&python).arg(&script).arg(&input).output();
     std::fs::remove_file(&input).ok();
     match out {
         Ok(o) if o.status.success() => {
-            let v: serde_json::Value =
-                serde_json::from_slice(&o.stdout).context("parsing rliable's output")?;
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).context("parsing rliable's output")?;
             let sec = |k: &str| v["seconds"][k].as_f64().unwrap_or(f64::NAN);
             let poi_all = sec("improvement") * pairs as f64 / (args.methods - 1) as f64;
             println!(
@@ -1080,17 +931,8 @@ fn bench_stats(args: StatsBenchArgs) -> anyhow::Result<()> {
                 1e3 * poi_all
             );
         }
-        Ok(o) => println!(
-            "  rliable reference: failed ({})",
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        ),
-        Err(e) => println!(
-            "  rliable reference: could not start {}: {e}",
-            python.display()
-        ),
+        Ok(o) => println!("  rliable reference: failed ({})", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")),
+        Err(e) => println!("  rliable reference: could not start {}: {e}", python.display()),
     }
     Ok(())
 }
@@ -1131,22 +973,13 @@ fn bench_sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
     let sweep = |out: &str, on_redis: bool| -> anyhow::Result<f64> {
         let start = Instant::now();
         let mut cmd = Command::new(&exe);
-        cmd.args([
-            "sweep",
-            "--quiet",
-            "--taus",
-            "0,0.1",
-            "--seeds",
-            &args.seeds.to_string(),
-            "--steps",
-            &args.steps.to_string(),
-        ])
-        .args(["--jobs", &args.workers.to_string()])
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(root.join(out))
-        .stdout(Stdio::null());
+        cmd.args(["sweep", "--quiet", "--taus", "0,0.1", "--seeds", &args.seeds.to_string(), "--steps", &args.steps.to_string()])
+            .args(["--jobs", &args.workers.to_string()])
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(root.join(out))
+            .stdout(Stdio::null());
         if on_redis {
             url.pass_to(&mut cmd);
         }
@@ -1161,8 +994,7 @@ fn bench_sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
     let dist = sweep("dist", true);
     drop(workers);
     let dist = dist?;
-    let same = std::fs::read(root.join("local/summary.csv"))?
-        == std::fs::read(root.join("dist/summary.csv"))?;
+    let same = std::fs::read(root.join("local/summary.csv"))? == std::fs::read(root.join("dist/summary.csv"))?;
     let runs = 2 * args.seeds;
     println!(
         "sweep of {runs} runs × {} steps (discrete SAC, FrozenLake): local --jobs {w}: {local:.2} s; \

@@ -6,13 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use tame_agents::smoothing::{
-    certify, certify_gridworld, smoothed_curve, Certificate, Objective, Smoothing,
-};
+use tame_agents::smoothing::{certify, certify_gridworld, smoothed_curve, Certificate, Objective, Smoothing};
 
 use crate::cli_values as cv;
-use crate::plot::{line_panels, LinePanel, Series};
 use tame_agents::numfmt::compact;
+use crate::plot::{line_panels, LinePanel, Series};
 
 #[derive(Debug, Args)]
 pub struct CertifyArgs {
@@ -72,62 +70,36 @@ fn range(text: &str) -> Result<f64, String> {
 
 /// What is being certified.
 enum Target {
-    Objective {
-        objective: Objective,
-        smoothing: Smoothing,
-        range: f64,
-    },
-    Gridworld {
-        env: String,
-        table: tame_envs::TransitionTable,
-        gamma: f64,
-    },
+    Objective { objective: Objective, smoothing: Smoothing, range: f64 },
+    Gridworld { env: String, table: tame_envs::TransitionTable, gamma: f64 },
 }
 
 impl Target {
     fn certificate(&self, eps: f64) -> anyhow::Result<Certificate> {
         match self {
-            Target::Objective {
-                objective,
-                smoothing,
-                range,
-            } => Ok(certify(*objective, *smoothing, eps, *range)?),
-            Target::Gridworld { env, table, gamma } => certify_gridworld(table, *gamma, eps)
-                .map_err(crate::exit::interrupted_or)
-                .with_context(|| format!("certifying {env} at tau = {}", compact(eps))),
+            Target::Objective { objective, smoothing, range } => Ok(certify(*objective, *smoothing, eps, *range)?),
+            Target::Gridworld { env, table, gamma } => {
+                certify_gridworld(table, *gamma, eps)
+                    .map_err(crate::exit::interrupted_or)
+                    .with_context(|| format!("certifying {env} at tau = {}", compact(eps)))
+            }
         }
     }
 
     fn describe(&self) -> String {
         match self {
-            Target::Objective {
-                objective,
-                smoothing,
-                ..
-            } => {
-                format!(
-                    "L(x) = {} smoothed by {} (eps = {})",
-                    objective.formula(),
-                    smoothing,
-                    smoothing.eps_meaning()
-                )
+            Target::Objective { objective, smoothing, .. } => {
+                format!("L(x) = {} smoothed by {} (eps = {})", objective.formula(), smoothing, smoothing.eps_meaning())
             }
             Target::Gridworld { env, gamma, .. } => {
-                format!(
-                    "{env}: soft value iteration, eps = tau, gamma = {}",
-                    compact(*gamma)
-                )
+                format!("{env}: soft value iteration, eps = tau, gamma = {}", compact(*gamma))
             }
         }
     }
 
     fn json_context(&self) -> serde_json::Value {
         match self {
-            Target::Objective {
-                objective,
-                smoothing,
-                range,
-            } => serde_json::json!({
+            Target::Objective { objective, smoothing, range } => serde_json::json!({
                 "objective": objective.name(), "formula": objective.formula(),
                 "smoothing": smoothing.name(), "eps_meaning": smoothing.eps_meaning(), "range": range,
             }),
@@ -144,31 +116,14 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         Some(env) => {
             let gamma = args.gamma.unwrap_or(0.99);
             if !(0.0..1.0).contains(&gamma) {
-                bail!(
-                    "--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1",
-                    compact(gamma)
-                );
+                bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", compact(gamma));
             }
             let table = tame_envs::transition_table(env).with_context(|| format!("--env {env}"))?;
-            Target::Gridworld {
-                env: env.clone(),
-                table,
-                gamma,
-            }
+            Target::Gridworld { env: env.clone(), table, gamma }
         }
         None => Target::Objective {
-            objective: args
-                .objective
-                .as_deref()
-                .unwrap_or("abs")
-                .parse()
-                .context("--objective")?,
-            smoothing: args
-                .smoothing
-                .as_deref()
-                .unwrap_or("gaussian")
-                .parse()
-                .context("--smoothing")?,
+            objective: args.objective.as_deref().unwrap_or("abs").parse().context("--objective")?,
+            smoothing: args.smoothing.as_deref().unwrap_or("gaussian").parse().context("--smoothing")?,
             range: args.range,
         },
     };
@@ -184,26 +139,18 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
             );
         }
         if args.points < 2 {
-            bail!(
-                "--points {} is too few; a sweep needs at least 2",
-                args.points
-            );
+            bail!("--points {} is too few; a sweep needs at least 2", args.points);
         }
         if args.tau.is_some() {
             bail!("--tau is a single temperature; with --sweep give --eps-min/--eps-max instead");
         }
-        let epss: Vec<f64> = (0..args.points)
-            .map(|i| lo * (hi / lo).powf(i as f64 / (args.points - 1) as f64))
-            .collect();
+        let epss: Vec<f64> =
+            (0..args.points).map(|i| lo * (hi / lo).powf(i as f64 / (args.points - 1) as f64)).collect();
         // Progress on stderr (hidden when it is not a terminal), so --json output stays clean.
         let bar = indicatif::ProgressBar::new(epss.len() as u64);
         let mut certs = Vec::with_capacity(epss.len());
         for (i, &e) in epss.iter().enumerate() {
-            crate::exit::check_interrupt(&format!(
-                "tame certify --sweep (point {} of {})",
-                i + 1,
-                epss.len()
-            ))?;
+            crate::exit::check_interrupt(&format!("tame certify --sweep (point {} of {})", i + 1, epss.len()))?;
             certs.push(target.certificate(e)?);
             bar.inc(1);
         }
@@ -211,8 +158,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         return report_sweep(&target, &certs, args.json, args.plot.as_deref());
     }
     let eps = if is_env {
-        args.tau
-            .context("--env needs --tau T (the temperature, > 0), or --sweep")?
+        args.tau.context("--env needs --tau T (the temperature, > 0), or --sweep")?
     } else {
         args.eps.unwrap_or(0.1)
     };
@@ -226,17 +172,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("K_smooth for {}", target.describe());
-        println!(
-            "{:<16} {:>12} {:>12}  meaning",
-            "entry", "measured", "bound"
-        );
+        println!("{:<16} {:>12} {:>12}  meaning", "entry", "measured", "bound");
         println!("{:<16} {:>12.4e}", "eps", cert.eps);
         for e in &cert.entries {
             let bound = e.bound.map_or("-".to_string(), |b| format!("{b:.4e}"));
-            println!(
-                "{:<16} {:>12.4e} {:>12}  {}",
-                e.name, e.measured, bound, e.meaning
-            );
+            println!("{:<16} {:>12.4e} {:>12}  {}", e.name, e.measured, bound, e.meaning);
         }
         for n in &cert.notes {
             println!("note: {n}");
@@ -247,50 +187,31 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<()> {
 
 /// Least-squares slope of log(measured) against log(eps), over the positive entries.
 fn log_slope(eps: &[f64], values: &[f64]) -> Option<f64> {
-    let pts: Vec<(f64, f64)> = eps
-        .iter()
-        .zip(values)
-        .filter(|(_, v)| **v > 0.0 && v.is_finite())
-        .map(|(e, v)| (e.ln(), v.ln()))
-        .collect();
+    let pts: Vec<(f64, f64)> =
+        eps.iter().zip(values).filter(|(_, v)| **v > 0.0 && v.is_finite()).map(|(e, v)| (e.ln(), v.ln())).collect();
     if pts.len() < 2 {
         return None;
     }
     let n = pts.len() as f64;
-    let (mx, my) = (
-        pts.iter().map(|p| p.0).sum::<f64>() / n,
-        pts.iter().map(|p| p.1).sum::<f64>() / n,
-    );
+    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
     let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     (sxx > 0.0).then(|| sxy / sxx)
 }
 
-fn report_sweep(
-    target: &Target,
-    certs: &[Certificate],
-    json: bool,
-    plot: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+fn report_sweep(target: &Target, certs: &[Certificate], json: bool, plot: Option<&std::path::Path>) -> anyhow::Result<()> {
     let eps: Vec<f64> = certs.iter().map(|c| c.eps).collect();
     let names: Vec<&'static str> = certs[0].entries.iter().map(|e| e.name).collect();
     let column = |i: usize| -> Vec<f64> { certs.iter().map(|c| c.entries[i].measured).collect() };
-    let slopes: Vec<Option<f64>> = (0..names.len())
-        .map(|i| log_slope(&eps, &column(i)))
-        .collect();
+    let slopes: Vec<Option<f64>> = (0..names.len()).map(|i| log_slope(&eps, &column(i))).collect();
     if let Some(path) = plot {
         let panels: Vec<LinePanel> = names
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let measured = certs
-                    .iter()
-                    .map(|c| (c.eps, c.entries[i].measured))
-                    .collect();
-                let bound: Vec<(f64, f64)> = certs
-                    .iter()
-                    .filter_map(|c| c.entries[i].bound.map(|b| (c.eps, b)))
-                    .collect();
+                let measured = certs.iter().map(|c| (c.eps, c.entries[i].measured)).collect();
+                let bound: Vec<(f64, f64)> =
+                    certs.iter().filter_map(|c| c.entries[i].bound.map(|b| (c.eps, b))).collect();
                 let mut series = vec![Series::new("measured", measured).color(0)];
                 if !bound.is_empty() {
                     series.push(Series::new("bound", bound).dashed().color(3));
@@ -317,12 +238,8 @@ fn report_sweep(
     if json {
         let mut v = target.json_context();
         v["certificates"] = serde_json::to_value(certs)?;
-        v["log_log_slopes"] = names
-            .iter()
-            .zip(&slopes)
-            .map(|(n, s)| (n.to_string(), serde_json::json!(s)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
+        v["log_log_slopes"] =
+            names.iter().zip(&slopes).map(|(n, s)| (n.to_string(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>().into();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -354,22 +271,11 @@ fn report_sweep(
 
 fn plot_single(target: &Target, cert: &Certificate, path: &std::path::Path) -> anyhow::Result<()> {
     match target {
-        Target::Objective {
-            objective,
-            smoothing,
-            range,
-        } => {
+        Target::Objective { objective, smoothing, range } => {
             let curve = smoothed_curve(*objective, *smoothing, cert.eps, *range, 600)?;
-            let pick = |f: fn(&tame_agents::smoothing::CurvePoint) -> f64| {
-                curve.iter().map(|p| (p.x, f(p))).collect()
-            };
+            let pick = |f: fn(&tame_agents::smoothing::CurvePoint) -> f64| curve.iter().map(|p| (p.x, f(p))).collect();
             let values = LinePanel {
-                title: format!(
-                    "{} and its {} smoothing, eps = {}",
-                    objective.formula(),
-                    smoothing,
-                    compact(cert.eps)
-                ),
+                title: format!("{} and its {} smoothing, eps = {}", objective.formula(), smoothing, compact(cert.eps)),
                 x_label: "x".into(),
                 y_label: "value".into(),
                 series: vec![
@@ -388,13 +294,8 @@ fn plot_single(target: &Target, cert: &Certificate, path: &std::path::Path) -> a
             line_panels(path, &[values, grads], 2)
         }
         Target::Gridworld { env, table, gamma } => {
-            let c = tame_agents::exact::compare(
-                table,
-                *gamma,
-                cert.eps,
-                tame_agents::exact::Regularizer::Entropy,
-            )
-            .map_err(crate::exit::interrupted_or)?;
+            let c = tame_agents::exact::compare(table, *gamma, cert.eps, tame_agents::exact::Regularizer::Entropy)
+                .map_err(crate::exit::interrupted_or)?;
             let soft = c.soft.as_ref().map_or(&c.hard.v, |s| &s.v);
             let by_state = |v: &[f64]| v.iter().enumerate().map(|(s, x)| (s as f64, *x)).collect();
             let panel = LinePanel {

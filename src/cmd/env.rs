@@ -79,18 +79,10 @@ pub fn run(command: EnvCommand) -> anyhow::Result<()> {
     match command {
         EnvCommand::List { json } => list(json),
         EnvCommand::CheckTrace { file, json } => check_trace(&file, json),
-        EnvCommand::Bench {
-            envs,
-            num_envs,
-            steps,
-            threads,
-            json,
-        } => bench(&envs, num_envs, steps, &threads, json),
-        EnvCommand::RandomReturn {
-            env,
-            episodes,
-            seed,
-        } => {
+        EnvCommand::Bench { envs, num_envs, steps, threads, json } => {
+            bench(&envs, num_envs, steps, &threads, json)
+        }
+        EnvCommand::RandomReturn { env, episodes, seed } => {
             let (mean, se) = crate::sweep::random_policy_return(&env, episodes, seed)?;
             println!("{env}: random-policy return {mean:.4} ± {se:.4} (standard error, {episodes} episodes, seed {seed})");
             Ok(())
@@ -139,8 +131,7 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
         bail!("{} holds no traces", file.display());
     }
     if !as_json {
-        writeln!(
-            out,
+        writeln!(out, 
             "{:<24} {:<26} {:>6} {:>12} {:>12} {:>10} {:>6}",
             "trace", "env", "steps", "max |dobs|", "max rel dr", "flags", "result"
         )?;
@@ -156,13 +147,9 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
         };
         let (obs_col, rew_col) = match r.max_prob_dev {
             Some(p) => (format!("p {p:.1e}"), "-".to_string()),
-            None => (
-                format!("{:.1e}", r.max_obs_dev),
-                format!("{:.1e}", r.max_reward_rel_dev),
-            ),
+            None => (format!("{:.1e}", r.max_obs_dev), format!("{:.1e}", r.max_reward_rel_dev)),
         };
-        writeln!(
-            out,
+        writeln!(out, 
             "{:<24} {:<26} {:>6} {:>12} {:>12} {:>10} {:>6}",
             r.name,
             r.env,
@@ -176,11 +163,7 @@ fn check_trace(file: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
             writeln!(out, "    error: {e}")?;
         }
     }
-    let failed: Vec<&str> = reports
-        .iter()
-        .filter(|r| !r.ok)
-        .map(|r| r.name.as_str())
-        .collect();
+    let failed: Vec<&str> = reports.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
     if !failed.is_empty() {
         bail!(
             "{} of {} traces in {} are outside the tolerances: {}",
@@ -280,43 +263,38 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
     let per_thread = (steps / threads as u64).max(1);
     let probe = tame_envs::make(name)?;
     let pool = ActionPool::new(&probe.action_space(), POOL_EXTRA + 1)?;
-    let (results, seconds, cpu_seconds) = timed(|| -> Vec<anyhow::Result<()>> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let pool = &pool;
-                    scope.spawn(move || -> anyhow::Result<()> {
-                        let mut env = tame_envs::make(name)?;
-                        let mut obs = vec![0.0f32; env.observation_space().dim()];
-                        env.reset(Some(t as u64), &mut obs);
-                        let mut value = [0.0f64];
-                        for k in 0..per_thread as usize {
-                            if k % POLL_EVERY == 0 {
-                                check_interrupt("tame env bench")?;
-                            }
-                            let i = k % POOL_EXTRA;
-                            let action = if pool.is_discrete {
-                                Action::Discrete(pool.discrete[i])
-                            } else {
-                                value[0] = pool.continuous[i] as f64;
-                                Action::Continuous(&value)
-                            };
-                            let r = env.step(action, &mut obs)?;
-                            if r.terminated || r.truncated {
-                                env.reset(None, &mut obs);
-                            }
+    let (results, seconds, cpu_seconds) = timed(|| -> Vec<anyhow::Result<()>> { std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let pool = &pool;
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let mut env = tame_envs::make(name)?;
+                    let mut obs = vec![0.0f32; env.observation_space().dim()];
+                    env.reset(Some(t as u64), &mut obs);
+                    let mut value = [0.0f64];
+                    for k in 0..per_thread as usize {
+                        if k % POLL_EVERY == 0 {
+                            check_interrupt("tame env bench")?;
                         }
-                        std::hint::black_box(&obs);
-                        Ok(())
-                    })
+                        let i = k % POOL_EXTRA;
+                        let action = if pool.is_discrete {
+                            Action::Discrete(pool.discrete[i])
+                        } else {
+                            value[0] = pool.continuous[i] as f64;
+                            Action::Continuous(&value)
+                        };
+                        let r = env.step(action, &mut obs)?;
+                        if r.terminated || r.truncated {
+                            env.reset(None, &mut obs);
+                        }
+                    }
+                    std::hint::black_box(&obs);
+                    Ok(())
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| bail!("bench thread panicked")))
-                .collect()
-        })
-    });
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("bench thread panicked"))).collect()
+    })});
     for r in results {
         r?;
     }
@@ -332,12 +310,7 @@ fn bench_single(name: &str, steps: u64, threads: usize) -> anyhow::Result<Measur
 }
 
 /// The vectorized env with `num_envs` copies on a rayon pool of `threads` threads.
-fn bench_vector(
-    name: &str,
-    num_envs: usize,
-    steps: u64,
-    threads: usize,
-) -> anyhow::Result<Measurement> {
+fn bench_vector(name: &str, num_envs: usize, steps: u64, threads: usize) -> anyhow::Result<Measurement> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -371,13 +344,7 @@ fn bench_vector(
     })
 }
 
-fn bench(
-    envs: &[String],
-    num_envs: usize,
-    steps: u64,
-    threads: &[usize],
-    as_json: bool,
-) -> anyhow::Result<()> {
+fn bench(envs: &[String], num_envs: usize, steps: u64, threads: &[usize], as_json: bool) -> anyhow::Result<()> {
     if num_envs == 0 {
         bail!("--num-envs 0: the vectorized env needs at least 1 copy");
     }
@@ -391,15 +358,9 @@ fn bench(
     for name in envs {
         tame_envs::make(name).with_context(|| format!("--env {name}"))?;
         for &t in threads {
-            for m in [
-                bench_single(name, steps, t)?,
-                bench_vector(name, num_envs, steps, t)?,
-            ] {
+            for m in [bench_single(name, steps, t)?, bench_vector(name, num_envs, steps, t)?] {
                 let sps = m.steps as f64 / m.seconds;
-                let per_cpu = m
-                    .cpu_seconds
-                    .filter(|c| *c > 0.0)
-                    .map(|c| m.steps as f64 / c);
+                let per_cpu = m.cpu_seconds.filter(|c| *c > 0.0).map(|c| m.steps as f64 / c);
                 if as_json {
                     let o = json!({
                         "env": m.env, "mode": m.mode, "num_envs": m.num_envs, "threads": m.threads,
@@ -408,11 +369,8 @@ fn bench(
                     });
                     writeln!(out, "{o}")?;
                 } else {
-                    let cpu = per_cpu.map_or(String::new(), |c| {
-                        format!("  ({:.2} M per CPU-second)", c / 1e6)
-                    });
-                    writeln!(
-                        out,
+                    let cpu = per_cpu.map_or(String::new(), |c| format!("  ({:.2} M per CPU-second)", c / 1e6));
+                    writeln!(out, 
                         "{:<14} {:<7} num_envs={:<6} threads={:<3} {:>8.2} M steps/s{cpu}",
                         m.env,
                         m.mode,

@@ -25,10 +25,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let config_path = args.run_dir.join("config.toml");
     if !config_path.exists() {
-        anyhow::bail!(
-            "{} is not a run directory: it has no config.toml",
-            args.run_dir.display()
-        );
+        anyhow::bail!("{} is not a run directory: it has no config.toml", args.run_dir.display());
     }
     let cfg = RunConfig::from_file(&config_path)?.resolve()?;
     let episodes = args.episodes.unwrap_or(cfg.eval_episodes);
@@ -38,8 +35,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     tch::set_num_threads(cfg.threads as i32);
     let (trained, step) = crate::agent::load_trained(&args.run_dir, &cfg)?;
     let (stats, entropies) = trained.evaluate(&cfg.env, episodes)?;
-    let entropy =
-        (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
+    let entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
     let success = stats.success_rate();
     if args.json {
         let out = serde_json::json!({

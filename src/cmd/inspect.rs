@@ -45,9 +45,8 @@ struct Row {
     points: usize,
 }
 
-const COLUMNS: [&str; 11] = [
-    "run", "agent", "env", "tau", "seed", "steps", "status", "last", "best", "mean", "points",
-];
+const COLUMNS: [&str; 11] =
+    ["run", "agent", "env", "tau", "seed", "steps", "status", "last", "best", "mean", "points"];
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     if !args.path.exists() {
@@ -58,10 +57,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     }
     let runs = find_runs(&args.path)?;
     if runs.is_empty() {
-        bail!(
-            "no TensorBoard event files (events.out.tfevents.*) under {}",
-            args.path.display()
-        );
+        bail!("no TensorBoard event files (events.out.tfevents.*) under {}", args.path.display());
     }
     let mut rows = Vec::new();
     let mut tag_seen = false;
@@ -80,11 +76,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         eprintln!(
             "warning: no run logged the scalar {:?}; logged scalars: {}",
             args.tag,
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
         );
     }
     if args.json {
@@ -108,49 +100,27 @@ fn row(root: &Path, dir: &Path, events: &RunEvents, tag: &str) -> Row {
     let config = read_config(dir);
     let from_name = parse_run_name(dir);
     let field = |key: &str| -> Value {
-        let hparam = events
-            .hparams
-            .as_ref()
-            .and_then(|h| h.values.get(key))
-            .map(|v| match v {
-                HParamValue::Str(s) => Value::from(s.as_str()),
-                HParamValue::Num(x) => number(*x),
-                HParamValue::Bool(b) => Value::from(*b),
-            });
+        let hparam = events.hparams.as_ref().and_then(|h| h.values.get(key)).map(|v| match v {
+            HParamValue::Str(s) => Value::from(s.as_str()),
+            HParamValue::Num(x) => number(*x),
+            HParamValue::Bool(b) => Value::from(*b),
+        });
         hparam
             .or_else(|| config.as_ref().and_then(|c| config_value(c, key)))
-            .or_else(|| {
-                from_name
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.clone())
-            })
+            .or_else(|| from_name.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
             .unwrap_or(Value::Null)
     };
-    let values: Vec<f64> = events
-        .scalars
-        .get(tag)
-        .map(|ps| ps.iter().map(|p| p.value).collect())
-        .unwrap_or_default();
-    let end = events
-        .hparams
-        .as_ref()
-        .and_then(|h| h.end)
-        .map(|(status, _)| status);
+    let values: Vec<f64> =
+        events.scalars.get(tag).map(|ps| ps.iter().map(|p| p.value).collect()).unwrap_or_default();
+    let end = events.hparams.as_ref().and_then(|h| h.end).map(|(status, _)| status);
     let status = match end {
         // TensorBoard has no "interrupted" status; the run's summary says so instead.
-        Some(SessionStatus::Unknown) if summary_says_interrupted(dir) => {
-            Some(SessionStatus::Interrupted)
-        }
+        Some(SessionStatus::Unknown) if summary_says_interrupted(dir) => Some(SessionStatus::Interrupted),
         // No session end yet: running if a live `tame train` holds the directory's lock.
         None if crate::lock::is_locked(dir) => Some(SessionStatus::Running),
         other => other,
     }
-    .map(|status| {
-        serde_json::to_value(status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-    });
+    .map(|status| serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)));
     Row {
         run: name,
         agent: field("agent"),
@@ -168,9 +138,7 @@ fn row(root: &Path, dir: &Path, events: &RunEvents, tag: &str) -> Row {
 
 /// Whether the run's `summary.json` exists and says `"interrupted": true`.
 fn summary_says_interrupted(dir: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(dir.join("summary.json")) else {
-        return false;
-    };
+    let Ok(bytes) = std::fs::read(dir.join("summary.json")) else { return false };
     serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v["interrupted"] == Value::Bool(true))
 }
 
@@ -196,12 +164,9 @@ fn read_config(dir: &Path) -> Option<toml::Table> {
 
 /// `key` at the top level of the config, or in one of its tables.
 fn config_value(config: &toml::Table, key: &str) -> Option<Value> {
-    let found = config.get(key).or_else(|| {
-        config
-            .values()
-            .filter_map(|v| v.as_table())
-            .find_map(|t| t.get(key))
-    })?;
+    let found = config
+        .get(key)
+        .or_else(|| config.values().filter_map(|v| v.as_table()).find_map(|t| t.get(key)))?;
     Some(match found {
         toml::Value::String(s) => Value::from(s.as_str()),
         toml::Value::Integer(i) => Value::from(*i),
@@ -213,30 +178,17 @@ fn config_value(config: &toml::Table, key: &str) -> Option<Value> {
 
 /// Fields from a run directory named `<env>__<agent>__tau<τ>__seed<S>__<time>`.
 fn parse_run_name(dir: &Path) -> Vec<(&'static str, Value)> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parts: Vec<&str> = name.split("__").collect();
     if parts.len() < 4 {
         return Vec::new();
     }
-    let mut out = vec![
-        ("env", Value::from(parts[0])),
-        ("agent", Value::from(parts[1])),
-    ];
+    let mut out = vec![("env", Value::from(parts[0])), ("agent", Value::from(parts[1]))];
     if let Some(tau) = parts[2].strip_prefix("tau") {
-        out.push((
-            "tau",
-            tau.parse::<f64>().map_or_else(|_| Value::from(tau), number),
-        ));
+        out.push(("tau", tau.parse::<f64>().map_or_else(|_| Value::from(tau), number)));
     }
     if let Some(seed) = parts[3].strip_prefix("seed") {
-        out.push((
-            "seed",
-            seed.parse::<u64>()
-                .map_or_else(|_| Value::from(seed), Value::from),
-        ));
+        out.push(("seed", seed.parse::<u64>().map_or_else(|_| Value::from(seed), Value::from)));
     }
     out
 }
@@ -247,10 +199,7 @@ fn cells(r: &Row) -> [String; 11] {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let num = |x: Option<f64>| {
-        x.map(|x| tame_agents::numfmt::table(x, 3))
-            .unwrap_or_default()
-    };
+    let num = |x: Option<f64>| x.map(|x| tame_agents::numfmt::table(x, 3)).unwrap_or_default();
     [
         r.run.clone(),
         text(&r.agent),
@@ -282,13 +231,15 @@ fn to_table(rows: &[Row], tag: &str) -> String {
             .zip(&widths)
             .enumerate()
             // Text columns left-aligned, numbers right-aligned.
-            .map(|(i, (c, w))| {
-                if i < 5 || i == 6 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
+            .map(
+                |(i, (c, w))| {
+                    if i < 5 || i == 6 {
+                        format!("{c:<w$}")
+                    } else {
+                        format!("{c:>w$}")
+                    }
+                },
+            )
             .collect();
         out.push_str(padded.join("  ").trim_end());
         out.push('\n');
@@ -320,9 +271,7 @@ mod tests {
 
     #[test]
     fn run_names_give_env_agent_tau_seed() {
-        let got = parse_run_name(Path::new(
-            "runs/pendulum__sac__tau0.1__seed3__20250101-1200",
-        ));
+        let got = parse_run_name(Path::new("runs/pendulum__sac__tau0.1__seed3__20250101-1200"));
         let want = vec![
             ("env", Value::from("pendulum")),
             ("agent", Value::from("sac")),

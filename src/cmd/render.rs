@@ -42,10 +42,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     if let Some(fps) = args.fps.filter(|f| !(*f > 0.0 && *f <= MAX_FPS)) {
         bail!("--fps {fps} is out of range; accepted: a number in (0, {MAX_FPS}] (GIF delays are hundredths of a second)");
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.run_dir.join("render.gif"));
+    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join("render.gif"));
     if !args.ansi {
         check_writable(&out)?;
     }
@@ -67,76 +64,44 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     let view = if args.ansi { View::Ansi } else { View::Rgb };
     println!(
         "{}: {} on {}, tau {}, checkpoint at step {}",
-        args.run_dir.display(),
-        cfg.agent.name(),
-        cfg.env,
-        cfg.tau,
-        loaded.step
+        args.run_dir.display(), cfg.agent.name(), cfg.env, cfg.tau, loaded.step
     );
     let mut gif: Option<GifStream<Vec<u8>>> = None;
     let mut size = (0, 0);
     for i in 0..args.episodes {
-        let seed = first_seed
-            .checked_add(i as u64)
-            .with_context(|| format!("--seed {first_seed} + {i} overflows"))?;
+        let seed = first_seed.checked_add(i as u64).with_context(|| format!("--seed {first_seed} + {i} overflows"))?;
         let mut texts = Vec::new();
-        let played = play(
-            env.as_mut(),
-            loaded.policy.as_mut(),
-            seed,
-            view,
-            &mut |shown| match shown {
-                Shown::Text(t) => {
-                    texts.push(t.to_string());
-                    Ok(())
-                }
-                Shown::Frame(f) => {
-                    size = (f.width, f.height);
-                    let g = match &mut gif {
-                        Some(g) => g,
-                        None => gif.insert(GifStream::new(Vec::new(), f.width, f.height, fps)?),
-                    };
-                    g.push(f)
-                }
-            },
-        )?;
+        let played = play(env.as_mut(), loaded.policy.as_mut(), seed, view, &mut |shown| match shown {
+            Shown::Text(t) => {
+                texts.push(t.to_string());
+                Ok(())
+            }
+            Shown::Frame(f) => {
+                size = (f.width, f.height);
+                let g = match &mut gif {
+                    Some(g) => g,
+                    None => gif.insert(GifStream::new(Vec::new(), f.width, f.height, fps)?),
+                };
+                g.push(f)
+            }
+        })?;
         if args.ansi {
             show_text(&texts, fps)?;
         }
         let success = match played.success {
-            Some(s) => format!(
-                ", {}",
-                if s {
-                    "goal reached"
-                } else {
-                    "goal not reached"
-                }
-            ),
+            Some(s) => format!(", {}", if s { "goal reached" } else { "goal not reached" }),
             None => String::new(),
         };
-        let cut = if played.cut_short {
-            format!(" (stopped at {MAX_PLAY_STEPS} steps: the env has no time limit)")
-        } else {
-            String::new()
-        };
-        println!(
-            "episode {} (seed {seed}): return {:.2} over {} steps{success}{cut}",
-            i + 1,
-            played.episode_return,
-            played.steps
-        );
+        let cut = if played.cut_short { format!(" (stopped at {MAX_PLAY_STEPS} steps: the env has no time limit)") } else { String::new() };
+        println!("episode {} (seed {seed}): return {:.2} over {} steps{success}{cut}", i + 1, played.episode_return, played.steps);
     }
     if let Some(gif) = gif {
         let frames = gif.frames();
         let bytes = gif.finish()?;
-        crate::fsutil::write_atomic(&out, &bytes)
-            .with_context(|| format!("--out {}: cannot write the GIF", out.display()))?;
+        crate::fsutil::write_atomic(&out, &bytes).with_context(|| format!("--out {}: cannot write the GIF", out.display()))?;
         println!(
             "wrote {} ({frames} frames of {}x{} at {fps} fps, {} KB)",
-            out.display(),
-            size.0,
-            size.1,
-            bytes.len().div_ceil(1024)
+            out.display(), size.0, size.1, bytes.len().div_ceil(1024)
         );
     }
     Ok(())
@@ -145,41 +110,21 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
 /// Fails early, before an episode is played, when `out` cannot be written.
 fn check_writable(out: &std::path::Path) -> anyhow::Result<()> {
     if out.is_dir() {
-        bail!(
-            "--out {} is a directory; accepted: a .gif file path",
-            out.display()
-        );
+        bail!("--out {} is a directory; accepted: a .gif file path", out.display());
     }
-    if out
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_none_or(|e| !e.eq_ignore_ascii_case("gif"))
-    {
-        bail!(
-            "--out {}: accepted: a file name ending in .gif",
-            out.display()
-        );
+    if out.extension().and_then(|e| e.to_str()).is_none_or(|e| !e.eq_ignore_ascii_case("gif")) {
+        bail!("--out {}: accepted: a file name ending in .gif", out.display());
     }
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
     if !dir.is_dir() {
-        bail!(
-            "--out {}: directory {} does not exist",
-            out.display(),
-            dir.display()
-        );
+        bail!("--out {}: directory {} does not exist", out.display(), dir.display());
     }
     // Probe with a temporary file: permissions alone do not tell (read-only mounts, ACLs).
     let probe = dir.join(format!(".tame-render-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| {
-        anyhow::anyhow!(
-            "--out {}: cannot write in {}: {e}",
-            out.display(),
-            dir.display()
-        )
-    })?;
+    std::fs::write(&probe, b"").map_err(|e| anyhow::anyhow!("--out {}: cannot write in {}: {e}", out.display(), dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

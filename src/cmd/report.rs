@@ -40,11 +40,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     if args.resamples < 100 {
         bail!("--resamples {}: too few for a 95% percentile interval; accepted: >= 100 (default 2000)", args.resamples);
     }
-    let boot = Bootstrap {
-        resamples: args.resamples,
-        seed: args.seed,
-        ..Bootstrap::default()
-    };
+    let boot = Bootstrap { resamples: args.resamples, seed: args.seed, ..Bootstrap::default() };
     let a = load(&args.sweep, boot)?;
     let Some(other) = &args.against else {
         sweep::write_reports(&a, &args.sweep)?;
@@ -52,21 +48,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         if !args.quiet {
             println!("{}", sweep::to_markdown(&a));
         }
-        println!(
-            "Wrote {}/summary.{{csv,md,json}} and plots.",
-            args.sweep.display()
-        );
+        println!("Wrote {}/summary.{{csv,md,json}} and plots.", args.sweep.display());
         warn_failed(&a);
         return Ok(());
     };
     let b = load(other, boot)?;
-    let name = other
-        .file_name()
-        .map_or("other".into(), |n| n.to_string_lossy().into_owned());
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.sweep.join(format!("vs-{name}")));
+    let name = other.file_name().map_or("other".into(), |n| n.to_string_lossy().into_owned());
+    let out = args.out.clone().unwrap_or_else(|| args.sweep.join(format!("vs-{name}")));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let comparison = compare(&a, &args.sweep, &b, other, boot)?;
     let md = comparison_markdown(&comparison);
@@ -95,14 +83,9 @@ fn warn_failed(s: &SweepSummary) {
 fn load(dir: &Path, boot: Bootstrap) -> anyhow::Result<SweepSummary> {
     let path = dir.join("sweep.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {}: is {} a sweep directory (made by `tame sweep`)?",
-            path.display(),
-            dir.display()
-        )
+        format!("reading {}: is {} a sweep directory (made by `tame sweep`)?", path.display(), dir.display())
     })?;
-    let plan: SweepPlan =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let plan: SweepPlan = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let outcomes: Vec<(RunSpec, RunOutcome)> = plan
         .runs()
         .into_iter()
@@ -137,20 +120,8 @@ struct Comparison {
     analysis: Analysis,
 }
 
-fn compare(
-    a: &SweepSummary,
-    a_dir: &Path,
-    b: &SweepSummary,
-    b_dir: &Path,
-    boot: Bootstrap,
-) -> anyhow::Result<Comparison> {
-    let envs: Vec<String> = a
-        .plan
-        .envs
-        .iter()
-        .filter(|e| b.plan.envs.contains(e))
-        .cloned()
-        .collect();
+fn compare(a: &SweepSummary, a_dir: &Path, b: &SweepSummary, b_dir: &Path, boot: Bootstrap) -> anyhow::Result<Comparison> {
+    let envs: Vec<String> = a.plan.envs.iter().filter(|e| b.plan.envs.contains(e)).cloned().collect();
     if envs.is_empty() {
         bail!(
             "{} ran {} and {} ran {}: no env in common to compare on",
@@ -179,41 +150,22 @@ fn compare(
         }
     }
     let names = if a.plan.agent != b.plan.agent {
-        [
-            a.plan.agent.name().to_string(),
-            b.plan.agent.name().to_string(),
-        ]
+        [a.plan.agent.name().to_string(), b.plan.agent.name().to_string()]
     } else {
-        [a_dir, b_dir].map(|d| {
-            d.file_name()
-                .map_or("sweep".into(), |n| n.to_string_lossy().into_owned())
-        })
+        [a_dir, b_dir].map(|d| d.file_name().map_or("sweep".into(), |n| n.to_string_lossy().into_owned()))
     };
     let mut methods = Vec::new();
     let mut runs = Vec::new();
     for (s, name) in [a, b].into_iter().zip(&names) {
-        let plan = SweepPlan {
-            envs: envs.clone(),
-            ..s.plan.clone()
-        };
-        let own: Vec<_> = s
-            .runs
-            .iter()
-            .filter(|r| envs.contains(&r.env))
-            .cloned()
-            .collect();
+        let plan = SweepPlan { envs: envs.clone(), ..s.plan.clone() };
+        let own: Vec<_> = s.runs.iter().filter(|r| envs.contains(&r.env)).cloned().collect();
         let (m, _) = sweep::methods_of(&plan, &own, &normalization, &format!("{name} "));
         methods.push(m);
         runs.extend(own);
     }
     // Same (τ, σ) on both sides lead; without any, every pair across the sweeps.
     let (ma, mb) = (&methods[0], &methods[1]);
-    let key = |label: &str, name: &str| {
-        label
-            .strip_prefix(&format!("{name} "))
-            .unwrap_or(label)
-            .to_string()
-    };
+    let key = |label: &str, name: &str| label.strip_prefix(&format!("{name} ")).unwrap_or(label).to_string();
     let mut lead: Vec<(usize, usize)> = Vec::new();
     for (i, x) in ma.iter().enumerate() {
         for (j, y) in mb.iter().enumerate() {
@@ -224,16 +176,10 @@ fn compare(
     }
     if lead.is_empty() {
         let (na, nb) = (ma.len(), mb.len());
-        lead = (0..na)
-            .flat_map(|i| (0..nb).map(move |j| (i, na + j)))
-            .collect();
+        lead = (0..na).flat_map(|i| (0..nb).map(move |j| (i, na + j))).collect();
     }
     let all: Vec<sweep::Method> = methods.into_iter().flatten().collect();
-    let scores = if normalization.len() == envs.len() {
-        "normalized final eval return"
-    } else {
-        "raw final eval return"
-    };
+    let scores = if normalization.len() == envs.len() { "normalized final eval return" } else { "raw final eval return" };
     let mut analysis = sweep::analyze(&envs, &all, &lead, sweep::curve_grid(&runs), boot, scores);
     sweep::note_failures(&runs, &mut analysis);
     Ok(Comparison {
@@ -247,11 +193,7 @@ fn compare(
 
 fn comparison_markdown(c: &Comparison) -> String {
     let mut s = format!("# {}: {} against {}\n\n", c.title, c.sweeps[0], c.sweeps[1]);
-    sweep::analysis_markdown(
-        &c.analysis,
-        "Each method of the first sweep against the second",
-        &mut s,
-    );
+    sweep::analysis_markdown(&c.analysis, "Each method of the first sweep against the second", &mut s);
     sweep::normalization_markdown(&c.normalization, &mut s);
     s
 }

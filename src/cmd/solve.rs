@@ -55,19 +55,12 @@ impl From<RegularizerArg> for Regularizer {
 pub fn run(args: SolveArgs) -> anyhow::Result<()> {
     // The value parsers bound tau and gamma; these guard the library entry point too.
     if !(args.tau >= 0.0 && args.tau <= tame_agents::limits::MAX_TAU) {
-        bail!(
-            "--tau {} is not a temperature; accepted: 0 <= tau <= 1e6 (0 = hard argmax)",
-            compact(args.tau)
-        );
+        bail!("--tau {} is not a temperature; accepted: 0 <= tau <= 1e6 (0 = hard argmax)", compact(args.tau));
     }
     if !(0.0..1.0).contains(&args.gamma) {
-        bail!(
-            "--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1",
-            compact(args.gamma)
-        );
+        bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", compact(args.gamma));
     }
-    let table =
-        tame_envs::transition_table(&args.env).with_context(|| format!("--env {}", args.env))?;
+    let table = tame_envs::transition_table(&args.env).with_context(|| format!("--env {}", args.env))?;
     let c = compare(&table, args.gamma, args.tau, args.regularizer.into())
         .map_err(crate::exit::interrupted_or)
         .with_context(|| format!("solving {}", args.env))?;
@@ -100,18 +93,10 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
     let rows = [
         ("V*", "hard-optimal value", r.v_star),
         ("V*_tau", "soft-optimal (regularized) value", r.v_star_tau),
-        (
-            "V^{pi*_tau}",
-            "unregularized value of the soft-optimal policy",
-            r.v_pi_tau,
-        ),
+        ("V^{pi*_tau}", "unregularized value of the soft-optimal policy", r.v_pi_tau),
         ("V*_tau - V*", "soft value gap", r.gap_soft_value),
         ("V* - V^{pi*_tau}", "policy gap", r.gap_policy),
-        (
-            "bound",
-            "tau*log|A|/(1-gamma), on both gaps' sizes",
-            r.bound,
-        ),
+        ("bound", "tau*log|A|/(1-gamma), on both gaps' sizes", r.bound),
     ];
     for (name, meaning, value) in rows {
         println!("  {name:<18} {value:>14.6e}  {meaning}");
@@ -140,9 +125,7 @@ fn grid_columns(table: &TransitionTable) -> Option<usize> {
         }
         count
     };
-    (1..=n)
-        .filter(|c| n.is_multiple_of(*c))
-        .max_by_key(|&c| (explained(c), usize::MAX - c.abs_diff(n / c)))
+    (1..=n).filter(|c| n.is_multiple_of(*c)).max_by_key(|&c| (explained(c), usize::MAX - c.abs_diff(n / c)))
 }
 
 /// Expected (d_col, d_row) of one step from state `s` under the policy; jumps that are not
@@ -162,38 +145,19 @@ fn drift(table: &TransitionTable, cols: usize, s: usize, policy: &[f64]) -> (f64
     (dc, dr)
 }
 
-fn plot(
-    args: &SolveArgs,
-    table: &TransitionTable,
-    c: &Comparison,
-    path: &std::path::Path,
-) -> anyhow::Result<()> {
+fn plot(args: &SolveArgs, table: &TransitionTable, c: &Comparison, path: &std::path::Path) -> anyhow::Result<()> {
     let cols = grid_columns(table).context("cannot lay the states out as a grid")?;
     let rows = table.n_states / cols;
     let panel = |title: String, v: &[f64], policy: &[Vec<f64>]| HeatPanel {
         title,
-        values: (0..rows)
-            .map(|r| v[r * cols..(r + 1) * cols].to_vec())
-            .collect(),
+        values: (0..rows).map(|r| v[r * cols..(r + 1) * cols].to_vec()).collect(),
         arrows: (0..rows)
-            .map(|r| {
-                (0..cols)
-                    .map(|col| drift(table, cols, r * cols + col, &policy[r * cols + col]))
-                    .collect()
-            })
+            .map(|r| (0..cols).map(|col| drift(table, cols, r * cols + col, &policy[r * cols + col])).collect())
             .collect(),
         annotate: true,
     };
-    let hard = panel(
-        format!("{}: V* and greedy policy", args.env),
-        &c.hard.v,
-        &c.hard.greedy_policy(),
-    );
+    let hard = panel(format!("{}: V* and greedy policy", args.env), &c.hard.v, &c.hard.greedy_policy());
     let soft_v = c.soft.as_ref().map_or(&c.hard.v, |s| &s.v);
-    let soft = panel(
-        format!("V*_tau and pi*_tau, tau = {}", compact(args.tau)),
-        soft_v,
-        &c.soft_policy,
-    );
+    let soft = panel(format!("V*_tau and pi*_tau, tau = {}", compact(args.tau)), soft_v, &c.soft_policy);
     heat_panels(path, &[hard, soft])
 }

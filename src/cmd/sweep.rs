@@ -91,8 +91,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading sweep file {}", path.display()))?;
-            SweepFile::from_toml(&text)
-                .with_context(|| format!("parsing sweep file {}", path.display()))?
+            SweepFile::from_toml(&text).with_context(|| format!("parsing sweep file {}", path.display()))?
         }
         None => SweepFile::default(),
     };
@@ -102,11 +101,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::default(),
     };
-    let agent = args
-        .agent
-        .or(file.agent)
-        .or(base.agent)
-        .unwrap_or(AgentKind::Sac);
+    let agent = args.agent.or(file.agent).or(base.agent).unwrap_or(AgentKind::Sac);
     if file.env.is_some() && file.envs.is_some() {
         bail!("the sweep file gives both env and envs; keep one (envs = [..] for several)");
     }
@@ -119,21 +114,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     };
     let envs: Vec<String> = envs.into_iter().map(|e| e.trim().to_string()).collect();
     if let Some(blank) = envs.iter().position(String::is_empty) {
-        bail!(
-            "env #{} of the list is empty; accepted: env names separated by commas",
-            blank + 1
-        );
+        bail!("env #{} of the list is empty; accepted: env names separated by commas", blank + 1);
     }
     let taus: Vec<TauSpec> = match (args.taus, file.taus) {
-        (Some(t), _) => t
-            .iter()
-            .map(|s| TauSpec::parse(s))
-            .collect::<anyhow::Result<_>>()?,
+        (Some(t), _) => t.iter().map(|s| TauSpec::parse(s)).collect::<anyhow::Result<_>>()?,
         (None, Some(t)) => SweepFile::tau_specs(&t)?,
-        (None, None) => DEFAULT_TAUS
-            .split(',')
-            .map(TauSpec::parse)
-            .collect::<anyhow::Result<_>>()?,
+        (None, None) => DEFAULT_TAUS.split(',').map(TauSpec::parse).collect::<anyhow::Result<_>>()?,
     };
     // Checked before anything is written: a bad URL leaves no out directory behind.
     let cluster = match &args.redis {
@@ -146,10 +132,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     };
     let n_seeds = args.seeds.or(file.seeds).unwrap_or(DEFAULT_SEEDS);
     if !(1..=cv::MAX_SWEEP_SEEDS).contains(&n_seeds) {
-        bail!(
-            "seeds = {n_seeds} is out of range; accepted: 1 to {} seeds per grid point",
-            cv::MAX_SWEEP_SEEDS
-        );
+        bail!("seeds = {n_seeds} is out of range; accepted: 1 to {} seeds per grid point", cv::MAX_SWEEP_SEEDS);
     }
     let mut thresholds = file.thresholds;
     match args.threshold.or(file.threshold) {
@@ -182,15 +165,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         normalization: file.normalization,
     };
     plan.validate()?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let jobs = args.jobs.or(file.jobs).unwrap_or(cores);
     if !(1..=cv::MAX_THREADS as usize).contains(&jobs) {
-        bail!(
-            "jobs = {jobs} is out of range; accepted: 1 to {} runs at a time",
-            cv::MAX_THREADS
-        );
+        bail!("jobs = {jobs} is out of range; accepted: 1 to {} runs at a time", cv::MAX_THREADS);
     }
     let threads = (cores / jobs).max(1);
     check_runs_resolve(&plan, threads)?;
@@ -201,8 +179,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         };
         PathBuf::from("sweeps").join(format!("{envs}__{}", plan.agent.name()))
     });
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("creating sweep directory {}", out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating sweep directory {}", out.display()))?;
     // Held for the whole sweep: a second sweep here would take our runs in progress for
     // unfinished ones and restart them.
     let _lock = crate::lock::lock_dir(&out)?;
@@ -255,11 +232,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 fn check_runs_resolve(plan: &SweepPlan, threads: usize) -> anyhow::Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for run in plan.runs() {
-        if !seen.insert((
-            run.env.clone(),
-            run.tau.to_string(),
-            run.sigma.map(f64::to_bits),
-        )) {
+        if !seen.insert((run.env.clone(), run.tau.to_string(), run.sigma.map(f64::to_bits))) {
             continue;
         }
         let base = match &run.config {
@@ -283,16 +256,8 @@ fn check_runs_resolve(plan: &SweepPlan, threads: usize) -> anyhow::Result<()> {
         if let Some(s) = run.sigma {
             cfg.es.get_or_insert_with(Default::default).sigma = s;
         }
-        let sigma_part = run
-            .sigma
-            .map(|s| format!(", σ = {}", tame_agents::numfmt::compact(s)))
-            .unwrap_or_default();
-        cfg.resolve().with_context(|| {
-            format!(
-                "the sweep's runs on {} at τ = {}{sigma_part}",
-                run.env, run.tau
-            )
-        })?;
+        let sigma_part = run.sigma.map(|s| format!(", σ = {}", tame_agents::numfmt::compact(s))).unwrap_or_default();
+        cfg.resolve().with_context(|| format!("the sweep's runs on {} at τ = {}{sigma_part}", run.env, run.tau))?;
     }
     Ok(())
 }
@@ -316,12 +281,10 @@ fn default_threshold(env: &str) -> Option<f64> {
 
 /// A sweep directory belongs to one plan: resuming with another would mix runs.
 fn check_or_record_plan(plan: &SweepPlan, out: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("creating sweep directory {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating sweep directory {}", out.display()))?;
     let path = out.join("sweep.json");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let earlier: SweepPlan =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let same_runs = earlier.agent == plan.agent
@@ -371,15 +334,10 @@ mod tests {
             }
             let file: SweepFile = toml::from_str(&std::fs::read_to_string(&path).unwrap())
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let config = file
-                .config
-                .unwrap_or_else(|| panic!("{name} names no base config"));
+            let config = file.config.unwrap_or_else(|| panic!("{name} names no base config"));
             RunConfig::from_file(&root.join(config)).unwrap();
             for (env, c) in &file.configs {
-                assert!(
-                    file.envs.as_ref().is_some_and(|e| e.contains(env)),
-                    "{name}: [configs] {env} is not in envs"
-                );
+                assert!(file.envs.as_ref().is_some_and(|e| e.contains(env)), "{name}: [configs] {env} is not in envs");
                 RunConfig::from_file(&root.join(c)).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
             for tau in file.taus.unwrap() {
@@ -397,10 +355,7 @@ mod tests {
     #[test]
     fn thresholds_follow_the_base_env() {
         assert_eq!(default_threshold("frozenlake-noslip"), Some(0.7));
-        assert_eq!(
-            default_threshold("frozenlake8x8:slippery=false"),
-            Some(0.85)
-        );
+        assert_eq!(default_threshold("frozenlake8x8:slippery=false"), Some(0.85));
         assert_eq!(default_threshold("CartPole-v1"), Some(475.0));
         assert_eq!(default_threshold("pendulum:discrete=5"), Some(-200.0));
         assert_eq!(default_threshold("map:configs/maps/rooms.txt"), None);
@@ -408,9 +363,7 @@ mod tests {
 
     #[test]
     fn unknown_sweep_file_keys_are_refused_with_the_accepted_ones() {
-        let err = toml::from_str::<SweepFile>("taus = [0]\nsigma = 0.1\n")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<SweepFile>("taus = [0]\nsigma = 0.1\n").unwrap_err().to_string();
         assert!(err.contains("sigma") && err.contains("sigmas"), "{err}");
     }
 }

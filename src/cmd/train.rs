@@ -14,9 +14,7 @@ use tame_agents::policy::Policy;
 use tame_agents::run::{Learner, Progress, RunCtx, RunState, Schedule, Tau};
 
 use crate::cli_values as cv;
-use crate::run_dir::{
-    create_exact_run_dir, create_run_dir, AgentKind, Resolved, RunConfig, Summary,
-};
+use crate::run_dir::{create_exact_run_dir, create_run_dir, AgentKind, Resolved, RunConfig, Summary};
 use crate::tensorboard::{config_markdown, EventWriter, HParams, SessionStatus};
 
 #[derive(Debug, Args)]
@@ -119,15 +117,9 @@ struct Remote {
 
 impl TrainArgs {
     fn remote(&self) -> anyhow::Result<Option<Remote>> {
-        let Some(url) = &self.redis else {
-            return Ok(None);
-        };
+        let Some(url) = &self.redis else { return Ok(None) };
         let url = crate::cluster::url_from(Some(url), self.redis_ca.as_deref())?;
-        Ok(Some(Remote {
-            url,
-            lease: self.lease,
-            timeout: self.redis_timeout,
-        }))
+        Ok(Some(Remote { url, lease: self.lease, timeout: self.redis_timeout }))
     }
 }
 
@@ -147,16 +139,8 @@ fn population(
             cfg.agent.name()
         );
     }
-    let opts = crate::cluster::EsJobOpts {
-        url: r.url.clone(),
-        lease: r.lease,
-        timeout: r.timeout,
-        parts: None,
-        quiet,
-    };
-    Ok(Some(Box::new(crate::cluster::EsJob::start(
-        cfg, label, opts,
-    )?)))
+    let opts = crate::cluster::EsJobOpts { url: r.url.clone(), lease: r.lease, timeout: r.timeout, parts: None, quiet };
+    Ok(Some(Box::new(crate::cluster::EsJob::start(cfg, label, opts)?)))
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -170,13 +154,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(dir) => RunPlace::Exact(dir),
         None => RunPlace::Under(&logdir),
     };
-    let dir = train(
-        &cfg,
-        place,
-        args.quiet,
-        args.progress_lines,
-        args.remote()?.as_ref(),
-    )?;
+    let dir = train(&cfg, place, args.quiet, args.progress_lines, args.remote()?.as_ref())?;
     report(&dir, args.quiet)
 }
 
@@ -217,10 +195,8 @@ pub fn resolve_argv(argv: &[std::ffi::OsString]) -> anyhow::Result<Resolved> {
         #[command(flatten)]
         args: TrainArgs,
     }
-    let parsed = <Train as clap::Parser>::try_parse_from(
-        std::iter::once("train".into()).chain(argv.iter().cloned()),
-    )
-    .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim()))?;
+    let parsed = <Train as clap::Parser>::try_parse_from(std::iter::once("train".into()).chain(argv.iter().cloned()))
+        .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim()))?;
     resolve(&parsed.args)
 }
 
@@ -238,11 +214,7 @@ fn report(dir: &Path, quiet: bool) -> anyhow::Result<()> {
             summary.eval_episodes,
             summary.steps,
             summary.wall_seconds,
-            if summary.interrupted {
-                " [interrupted: continue with tame train --resume DIR]"
-            } else {
-                ""
-            }
+            if summary.interrupted { " [interrupted: continue with tame train --resume DIR]" } else { "" }
         );
     }
     Ok(())
@@ -269,13 +241,7 @@ struct RunMeta {
 /// `summary.json` is written last, so its presence marks a finished (or stopped) run.
 /// Everything that can be refused is checked before the directory is created, and a
 /// directory whose start failed is removed again.
-fn train(
-    cfg: &Resolved,
-    place: RunPlace<'_>,
-    quiet: bool,
-    progress_lines: bool,
-    remote: Option<&Remote>,
-) -> anyhow::Result<PathBuf> {
+fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: bool, remote: Option<&Remote>) -> anyhow::Result<PathBuf> {
     tch::set_num_threads(cfg.threads as i32);
     let toml = cfg.to_toml()?;
     let label = match place {
@@ -301,9 +267,7 @@ fn train(
         if let Some(es) = cfg.file.es.as_ref().filter(|_| cfg.agent == AgentKind::Es) {
             hparams = hparams.with("sigma", es.sigma);
         }
-        let hparams = hparams
-            .metric("eval/mean_return")
-            .metric("charts/episodic_return");
+        let hparams = hparams.metric("eval/mean_return").metric("charts/episodic_return");
         writer.write_hparams(&hparams)?;
         writer.flush()?;
         Ok((lock, writer))
@@ -312,29 +276,12 @@ fn train(
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(e.context(format!(
-                "starting run {} (its directory was removed)",
-                dir.display()
-            )));
+            return Err(e.context(format!("starting run {} (its directory was removed)", dir.display())));
         }
     };
-    let meta = RunMeta {
-        config: toml,
-        tame_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    let state = RunState {
-        wall_seconds: 0.0,
-        meta: serde_json::to_value(&meta)?,
-    };
-    session(
-        cfg,
-        &dir,
-        learner.as_mut(),
-        &mut writer,
-        &state,
-        quiet,
-        progress_lines,
-    )?;
+    let meta = RunMeta { config: toml, tame_version: env!("CARGO_PKG_VERSION").into() };
+    let state = RunState { wall_seconds: 0.0, meta: serde_json::to_value(&meta)? };
+    session(cfg, &dir, learner.as_mut(), &mut writer, &state, quiet, progress_lines)?;
     Ok(dir)
 }
 
@@ -367,10 +314,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     }
     let config_path = dir.join("config.toml");
     if !config_path.is_file() {
-        bail!(
-            "{} is not a run directory: it has no config.toml",
-            dir.display()
-        );
+        bail!("{} is not a run directory: it has no config.toml", dir.display());
     }
     // Held until this function returns: the run may not be running elsewhere.
     let _lock = crate::lock::lock_dir(dir)?;
@@ -379,26 +323,13 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
         format!("cannot resume {}: it has no loadable checkpoint (a run stopped before its first one starts afresh with a new tame train)", dir.display())
     })?;
     for note in &skipped {
-        eprintln!(
-            "warning: {note}; falling back to the older checkpoint at step {}",
-            ckpt.step
-        );
+        eprintln!("warning: {note}; falling back to the older checkpoint at step {}", ckpt.step);
     }
     let run: RunState = ckpt.get("run")?;
-    let meta: RunMeta = serde_json::from_value(run.meta.clone()).with_context(|| {
-        format!(
-            "checkpoint {} was not written by tame train",
-            ckpt.dir.display()
-        )
-    })?;
-    let saved: RunConfig = toml::from_str(&meta.config).with_context(|| {
-        format!(
-            "checkpoint {}: its config cannot be read by this tame {} (written by {})",
-            ckpt.dir.display(),
-            env!("CARGO_PKG_VERSION"),
-            meta.tame_version
-        )
-    })?;
+    let meta: RunMeta = serde_json::from_value(run.meta.clone())
+        .with_context(|| format!("checkpoint {} was not written by tame train", ckpt.dir.display()))?;
+    let saved: RunConfig = toml::from_str(&meta.config)
+        .with_context(|| format!("checkpoint {}: its config cannot be read by this tame {} (written by {})", ckpt.dir.display(), env!("CARGO_PKG_VERSION"), meta.tame_version))?;
     if let Some(edit) = first_edit(&saved, &file)? {
         bail!(
             "{} was edited since the run started: {edit}; a resumed run must keep the config it started with \
@@ -411,12 +342,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     if ckpt.step >= steps {
         let finished = dir.join("summary.json").is_file() && crate::sweep::is_finished(dir);
         if finished && args.steps.is_none() {
-            bail!(
-                "run {} is finished ({} steps); to train it further, pass --steps N with N > {}",
-                dir.display(),
-                ckpt.step,
-                ckpt.step
-            );
+            bail!("run {} is finished ({} steps); to train it further, pass --steps N with N > {}", dir.display(), ckpt.step, ckpt.step);
         }
         if finished || args.steps.is_some() {
             bail!("--steps {steps} does not go beyond the run's checkpoint at step {}; accepted: more than {}", ckpt.step, ckpt.step);
@@ -437,51 +363,24 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     let cfg = cfg.resolve()?;
     tch::set_num_threads(cfg.threads as i32);
     let remote = args.remote()?;
-    let mut learner = crate::agent::learner(
-        &cfg,
-        population(
-            &cfg,
-            &dir.display().to_string(),
-            remote.as_ref(),
-            args.quiet,
-        )?,
-    )?;
-    learner
-        .restore(&ckpt)
-        .with_context(|| format!("restoring checkpoint {}", ckpt.dir.display()))?;
+    let mut learner = crate::agent::learner(&cfg, population(&cfg, &dir.display().to_string(), remote.as_ref(), args.quiet)?)?;
+    learner.restore(&ckpt).with_context(|| format!("restoring checkpoint {}", ckpt.dir.display()))?;
     // The run is in progress again: its old summary (stopped, or finished before an
     // extension) no longer describes it.
     match std::fs::remove_file(dir.join("summary.json")) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e)
-                .with_context(|| format!("removing {}", dir.join("summary.json").display()))
+            return Err(e).with_context(|| format!("removing {}", dir.join("summary.json").display()))
         }
         _ => {}
     }
     // The dead process may have logged past its checkpoint: TensorBoard purges those points
     // on the START event at the first step this session logs.
     let mut writer = EventWriter::resume(dir, ckpt.step + 1)?;
-    let state = RunState {
-        wall_seconds: run.wall_seconds,
-        meta: serde_json::to_value(&meta)?,
-    };
+    let state = RunState { wall_seconds: run.wall_seconds, meta: serde_json::to_value(&meta)? };
     if !args.quiet {
-        eprintln!(
-            "tame: resuming {} from step {} of {}",
-            dir.display(),
-            ckpt.step,
-            cfg.steps
-        );
+        eprintln!("tame: resuming {} from step {} of {}", dir.display(), ckpt.step, cfg.steps);
     }
-    session(
-        &cfg,
-        dir,
-        learner.as_mut(),
-        &mut writer,
-        &state,
-        args.quiet,
-        args.progress_lines,
-    )?;
+    session(&cfg, dir, learner.as_mut(), &mut writer, &state, args.quiet, args.progress_lines)?;
     Ok(dir.to_path_buf())
 }
 
@@ -489,19 +388,11 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
 /// with and its `config.toml` now, ignoring `steps` (extending is allowed) and `threads`
 /// (results do not depend on it).
 fn first_edit(saved: &RunConfig, now: &RunConfig) -> anyhow::Result<Option<String>> {
-    fn flatten(
-        prefix: &str,
-        v: &toml::Value,
-        out: &mut std::collections::BTreeMap<String, String>,
-    ) {
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
         match v {
             toml::Value::Table(t) => {
                 for (k, v) in t {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                     flatten(&key, v, out);
                 }
             }
@@ -512,11 +403,7 @@ fn first_edit(saved: &RunConfig, now: &RunConfig) -> anyhow::Result<Option<Strin
     }
     let keys = |c: &RunConfig| -> anyhow::Result<std::collections::BTreeMap<String, String>> {
         let mut out = std::collections::BTreeMap::new();
-        flatten(
-            "",
-            &toml::Value::try_from(c).context("reading the config as TOML")?,
-            &mut out,
-        );
+        flatten("", &toml::Value::try_from(c).context("reading the config as TOML")?, &mut out);
         out.remove("steps");
         out.remove("threads");
         Ok(out)
@@ -539,16 +426,10 @@ fn session(
     quiet: bool,
     progress_lines: bool,
 ) -> anyhow::Result<()> {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(cfg.steps)
-    };
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} {wide_bar} {human_pos}/{human_len} steps {per_sec} {msg}",
-        )
-        .context("progress bar template")?,
+        ProgressStyle::with_template("{elapsed_precise} {wide_bar} {human_pos}/{human_len} steps {per_sec} {msg}")
+            .context("progress bar template")?,
     );
     bar.set_position(learner.env_steps());
     bar.reset_eta();
@@ -556,8 +437,7 @@ fn session(
     let line_every = (cfg.steps / 100).max(1);
     let mut last_line: Option<u64> = None;
     let mut on_progress = |p: &Progress| {
-        if progress_lines && last_line.is_none_or(|l| p.step >= l + line_every || p.step >= p.total)
-        {
+        if progress_lines && last_line.is_none_or(|l| p.step >= l + line_every || p.step >= p.total) {
             last_line = Some(p.step);
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "progress {} {}", p.step, p.total).and_then(|_| out.flush());
@@ -610,11 +490,7 @@ fn session(
         }
     };
     let summary = Summary::new(cfg, &outcome, outcome.wall_seconds);
-    let status = if outcome.interrupted {
-        SessionStatus::Interrupted
-    } else {
-        SessionStatus::Success
-    };
+    let status = if outcome.interrupted { SessionStatus::Interrupted } else { SessionStatus::Success };
     writer.finish(status)?;
     summary.write(dir)
 }

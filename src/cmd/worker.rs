@@ -52,29 +52,17 @@ pub struct WorkersArgs {
 
 pub fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let url = url_from(args.redis.as_deref(), args.redis_ca.as_deref())?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let threads = args.threads.unwrap_or(cores);
     if threads == 0 {
         bail!("--threads 0: accepted: 1 or more");
     }
-    let name = args
-        .name
-        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let name = args.name.unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '/') {
         bail!("worker name '{name}' is not accepted: give letters, digits, '-', '_' or '.', without spaces or '/'");
     }
-    let scratch = args
-        .scratch
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("tame-worker-{name}")));
-    crate::cluster::serve(WorkerOpts {
-        url,
-        threads,
-        name,
-        scratch,
-        timeout: args.redis_timeout,
-    })
+    let scratch = args.scratch.unwrap_or_else(|| std::env::temp_dir().join(format!("tame-worker-{name}")));
+    crate::cluster::serve(WorkerOpts { url, threads, name, scratch, timeout: args.redis_timeout })
 }
 
 pub fn run_workers(args: WorkersArgs) -> anyhow::Result<()> {

@@ -14,12 +14,7 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
-    pub const ALL: [Aggregate; 4] = [
-        Aggregate::Iqm,
-        Aggregate::Median,
-        Aggregate::Mean,
-        Aggregate::OptimalityGap,
-    ];
+    pub const ALL: [Aggregate; 4] = [Aggregate::Iqm, Aggregate::Median, Aggregate::Mean, Aggregate::OptimalityGap];
 
     /// The name rliable's plots use.
     pub fn label(self) -> &'static str {
@@ -91,10 +86,7 @@ pub fn mean_of_means(scores: &[Vec<f64>]) -> f64 {
 /// `1 − mean(min(x, 1))` over all runs pooled: the shortfall from the normalized optimum
 /// (γ = 1 in rliable's notation), scores above 1 counting as 1.
 pub fn optimality_gap(scores: &[Vec<f64>]) -> f64 {
-    let (sum, n) = scores
-        .iter()
-        .flatten()
-        .fold((0.0, 0usize), |(s, n), &x| (s + x.min(1.0), n + 1));
+    let (sum, n) = scores.iter().flatten().fold((0.0, 0usize), |(s, n), &x| (s + x.min(1.0), n + 1));
     1.0 - sum / n as f64
 }
 
@@ -105,10 +97,7 @@ mod tests {
     #[test]
     fn iqm_cuts_a_quarter_from_each_end() {
         // N = 8: drop two at each end of 0..7 → mean(2, 3, 4, 5) = 3.5.
-        assert_eq!(
-            iqm(&[vec![7.0, 0.0, 3.0, 1.0], vec![6.0, 2.0, 5.0, 4.0]]),
-            3.5
-        );
+        assert_eq!(iqm(&[vec![7.0, 0.0, 3.0, 1.0], vec![6.0, 2.0, 5.0, 4.0]]), 3.5);
         // N = 5: ⌊5/4⌋ = 1 → mean(2, 3, 100) of (−50, 2, 3, 100, 1000) — a large outlier on
         // the inside survives when N is not a multiple of 4 (scipy's rule).
         assert!((iqm(&[vec![-50.0, 2.0, 3.0, 100.0, 1000.0]]) - 35.0).abs() < 1e-12);
@@ -126,9 +115,7 @@ mod tests {
 
     #[test]
     fn optimality_gap_caps_scores_at_one() {
-        assert!(
-            (optimality_gap(&[vec![0.5, 1.5], vec![1.0, -1.0]]) - (1.0 - 1.5 / 4.0)).abs() < 1e-12
-        );
+        assert!((optimality_gap(&[vec![0.5, 1.5], vec![1.0, -1.0]]) - (1.0 - 1.5 / 4.0)).abs() < 1e-12);
         assert_eq!(optimality_gap(&[vec![1.0, 2.0]]), 0.0);
     }
 }

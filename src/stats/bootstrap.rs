@@ -19,11 +19,7 @@ pub struct Bootstrap {
 
 impl Default for Bootstrap {
     fn default() -> Self {
-        Self {
-            resamples: DEFAULT_RESAMPLES,
-            confidence: 0.95,
-            seed: 0x7a3e,
-        }
+        Self { resamples: DEFAULT_RESAMPLES, confidence: 0.95, seed: 0x7a3e }
     }
 }
 
@@ -85,10 +81,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// The central percentile interval of coverage `confidence` from sorted replicates.
 pub fn interval(sorted: &[f64], confidence: f64) -> Interval {
     let alpha = 1.0 - confidence;
-    Interval {
-        low: percentile(sorted, alpha / 2.0),
-        high: percentile(sorted, 1.0 - alpha / 2.0),
-    }
+    Interval { low: percentile(sorted, alpha / 2.0), high: percentile(sorted, 1.0 - alpha / 2.0) }
 }
 
 #[cfg(test)]
@@ -99,28 +92,15 @@ mod tests {
     fn percentile_interpolates_like_numpy() {
         let s = [1.0, 2.0, 4.0, 8.0];
         // np.percentile([1,2,4,8], [0, 25, 50, 97.5, 100]) = 1, 1.75, 3, 7.7, 8.
-        for (q, want) in [
-            (0.0, 1.0),
-            (0.25, 1.75),
-            (0.5, 3.0),
-            (0.975, 7.7),
-            (1.0, 8.0),
-        ] {
-            assert!(
-                (percentile(&s, q) - want).abs() < 1e-12,
-                "q {q}: {}",
-                percentile(&s, q)
-            );
+        for (q, want) in [(0.0, 1.0), (0.25, 1.75), (0.5, 3.0), (0.975, 7.7), (1.0, 8.0)] {
+            assert!((percentile(&s, q) - want).abs() < 1e-12, "q {q}: {}", percentile(&s, q));
         }
         assert_eq!(percentile(&[5.0], 0.3), 5.0);
     }
 
     #[test]
     fn resamples_stay_within_their_stratum_and_are_reproducible() {
-        let boot = Bootstrap {
-            resamples: 500,
-            ..Bootstrap::default()
-        };
+        let boot = Bootstrap { resamples: 500, ..Bootstrap::default() };
         let sizes = [3, 1, 5];
         let mut seen = [[false; 5]; 3];
         let reps = stratified_replicates(&sizes, 1, boot, 4, |idx, out| {
@@ -135,18 +115,11 @@ mod tests {
         })
         .unwrap();
         assert!(seen[0][..3].iter().all(|&s| s) && seen[2].iter().all(|&s| s));
-        let again = stratified_replicates(&sizes, 1, boot, 4, |idx, out| {
-            out[0] = idx[2].iter().sum::<usize>() as f64
-        });
+        let again = stratified_replicates(&sizes, 1, boot, 4, |idx, out| out[0] = idx[2].iter().sum::<usize>() as f64);
         assert_eq!(Some(reps.clone()), again);
-        let other = stratified_replicates(&sizes, 1, boot, 5, |idx, out| {
-            out[0] = idx[2].iter().sum::<usize>() as f64
-        });
+        let other = stratified_replicates(&sizes, 1, boot, 5, |idx, out| out[0] = idx[2].iter().sum::<usize>() as f64);
         assert_ne!(Some(reps), other, "another stream draws other resamples");
-        assert_eq!(
-            stratified_replicates(&[1, 1], 1, boot, 0, |_, o| o[0] = 0.0),
-            None
-        );
+        assert_eq!(stratified_replicates(&[1, 1], 1, boot, 0, |_, o| o[0] = 0.0), None);
     }
 
     #[test]

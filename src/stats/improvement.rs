@@ -8,13 +8,7 @@ fn pairwise(x: &[f64], y: &[f64]) -> f64 {
     let mut wins = 0.0;
     for &a in x {
         for &b in y {
-            wins += if a > b {
-                1.0
-            } else if a == b {
-                0.5
-            } else {
-                0.0
-            };
+            wins += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
         }
     }
     wins / (x.len() * y.len()) as f64
@@ -23,12 +17,8 @@ fn pairwise(x: &[f64], y: &[f64]) -> f64 {
 /// `P(X > Y)`, the mean over envs of `P(X_m > Y_m)`, over the envs where both have runs;
 /// `None` when there is no such env.
 pub fn probability_of_improvement(x: &[Vec<f64>], y: &[Vec<f64>]) -> Option<f64> {
-    let per_env: Vec<f64> = x
-        .iter()
-        .zip(y)
-        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-        .map(|(a, b)| pairwise(a, b))
-        .collect();
+    let per_env: Vec<f64> =
+        x.iter().zip(y).filter(|(a, b)| !a.is_empty() && !b.is_empty()).map(|(a, b)| pairwise(a, b)).collect();
     (!per_env.is_empty()).then(|| per_env.iter().sum::<f64>() / per_env.len() as f64)
 }
 
@@ -51,11 +41,8 @@ pub fn probability_of_improvement_replicates(
     stream: u64,
 ) -> Option<Vec<f64>> {
     // Only envs both have runs on count, as in the point estimate.
-    let (x, y): (Vec<&Vec<f64>>, Vec<&Vec<f64>>) = x
-        .iter()
-        .zip(y)
-        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-        .unzip();
+    let (x, y): (Vec<&Vec<f64>>, Vec<&Vec<f64>>) =
+        x.iter().zip(y).filter(|(a, b)| !a.is_empty() && !b.is_empty()).unzip();
     let sizes: Vec<usize> = x.iter().chain(&y).map(|v| v.len()).collect();
     let m = x.len();
     let (mut bx, mut by): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
@@ -99,17 +86,10 @@ mod tests {
         let y = vec![vec![0.1, 0.2, 0.85, 0.3], vec![0.55, 0.2, 0.1]];
         let p = probability_of_improvement(&x, &y).unwrap();
         let iv = probability_of_improvement_ci(&x, &y, Bootstrap::default(), 1).unwrap();
-        assert!(
-            iv.low <= p && p <= iv.high && iv.low < iv.high,
-            "{p} {iv:?}"
-        );
+        assert!(iv.low <= p && p <= iv.high && iv.low < iv.high, "{p} {iv:?}");
         let sure = vec![vec![2.0, 3.0]];
-        let iv = probability_of_improvement_ci(&sure, &[vec![0.0, 1.0]], Bootstrap::default(), 1)
-            .unwrap();
+        let iv = probability_of_improvement_ci(&sure, &[vec![0.0, 1.0]], Bootstrap::default(), 1).unwrap();
         assert_eq!((iv.low, iv.high), (1.0, 1.0));
-        assert_eq!(
-            probability_of_improvement_ci(&[vec![1.0]], &[vec![0.0]], Bootstrap::default(), 1),
-            None
-        );
+        assert_eq!(probability_of_improvement_ci(&[vec![1.0]], &[vec![0.0]], Bootstrap::default(), 1), None);
     }
 }

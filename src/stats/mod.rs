@@ -42,13 +42,8 @@ pub use basic::{bootstrap_ci, mean, normalized_auc, std, steps_to_threshold};
 pub use bootstrap::{
     interval, percentile, stratified_replicates, Bootstrap, Interval, DEFAULT_RESAMPLES,
 };
-pub use improvement::{
-    probability_of_improvement, probability_of_improvement_ci,
-    probability_of_improvement_replicates,
-};
-pub use profile::{
-    run_score_distribution, run_score_distribution_ci, run_score_distribution_replicates,
-};
+pub use improvement::{probability_of_improvement, probability_of_improvement_ci, probability_of_improvement_replicates};
+pub use profile::{run_score_distribution, run_score_distribution_ci, run_score_distribution_replicates};
 
 /// Point estimates of every aggregate, and their stratified bootstrap CIs (one shared set of
 /// resamples for the four, as rliable computes them together).
@@ -88,13 +83,7 @@ pub fn aggregates(scores: &[Vec<f64>], boot: Bootstrap, stream: u64) -> Option<A
     all_aggregates(scores, &mut point);
     let ci = aggregate_replicates(scores, boot, stream)
         .map(|r| [0, 1, 2, 3].map(|k| interval(&r[k], boot.confidence)));
-    Some(AggregateEstimates {
-        iqm: point[0],
-        median: point[1],
-        mean: point[2],
-        optimality_gap: point[3],
-        ci,
-    })
+    Some(AggregateEstimates { iqm: point[0], median: point[1], mean: point[2], optimality_gap: point[3], ci })
 }
 
 /// CIs of a statistic of the resampled score values (`k` numbers per resample).
@@ -130,11 +119,7 @@ pub fn value_replicates(
 }
 
 /// The sorted replicates of `[IQM, median, mean, optimality gap]` behind [`aggregates`].
-pub fn aggregate_replicates(
-    scores: &[Vec<f64>],
-    boot: Bootstrap,
-    stream: u64,
-) -> Option<Vec<Vec<f64>>> {
+pub fn aggregate_replicates(scores: &[Vec<f64>], boot: Bootstrap, stream: u64) -> Option<Vec<Vec<f64>>> {
     value_replicates(scores, 4, boot, stream, all_aggregates)
 }
 
@@ -167,10 +152,7 @@ pub fn iqm_curve(
             *o = at(t, &|m, n| idx[m][n]);
         }
     });
-    (
-        point,
-        reps.map(|r| r.iter().map(|v| interval(v, boot.confidence)).collect()),
-    )
+    (point, reps.map(|r| r.iter().map(|v| interval(v, boot.confidence)).collect()))
 }
 
 #[cfg(test)]
@@ -190,18 +172,10 @@ mod tests {
         assert!((a.optimality_gap - 0.5875).abs() < 1e-12);
         let ci = a.ci.unwrap();
         for (i, agg) in Aggregate::ALL.into_iter().enumerate() {
-            assert!(
-                ci[i].low <= a.point(agg) && a.point(agg) <= ci[i].high,
-                "{agg:?} {:?}",
-                ci[i]
-            );
+            assert!(ci[i].low <= a.point(agg) && a.point(agg) <= ci[i].high, "{agg:?} {:?}", ci[i]);
             assert!(ci[i].high > ci[i].low);
         }
-        assert_eq!(
-            aggregates(&s, Bootstrap::default(), 0),
-            Some(a),
-            "same seed, same bits"
-        );
+        assert_eq!(aggregates(&s, Bootstrap::default(), 0), Some(a), "same seed, same bits");
     }
 
     #[test]
@@ -222,12 +196,7 @@ mod tests {
     #[test]
     fn iqm_curve_follows_each_point() {
         // One env, four runs, two points: point 0 all zero, point 1 = 0, 1, 2, 3 → IQM 1.5.
-        let curves = vec![vec![
-            vec![0.0, 0.0],
-            vec![0.0, 1.0],
-            vec![0.0, 2.0],
-            vec![0.0, 3.0],
-        ]];
+        let curves = vec![vec![vec![0.0, 0.0], vec![0.0, 1.0], vec![0.0, 2.0], vec![0.0, 3.0]]];
         let (p, ci) = iqm_curve(&curves, 2, Bootstrap::default(), 0);
         assert_eq!(p, vec![0.0, 1.5]);
         let ci = ci.unwrap();

@@ -13,10 +13,7 @@ pub fn run_score_distribution(scores: &[Vec<f64>], thresholds: &[f64]) -> Vec<f6
 /// For sorted `all`: `#{x > t} / n` per threshold, by binary search.
 fn above(sorted: &[f64], thresholds: &[f64]) -> Vec<f64> {
     let n = sorted.len() as f64;
-    thresholds
-        .iter()
-        .map(|&t| (sorted.len() - sorted.partition_point(|&x| x <= t)) as f64 / n)
-        .collect()
+    thresholds.iter().map(|&t| (sorted.len() - sorted.partition_point(|&x| x <= t)) as f64 / n).collect()
 }
 
 /// The profile with a stratified bootstrap band per threshold; `None` for the band when no
@@ -60,18 +57,11 @@ mod tests {
     fn profile_counts_strictly_greater_scores() {
         let s = vec![vec![0.0, 0.5, 1.0], vec![0.5]];
         // > −1: all 4; > 0: 3; > 0.5: 1 (strict); > 1: none.
-        assert_eq!(
-            run_score_distribution(&s, &[-1.0, 0.0, 0.5, 1.0]),
-            vec![1.0, 0.75, 0.25, 0.0]
-        );
+        assert_eq!(run_score_distribution(&s, &[-1.0, 0.0, 0.5, 1.0]), vec![1.0, 0.75, 0.25, 0.0]);
         let (p, band) = run_score_distribution_ci(&s, &[-1.0, 0.25, 1.0], Bootstrap::default(), 2);
         assert_eq!(p, vec![1.0, 0.75, 0.0]);
         let band = band.unwrap();
-        assert_eq!(
-            (band[0].low, band[0].high),
-            (1.0, 1.0),
-            "every resample is above −1"
-        );
+        assert_eq!((band[0].low, band[0].high), (1.0, 1.0), "every resample is above −1");
         assert!(band[1].low < 0.75 && band[1].high >= 0.75);
         // Each resample keeps env 2's single run (0.5 > 0.25), so at least 1 of 4 is above.
         assert!(band[1].low >= 0.25);

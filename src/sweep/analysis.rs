@@ -111,10 +111,7 @@ pub fn analyze(
             auc: stats::aggregates(&m.auc_scores, boot, stream(2, i)),
         })
         .collect();
-    if methods
-        .iter()
-        .all(|m| m.final_scores.iter().all(|r| r.len() < 2))
-    {
+    if methods.iter().all(|m| m.final_scores.iter().all(|r| r.len() < 2)) {
         notes.push(
             "One run per env: the stratified bootstrap has nothing to resample, so no confidence \
              intervals are given (points only)."
@@ -124,10 +121,7 @@ pub fn analyze(
     for (m, s) in methods.iter().zip(&stats) {
         for (env, runs) in envs.iter().zip(&m.final_scores) {
             if runs.is_empty() {
-                notes.push(format!(
-                    "{} has no finished run on {env}: that env is left out of its aggregates.",
-                    s.label
-                ));
+                notes.push(format!("{} has no finished run on {env}: that env is left out of its aggregates.", s.label));
             }
         }
     }
@@ -136,63 +130,34 @@ pub fn analyze(
     for i in 0..methods.len() {
         for j in i + 1..methods.len() {
             let (x, y) = (&methods[i].final_scores, &methods[j].final_scores);
-            let Some(p) = stats::probability_of_improvement(x, y) else {
-                continue;
-            };
-            let ci =
-                stats::probability_of_improvement_ci(x, y, boot, stream(3, i * methods.len() + j));
-            improvement.push(Improvement {
-                x: methods[i].label.clone(),
-                y: methods[j].label.clone(),
-                probability: p,
-                ci,
-            });
+            let Some(p) = stats::probability_of_improvement(x, y) else { continue };
+            let ci = stats::probability_of_improvement_ci(x, y, boot, stream(3, i * methods.len() + j));
+            improvement.push(Improvement { x: methods[i].label.clone(), y: methods[j].label.clone(), probability: p, ci });
             // P(Y > X) = 1 − P(X > Y) exactly (ties count ½ both ways), and so are its bounds.
             improvement.push(Improvement {
                 x: methods[j].label.clone(),
                 y: methods[i].label.clone(),
                 probability: 1.0 - p,
-                ci: ci.map(|c| Interval {
-                    low: 1.0 - c.high,
-                    high: 1.0 - c.low,
-                }),
+                ci: ci.map(|c| Interval { low: 1.0 - c.high, high: 1.0 - c.low }),
             });
         }
     }
     let lead = lead
         .iter()
-        .filter_map(|&(x, y)| {
-            improvement
-                .iter()
-                .find(|p| p.x == methods[x].label && p.y == methods[y].label)
-                .cloned()
-        })
+        .filter_map(|&(x, y)| improvement.iter().find(|p| p.x == methods[x].label && p.y == methods[y].label).cloned())
         .collect();
 
-    let all = methods
-        .iter()
-        .flat_map(|m| m.final_scores.iter().flatten())
-        .copied();
+    let all = methods.iter().flat_map(|m| m.final_scores.iter().flatten()).copied();
     let (lo, hi) = all.fold((0.0f64, 1.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
-    let thresholds: Vec<f64> = (0..PROFILE_POINTS)
-        .map(|k| lo + (hi - lo) * k as f64 / (PROFILE_POINTS - 1) as f64)
-        .collect();
+    let thresholds: Vec<f64> =
+        (0..PROFILE_POINTS).map(|k| lo + (hi - lo) * k as f64 / (PROFILE_POINTS - 1) as f64).collect();
     let profiles = Profiles {
         methods: methods
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let (values, ci) = stats::run_score_distribution_ci(
-                    &m.final_scores,
-                    &thresholds,
-                    boot,
-                    stream(4, i),
-                );
-                Band {
-                    label: m.label.clone(),
-                    values,
-                    ci,
-                }
+                let (values, ci) = stats::run_score_distribution_ci(&m.final_scores, &thresholds, boot, stream(4, i));
+                Band { label: m.label.clone(), values, ci }
             })
             .collect(),
         thresholds,
@@ -204,11 +169,7 @@ pub fn analyze(
             .filter(|(_, m)| m.curves.iter().any(|c| !c.is_empty()))
             .map(|(i, m)| {
                 let (values, ci) = stats::iqm_curve(&m.curves, curve_x.len(), boot, stream(5, i));
-                Band {
-                    label: m.label.clone(),
-                    values,
-                    ci,
-                }
+                Band { label: m.label.clone(), values, ci }
             })
             .collect(),
         x: curve_x,
@@ -271,24 +232,9 @@ mod tests {
 
     #[test]
     fn pairs_are_complementary_and_the_lead_is_picked() {
-        let m = |label: &str, s: Vec<Vec<f64>>| Method {
-            label: label.into(),
-            final_scores: s.clone(),
-            auc_scores: s,
-            curves: vec![],
-        };
-        let methods = [
-            m("hard", vec![vec![0.0, 0.2, 0.1]]),
-            m("soft", vec![vec![0.5, 0.9, 0.1]]),
-        ];
-        let a = analyze(
-            &["e".into()],
-            &methods,
-            &[(1, 0)],
-            (vec![], String::new()),
-            Bootstrap::default(),
-            "test",
-        );
+        let m = |label: &str, s: Vec<Vec<f64>>| Method { label: label.into(), final_scores: s.clone(), auc_scores: s, curves: vec![] };
+        let methods = [m("hard", vec![vec![0.0, 0.2, 0.1]]), m("soft", vec![vec![0.5, 0.9, 0.1]])];
+        let a = analyze(&["e".into()], &methods, &[(1, 0)], (vec![], String::new()), Bootstrap::default(), "test");
         assert_eq!(a.improvement.len(), 2);
         assert_eq!(a.lead.len(), 1);
         let lead = &a.lead[0];

@@ -76,9 +76,7 @@ fn how_to_start(dir: &Path) -> Start {
 /// Whether `dir/checkpoints/` holds a training-state checkpoint, a `step-<12 digits>/`
 /// directory (temporary names, which a crash mid-write can leave, do not count).
 pub(crate) fn has_checkpoint(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else {
-        return false;
-    };
+    let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else { return false };
     entries.filter_map(Result::ok).any(|e| {
         let name = e.file_name();
         let digits = name.to_str().and_then(|n| n.strip_prefix("step-"));
@@ -239,17 +237,12 @@ fn run_one(
                     }
                 }
             }
-            running
-                .lock()
-                .expect("no panics while holding the lock")
-                .remove(&index);
+            running.lock().expect("no panics while holding the lock").remove(&index);
             let status = child.wait();
             let err_text = err_reader.join().unwrap_or_default();
             match status {
                 // A child that finished just as the stop came exits 143 with a full summary.
-                Ok(s) if is_finished(&dir) && (s.success() || stop_requested()) => {
-                    RunOutcome::Finished
-                }
+                Ok(s) if is_finished(&dir) && (s.success() || stop_requested()) => RunOutcome::Finished,
                 Ok(_) if stop_requested() => RunOutcome::Interrupted,
                 Ok(s) => RunOutcome::Failed(format!("{s}: {}", tail(&err_text, 20))),
                 Err(e) => RunOutcome::Failed(format!("waiting for the run: {e}")),
@@ -265,9 +258,7 @@ fn run_one(
 /// Ctrl-C in the terminal reaches the parent alone, which stops the child with one SIGTERM; a
 /// second signal would make it quit at once), and SIGTERM when the parent dies.
 pub(crate) fn as_child_run(cmd: &mut Command) {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.process_group(0);
     // SAFETY: prctl is async-signal-safe; it only sets a flag of the new process. If the
     // parent dies (even by SIGKILL), the child gets SIGTERM: it stops cleanly if it can
@@ -283,21 +274,12 @@ pub(crate) fn as_child_run(cmd: &mut Command) {
 
 /// The child command for one run: `tame train --resume DIR` for a run with a checkpoint,
 /// else a fresh `tame train --run-dir DIR` with the grid point's settings.
-fn train_command(
-    plan: &SweepPlan,
-    run: &RunSpec,
-    dir: &Path,
-    exe: &Path,
-    threads: usize,
-    start: Start,
-) -> Command {
+fn train_command(plan: &SweepPlan, run: &RunSpec, dir: &Path, exe: &Path, threads: usize, start: Start) -> Command {
     let mut cmd = Command::new(exe);
     cmd.arg("train");
     if start == Start::Resume {
         // The run's own config.toml holds every setting; only the thread count may differ.
-        cmd.arg("--resume")
-            .arg(dir)
-            .args(["--threads", &threads.to_string()]);
+        cmd.arg("--resume").arg(dir).args(["--threads", &threads.to_string()]);
         cmd.args(["--quiet", "--progress-lines"]);
         return cmd;
     }
@@ -312,9 +294,7 @@ fn train_command(
 /// options): local children get them on their command line, Redis workers the config they
 /// resolve to.
 pub fn train_args(plan: &SweepPlan, run: &RunSpec, threads: usize) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["--agent", plan.agent.name(), "--env", &run.env]
-        .map(Into::into)
-        .into();
+    let mut args: Vec<OsString> = ["--agent", plan.agent.name(), "--env", &run.env].map(Into::into).into();
     let mut flag = |name: &str, value: String| args.extend([name.into(), value.into()]);
     flag("--tau", run.tau.to_string());
     flag("--seed", run.seed.to_string());
@@ -368,54 +348,19 @@ mod tests {
         let done = r#"{"interrupted": false}"#;
         let stopped = r#"{"interrupted": true}"#;
         let cases = [
-            (
-                make("finished", Some(done), &["step-000000001000"]),
-                Start::Skip,
-            ),
-            (
-                make(
-                    "stopped-with-checkpoint",
-                    Some(stopped),
-                    &["step-000000001000"],
-                ),
-                Start::Resume,
-            ),
-            (
-                make(
-                    "killed-with-checkpoints",
-                    None,
-                    &["step-000000000500", "step-000000001000"],
-                ),
-                Start::Resume,
-            ),
-            (
-                make("stopped-before-a-checkpoint", Some(stopped), &[]),
-                Start::Fresh,
-            ),
+            (make("finished", Some(done), &["step-000000001000"]), Start::Skip),
+            (make("stopped-with-checkpoint", Some(stopped), &["step-000000001000"]), Start::Resume),
+            (make("killed-with-checkpoints", None, &["step-000000000500", "step-000000001000"]), Start::Resume),
+            (make("stopped-before-a-checkpoint", Some(stopped), &[]), Start::Fresh),
             (make("weights-only", None, &[]), Start::Fresh),
             // Names a crash mid-write can leave, or another layout: not a checkpoint.
-            (
-                make(
-                    "temp-checkpoint",
-                    None,
-                    &["step-000000001000.tmp", ".step-000000001000", "step-12"],
-                ),
-                Start::Fresh,
-            ),
+            (make("temp-checkpoint", None, &["step-000000001000.tmp", ".step-000000001000", "step-12"]), Start::Fresh),
             (root.join("never-started"), Start::Fresh),
         ];
-        std::fs::write(
-            root.join("weights-only/checkpoints/latest.safetensors"),
-            b"x",
-        )
-        .unwrap();
+        std::fs::write(root.join("weights-only/checkpoints/latest.safetensors"), b"x").unwrap();
         // A file, not a directory, under a checkpoint's name.
         let file_named_like_one = make("file-not-dir", None, &[]);
-        std::fs::write(
-            file_named_like_one.join("checkpoints/step-000000001000"),
-            b"x",
-        )
-        .unwrap();
+        std::fs::write(file_named_like_one.join("checkpoints/step-000000001000"), b"x").unwrap();
         for (dir, want) in cases.iter().chain([&(file_named_like_one, Start::Fresh)]) {
             assert_eq!(how_to_start(dir), *want, "{}", dir.display());
         }
@@ -441,41 +386,19 @@ mod tests {
         let dir = Path::new("out/runs/x");
         let args = |start| -> Vec<String> {
             let cmd = train_command(&plan, run, dir, Path::new("tame"), 2, start);
-            cmd.get_args()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect()
+            cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
         };
         let resume = args(Start::Resume);
-        assert_eq!(
-            resume,
-            [
-                "train",
-                "--resume",
-                "out/runs/x",
-                "--threads",
-                "2",
-                "--quiet",
-                "--progress-lines"
-            ]
-        );
+        assert_eq!(resume, ["train", "--resume", "out/runs/x", "--threads", "2", "--quiet", "--progress-lines"]);
         let fresh = args(Start::Fresh).join(" ");
-        assert!(
-            fresh.contains("--run-dir out/runs/x") && fresh.contains("--seed 3"),
-            "{fresh}"
-        );
-        assert!(
-            fresh.contains("--sigma 0.1") && fresh.contains("--config base.toml"),
-            "{fresh}"
-        );
+        assert!(fresh.contains("--run-dir out/runs/x") && fresh.contains("--seed 3"), "{fresh}");
+        assert!(fresh.contains("--sigma 0.1") && fresh.contains("--config base.toml"), "{fresh}");
         assert!(!fresh.contains("--resume"), "{fresh}");
     }
 
     #[test]
     fn progress_lines_parse() {
-        assert_eq!(
-            parse_progress_line("progress 1200 5000"),
-            Some((1200, 5000))
-        );
+        assert_eq!(parse_progress_line("progress 1200 5000"), Some((1200, 5000)));
         assert_eq!(parse_progress_line("eval 3"), None);
         assert_eq!(parse_progress_line("progress x"), None);
     }

@@ -17,12 +17,12 @@ mod plots;
 mod report;
 
 pub use analysis::{analyze, Analysis, Method, CURVE_POINTS};
-pub(crate) use exec::{as_child_run, has_checkpoint, tail, train_args};
 pub use exec::{execute, is_finished, run_dir, RunOutcome};
 pub use normalize::{random_policy_return, GivenNormalization, Normalization};
 pub use plan::{env_slug, RunSpec, SweepFile, SweepPlan, TauSpec};
 pub use plots::{write_analysis_plots, write_plots};
 pub use report::{
-    analysis_markdown, curve_grid, methods_of, normalization_markdown, note_failures, summarize,
-    summarize_with, to_markdown, write_reports, SweepSummary,
+    analysis_markdown, curve_grid, methods_of, normalization_markdown, note_failures, summarize, summarize_with,
+    to_markdown, write_reports, SweepSummary,
 };
+pub(crate) use exec::{as_child_run, has_checkpoint, tail, train_args};

@@ -57,38 +57,14 @@ pub struct GivenNormalization {
 /// optimum), Pendulum-v1 −156.995 (sac, 20k steps) and MountainCarContinuous-v0 94.679 (sac,
 /// 50k steps).
 pub const CLASSIC: [(&str, &str, f64, &str, f64, &str); 3] = [
-    (
-        "cartpole",
-        "CartPole-v1",
-        22.27,
-        "tame env random-return cartpole --episodes 10000: 22.27 ± 0.12",
-        500.0,
-        "rl-baselines3-zoo benchmark.md (a2c/ppo/trpo/qrdqn: 500.000)",
-    ),
-    (
-        "pendulum",
-        "Pendulum-v1",
-        -1227.43,
-        "tame env random-return pendulum --episodes 10000: -1227.43 ± 2.88",
-        -156.995,
-        "rl-baselines3-zoo benchmark.md (sac: -156.995)",
-    ),
-    (
-        "mountaincar",
-        "MountainCarContinuous-v0",
-        -33.133,
-        "tame env random-return mountaincar --episodes 10000: -33.133 ± 0.043",
-        94.679,
-        "rl-baselines3-zoo benchmark.md (sac: 94.679)",
-    ),
+    ("cartpole", "CartPole-v1", 22.27, "tame env random-return cartpole --episodes 10000: 22.27 ± 0.12", 500.0, "rl-baselines3-zoo benchmark.md (a2c/ppo/trpo/qrdqn: 500.000)"),
+    ("pendulum", "Pendulum-v1", -1227.43, "tame env random-return pendulum --episodes 10000: -1227.43 ± 2.88", -156.995, "rl-baselines3-zoo benchmark.md (sac: -156.995)"),
+    ("mountaincar", "MountainCarContinuous-v0", -33.133, "tame env random-return mountaincar --episodes 10000: -33.133 ± 0.043", 94.679, "rl-baselines3-zoo benchmark.md (sac: 94.679)"),
 ];
 
 /// The normalization of `env`: given in the sweep file, else exact (gridworlds), else
 /// documented (classic control); an error naming the env and how to supply one otherwise.
-pub fn resolve(
-    env: &str,
-    given: &BTreeMap<String, GivenNormalization>,
-) -> anyhow::Result<Normalization> {
+pub fn resolve(env: &str, given: &BTreeMap<String, GivenNormalization>) -> anyhow::Result<Normalization> {
     if let Some(g) = given.get(env) {
         if !(g.random.is_finite() && g.reference.is_finite()) || g.random == g.reference {
             bail!(
@@ -97,11 +73,7 @@ pub fn resolve(
                 g.reference
             );
         }
-        return Ok(Normalization {
-            random: g.random,
-            reference: g.reference,
-            source: "sweep file".into(),
-        });
+        return Ok(Normalization { random: g.random, reference: g.reference, source: "sweep file".into() });
     }
     if let Ok(table) = tame_envs::transition_table(env) {
         let limit = tame_envs::time_limit(env)?;
@@ -128,10 +100,7 @@ pub fn resolve(
         return Ok(Normalization {
             random: c.2,
             reference: c.4,
-            source: format!(
-                "random: uniform actions, `{}` (standard error); reference: {}",
-                c.3, c.5
-            ),
+            source: format!("random: uniform actions, `{}` (standard error); reference: {}", c.3, c.5),
         });
     }
     bail!(
@@ -157,21 +126,13 @@ pub fn random_policy_return(env: &str, episodes: usize, seed: u64) -> anyhow::Re
     let stats = evaluate(e.as_mut(), episodes, &mut |_| match &space {
         Space::Discrete(n) => PolicyAction::Discrete(rng.random_range(0..*n)),
         Space::Box { low, high } => PolicyAction::Continuous(
-            low.iter()
-                .zip(high)
-                .map(|(&l, &h)| rng.random_range(f64::from(l)..=f64::from(h)))
-                .collect(),
+            low.iter().zip(high).map(|(&l, &h)| rng.random_range(f64::from(l)..=f64::from(h))).collect(),
         ),
     })
     .with_context(|| format!("random rollouts on {env}"))?;
     let n = stats.returns.len() as f64;
     let mean = stats.mean_return();
-    let var = stats
-        .returns
-        .iter()
-        .map(|r| (r - mean).powi(2))
-        .sum::<f64>()
-        / (n - 1.0);
+    let var = stats.returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
     Ok((mean, (var / n).sqrt()))
 }
 
@@ -196,37 +157,13 @@ mod tests {
 
     #[test]
     fn unknown_envs_are_refused_with_how_to_supply_one() {
-        let err = resolve("pendulum:discrete=5", &BTreeMap::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("'pendulum:discrete=5'")
-                && err.contains("[normalization.\"pendulum:discrete=5\"]"),
-            "{err}"
-        );
-        let given = BTreeMap::from([(
-            "pendulum:discrete=5".to_string(),
-            GivenNormalization {
-                random: -1200.0,
-                reference: -150.0,
-            },
-        )]);
+        let err = resolve("pendulum:discrete=5", &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("'pendulum:discrete=5'") && err.contains("[normalization.\"pendulum:discrete=5\"]"), "{err}");
+        let given = BTreeMap::from([("pendulum:discrete=5".to_string(), GivenNormalization { random: -1200.0, reference: -150.0 })]);
         let n = resolve("pendulum:discrete=5", &given).unwrap();
-        assert_eq!(
-            (n.random, n.reference, n.source.as_str()),
-            (-1200.0, -150.0, "sweep file")
-        );
-        let same = BTreeMap::from([(
-            "x".to_string(),
-            GivenNormalization {
-                random: 1.0,
-                reference: 1.0,
-            },
-        )]);
-        assert!(resolve("x", &same)
-            .unwrap_err()
-            .to_string()
-            .contains("two different"));
+        assert_eq!((n.random, n.reference, n.source.as_str()), (-1200.0, -150.0, "sweep file"));
+        let same = BTreeMap::from([("x".to_string(), GivenNormalization { random: 1.0, reference: 1.0 })]);
+        assert!(resolve("x", &same).unwrap_err().to_string().contains("two different"));
     }
 
     #[test]
@@ -234,10 +171,7 @@ mod tests {
         // Another seed and 2,000 episodes: within 4 standard errors of the documented figure.
         for (env, _, random, ..) in CLASSIC {
             let (mean, se) = random_policy_return(env, 2000, 99).unwrap();
-            assert!(
-                (mean - random).abs() < 4.0 * se + 1e-9,
-                "{env}: measured {mean} ± {se}, documented {random}"
-            );
+            assert!((mean - random).abs() < 4.0 * se + 1e-9, "{env}: measured {mean} ± {se}, documented {random}");
         }
     }
 }

@@ -31,9 +31,7 @@ impl TauSpec {
         match t.parse::<f64>() {
             Ok(v) if (0.0..=MAX_TAU).contains(&v) => Ok(TauSpec::Fixed(v)),
             Ok(_) => bail!("τ value {t} is out of range; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'"),
-            Err(_) => {
-                bail!("τ value '{t}' is not a number; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'")
-            }
+            Err(_) => bail!("τ value '{t}' is not a number; accepted: a number 0 ≤ τ ≤ 1e6 or 'auto'"),
         }
     }
 
@@ -181,15 +179,7 @@ pub struct RunSpec {
 /// An env name as a directory-name part: characters other than letters, digits, `.`, `-`
 /// and `_` (the `:` and `/` of `map:PATH`, options) become `_`.
 pub fn env_slug(env: &str) -> String {
-    env.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    env.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
 }
 
 impl SweepPlan {
@@ -208,17 +198,11 @@ impl SweepPlan {
         if let Some(s) = self.steps.filter(|s| !(1..=MAX_CONFIG_INT).contains(s)) {
             bail!("steps {s} is out of range; accepted: 1 to {int_max}");
         }
-        if let Some(e) = self
-            .eval_every
-            .filter(|e| !(1..=MAX_CONFIG_INT).contains(e))
-        {
+        if let Some(e) = self.eval_every.filter(|e| !(1..=MAX_CONFIG_INT).contains(e)) {
             bail!("eval_every {e} is out of range; accepted: 1 to {int_max}");
         }
         if self.seeds.len() as u64 > MAX_SWEEP_SEEDS {
-            bail!(
-                "the sweep has {} seeds; accepted: 1 to {MAX_SWEEP_SEEDS} per grid point",
-                self.seeds.len()
-            );
+            bail!("the sweep has {} seeds; accepted: 1 to {MAX_SWEEP_SEEDS} per grid point", self.seeds.len());
         }
         if let Some(&s) = self.seeds.iter().find(|&&s| s > MAX_CONFIG_INT) {
             bail!("seed {s} is out of range; accepted: 0 to {int_max}");
@@ -253,10 +237,7 @@ impl SweepPlan {
             .chain(self.thresholds.keys().map(|k| ("thresholds", k)))
         {
             if !listed(key) {
-                bail!(
-                    "{what} names env '{key}', which the sweep does not run; its envs: {}",
-                    self.envs.join(", ")
-                );
+                bail!("{what} names env '{key}', which the sweep does not run; its envs: {}", self.envs.join(", "));
             }
         }
         // Scores of several envs are aggregated only once normalized: refuse before any run.
@@ -265,21 +246,11 @@ impl SweepPlan {
                 normalize::resolve(env, &self.normalization)?;
             }
         }
-        if let Some(s) = self
-            .sigmas
-            .iter()
-            .find(|s| !(**s > 0.0 && **s <= MAX_SIGMA))
-        {
-            bail!(
-                "σ value {} is out of range; accepted: numbers 0 < σ ≤ 1000",
-                compact(*s)
-            );
+        if let Some(s) = self.sigmas.iter().find(|s| !(**s > 0.0 && **s <= MAX_SIGMA)) {
+            bail!("σ value {} is out of range; accepted: numbers 0 < σ ≤ 1000", compact(*s));
         }
         if !self.sigmas.is_empty() && self.agent != AgentKind::Es {
-            bail!(
-                "--sigmas is for the es agent (parameter-space smoothing); agent is {}",
-                self.agent.name()
-            );
+            bail!("--sigmas is for the es agent (parameter-space smoothing); agent is {}", self.agent.name());
         }
         if self.agent == AgentKind::Es && self.taus.contains(&TauSpec::Auto) {
             bail!("τ = auto is not supported by the es agent; accepted: numbers >= 0 (0 = hard argmax)");
@@ -287,10 +258,7 @@ impl SweepPlan {
         let mut seen = std::collections::HashSet::new();
         for r in self.runs() {
             if !seen.insert(r.name.clone()) {
-                bail!(
-                    "the grid lists run '{}' twice; remove the duplicate τ, σ or seed",
-                    r.name
-                );
+                bail!("the grid lists run '{}' twice; remove the duplicate τ, σ or seed", r.name);
             }
         }
         Ok(())
@@ -306,27 +274,14 @@ impl SweepPlan {
         };
         let mut out = Vec::new();
         for env in &self.envs {
-            let prefix = if self.envs.len() > 1 {
-                format!("{}__", env_slug(env))
-            } else {
-                String::new()
-            };
+            let prefix = if self.envs.len() > 1 { format!("{}__", env_slug(env)) } else { String::new() };
             let config = self.configs.get(env).or(self.config.as_ref()).cloned();
             for &tau in &self.taus {
                 for &sigma in &sigmas {
                     for &seed in &self.seeds {
-                        let sigma_part = sigma
-                            .map(|s| format!("__sigma{}", exact_short(s)))
-                            .unwrap_or_default();
+                        let sigma_part = sigma.map(|s| format!("__sigma{}", exact_short(s))).unwrap_or_default();
                         let name = format!("{prefix}tau{tau}{sigma_part}__seed{seed}");
-                        out.push(RunSpec {
-                            env: env.clone(),
-                            config: config.clone(),
-                            tau,
-                            sigma,
-                            seed,
-                            name,
-                        });
+                        out.push(RunSpec { env: env.clone(), config: config.clone(), tau, sigma, seed, name });
                     }
                 }
             }
@@ -376,14 +331,7 @@ mod tests {
         let names: Vec<String> = plan().runs().into_iter().map(|r| r.name).collect();
         assert_eq!(
             names,
-            [
-                "tau0__seed0",
-                "tau0__seed1",
-                "tau0.1__seed0",
-                "tau0.1__seed1",
-                "tauauto__seed0",
-                "tauauto__seed1"
-            ]
+            ["tau0__seed0", "tau0__seed1", "tau0.1__seed0", "tau0.1__seed1", "tauauto__seed0", "tauauto__seed1"]
         );
     }
 
@@ -397,19 +345,9 @@ mod tests {
         p.configs = BTreeMap::from([("frozenlake".to_string(), PathBuf::from("lake.toml"))]);
         let runs = p.runs();
         let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "frozenlake__tau0__seed0",
-                "map_configs_maps_rooms.txt__tau0__seed0"
-            ]
-        );
+        assert_eq!(names, ["frozenlake__tau0__seed0", "map_configs_maps_rooms.txt__tau0__seed0"]);
         assert_eq!(runs[0].config, Some(PathBuf::from("lake.toml")));
-        assert_eq!(
-            runs[1].config,
-            Some(PathBuf::from("base.toml")),
-            "no own config: the base one"
-        );
+        assert_eq!(runs[1].config, Some(PathBuf::from("base.toml")), "no own config: the base one");
         assert_eq!(runs[1].env, "map:configs/maps/rooms.txt");
         p.envs = vec!["frozenlake".into(), "frozenlake".into()];
         p.configs.clear();
@@ -422,16 +360,10 @@ mod tests {
         let mut p = plan();
         p.envs = vec!["frozenlake".into(), "pendulum:discrete=3".into()];
         let err = p.validate().unwrap_err().to_string();
-        assert!(
-            err.contains("'pendulum:discrete=3'") && err.contains("[normalization."),
-            "{err}"
-        );
+        assert!(err.contains("'pendulum:discrete=3'") && err.contains("[normalization."), "{err}");
         p.normalization = BTreeMap::from([(
             "pendulum:discrete=3".to_string(),
-            GivenNormalization {
-                random: -1200.0,
-                reference: -160.0,
-            },
+            GivenNormalization { random: -1200.0, reference: -160.0 },
         )]);
         p.validate().unwrap();
         p.configs = BTreeMap::from([("cartpole".to_string(), PathBuf::from("c.toml"))]);

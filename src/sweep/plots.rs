@@ -31,14 +31,9 @@ type Band = Vec<(f64, f64, f64)>;
 
 /// Mean and 95% bootstrap band over seeds at every step that all of them logged.
 fn mean_curve(runs: &[&RunRow]) -> (Vec<(f64, f64)>, Band) {
-    let curves: Vec<&Vec<(u64, f64)>> = runs
-        .iter()
-        .map(|r| &r.curve)
-        .filter(|c| !c.is_empty())
-        .collect();
-    let Some(first) = curves.first() else {
-        return (Vec::new(), Vec::new());
-    };
+    let curves: Vec<&Vec<(u64, f64)>> =
+        runs.iter().map(|r| &r.curve).filter(|c| !c.is_empty()).collect();
+    let Some(first) = curves.first() else { return (Vec::new(), Vec::new()) };
     let common: BTreeSet<u64> = first
         .iter()
         .map(|p| p.0)
@@ -51,10 +46,9 @@ fn mean_curve(runs: &[&RunRow]) -> (Vec<(f64, f64)>, Band) {
             .iter()
             .filter_map(|c| c.iter().find(|p| p.0 == step).map(|p| p.1))
             .collect();
-        if let (Some(m), Some((lo, hi))) = (
-            stats::mean(&values),
-            stats::bootstrap_ci(&values, 0.05, BAND_RESAMPLES, BAND_SEED),
-        ) {
+        if let (Some(m), Some((lo, hi))) =
+            (stats::mean(&values), stats::bootstrap_ci(&values, 0.05, BAND_RESAMPLES, BAND_SEED))
+        {
             points.push((step as f64, m));
             band.push((step as f64, lo, hi));
         }
@@ -77,18 +71,11 @@ pub fn write_plots(summary: &SweepSummary, out: &Path) -> anyhow::Result<()> {
                 .collect();
             let (points, band) = mean_curve(&members);
             if !points.is_empty() {
-                curves.push(
-                    Series::new(method_label(g.tau, g.sigma), points)
-                        .band(band)
-                        .color(i),
-                );
+                curves.push(Series::new(method_label(g.tau, g.sigma), points).band(band).color(i));
             }
         }
         curve_panels.push(LinePanel {
-            title: format!(
-                "{} on {env}: {EVAL_TAG} (mean over seeds, 95% CI)",
-                plan.agent.name()
-            ),
+            title: format!("{} on {env}: {EVAL_TAG} (mean over seeds, 95% CI)", plan.agent.name()),
             x_label: "environment steps".into(),
             y_label: "eval return".into(),
             series: curves,
@@ -96,11 +83,7 @@ pub fn write_plots(summary: &SweepSummary, out: &Path) -> anyhow::Result<()> {
         });
     }
     line_panels(&out.join(CURVES_PNG), &curve_panels, columns)?;
-    let finals: Vec<LinePanel> = plan
-        .envs
-        .iter()
-        .map(|env| final_panel(summary, env))
-        .collect();
+    let finals: Vec<LinePanel> = plan.envs.iter().map(|env| final_panel(summary, env)).collect();
     line_panels(&out.join(FINAL_PNG), &finals, columns)?;
     write_analysis_plots(&summary.analysis, out, plan.agent.name())
 }
@@ -108,54 +91,35 @@ pub fn write_plots(summary: &SweepSummary, out: &Path) -> anyhow::Result<()> {
 /// The four rliable kinds for `analysis`, titles starting with `what`.
 pub fn write_analysis_plots(analysis: &Analysis, out: &Path, what: &str) -> anyhow::Result<()> {
     let scores = &analysis.scores;
-    let label_width = 20
-        + 8 * analysis
-            .methods
+    let label_width = 20 + 8 * analysis.methods.iter().map(|m| m.label.chars().count()).max().unwrap_or(8) as u32;
+    let aggregate_panels = |pick: fn(&super::analysis::MethodStats) -> Option<&AggregateEstimates>| {
+        Aggregate::ALL
             .iter()
-            .map(|m| m.label.chars().count())
-            .max()
-            .unwrap_or(8) as u32;
-    let aggregate_panels =
-        |pick: fn(&super::analysis::MethodStats) -> Option<&AggregateEstimates>| {
-            Aggregate::ALL
-                .iter()
-                .enumerate()
-                .map(|(k, &a)| IntervalPanel {
-                    title: a.label().into(),
-                    x_label: if k == 0 {
-                        format!("{what}: {scores}")
-                    } else {
-                        String::new()
-                    },
-                    rows: analysis
-                        .methods
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, m)| {
-                            let e = pick(m)?;
-                            Some(IntervalRow {
-                                // Only the first panel names the rows (the panels share them).
-                                label: if k == 0 {
-                                    m.label.clone()
-                                } else {
-                                    String::new()
-                                },
-                                point: e.point(a),
-                                interval: e.interval(a).map(|c| (c.low, c.high)),
-                                color: i,
-                            })
+            .enumerate()
+            .map(|(k, &a)| IntervalPanel {
+                title: a.label().into(),
+                x_label: if k == 0 { format!("{what}: {scores}") } else { String::new() },
+                rows: analysis
+                    .methods
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| {
+                        let e = pick(m)?;
+                        Some(IntervalRow {
+                            // Only the first panel names the rows (the panels share them).
+                            label: if k == 0 { m.label.clone() } else { String::new() },
+                            point: e.point(a),
+                            interval: e.interval(a).map(|c| (c.low, c.high)),
+                            color: i,
                         })
-                        .collect(),
-                    label_width: if k == 0 { label_width } else { 10 },
-                    ..IntervalPanel::default()
-                })
-                .collect::<Vec<_>>()
-        };
-    interval_panels(
-        &out.join(AGGREGATES_PNG),
-        &aggregate_panels(|m| m.final_return.as_ref()),
-        340,
-    )?;
+                    })
+                    .collect(),
+                label_width: if k == 0 { label_width } else { 10 },
+                ..IntervalPanel::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    interval_panels(&out.join(AGGREGATES_PNG), &aggregate_panels(|m| m.final_return.as_ref()), 340)?;
     let mut auc = aggregate_panels(|m| m.auc.as_ref());
     auc[0].x_label = format!("{what}: AUC of the {scores}");
     interval_panels(&out.join(AGGREGATES_AUC_PNG), &auc, 340)?;
@@ -176,16 +140,8 @@ pub fn write_analysis_plots(analysis: &Analysis, out: &Path, what: &str) -> anyh
     } else {
         analysis.lead.iter().collect()
     };
-    let pair_labels: Vec<String> = pairs
-        .iter()
-        .map(|p| format!("{} vs {}", p.x, p.y))
-        .collect();
-    let width = 20
-        + 8 * pair_labels
-            .iter()
-            .map(|l| l.chars().count())
-            .max()
-            .unwrap_or(8) as u32;
+    let pair_labels: Vec<String> = pairs.iter().map(|p| format!("{} vs {}", p.x, p.y)).collect();
+    let width = 20 + 8 * pair_labels.iter().map(|l| l.chars().count()).max().unwrap_or(8) as u32;
     let improvement = IntervalPanel {
         title: format!("{what}: probability of improvement P(X > Y), 95% CI"),
         x_label: "P(X > Y)".into(),
@@ -208,10 +164,7 @@ pub fn write_analysis_plots(analysis: &Analysis, out: &Path, what: &str) -> anyh
 
     let c = &analysis.curves;
     let curves = LinePanel {
-        title: format!(
-            "{what}: sample efficiency, IQM of the {} (95% CI)",
-            scores.replace("final ", "")
-        ),
+        title: format!("{what}: sample efficiency, IQM of the {} (95% CI)", scores.replace("final ", "")),
         x_label: c.x_label.clone(),
         y_label: "IQM score".into(),
         series: band_series(&c.x, &c.methods),
@@ -227,10 +180,11 @@ fn band_series(x: &[f64], methods: &[super::analysis::Band]) -> Vec<Series> {
         .enumerate()
         .map(|(i, b)| {
             let pts: Vec<(f64, f64)> = x.iter().copied().zip(b.values.iter().copied()).collect();
-            let band =
-                b.ci.as_ref()
-                    .map(|ci| x.iter().zip(ci).map(|(&x, c)| (x, c.low, c.high)).collect())
-                    .unwrap_or_default();
+            let band = b
+                .ci
+                .as_ref()
+                .map(|ci| x.iter().zip(ci).map(|(&x, c)| (x, c.low, c.high)).collect())
+                .unwrap_or_default();
             Series::new(b.label.clone(), pts).band(band).color(i)
         })
         .collect()
@@ -240,18 +194,10 @@ fn band_series(x: &[f64], methods: &[super::analysis::Band]) -> Vec<Series> {
 /// one decade left of the smallest positive τ, marked "hard argmax"; `auto` is a dashed level.
 fn final_panel(summary: &SweepSummary, env: &str) -> LinePanel {
     let plan = &summary.plan;
-    let positive: Vec<f64> = plan
-        .taus
-        .iter()
-        .filter_map(|t| t.value())
-        .filter(|v| *v > 0.0)
-        .collect();
+    let positive: Vec<f64> =
+        plan.taus.iter().filter_map(|t| t.value()).filter(|v| *v > 0.0).collect();
     let hard_x = positive.iter().copied().fold(f64::INFINITY, f64::min);
-    let hard_x = if hard_x.is_finite() {
-        hard_x / 10.0
-    } else {
-        1e-3
-    };
+    let hard_x = if hard_x.is_finite() { hard_x / 10.0 } else { 1e-3 };
     let x_of = |tau: TauSpec| match tau {
         TauSpec::Fixed(0.0) => Some(hard_x),
         TauSpec::Fixed(v) => Some(v),
@@ -265,21 +211,14 @@ fn final_panel(summary: &SweepSummary, env: &str) -> LinePanel {
     let mut series = Vec::new();
     let mut xs_all = Vec::new();
     for (i, sigma) in sigma_keys.iter().enumerate() {
-        let rows: Vec<&GroupRow> = summary
-            .groups
-            .iter()
-            .filter(|g| g.env == env && g.sigma == *sigma)
-            .collect();
+        let rows: Vec<&GroupRow> =
+            summary.groups.iter().filter(|g| g.env == env && g.sigma == *sigma).collect();
         let mut pts = Vec::new();
         let mut band = Vec::new();
         for g in &rows {
             if let (Some(x), Some(m)) = (x_of(g.tau), g.final_return_mean) {
                 pts.push((x, m));
-                band.push((
-                    x,
-                    g.final_return_ci_low.unwrap_or(m),
-                    g.final_return_ci_high.unwrap_or(m),
-                ));
+                band.push((x, g.final_return_ci_low.unwrap_or(m), g.final_return_ci_high.unwrap_or(m)));
                 xs_all.push(x);
             }
         }
@@ -292,11 +231,7 @@ fn final_panel(summary: &SweepSummary, env: &str) -> LinePanel {
         if !pts.is_empty() {
             series.push(Series::new(label, pts).band(band).color(i));
         }
-        if let Some(auto) = rows
-            .iter()
-            .find(|g| g.tau == TauSpec::Auto)
-            .and_then(|g| g.final_return_mean)
-        {
+        if let Some(auto) = rows.iter().find(|g| g.tau == TauSpec::Auto).and_then(|g| g.final_return_mean) {
             let lo = xs_all.iter().copied().fold(hard_x, f64::min);
             let hi = xs_all.iter().copied().fold(hard_x * 10.0, f64::max);
             let label = match sigma {
@@ -305,11 +240,7 @@ fn final_panel(summary: &SweepSummary, env: &str) -> LinePanel {
             };
             // Its own colour, after the σ series, so it shows even where it overlays one.
             let colour = sigma_keys.len() + i;
-            series.push(
-                Series::new(label, vec![(lo, auto), (hi, auto)])
-                    .dashed()
-                    .color(colour),
-            );
+            series.push(Series::new(label, vec![(lo, auto), (hi, auto)]).dashed().color(colour));
         }
     }
     let markers = if plan.taus.contains(&TauSpec::Fixed(0.0)) {
@@ -318,10 +249,7 @@ fn final_panel(summary: &SweepSummary, env: &str) -> LinePanel {
         Vec::new()
     };
     LinePanel {
-        title: format!(
-            "{} on {env}: final eval return against τ",
-            plan.agent.name()
-        ),
+        title: format!("{} on {env}: final eval return against τ", plan.agent.name()),
         x_label: "temperature τ (log scale)".into(),
         y_label: "final eval return".into(),
         log_x: true,

@@ -125,9 +125,8 @@ fn exact_reference(
     regularizer: Regularizer,
 ) -> anyhow::Result<Option<ExactColumns>> {
     let Some(table) = table else { return Ok(None) };
-    let r =
-        tame_agents::exact::reference_values(table, EXACT_GAMMA, tau.unwrap_or(0.0), regularizer)
-            .with_context(|| format!("exact solution of {env} at τ = {tau:?}"))?;
+    let r = tame_agents::exact::reference_values(table, EXACT_GAMMA, tau.unwrap_or(0.0), regularizer)
+        .with_context(|| format!("exact solution of {env} at τ = {tau:?}"))?;
     Ok(Some(ExactColumns {
         v_star_tau: tau.map(|_| r.v_star_tau),
         v_star: r.v_star,
@@ -222,16 +221,14 @@ pub fn summarize_with(
                 .with_context(|| format!("reading {}", path.display()))?;
             let s: RunSummaryFile = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
-            row.curve =
-                eval_curve(&dir).with_context(|| format!("reading logs of {}", dir.display()))?;
+            row.curve = eval_curve(&dir).with_context(|| format!("reading logs of {}", dir.display()))?;
             let score = |v: f64| normalization.get(&spec.env).map_or(v, |n| n.score(v));
             row.steps = Some(s.steps);
             row.final_return = Some(s.final_eval_return_mean);
             row.score = Some(score(s.final_eval_return_mean));
             row.auc = stats::normalized_auc(&row.curve);
             row.auc_score = row.auc.map(score);
-            row.steps_to_threshold =
-                threshold.and_then(|t| stats::steps_to_threshold(&row.curve, t));
+            row.steps_to_threshold = threshold.and_then(|t| stats::steps_to_threshold(&row.curve, t));
             row.final_entropy = s.final_policy_entropy;
             row.success_rate = s.success_rate;
         }
@@ -249,44 +246,20 @@ pub fn summarize_with(
         }
         for &tau in &plan.taus {
             for sigma in sigma_keys(plan) {
-                let members: Vec<&RunRow> = runs
-                    .iter()
-                    .filter(|r| &r.env == env && r.tau == tau && r.sigma == sigma)
-                    .collect();
-                groups.push(group_row(
-                    env,
-                    tau,
-                    sigma,
-                    &members,
-                    table.as_ref(),
-                    regularizer,
-                )?);
+                let members: Vec<&RunRow> =
+                    runs.iter().filter(|r| &r.env == env && r.tau == tau && r.sigma == sigma).collect();
+                groups.push(group_row(env, tau, sigma, &members, table.as_ref(), regularizer)?);
             }
         }
     }
     let (methods, lead) = methods_of(plan, &runs, &normalization, "");
-    let raw = plan
-        .envs
-        .iter()
-        .filter(|e| !normalization.contains_key(*e))
-        .cloned()
-        .collect::<Vec<_>>();
+    let raw = plan.envs.iter().filter(|e| !normalization.contains_key(*e)).cloned().collect::<Vec<_>>();
     let scores = if raw.is_empty() {
         "normalized final eval return".to_string()
     } else {
-        format!(
-            "raw final eval return ({} has no known normalization)",
-            raw.join(", ")
-        )
+        format!("raw final eval return ({} has no known normalization)", raw.join(", "))
     };
-    let mut analysis = analysis::analyze(
-        &plan.envs,
-        &methods,
-        &lead,
-        curve_grid(&runs),
-        boot,
-        &scores,
-    );
+    let mut analysis = analysis::analyze(&plan.envs, &methods, &lead, curve_grid(&runs), boot, &scores);
     note_failures(&runs, &mut analysis);
     Ok(SweepSummary {
         plan: plan.clone(),
@@ -301,11 +274,7 @@ pub fn summarize_with(
 
 /// Adds a note per failed run (they are kept out of every statistic).
 pub fn note_failures(runs: &[RunRow], analysis: &mut Analysis) {
-    let failed: Vec<&str> = runs
-        .iter()
-        .filter(|r| r.final_return.is_none())
-        .map(|r| r.name.as_str())
-        .collect();
+    let failed: Vec<&str> = runs.iter().filter(|r| r.final_return.is_none()).map(|r| r.name.as_str()).collect();
     if !failed.is_empty() {
         analysis.notes.push(format!(
             "{} failed or unfinished run(s) left out of every statistic: {}.",
@@ -331,18 +300,10 @@ fn group_row(
     table: Option<&tame_envs::TransitionTable>,
     regularizer: Regularizer,
 ) -> anyhow::Result<GroupRow> {
-    let ok: Vec<&RunRow> = members
-        .iter()
-        .copied()
-        .filter(|r| r.final_return.is_some())
-        .collect();
+    let ok: Vec<&RunRow> = members.iter().copied().filter(|r| r.final_return.is_some()).collect();
     let finals: Vec<f64> = ok.iter().filter_map(|r| r.final_return).collect();
     let ci = stats::bootstrap_ci(&finals, 0.05, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
-    let mut reached: Vec<f64> = ok
-        .iter()
-        .filter_map(|r| r.steps_to_threshold)
-        .map(|s| s as f64)
-        .collect();
+    let mut reached: Vec<f64> = ok.iter().filter_map(|r| r.steps_to_threshold).map(|s| s as f64).collect();
     reached.sort_by(f64::total_cmp);
     let reference = exact_reference(table, env, tau.value(), regularizer)?;
     let opt_mean = |f: fn(&RunRow) -> Option<f64>| {
@@ -354,10 +315,7 @@ fn group_row(
         tau,
         sigma,
         seeds: members.len(),
-        failed: members
-            .iter()
-            .filter(|r| r.outcome.starts_with("failed"))
-            .count(),
+        failed: members.iter().filter(|r| r.outcome.starts_with("failed")).count(),
         final_return_mean: stats::mean(&finals),
         final_return_ci_low: ci.map(|c| c.0),
         final_return_ci_high: ci.map(|c| c.1),
@@ -397,26 +355,16 @@ pub fn methods_of(
     let mut keys = Vec::new();
     for &tau in &plan.taus {
         for sigma in sigma_keys(plan) {
-            let mut m = Method {
-                label: format!("{prefix}{}", method_label(tau, sigma)),
-                ..Method::default()
-            };
+            let mut m = Method { label: format!("{prefix}{}", method_label(tau, sigma)), ..Method::default() };
             for env in &plan.envs {
                 let ok: Vec<&RunRow> = runs
                     .iter()
-                    .filter(|r| {
-                        &r.env == env && r.tau == tau && r.sigma == sigma && r.score.is_some()
-                    })
+                    .filter(|r| &r.env == env && r.tau == tau && r.sigma == sigma && r.score.is_some())
                     .collect();
-                m.final_scores
-                    .push(ok.iter().filter_map(|r| r.score).collect());
-                m.auc_scores
-                    .push(ok.iter().filter_map(|r| r.auc_score).collect());
+                m.final_scores.push(ok.iter().filter_map(|r| r.score).collect());
+                m.auc_scores.push(ok.iter().filter_map(|r| r.auc_score).collect());
                 m.curves.push(
-                    ok.iter()
-                        .map(|r| scored_curve(r, normalization.get(env)))
-                        .filter(|c| !c.is_empty())
-                        .collect(),
+                    ok.iter().map(|r| scored_curve(r, normalization.get(env))).filter(|c| !c.is_empty()).collect(),
                 );
             }
             methods.push(m);
@@ -438,13 +386,9 @@ pub fn methods_of(
 
 /// A run's eval curve on the learning-curve grid, in score units.
 fn scored_curve(r: &RunRow, norm: Option<&Normalization>) -> Vec<f64> {
-    let Some(steps) = r.steps else {
-        return Vec::new();
-    };
+    let Some(steps) = r.steps else { return Vec::new() };
     let grid = analysis::curve_on_grid(&r.curve, steps);
-    grid.into_iter()
-        .map(|v| norm.map_or(v, |n| n.score(v)))
-        .collect()
+    grid.into_iter().map(|v| norm.map_or(v, |n| n.score(v))).collect()
 }
 
 /// The learning-curve grid: env steps when every finished run has one budget, else the
@@ -454,15 +398,10 @@ pub fn curve_grid(runs: &[RunRow]) -> (Vec<f64>, String) {
     let k = analysis::CURVE_POINTS;
     match budgets.iter().next() {
         Some(&b) if budgets.len() == 1 => (
-            (0..k)
-                .map(|i| b as f64 * i as f64 / (k - 1) as f64)
-                .collect(),
+            (0..k).map(|i| b as f64 * i as f64 / (k - 1) as f64).collect(),
             "environment steps".into(),
         ),
-        _ => (
-            (0..k).map(|i| i as f64 / (k - 1) as f64).collect(),
-            "fraction of each env's training steps".into(),
-        ),
+        _ => ((0..k).map(|i| i as f64 / (k - 1) as f64).collect(), "fraction of each env's training steps".into()),
     }
 }
 
@@ -476,14 +415,8 @@ fn median(sorted: &[f64]) -> Option<f64> {
 
 /// Six decimals, except whole numbers (step counts, returns of 0/1 tasks), which print bare.
 fn cell(v: Option<f64>) -> String {
-    v.map(|x| {
-        if x.fract() == 0.0 && x.abs() < 1e15 {
-            format!("{x:.0}")
-        } else {
-            tame_agents::numfmt::table(x, 6)
-        }
-    })
-    .unwrap_or_default()
+    v.map(|x| if x.fract() == 0.0 && x.abs() < 1e15 { format!("{x:.0}") } else { tame_agents::numfmt::table(x, 6) })
+        .unwrap_or_default()
 }
 
 const COLUMNS: [&str; 16] = [
@@ -573,40 +506,21 @@ pub fn analysis_markdown(a: &Analysis, lead_title: &str, s: &mut String) {
             "P(X > Y): the probability that a run of X beats a run of Y on the same env, averaged \
              over envs; 0.5 is a tie.\n"
         );
-        let _ = writeln!(
-            s,
-            "| X | Y | P(X > Y) [95% CI] | IQM of X [95% CI] |\n|---|---|---|---|"
-        );
+        let _ = writeln!(s, "| X | Y | P(X > Y) [95% CI] | IQM of X [95% CI] |\n|---|---|---|---|");
         for p in &a.lead {
             let iqm = a
                 .methods
                 .iter()
                 .find(|m| m.label == p.x)
                 .and_then(|m| m.final_return.as_ref())
-                .map_or(String::new(), |e| {
-                    with_ci(e.iqm, e.interval(Aggregate::Iqm))
-                });
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} |",
-                p.x,
-                p.y,
-                with_ci(p.probability, p.ci),
-                iqm
-            );
+                .map_or(String::new(), |e| with_ci(e.iqm, e.interval(Aggregate::Iqm)));
+            let _ = writeln!(s, "| {} | {} | {} | {} |", p.x, p.y, with_ci(p.probability, p.ci), iqm);
         }
         s.push('\n');
     }
     for (title, pick) in [
-        (
-            "Aggregates of the final return",
-            (|m: &analysis::MethodStats| m.final_return.clone())
-                as fn(&analysis::MethodStats) -> Option<AggregateEstimates>,
-        ),
-        (
-            "Aggregates of the AUC (sample efficiency)",
-            |m: &analysis::MethodStats| m.auc.clone(),
-        ),
+        ("Aggregates of the final return", (|m: &analysis::MethodStats| m.final_return.clone()) as fn(&analysis::MethodStats) -> Option<AggregateEstimates>),
+        ("Aggregates of the AUC (sample efficiency)", |m: &analysis::MethodStats| m.auc.clone()),
     ] {
         let _ = writeln!(s, "## {title}\n");
         let _ = writeln!(
@@ -614,17 +528,9 @@ pub fn analysis_markdown(a: &Analysis, lead_title: &str, s: &mut String) {
             "| method | runs per env | IQM | median | mean | optimality gap |\n|---|---|---|---|---|---|"
         );
         for m in &a.methods {
-            let runs = m
-                .runs_per_env
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let runs = m.runs_per_env.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
             let cells: Vec<String> = match pick(m) {
-                Some(e) => Aggregate::ALL
-                    .iter()
-                    .map(|&g| with_ci(e.point(g), e.interval(g)))
-                    .collect(),
+                Some(e) => Aggregate::ALL.iter().map(|&g| with_ci(e.point(g), e.interval(g))).collect(),
                 None => vec!["no finished run".into(); 4],
             };
             let _ = writeln!(s, "| {} | {runs} | {} |", m.label, cells.join(" | "));
@@ -635,13 +541,7 @@ pub fn analysis_markdown(a: &Analysis, lead_title: &str, s: &mut String) {
         let _ = writeln!(s, "## Probability of improvement, every pair\n");
         let _ = writeln!(s, "| X | Y | P(X > Y) [95% CI] |\n|---|---|---|");
         for p in &a.improvement {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} |",
-                p.x,
-                p.y,
-                with_ci(p.probability, p.ci)
-            );
+            let _ = writeln!(s, "| {} | {} | {} |", p.x, p.y, with_ci(p.probability, p.ci));
         }
         s.push('\n');
     }
@@ -659,20 +559,10 @@ pub fn normalization_markdown(n: &BTreeMap<String, Normalization>, s: &mut Strin
     if n.is_empty() {
         return;
     }
-    let _ = writeln!(
-        s,
-        "## Normalization: score = (return − random) / (reference − random)\n"
-    );
-    let _ = writeln!(
-        s,
-        "| env | random | reference | source |\n|---|---|---|---|"
-    );
+    let _ = writeln!(s, "## Normalization: score = (return − random) / (reference − random)\n");
+    let _ = writeln!(s, "| env | random | reference | source |\n|---|---|---|---|");
     for (env, v) in n {
-        let _ = writeln!(
-            s,
-            "| {env} | {:.6} | {:.6} | {} |",
-            v.random, v.reference, v.source
-        );
+        let _ = writeln!(s, "| {env} | {:.6} | {:.6} | {} |", v.random, v.reference, v.source);
     }
     s.push('\n');
 }
@@ -687,14 +577,9 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
         s,
         "{} seeds × {} steps per run.\n",
         p.seeds.len(),
-        p.steps
-            .map_or("each env's base-config".to_string(), |s| s.to_string())
+        p.steps.map_or("each env's base-config".to_string(), |s| s.to_string())
     );
-    let base = if p.taus.contains(&TauSpec::Fixed(0.0)) {
-        TauSpec::Fixed(0.0)
-    } else {
-        p.taus[0]
-    };
+    let base = if p.taus.contains(&TauSpec::Fixed(0.0)) { TauSpec::Fixed(0.0) } else { p.taus[0] };
     let title = format!("Is soft better than hard? Each τ against τ = {base}");
     analysis_markdown(&summary.analysis, &title, &mut s);
     let _ = writeln!(s, "## Per env\n");
@@ -704,19 +589,11 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
          (trapezoid, divided by the step span)."
     );
     if !p.thresholds.is_empty() {
-        let t: Vec<String> = p
-            .thresholds
-            .iter()
-            .map(|(e, t)| format!("{e} {}", tame_agents::numfmt::compact(*t)))
-            .collect();
+        let t: Vec<String> = p.thresholds.iter().map(|(e, t)| format!("{e} {}", tame_agents::numfmt::compact(*t))).collect();
         let _ = writeln!(s, "Threshold for steps-to-threshold: {}.", t.join(", "));
     }
     if let Some(g) = summary.exact_gamma {
-        let regs: Vec<String> = summary
-            .exact_regularizer
-            .iter()
-            .map(|(e, r)| format!("{e}: {r:?}"))
-            .collect();
+        let regs: Vec<String> = summary.exact_regularizer.iter().map(|(e, r)| format!("{e}: {r:?}")).collect();
         let _ = writeln!(
             s,
             "Exact columns: start-state values from soft/hard value iteration with γ = {g} and \
@@ -736,11 +613,7 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
     }
     s.push('\n');
     normalization_markdown(&summary.normalization, &mut s);
-    let failed: Vec<&RunRow> = summary
-        .runs
-        .iter()
-        .filter(|r| r.outcome.starts_with("failed"))
-        .collect();
+    let failed: Vec<&RunRow> = summary.runs.iter().filter(|r| r.outcome.starts_with("failed")).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "## Failed runs\n");
         for r in failed {
@@ -748,16 +621,10 @@ pub fn to_markdown(summary: &SweepSummary) -> String {
             let _ = writeln!(s, "- `{}`: {}", r.name, first);
         }
     }
-    let unfinished: Vec<&RunRow> = summary
-        .runs
-        .iter()
-        .filter(|r| matches!(r.outcome.as_str(), "interrupted" | "not started"))
-        .collect();
+    let unfinished: Vec<&RunRow> =
+        summary.runs.iter().filter(|r| matches!(r.outcome.as_str(), "interrupted" | "not started")).collect();
     if !unfinished.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Unfinished runs (the sweep was stopped; run it again to finish them)\n"
-        );
+        let _ = writeln!(s, "\n## Unfinished runs (the sweep was stopped; run it again to finish them)\n");
         for r in unfinished {
             let _ = writeln!(s, "- `{}`: {}", r.name, r.outcome);
         }

@@ -21,11 +21,7 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, rows);
             }
         }
@@ -63,10 +59,7 @@ mod tests {
             agent: "sac",
             tau: None,
             note: "a|b\nc",
-            net: Inner {
-                hidden: vec![256, 256],
-                lr: 3e-4,
-            },
+            net: Inner { hidden: vec![256, 256], lr: 3e-4 },
         };
         let md = config_markdown(&cfg).unwrap();
         let expected = "| key | value |\n|---|---|\n| agent | sac |\n| net.hidden | [256,256] |\n\

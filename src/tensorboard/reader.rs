@@ -85,11 +85,7 @@ impl RunEvents {
 /// Reads one event file, or every event file directly inside a run directory.
 pub fn read_events(path: &Path) -> anyhow::Result<RunEvents> {
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    let files = if meta.is_dir() {
-        event_files(path)?
-    } else {
-        vec![path.to_path_buf()]
-    };
+    let files = if meta.is_dir() { event_files(path)? } else { vec![path.to_path_buf()] };
     let mut run = RunEvents::default();
     for file in &files {
         let bytes = fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -137,17 +133,13 @@ fn read_file(file: &Path, bytes: &[u8], run: &mut RunEvents) {
     for (i, frame) in frames.iter().enumerate() {
         match proto::Event::decode(*frame) {
             Ok(ev) => add_event(ev, file, run),
-            Err(e) => run
-                .problems
-                .push(format!("{}: record {i}: {e}", file.display())),
+            Err(e) => run.problems.push(format!("{}: record {i}: {e}", file.display())),
         }
     }
     if let Some(damage) = damage {
         let kept = frames.len();
-        run.problems.push(format!(
-            "{}: {damage} (kept the {kept} records before it)",
-            file.display()
-        ));
+        run.problems
+            .push(format!("{}: {damage} (kept the {kept} records before it)", file.display()));
     }
 }
 
@@ -162,8 +154,7 @@ fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
         _ => return,
     };
     let Ok(step) = u64::try_from(ev.step) else {
-        run.problems
-            .push(format!("{}: negative step {}", file.display(), ev.step));
+        run.problems.push(format!("{}: negative step {}", file.display(), ev.step));
         return;
     };
     let wall_time = ev.wall_time;
@@ -175,11 +166,7 @@ fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
             .map(|p| (p.plugin_name.as_str(), p.content.as_slice()));
         match (value.value, plugin) {
             (Some(summary_value::Value::SimpleValue(v)), _) => {
-                let point = ScalarPoint {
-                    step,
-                    wall_time,
-                    value: f64::from(v),
-                };
+                let point = ScalarPoint { step, wall_time, value: f64::from(v) };
                 run.scalars.entry(value.tag).or_default().push(point);
             }
             (Some(summary_value::Value::Histo(h)), _) => {
@@ -203,11 +190,7 @@ fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
                     .map(|s| String::from_utf8_lossy(s).into_owned())
                     .collect::<Vec<_>>()
                     .join("\n");
-                run.texts.entry(value.tag).or_default().push(TextPoint {
-                    step,
-                    wall_time,
-                    text,
-                });
+                run.texts.entry(value.tag).or_default().push(TextPoint { step, wall_time, text });
             }
             (_, Some((HPARAMS_PLUGIN, content))) => match proto::HParamsPluginData::decode(content)
             {
@@ -228,15 +211,9 @@ fn add_event(ev: proto::Event, file: &Path, run: &mut RunEvents) {
 /// every series, so that a resumed run's points replace those the dead process logged after
 /// its checkpoint.
 fn purge_from(run: &mut RunEvents, start: u64) {
-    run.scalars
-        .values_mut()
-        .for_each(|ps| ps.retain(|p| p.step < start));
-    run.histograms
-        .values_mut()
-        .for_each(|ps| ps.retain(|p| p.step < start));
-    run.texts
-        .values_mut()
-        .for_each(|ps| ps.retain(|p| p.step < start));
+    run.scalars.values_mut().for_each(|ps| ps.retain(|p| p.step < start));
+    run.histograms.values_mut().for_each(|ps| ps.retain(|p| p.step < start));
+    run.texts.values_mut().for_each(|ps| ps.retain(|p| p.step < start));
     run.scalars.retain(|_, ps| !ps.is_empty());
     run.histograms.retain(|_, ps| !ps.is_empty());
     run.texts.retain(|_, ps| !ps.is_empty());
@@ -250,11 +227,8 @@ fn add_hparams(data: proto::HParamsPluginData, run: &mut RunEvents) {
     let hp = run.hparams.get_or_insert_with(RunHParams::default);
     match data.data {
         Some(hparams_plugin_data::Data::Experiment(exp)) => {
-            hp.metrics = exp
-                .metric_infos
-                .into_iter()
-                .filter_map(|m| m.name.map(|n| n.tag))
-                .collect();
+            hp.metrics =
+                exp.metric_infos.into_iter().filter_map(|m| m.name.map(|n| n.tag)).collect();
         }
         Some(hparams_plugin_data::Data::SessionStartInfo(start)) => {
             hp.values = start

@@ -32,10 +32,7 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Truncated { offset } => write!(f, "truncated record at byte {offset}"),
             FrameError::Corrupt { offset, what } => {
-                write!(
-                    f,
-                    "corrupt record at byte {offset}: {what} checksum mismatch"
-                )
+                write!(f, "corrupt record at byte {offset}: {what} checksum mismatch")
             }
         }
     }
@@ -53,13 +50,7 @@ pub fn split_frames(bytes: &[u8]) -> (Vec<&[u8]>, Option<FrameError>) {
         };
         let (len_bytes, len_crc) = header.split_at(8);
         if masked_crc(len_bytes).to_le_bytes() != len_crc {
-            return (
-                frames,
-                Some(FrameError::Corrupt {
-                    offset,
-                    what: "length",
-                }),
-            );
+            return (frames, Some(FrameError::Corrupt { offset, what: "length" }));
         }
         let mut len8 = [0u8; 8];
         len8.copy_from_slice(len_bytes);
@@ -73,13 +64,7 @@ pub fn split_frames(bytes: &[u8]) -> (Vec<&[u8]>, Option<FrameError>) {
             return (frames, Some(FrameError::Truncated { offset }));
         };
         if masked_crc(data).to_le_bytes() != crc {
-            return (
-                frames,
-                Some(FrameError::Corrupt {
-                    offset,
-                    what: "data",
-                }),
-            );
+            return (frames, Some(FrameError::Corrupt { offset, what: "data" }));
         }
         frames.push(data);
         pos = end + 4;
@@ -114,37 +99,20 @@ mod tests {
         let (frames, err) = split_frames(cut);
         assert_eq!(frames.len(), 2);
         let third_offset = 2 * 16 + 5;
-        assert_eq!(
-            err,
-            Some(FrameError::Truncated {
-                offset: third_offset
-            })
-        );
+        assert_eq!(err, Some(FrameError::Truncated { offset: third_offset }));
 
         // Flip a data byte of the second-to-last record.
         let mut bad = buf.clone();
         bad[12] ^= 0x40;
         let (frames, err) = split_frames(&bad);
         assert!(frames.is_empty());
-        assert_eq!(
-            err,
-            Some(FrameError::Corrupt {
-                offset: 0,
-                what: "data"
-            })
-        );
+        assert_eq!(err, Some(FrameError::Corrupt { offset: 0, what: "data" }));
 
         // Flip a length byte.
         let mut bad = buf;
         bad[third_offset] ^= 1;
         let (frames, err) = split_frames(&bad);
         assert_eq!(frames.len(), 2);
-        assert_eq!(
-            err,
-            Some(FrameError::Corrupt {
-                offset: third_offset,
-                what: "length"
-            })
-        );
+        assert_eq!(err, Some(FrameError::Corrupt { offset: third_offset, what: "length" }));
     }
 }

@@ -26,11 +26,9 @@ fn every_record_type_round_trips() {
         .metric("eval/mean_return")
         .metric("charts/episodic_return");
     w.write_hparams(&hp).unwrap();
-    w.add_text("config", 0, "| key | value |\n|---|---|\n| tau | 0.1 |\n")
-        .unwrap();
+    w.add_text("config", 0, "| key | value |\n|---|---|\n| tau | 0.1 |\n").unwrap();
     for step in 0..100u64 {
-        w.add_scalar("losses/qf1_loss", step, 1.0 / (step as f64 + 1.0))
-            .unwrap();
+        w.add_scalar("losses/qf1_loss", step, 1.0 / (step as f64 + 1.0)).unwrap();
     }
     w.add_scalar("eval/mean_return", 100, -150.25).unwrap();
     let values: Vec<f64> = (0..1000).map(|i| (f64::from(i) * 0.37).sin()).collect();
@@ -62,10 +60,7 @@ fn every_record_type_round_trips() {
         assert_eq!(h.max, *h.bucket_limits.last().unwrap());
         assert!((h.sum - values.iter().sum::<f64>()).abs() < 1e-9);
 
-        assert_eq!(
-            run.texts["config"][0].text,
-            "| key | value |\n|---|---|\n| tau | 0.1 |\n"
-        );
+        assert_eq!(run.texts["config"][0].text, "| key | value |\n|---|---|\n| tau | 0.1 |\n");
 
         let got = run.hparams.as_ref().unwrap();
         assert_eq!(got.values, hp.values);
@@ -80,8 +75,7 @@ fn every_record_type_round_trips() {
 fn hparams_without_metrics_write_no_experiment_record() {
     let dir = scratch_dir("nometrics");
     let mut w = EventWriter::create(&dir).unwrap();
-    w.write_hparams(&HParams::new().with("sigma", 0.02))
-        .unwrap();
+    w.write_hparams(&HParams::new().with("sigma", 0.02)).unwrap();
     drop(w);
     let run = read_events(&dir).unwrap();
     let hp = run.hparams.unwrap();
@@ -174,16 +168,10 @@ fn bad_input_is_an_error_not_a_panic() {
     let mut w = EventWriter::create(&dir).unwrap();
     let err = w.add_scalar("x", u64::MAX, 1.0).unwrap_err().to_string();
     assert!(err.contains("18446744073709551615"), "{err}");
-    let err = format!(
-        "{:#}",
-        w.add_histogram("q", 3, &[1.0, f64::INFINITY]).unwrap_err()
-    );
+    let err = format!("{:#}", w.add_histogram("q", 3, &[1.0, f64::INFINITY]).unwrap_err());
     assert!(err.contains("\"q\"") && err.contains("inf"), "{err}");
     assert!(w.add_histogram("q", 3, &[]).is_err());
-    let err = w
-        .write_hparams(&HParams::new().with("tau", f64::NAN))
-        .unwrap_err()
-        .to_string();
+    let err = w.write_hparams(&HParams::new().with("tau", f64::NAN)).unwrap_err().to_string();
     assert!(err.contains("tau"), "{err}");
     drop(w);
 
@@ -203,14 +191,8 @@ fn runs_are_found_at_any_depth() {
     }
     std::fs::create_dir_all(root.join("empty")).unwrap();
     let runs = find_runs(&root).unwrap();
-    let names: Vec<_> = runs
-        .iter()
-        .map(|r| r.strip_prefix(&root).unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        [PathBuf::from("c"), "sweep/a".into(), "sweep/b".into()]
-    );
+    let names: Vec<_> = runs.iter().map(|r| r.strip_prefix(&root).unwrap()).collect();
+    assert_eq!(names, [PathBuf::from("c"), "sweep/a".into(), "sweep/b".into()]);
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -223,31 +205,12 @@ fn a_resumed_file_sorts_after_files_from_other_hosts_and_skewed_clocks() {
     let mut w = EventWriter::create(&dir).unwrap();
     w.add_scalar("x", 1, 1.0).unwrap();
     drop(w);
-    std::fs::rename(
-        super::reader::event_files(&dir).unwrap().pop().unwrap(),
-        &foreign,
-    )
-    .unwrap();
+    std::fs::rename(super::reader::event_files(&dir).unwrap().pop().unwrap(), &foreign).unwrap();
     let resumed = EventWriter::resume(&dir, 2).unwrap();
-    assert!(
-        resumed.path() > foreign.as_path(),
-        "{:?} sorts before {foreign:?}",
-        resumed.path()
-    );
+    assert!(resumed.path() > foreign.as_path(), "{:?} sorts before {foreign:?}", resumed.path());
     let again = EventWriter::resume(&dir, 3).unwrap();
-    assert!(
-        again.path() > resumed.path(),
-        "{:?} sorts before {:?}",
-        again.path(),
-        resumed.path()
-    );
-    assert_eq!(
-        super::reader::event_files(&dir)
-            .unwrap()
-            .last()
-            .map(PathBuf::as_path),
-        Some(again.path())
-    );
+    assert!(again.path() > resumed.path(), "{:?} sorts before {:?}", again.path(), resumed.path());
+    assert_eq!(super::reader::event_files(&dir).unwrap().last().map(PathBuf::as_path), Some(again.path()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -278,23 +241,11 @@ fn a_start_at_step_s_drops_the_points_read_before_with_step_s_or_more() {
     drop(w);
     let run = read_events(&dir).unwrap();
     let a: Vec<(u64, f64)> = run.scalars["a"].iter().map(|p| (p.step, p.value)).collect();
-    assert_eq!(
-        a,
-        vec![(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 60.0)]
-    );
-    assert_eq!(
-        run.histograms["h"]
-            .iter()
-            .map(|p| p.step)
-            .collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5]
-    );
+    assert_eq!(a, vec![(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 60.0)]);
+    assert_eq!(run.histograms["h"].iter().map(|p| p.step).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert!(!run.texts.contains_key("late"));
     assert_eq!(run.texts["config"].len(), 1);
-    assert!(
-        run.hparams.is_some(),
-        "hparams at step 0 survive a START at 6"
-    );
+    assert!(run.hparams.is_some(), "hparams at step 0 survive a START at 6");
     assert_eq!(run.files.len(), 2);
     assert!(run.problems.is_empty(), "{:?}", run.problems);
     std::fs::remove_dir_all(&dir).unwrap();

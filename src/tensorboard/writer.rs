@@ -44,9 +44,7 @@ pub struct EventWriter {
 
 impl std::fmt::Debug for EventWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventWriter")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("EventWriter").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -64,19 +62,10 @@ impl EventWriter {
     /// from, so that what the dead process logged after its checkpoint is replaced, not doubled.
     pub fn resume(dir: &Path, step: u64) -> anyhow::Result<EventWriter> {
         let last = super::reader::event_files(dir)?.pop();
-        let last_name = last
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned());
+        let last_name = last.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
         let mut writer = Self::open(dir, last_name.as_deref())?;
-        let start = proto::SessionLog {
-            status: proto::SESSION_LOG_START,
-            ..Default::default()
-        };
-        writer.push(
-            checked_step("SessionLog START", step)?,
-            event::What::SessionLog(start),
-        )?;
+        let start = proto::SessionLog { status: proto::SESSION_LOG_START, ..Default::default() };
+        writer.push(checked_step("SessionLog START", step)?, event::What::SessionLog(start))?;
         writer.flush()?;
         Ok(writer)
     }
@@ -84,14 +73,10 @@ impl EventWriter {
     /// A new event file in `dir`, named after `after` (a file name) when given.
     fn open(dir: &Path, after: Option<&str>) -> anyhow::Result<EventWriter> {
         fs::create_dir_all(dir).map_err(|e| friendly_io(e, "creating log directory", dir))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         // A later second than the last file's puts the new name after it, whatever the host
         // and pid parts (which do not sort numerically) say.
-        let secs = after
-            .and_then(file_secs)
-            .map_or(now, |last| now.max(last + 1));
+        let secs = after.and_then(file_secs).map_or(now, |last| now.max(last + 1));
         let host = hostname();
         let pid = std::process::id();
         let (path, file) = loop {
@@ -156,23 +141,9 @@ impl EventWriter {
     }
 
     /// Logs an RGB image of `width`×`height` pixels, already PNG-encoded (the Images tab).
-    pub fn add_image(
-        &mut self,
-        tag: &str,
-        step: u64,
-        width: usize,
-        height: usize,
-        png: Vec<u8>,
-    ) -> anyhow::Result<()> {
-        let size = |n: usize| {
-            i32::try_from(n).with_context(|| format!("image {tag:?}: {n} pixels is too large"))
-        };
-        let image = proto::SummaryImage {
-            height: size(height)?,
-            width: size(width)?,
-            colorspace: 3,
-            encoded_image_string: png,
-        };
+    pub fn add_image(&mut self, tag: &str, step: u64, width: usize, height: usize, png: Vec<u8>) -> anyhow::Result<()> {
+        let size = |n: usize| i32::try_from(n).with_context(|| format!("image {tag:?}: {n} pixels is too large"));
+        let image = proto::SummaryImage { height: size(height)?, width: size(width)?, colorspace: 3, encoded_image_string: png };
         self.push_value(tag, step, None, summary_value::Value::Image(image))
     }
 
@@ -209,53 +180,31 @@ impl EventWriter {
             hparam_infos: hparams
                 .values
                 .iter()
-                .map(|(name, v)| proto::HParamInfo {
-                    name: name.clone(),
-                    r#type: v.data_type(),
-                })
+                .map(|(name, v)| proto::HParamInfo { name: name.clone(), r#type: v.data_type() })
                 .collect(),
             metric_infos: hparams
                 .metrics
                 .iter()
                 .map(|tag| proto::MetricInfo {
-                    name: Some(proto::MetricName {
-                        group: String::new(),
-                        tag: tag.clone(),
-                    }),
+                    name: Some(proto::MetricName { group: String::new(), tag: tag.clone() }),
                 })
                 .collect(),
         };
         if !hparams.metrics.is_empty() {
-            self.push_hparams(
-                EXPERIMENT_TAG,
-                hparams_plugin_data::Data::Experiment(experiment),
-            )?;
+            self.push_hparams(EXPERIMENT_TAG, hparams_plugin_data::Data::Experiment(experiment))?;
         }
         let start = proto::SessionStartInfo {
-            hparams: hparams
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_proto()))
-                .collect(),
+            hparams: hparams.values.iter().map(|(k, v)| (k.clone(), v.to_proto())).collect(),
             group_name: String::new(),
             start_time_secs: now,
         };
-        self.push_hparams(
-            SESSION_START_TAG,
-            hparams_plugin_data::Data::SessionStartInfo(start),
-        )
+        self.push_hparams(SESSION_START_TAG, hparams_plugin_data::Data::SessionStartInfo(start))
     }
 
     /// Records how the run ended (shown as the session status in the HParams tab).
     pub fn write_session_end(&mut self, status: SessionStatus) -> anyhow::Result<()> {
-        let end = proto::SessionEndInfo {
-            status: status.to_proto(),
-            end_time_secs: unix_now(),
-        };
-        self.push_hparams(
-            SESSION_END_TAG,
-            hparams_plugin_data::Data::SessionEndInfo(end),
-        )
+        let end = proto::SessionEndInfo { status: status.to_proto(), end_time_secs: unix_now() };
+        self.push_hparams(SESSION_END_TAG, hparams_plugin_data::Data::SessionEndInfo(end))
     }
 
     /// Ends the run: the session-end record, then a durable flush.
@@ -267,9 +216,7 @@ impl EventWriter {
     /// Writes every buffered record to the file and fsyncs it: on disk when this returns.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.write_out()?;
-        self.file
-            .sync_data()
-            .map_err(|e| friendly_io(e, "syncing", &self.path))?;
+        self.file.sync_data().map_err(|e| friendly_io(e, "syncing", &self.path))?;
         self.last_flush = Instant::now();
         Ok(())
     }
@@ -285,11 +232,7 @@ impl EventWriter {
     }
 
     fn push_hparams(&mut self, tag: &str, data: hparams_plugin_data::Data) -> anyhow::Result<()> {
-        let content = proto::HParamsPluginData {
-            version: 0,
-            data: Some(data),
-        }
-        .encode_to_vec();
+        let content = proto::HParamsPluginData { version: 0, data: Some(data) }.encode_to_vec();
         // A length-0 float vector, as TensorBoard's own hparams summaries carry.
         let null_tensor = proto::TensorProto {
             dtype: proto::DT_FLOAT,
@@ -299,12 +242,7 @@ impl EventWriter {
             string_val: Vec::new(),
         };
         let meta = plugin_metadata(HPARAMS_PLUGIN, content);
-        self.push_value(
-            tag,
-            0,
-            Some(meta),
-            summary_value::Value::Tensor(null_tensor),
-        )
+        self.push_value(tag, 0, Some(meta), summary_value::Value::Tensor(null_tensor))
     }
 
     fn push_value(
@@ -316,24 +254,15 @@ impl EventWriter {
     ) -> anyhow::Result<()> {
         let step = checked_step(tag, step)?;
         let summary = proto::Summary {
-            value: vec![proto::SummaryValue {
-                tag: tag.to_owned(),
-                metadata,
-                value: Some(value),
-            }],
+            value: vec![proto::SummaryValue { tag: tag.to_owned(), metadata, value: Some(value) }],
         };
         self.push(step, event::What::Summary(summary))
     }
 
     fn push(&mut self, step: i64, what: event::What) -> anyhow::Result<()> {
-        let ev = proto::Event {
-            wall_time: unix_now(),
-            step,
-            what: Some(what),
-        };
+        let ev = proto::Event { wall_time: unix_now(), step, what: Some(what) };
         self.scratch.clear();
-        ev.encode(&mut self.scratch)
-            .context("encoding a TensorBoard event")?;
+        ev.encode(&mut self.scratch).context("encoding a TensorBoard event")?;
         self.append_scratch()
     }
 
@@ -372,11 +301,7 @@ impl tame_agents::Logger for EventWriter {
 
 /// The `<secs>` of an `events.out.tfevents.<secs>.<host>...` file name.
 fn file_secs(name: &str) -> Option<u64> {
-    name.strip_prefix("events.out.tfevents.")?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
+    name.strip_prefix("events.out.tfevents.")?.split('.').next()?.parse().ok()
 }
 
 fn checked_step(tag: &str, step: u64) -> anyhow::Result<i64> {
@@ -390,11 +315,7 @@ fn encode_scalar_event(out: &mut Vec<u8>, wall_time: f64, step: i64, tag: &str, 
     use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
     let len_field = |n: usize| 1 + encoded_len_varint(n as u64) + n;
     // proto3 leaves default scalars out; a oneof member (simple_value) is always written.
-    let tag_len = if tag.is_empty() {
-        0
-    } else {
-        len_field(tag.len())
-    };
+    let tag_len = if tag.is_empty() { 0 } else { len_field(tag.len()) };
     let value_len = tag_len + 5;
     let summary_len = len_field(value_len);
     if wall_time != 0.0 {
@@ -420,17 +341,12 @@ fn encode_scalar_event(out: &mut Vec<u8>, wall_time: f64, step: i64, tag: &str, 
 
 fn plugin_metadata(plugin: &str, content: Vec<u8>) -> proto::SummaryMetadata {
     proto::SummaryMetadata {
-        plugin_data: Some(proto::PluginData {
-            plugin_name: plugin.to_owned(),
-            content,
-        }),
+        plugin_data: Some(proto::PluginData { plugin_name: plugin.to_owned(), content }),
     }
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The host name for the file name, reduced to characters safe in a file name.
@@ -441,13 +357,7 @@ fn hostname() -> String {
     let clean: String = raw
         .trim()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
         .collect();
     if clean.is_empty() {
         "localhost".to_owned()
@@ -477,13 +387,7 @@ fn histogram(values: &[f64]) -> anyhow::Result<proto::HistogramProto> {
     } else {
         let width = (max - min) / HISTOGRAM_BUCKETS as f64;
         let limits: Vec<f64> = (1..=HISTOGRAM_BUCKETS)
-            .map(|k| {
-                if k == HISTOGRAM_BUCKETS {
-                    max
-                } else {
-                    min + width * k as f64
-                }
-            })
+            .map(|k| if k == HISTOGRAM_BUCKETS { max } else { min + width * k as f64 })
             .collect();
         let mut counts = vec![0.0; HISTOGRAM_BUCKETS];
         for &v in values {
@@ -525,11 +429,9 @@ mod tests {
     #[test]
     fn hand_encoded_scalar_event_equals_prost_encoding() {
         let tags = ["", "x", "losses/qf1_loss", &"t".repeat(300)];
-        for (wall_time, step, value) in [
-            (0.0, 0, 0.0f32),
-            (1.7e9, 1, -1.5),
-            (1.7e9 + 0.25, 1 << 40, f32::NAN),
-        ] {
+        for (wall_time, step, value) in
+            [(0.0, 0, 0.0f32), (1.7e9, 1, -1.5), (1.7e9 + 0.25, 1 << 40, f32::NAN)]
+        {
             for tag in tags {
                 let mut hand = Vec::new();
                 encode_scalar_event(&mut hand, wall_time, step, tag, value);
@@ -540,11 +442,8 @@ mod tests {
                         value: Some(summary_value::Value::SimpleValue(value)),
                     }],
                 };
-                let ev = proto::Event {
-                    wall_time,
-                    step,
-                    what: Some(event::What::Summary(summary)),
-                };
+                let ev =
+                    proto::Event { wall_time, step, what: Some(event::What::Summary(summary)) };
                 assert_eq!(hand, ev.encode_to_vec(), "tag {tag:?} step {step}");
             }
         }

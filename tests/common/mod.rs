@@ -21,11 +21,7 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A redis-server of the test's own, killed on drop.
@@ -43,26 +39,14 @@ impl Server {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let port = free_port();
         let child = Self::spawn(&dir, port, &extra);
-        let server = Server {
-            child,
-            port,
-            dir,
-            extra,
-        };
+        let server = Server { child, port, dir, extra };
         server.wait_ready();
         server
     }
 
     pub fn spawn(dir: &Path, port: u16, extra: &[String]) -> Child {
         Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .arg("--dir")
             .arg(dir)
             .args(extra)
@@ -103,10 +87,7 @@ impl Server {
     }
 
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
 }
 
@@ -136,26 +117,14 @@ impl Worker {
         let log_path = root.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = tame()
-            .args([
-                "worker",
-                "--threads",
-                &threads.to_string(),
-                "--name",
-                name,
-                "--redis",
-                &server.url(),
-            ])
+            .args(["worker", "--threads", &threads.to_string(), "--name", name, "--redis", &server.url()])
             .arg("--scratch")
             .arg(&scratch)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Worker {
-            child,
-            scratch,
-            log: log_path,
-        }
+        Worker { child, scratch, log: log_path }
     }
 
     pub fn kill(&mut self) {
@@ -183,17 +152,11 @@ impl Drop for Worker {
 }
 
 pub fn check(out: Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{what}: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
 }
 
 pub fn summary(dir: &Path) -> serde_json::Value {
-    let mut s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     s.as_object_mut().unwrap().remove("wall_seconds");
     s.as_object_mut().unwrap().remove("checkpoint_seconds");
     s
@@ -206,31 +169,17 @@ pub fn final_weights(dir: &Path) -> Vec<u8> {
         .filter(|n| n.starts_with("step-"))
         .collect();
     names.sort();
-    std::fs::read(
-        dir.join("checkpoints")
-            .join(names.pop().unwrap())
-            .join("tensors.safetensors"),
-    )
-    .unwrap()
+    std::fs::read(dir.join("checkpoints").join(names.pop().unwrap()).join("tensors.safetensors")).unwrap()
 }
 
 /// Every logged scalar but the timing one, as (tag, step, value bits), after the purge rule.
 pub fn scalars(dir: &Path) -> Vec<(String, u64, u64)> {
     let events = tame::tensorboard::read_events(dir).unwrap();
-    assert!(
-        events.problems.is_empty(),
-        "{}: {:?}",
-        dir.display(),
-        events.problems
-    );
+    assert!(events.problems.is_empty(), "{}: {:?}", dir.display(), events.problems);
     let mut out = Vec::new();
     for (tag, points) in &events.scalars {
         if tag != "charts/SPS" {
-            out.extend(
-                points
-                    .iter()
-                    .map(|p| (tag.clone(), p.step, p.value.to_bits())),
-            );
+            out.extend(points.iter().map(|p| (tag.clone(), p.step, p.value.to_bits())));
         }
     }
     out
@@ -240,10 +189,7 @@ pub fn scalars(dir: &Path) -> Vec<(String, u64, u64)> {
 pub fn assert_cleaned_up(server: &Server) {
     let mut c = server.conn();
     let keys: Vec<String> = redis::cmd("KEYS").arg("tame:*").query(&mut c).unwrap();
-    let left: Vec<&String> = keys
-        .iter()
-        .filter(|k| !k.starts_with("tame:workers:"))
-        .collect();
+    let left: Vec<&String> = keys.iter().filter(|k| !k.starts_with("tame:workers:")).collect();
     assert!(left.is_empty(), "keys left: {left:?}");
 }
 
@@ -257,41 +203,25 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 pub fn error_of(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure; stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(!out.status.success(), "expected a failure; stdout: {}", String::from_utf8_lossy(&out.stdout));
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!err.contains("panicked"), "{err}");
     err
 }
+
 
 /// Registers a job by hand, as a stranger on the Redis could: its id, kind and lease, and the
 /// protocol and build fingerprint `worker` announces in its heartbeat (so that it is served).
 pub fn handmade_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &str) {
     let mut beat = None;
     wait_for(30, "the worker's first heartbeat", || {
-        beat = redis::cmd("GET")
-            .arg(format!("tame:workers:{worker}"))
-            .query::<Option<String>>(c)
-            .unwrap();
+        beat = redis::cmd("GET").arg(format!("tame:workers:{worker}")).query::<Option<String>>(c).unwrap();
         beat.is_some()
     });
     let beat: serde_json::Value = serde_json::from_str(&beat.unwrap()).unwrap();
-    let (protocol, print) = (
-        beat["protocol"].as_u64().unwrap(),
-        beat["fingerprint"].as_str().unwrap().to_string(),
-    );
+    let (protocol, print) = (beat["protocol"].as_u64().unwrap(), beat["fingerprint"].as_str().unwrap().to_string());
     let tasks = format!("tame:{id}:tasks");
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&tasks)
-        .arg("workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(c)
-        .unwrap();
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(&tasks).arg("workers").arg("0").arg("MKSTREAM").query(c).unwrap();
     let _: () = redis::cmd("HSET")
         .arg(format!("tame:{id}:meta"))
         .arg("kind")
@@ -304,11 +234,7 @@ pub fn handmade_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &st
         .arg(print)
         .query(c)
         .unwrap();
-    let _: () = redis::cmd("SADD")
-        .arg("tame:jobs")
-        .arg(id)
-        .query(c)
-        .unwrap();
+    let _: () = redis::cmd("SADD").arg("tame:jobs").arg(id).query(c).unwrap();
 }
 
 /// Waits for `child` to exit, at most `secs` (then kills it and panics: a hang is a failure).
@@ -318,10 +244,7 @@ pub fn finish_within(mut child: Child, secs: u64, what: &str) -> Output {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what}: still running after {secs} s\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("{what}: still running after {secs} s\n{}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -339,10 +262,7 @@ pub fn the_job(server: &Server, kind: &str) -> String {
     let mut c = server.conn();
     let mut id = None;
     wait_for(60, "the job to be registered", || {
-        let jobs: Vec<String> = redis::cmd("SMEMBERS")
-            .arg("tame:jobs")
-            .query(&mut c)
-            .unwrap();
+        let jobs: Vec<String> = redis::cmd("SMEMBERS").arg("tame:jobs").query(&mut c).unwrap();
         id = jobs.into_iter().find(|j| j.starts_with(kind));
         id.is_some()
     });
