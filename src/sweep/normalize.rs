@@ -123,7 +123,9 @@ pub fn random_policy_return(env: &str, episodes: usize, seed: u64) -> anyhow::Re
     }
     let space = e.action_space();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let stats = evaluate(e.as_mut(), episodes, &mut |_| match &space {
+    // A gridworld without a limit (a map whose goal is walled off) is cut as evaluations are.
+    let bound = tame_envs::time_limit(env)?.map_or(tame_agents::eval::DEFAULT_EVAL_MAX_EPISODE_STEPS, u64::from);
+    let stats = evaluate(e.as_mut(), episodes, bound, &mut |_| match &space {
         Space::Discrete(n) => PolicyAction::Discrete(rng.random_range(0..*n)),
         Space::Box { low, high } => PolicyAction::Continuous(
             low.iter().zip(high).map(|(&l, &h)| rng.random_range(f64::from(l)..=f64::from(h))).collect(),
