@@ -302,12 +302,15 @@ pub fn list(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
 /// Why `dir` is not a complete checkpoint, by a check that reads only its manifest and file
 /// sizes (cheap enough for every prune; [`read`] verifies the checksums too).
 fn incomplete(dir: &Path) -> Option<String> {
-    let path = dir.join(MANIFEST);
-    let bytes = match fs::read(&path) {
-        Err(e) => return Some(format!("{:#}", friendly_io(e, "reading", &path))),
+    let missing = |name: &str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("it has no {name}"),
+        _ => format!("{:#}", friendly_io(e, "reading", &dir.join(name))),
+    };
+    let bytes = match fs::read(dir.join(MANIFEST)) {
+        Err(e) => return Some(missing(MANIFEST, e)),
         Ok(bytes) => bytes,
     };
-    let damaged = |e: &dyn std::fmt::Display| Some(format!("{} is damaged or not a tame checkpoint manifest ({e})", path.display()));
+    let damaged = |e: &dyn std::fmt::Display| Some(format!("its {MANIFEST} is damaged or not a tame checkpoint manifest: {e}"));
     let value: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => return damaged(&e),
@@ -321,11 +324,11 @@ fn incomplete(dir: &Path) -> Option<String> {
         Err(e) => return damaged(&e),
     };
     for name in [TENSORS, STATE] {
-        let Some(want) = manifest.files.get(name) else { return Some(format!("{} lists no {name}", path.display())) };
+        let Some(want) = manifest.files.get(name) else { return Some(format!("its {MANIFEST} lists no {name}")) };
         match fs::metadata(dir.join(name)) {
             Ok(m) if m.len() == want.bytes => {}
-            Ok(m) => return Some(format!("{} is truncated: {} bytes, the manifest says {}", dir.join(name).display(), m.len(), want.bytes)),
-            Err(e) => return Some(format!("{:#}", friendly_io(e, "reading", &dir.join(name)))),
+            Ok(m) => return Some(format!("its {name} is truncated: {} bytes, the manifest says {}", m.len(), want.bytes)),
+            Err(e) => return Some(missing(name, e)),
         }
     }
     None
@@ -355,10 +358,14 @@ pub fn set_aside(checkpoints: &Path, entry: &Path) -> anyhow::Result<PathBuf> {
 pub fn set_aside_incomplete(checkpoints: &Path) -> anyhow::Result<Vec<String>> {
     let mut notes = Vec::new();
     for (_, path, is_dir) in named_entries(checkpoints)? {
-        let why = if is_dir { incomplete(&path) } else { Some(format!("{} is not a directory", path.display())) };
+        let why = if is_dir { incomplete(&path) } else { Some("it is not a directory".to_string()) };
         if let Some(why) = why {
             let to = set_aside(checkpoints, &path)?;
-            notes.push(format!("{why}: not a usable checkpoint, moved to {} (it no longer counts among the {KEEP} kept)", to.display()));
+            notes.push(format!(
+                "{} is not a usable checkpoint ({why}); set aside as {}, so it does not count among the {KEEP} kept",
+                path.display(),
+                to.display()
+            ));
         }
     }
     Ok(notes)
