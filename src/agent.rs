@@ -33,6 +33,7 @@ pub fn learner(cfg: &Resolved, population: Option<Box<dyn es::Population>>) -> a
                 steps: cfg.steps,
                 eval_every: cfg.eval_every,
                 eval_episodes: cfg.eval_episodes,
+                eval_max_episode_steps: cfg.eval_max_episode_steps,
                 threads: cfg.threads,
             };
             Box::new(sac::SacLearner::new(&run, make_env(&cfg.env)?, make_env(&cfg.env)?)?)
@@ -93,19 +94,19 @@ pub fn load_trained(run_dir: &Path, cfg: &Resolved) -> anyhow::Result<(Trained, 
 
 impl Trained {
     /// The deterministic evaluation of `tame eval`: `episodes` episodes on fresh `env_name`
-    /// envs from the fixed evaluation seeds, with the policy entropies it measured (SAC: one
-    /// per visited state; ES: the mean at the run's τ).
-    pub fn evaluate(&self, env_name: &str, episodes: usize) -> anyhow::Result<(EvalStats, Vec<f64>)> {
+    /// envs from the fixed evaluation seeds, each cut after `max_steps` steps, with the policy
+    /// entropies it measured (SAC: one per visited state; ES: the mean at the run's τ).
+    pub fn evaluate(&self, env_name: &str, episodes: usize, max_steps: u64) -> anyhow::Result<(EvalStats, Vec<f64>)> {
         match self {
             Trained::Sac(agent) => {
                 let mut entropies = Vec::new();
-                let stats = sac::eval_agent(agent, make_env(env_name)?.as_mut(), episodes, &mut entropies)?;
+                let stats = sac::eval_agent(agent, make_env(env_name)?.as_mut(), episodes, max_steps, &mut entropies)?;
                 Ok((stats, entropies))
             }
             Trained::Es { policy, tau } => {
                 let name = env_name.to_string();
                 let factory: es::EnvFactory = Arc::new(move || tame_envs::make(&name));
-                let report = policy.evaluate(&factory, episodes, *tau)?;
+                let report = policy.evaluate(&factory, episodes, *tau, max_steps)?;
                 Ok((report.stats, report.policy_entropy.into_iter().collect()))
             }
         }
@@ -130,10 +131,8 @@ pub struct LoadedPolicy {
 
 /// Reloads `run_dir`'s config and newest checkpoint (SAC or ES) as a [`Policy`].
 pub fn load_policy(run_dir: &Path) -> anyhow::Result<LoadedPolicy> {
+    crate::run_dir::check_run_dir(run_dir)?;
     let config_path = run_dir.join("config.toml");
-    if !config_path.is_file() {
-        bail!("{} is not a run directory: it has no config.toml (tame train writes one)", run_dir.display());
-    }
     let config = RunConfig::from_file(&config_path)?.resolve()?;
     let (trained, step) = load_trained(run_dir, &config)?;
     Ok(LoadedPolicy { config, policy: trained.into_policy(), step })

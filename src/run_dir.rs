@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use tame_agents::eval::DEFAULT_EVAL_MAX_EPISODE_STEPS;
 use tame_agents::run::{Tau, TrainSummary};
 use tame_agents::es::EsConfig;
 use tame_agents::sac::SacConfig;
@@ -83,6 +84,9 @@ pub struct RunConfig {
     pub eval_every: Option<u64>,
     /// Episodes per evaluation (default 10).
     pub eval_episodes: Option<usize>,
+    /// Steps after which an evaluation episode is cut and counted as truncated (default: the
+    /// env's time limit, or 10,000 for an env without one).
+    pub eval_max_episode_steps: Option<u64>,
     /// Env steps between full checkpoints (default: eval_every, so one at each
     /// evaluation); one is also written at the end and when the run is stopped.
     pub checkpoint_every: Option<u64>,
@@ -108,6 +112,7 @@ pub struct Resolved {
     pub steps: u64,
     pub eval_every: u64,
     pub eval_episodes: usize,
+    pub eval_max_episode_steps: u64,
     pub checkpoint_every: u64,
     pub threads: usize,
     pub file: RunConfig,
@@ -126,7 +131,10 @@ impl RunConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
-        take!(agent, env, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, sac, es, capture_video);
+        take!(
+            agent, env, tau, seed, steps, eval_every, eval_episodes, eval_max_episode_steps, checkpoint_every, threads,
+            sac, es, capture_video
+        );
         self
     }
 
@@ -178,6 +186,15 @@ impl RunConfig {
             bail!("threads = {threads} is out of range; accepted: 1..=1024");
         }
         let env = make_env(&env_name)?;
+        let env_limit = tame_envs::time_limit(&env_name)?;
+        let eval_max_episode_steps = *self
+            .eval_max_episode_steps
+            .get_or_insert(env_limit.map_or(DEFAULT_EVAL_MAX_EPISODE_STEPS, u64::from));
+        if !(1..=MAX_CONFIG_INT).contains(&eval_max_episode_steps) {
+            bail!(
+                "eval_max_episode_steps = {eval_max_episode_steps} is out of range; accepted: 1 to {int_max}                  (steps after which an evaluation episode is cut; default: the env's time limit, or                  {DEFAULT_EVAL_MAX_EPISODE_STEPS} for an env without one)"
+            );
+        }
         if agent != AgentKind::Es && self.es.is_some() {
             bail!("the config has an [es] section but the agent is {}; use agent = \"es\"", agent.name());
         }
@@ -202,6 +219,7 @@ impl RunConfig {
                 };
                 es.seed = seed;
                 es.eval_episodes = eval_episodes;
+                es.eval_max_episode_steps = eval_max_episode_steps;
                 es.validate()?;
                 tame_agents::es::check_spaces(&env.observation_space(), &env.action_space(), &es.hidden)
                     .with_context(|| format!("env {env_name}"))?;
@@ -210,7 +228,19 @@ impl RunConfig {
                     .with_context(|| format!("env {env_name}"))?;
             }
         }
-        Ok(Resolved { agent, env: env_name, tau, seed, steps, eval_every, eval_episodes, checkpoint_every, threads, file: self })
+        Ok(Resolved {
+            agent,
+            env: env_name,
+            tau,
+            seed,
+            steps,
+            eval_every,
+            eval_episodes,
+            eval_max_episode_steps,
+            checkpoint_every,
+            threads,
+            file: self,
+        })
     }
 }
 
@@ -291,6 +321,26 @@ pub fn make_env(name: &str) -> anyhow::Result<Box<dyn Env>> {
     Ok(tame_envs::make(name)?)
 }
 
+/// Refuses `dir` as a run directory, naming the real reason: it does not exist, it is not a
+/// directory, it cannot be read, or it holds no config.toml.
+pub fn check_run_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("run directory {} does not exist", dir.display()),
+        Err(e) => return Err(tame_agents::fsutil::friendly_io(e, "reading run directory", dir)),
+        Ok(m) if !m.is_dir() => bail!(
+            "{} is not a directory; accepted: a run directory written by tame train (it holds config.toml \
+             and checkpoints/)",
+            dir.display()
+        ),
+        Ok(_) => {}
+    }
+    let config = dir.join("config.toml");
+    if !config.is_file() {
+        bail!("{} is not a run directory: it has no config.toml (tame train writes one)", dir.display());
+    }
+    Ok(())
+}
+
 /// Creates a fresh run directory `<logdir>/<run_name>__<UTC time>` (suffixed `-2`, `-3`, ...
 /// if that exists already) with its `checkpoints/` folder.
 pub fn create_run_dir(logdir: &Path, run_name: &str) -> anyhow::Result<PathBuf> {
@@ -336,8 +386,8 @@ pub fn policy_weights(run_dir: &Path) -> anyhow::Result<PathBuf> {
     let checkpoints = run_dir.join("checkpoints");
     if !tame_agents::checkpoint::list(&checkpoints)?.is_empty() {
         let (ckpt, skipped) = tame_agents::checkpoint::read_newest(&checkpoints)?;
-        for note in skipped {
-            eprintln!("warning: {note}; using the older checkpoint at step {}", ckpt.step);
+        for (_, why) in skipped {
+            eprintln!("warning: {why}; using the older checkpoint at step {}", ckpt.step);
         }
         return Ok(ckpt.tensors_path());
     }
@@ -378,6 +428,13 @@ pub struct Summary {
     pub final_eval_returns: Vec<f64>,
     pub final_policy_entropy: Option<f64>,
     pub success_rate: Option<f64>,
+    /// Final evaluation episodes cut before a terminal state: by the env's time limit or at
+    /// `eval_max_episode_steps` (0 in runs written before it was counted).
+    #[serde(default)]
+    pub final_eval_truncated: usize,
+    /// The bound evaluation episodes were cut at (absent in runs written before it existed).
+    #[serde(default)]
+    pub eval_max_episode_steps: Option<u64>,
     pub interrupted: bool,
     /// Training time over every session of the run (a resumed run adds its sessions).
     pub wall_seconds: f64,
@@ -403,6 +460,8 @@ impl Summary {
             final_eval_returns: r.clone(),
             final_policy_entropy: train.final_policy_entropy,
             success_rate: train.success_rate,
+            final_eval_truncated: train.final_eval_truncated,
+            eval_max_episode_steps: Some(cfg.eval_max_episode_steps),
             interrupted: train.interrupted,
             wall_seconds,
             checkpoint_seconds: train.checkpoint_seconds,

@@ -460,3 +460,181 @@ fn an_extended_sac_run_equals_one_planned_for_the_longer_total() {
     assert!(final_weights(&dir) == final_weights(&planned), "extended SAC run differs from the planned one");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Small SAC on Pendulum: checkpoints at 200 and 400 and the final one at 600 (the newest two kept).
+const SAC_SMALL: &str = "agent = \"sac\"\nenv = \"pendulum\"\nsteps = 600\neval_every = 100\neval_episodes = 1\n\
+    checkpoint_every = 200\n[sac]\nhidden = [16, 16]\nbatch_size = 32\nlearning_starts = 100\n";
+
+/// One finished SAC_SMALL run, trained once for every test that copies it.
+fn finished_small_run() -> &'static Path {
+    static RUN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        let root = scratch("small-base");
+        let dir = root.join("run");
+        train_full(&config(&root, "run.toml", SAC_SMALL), &dir, "1");
+        dir
+    })
+}
+
+/// A copy of the finished small run under `root`.
+fn copy_of_small_run(root: &Path, name: &str) -> PathBuf {
+    let to = root.join(name);
+    let out = Command::new("cp").arg("-a").arg(finished_small_run()).arg(&to).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    to
+}
+
+fn step_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Makes a finished copy unfinished at its checkpoint of step 400: what a run killed between
+/// its checkpoints at 400 and 600 leaves.
+fn unfinish(dir: &Path) {
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    std::fs::remove_dir_all(dir.join("checkpoints/step-000000000600")).unwrap();
+}
+
+#[test]
+fn stray_checkpoint_entries_are_set_aside_once_and_never_count_or_abort() {
+    let root = scratch("strays");
+    let dir = copy_of_small_run(&root, "run");
+    let (done, logged) = (summary(&dir), scalars(&dir));
+    unfinish(&dir);
+    // An empty directory that sorts newest, and a regular file named like a checkpoint.
+    std::fs::create_dir(dir.join("checkpoints/step-999999999999")).unwrap();
+    std::fs::write(dir.join("checkpoints/step-000000000001"), b"stray").unwrap();
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for stray in ["step-999999999999", "step-000000000001"] {
+        assert_eq!(err.lines().filter(|l| l.contains(stray)).count(), 1, "{stray} reported once: {err}");
+    }
+    assert!(err.contains("it has no manifest.json") && err.contains("it is not a directory") && err.contains("set-aside"), "{err}");
+    // Retention kept two good checkpoints, the strays are kept aside for their owner.
+    assert_eq!(step_names(&dir), ["step-000000000400", "step-000000000600"]);
+    assert!(dir.join("checkpoints/set-aside/step-999999999999").is_dir());
+    assert_eq!(std::fs::read(dir.join("checkpoints/set-aside/step-000000000001")).unwrap(), b"stray");
+    assert_eq!((summary(&dir), scalars(&dir)), (done, logged), "the resumed run equals the uninterrupted one");
+    // Nothing left to warn about.
+    let out = run(&["eval", dir.to_str().unwrap()]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn resume_steps_below_the_planned_total_of_an_unfinished_run_is_refused_naming_it() {
+    let root = scratch("shorten");
+    let dir = copy_of_small_run(&root, "run");
+    unfinish(&dir);
+    let config_before = std::fs::read(dir.join("config.toml")).unwrap();
+    let err = resume_error(&["train", "--resume", dir.to_str().unwrap(), "--steps", "500"]);
+    assert!(err.contains("--steps 500") && err.contains("600 steps") && err.contains("planned"), "{err}");
+    assert_eq!(std::fs::read(dir.join("config.toml")).unwrap(), config_before, "config.toml untouched");
+    // Without --steps it finishes the planned 600.
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&dir)["steps"], 600);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn resume_names_a_path_that_is_not_a_directory() {
+    let root = scratch("not-dir");
+    let file = root.join("passwd");
+    std::fs::write(&file, "root:x:0:0::/root:/bin/sh\n").unwrap();
+    for args in [vec!["train", "--resume", file.to_str().unwrap()], vec!["eval", file.to_str().unwrap()]] {
+        let err = resume_error(&args);
+        assert!(err.contains("is not a directory") && !err.contains("does not exist"), "{args:?}: {err}");
+    }
+    if Path::new("/etc/passwd").is_file() {
+        let err = resume_error(&["train", "--resume", "/etc/passwd"]);
+        assert!(err.contains("/etc/passwd is not a directory"), "{err}");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Byte offsets at which the records of an event file end.
+fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let (mut ends, mut at) = (Vec::new(), 0);
+    while at + 12 <= bytes.len() {
+        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        at += 12 + len + 4;
+        if at > bytes.len() {
+            break;
+        }
+        ends.push(at);
+    }
+    ends
+}
+
+/// The last step of the first `len` bytes of an event file.
+fn last_step_of_prefix(bytes: &[u8], len: usize, scratch: &Path) -> Option<u64> {
+    let probe = scratch.join("events.out.tfevents.probe");
+    std::fs::write(&probe, &bytes[..len]).unwrap();
+    tame::tensorboard::read_events(&probe).unwrap().last_step()
+}
+
+#[test]
+fn logs_that_end_before_the_newest_checkpoint_resume_from_one_they_cover() {
+    let root = scratch("logs-short");
+    let dir = copy_of_small_run(&root, "run");
+    let (done, logged) = (summary(&dir), scalars(&dir));
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    // Cut the event file after its last whole record before step 600: the logs reach the
+    // checkpoint of step 400 (logged through 400) but not the final one (through 600).
+    let file = newest_event_file(&dir).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let ends = record_ends(&bytes);
+    let cut = *ends.iter().rev().find(|&&end| last_step_of_prefix(&bytes, end, &root) < Some(600)).unwrap();
+    let end = last_step_of_prefix(&bytes, cut, &root).unwrap();
+    assert!((400..600).contains(&end), "{end}");
+    std::fs::write(&file, &bytes[..cut]).unwrap();
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("end at step {end}")) && err.contains("resuming from the older checkpoint at step 400"),
+        "{err}"
+    );
+    // Steps 401..600 were trained and logged again: nothing is missing, every bit equal.
+    assert_eq!((summary(&dir), scalars(&dir)), (done, logged));
+    assert!(dir.join("checkpoints/set-aside/step-000000000600").is_dir());
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn logs_cut_in_half_before_every_checkpoint_are_named_as_a_gap() {
+    let root = scratch("logs-half");
+    let dir = copy_of_small_run(&root, "run");
+    let done = summary(&dir);
+    unfinish(&dir);
+    // Half the bytes: a torn record, and points only up to a step below 400.
+    let file = newest_event_file(&dir).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let end = last_step_of_prefix(&bytes, bytes.len() / 2, &root).unwrap();
+    assert!(end < 400, "{end}");
+    let out = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("end at step {end}"))
+            && err.contains(&format!("no points from step {} to step 400", end + 1))
+            && err.contains("continuing from step 400"),
+        "{err}"
+    );
+    assert_eq!(summary(&dir), done, "the run itself continues bit for bit");
+    // Said once: the next resume of the now finished run has no gap to report.
+    let out = run(&["train", "--resume", dir.to_str().unwrap(), "--steps", "700"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("warning"), "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}

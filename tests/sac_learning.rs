@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use rand::{Rng, SeedableRng};
-use tame_agents::eval::{evaluate, PolicyAction};
+use tame_agents::eval::{evaluate, PolicyAction, DEFAULT_EVAL_MAX_EPISODE_STEPS};
 
 fn train(name: &str, args: &[&str]) -> serde_json::Value {
     let logdir = std::env::temp_dir().join(format!("tame-sac-learn-{name}-{}", std::process::id()));
@@ -47,7 +47,7 @@ fn continuous_sac_on_pendulum_clearly_beats_random() {
     // Random policy on the same evaluation episodes.
     let mut env = tame_envs::make("pendulum").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let random = evaluate(env.as_mut(), 10, &mut |_| PolicyAction::Continuous(vec![rng.random_range(-2.0..2.0)]))
+    let random = evaluate(env.as_mut(), 10, DEFAULT_EVAL_MAX_EPISODE_STEPS, &mut |_| PolicyAction::Continuous(vec![rng.random_range(-2.0..2.0)]))
         .unwrap()
         .mean_return();
     let dir = std::env::temp_dir().join(format!("tame-sac-pendulum-cfg-{}", std::process::id()));

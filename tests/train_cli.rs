@@ -211,3 +211,83 @@ fn bench_sac_reports_rate_flops_and_the_same_run_sgemm_rate() {
     let achieved = num("updates_per_sec") * num("gflop_per_update");
     assert!((num("fraction_of_sgemm") - achieved / sgemm).abs() < 1e-9);
 }
+
+/// A map whose goal lies behind a wall: no policy can reach a terminal state, and with
+/// `limit=none` the map has no time limit, so every episode provably loops until cut.
+const WALLED_GOAL: &str = "# The goal is walled off: every episode loops.\nSFWG\n";
+
+fn scalar_points(dir: &Path, tag: &str) -> Vec<(u64, f64)> {
+    let events = tame::tensorboard::read_events(dir).unwrap();
+    events.scalars.get(tag).map(|ps| ps.iter().map(|p| (p.step, p.value)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn an_evaluation_that_would_loop_forever_ends_at_its_bound_and_says_how_many_were_cut() {
+    let root = scratch("loop");
+    let map = root.join("walled.txt");
+    std::fs::write(&map, WALLED_GOAL).unwrap();
+    let env = format!("map:{}:limit=none", map.display());
+    // SAC: the default bound on an env without a time limit is 10,000 steps.
+    let cfg = write_config(
+        &root,
+        &format!(
+            "agent = \"sac\"\nenv = \"{env}\"\ntau = 0\nsteps = 300\neval_every = 300\neval_episodes = 2\n\
+             [sac]\nhidden = [16, 16]\nbatch_size = 32\nlearning_starts = 100\n"
+        ),
+    );
+    let dir = train(&["--config", &cfg, "--logdir", root.to_str().unwrap()]);
+    let s = summary(&dir);
+    assert_eq!(s["final_eval_returns"], serde_json::json!([0.0, 0.0]), "{s}");
+    assert_eq!((s["final_eval_truncated"].as_u64(), s["eval_max_episode_steps"].as_u64()), (Some(2), Some(10_000)), "{s}");
+    assert_eq!(scalar_points(&dir, "eval/truncated"), vec![(300, 2.0)]);
+    let saved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(saved.contains("eval_max_episode_steps = 10000"), "{saved}");
+    // tame eval reads the bound from the run's config.
+    let out = tame(&["eval", dir.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((e["truncated"].as_u64(), e["max_episode_steps"].as_u64()), (Some(2), Some(10_000)), "{e}");
+    let out = tame(&["eval", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 truncated") && text.contains("eval_max_episode_steps = 10000"), "{text}");
+
+    // ES, with a bound from the command line; its training episodes have their own cap.
+    let es = write_config(
+        &root,
+        &format!(
+            "agent = \"es\"\nenv = \"{env}\"\nsteps = 2000\neval_every = 2000\neval_episodes = 3\n\
+             [es]\npopulation = 8\nhidden = [8]\nmax_episode_steps = 50\n"
+        ),
+    );
+    let dir = train(&["--config", &es, "--eval-max-episode-steps", "25", "--logdir", root.to_str().unwrap()]);
+    let s = summary(&dir);
+    assert_eq!((s["final_eval_truncated"].as_u64(), s["eval_max_episode_steps"].as_u64()), (Some(3), Some(25)), "{s}");
+    assert_eq!(scalar_points(&dir, "eval/truncated").last().map(|p| p.1), Some(3.0));
+
+    // A bound is counted on envs with a limit too: Pendulum's 200 steps cut every episode, and
+    // without a bound of its own the run's is that limit.
+    let dir = train(&["--config", &write_config(&root, SMALL_PENDULUM), "--logdir", root.to_str().unwrap()]);
+    let s = summary(&dir);
+    assert_eq!((s["final_eval_truncated"].as_u64(), s["eval_max_episode_steps"].as_u64()), (Some(2), Some(200)), "{s}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_bad_evaluation_bound_is_refused_naming_it_and_what_is_accepted() {
+    let root = scratch("bad-bound");
+    let out = tame(&["train", "--eval-max-episode-steps", "0", "--logdir", root.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--eval-max-episode-steps") && err.contains("'0'"), "{err}");
+    for (text, want) in [
+        ("eval_max_episode_steps = 0\n", "eval_max_episode_steps = 0 is out of range; accepted: 1 to"),
+        ("eval_max_episode_steps = \"lots\"\n", "eval_max_episode_steps"),
+        ("eval_max_episode_steps = -5\n", "eval_max_episode_steps"),
+    ] {
+        let cfg = write_config(&root, text);
+        let out = tame(&["train", "--config", &cfg, "--logdir", root.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want) && !err.contains("panicked"), "{text}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(&root).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count(), 0, "no run started");
+    std::fs::remove_dir_all(&root).ok();
+}

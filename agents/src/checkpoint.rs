@@ -12,6 +12,10 @@
 //! parent synced, so a crash leaves either the whole checkpoint or none of it; the newest
 //! [`KEEP`] are kept, so a crash during a write always leaves an older good one. Loading
 //! checks both checksums and falls back to the older checkpoint, saying why.
+//!
+//! Something under `checkpoints/` named like a checkpoint that is none (a stray file, an empty
+//! or half-copied directory) never counts towards [`KEEP`]: it is moved into
+//! `checkpoints/set-aside/` with a warning, once, and left there for its owner to inspect.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -32,6 +36,8 @@ pub const KEEP: usize = 2;
 const TENSORS: &str = "tensors.safetensors";
 const STATE: &str = "state.json";
 const MANIFEST: &str = "manifest.json";
+/// Where unusable entries of `checkpoints/` are moved (see the module doc).
+pub const SET_ASIDE: &str = "set-aside";
 
 /// What a learner writes into a checkpoint: named arrays and named JSON values.
 #[derive(Default)]
@@ -267,27 +273,110 @@ impl Drop for Background {
     }
 }
 
-/// Every complete checkpoint directory under `checkpoints/`, newest first.
-pub fn list(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+/// Every entry of `checkpoints/` named `step-<step>`, directory or not, newest first.
+fn named_entries(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf, bool)>> {
     let entries = match fs::read_dir(checkpoints) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(friendly_io(e, "listing", checkpoints)),
     };
-    let mut found: Vec<(u64, PathBuf)> = entries
+    let mut found: Vec<(u64, PathBuf, bool)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let step = name.strip_prefix("step-")?.parse().ok()?;
-            Some((step, e.path()))
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            Some((step, e.path(), is_dir))
         })
         .collect();
     found.sort_by(|a, b| b.0.cmp(&a.0));
     Ok(found)
 }
 
-/// Removes all but the newest [`KEEP`] checkpoints, and temporary ones a crash left behind.
+/// Every checkpoint directory under `checkpoints/`, newest first (a regular file named like
+/// one is not listed: [`write`] sets it aside).
+pub fn list(checkpoints: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+    Ok(named_entries(checkpoints)?.into_iter().filter(|e| e.2).map(|(step, path, _)| (step, path)).collect())
+}
+
+/// Why `dir` is not a complete checkpoint, by a check that reads only its manifest and file
+/// sizes (cheap enough for every prune; [`read`] verifies the checksums too).
+fn incomplete(dir: &Path) -> Option<String> {
+    let missing = |name: &str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("it has no {name}"),
+        _ => format!("{:#}", friendly_io(e, "reading", &dir.join(name))),
+    };
+    let bytes = match fs::read(dir.join(MANIFEST)) {
+        Err(e) => return Some(missing(MANIFEST, e)),
+        Ok(bytes) => bytes,
+    };
+    let damaged = |e: &dyn std::fmt::Display| Some(format!("its {MANIFEST} is damaged or not a tame checkpoint manifest: {e}"));
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return damaged(&e),
+    };
+    if value.get("format").and_then(|f| f.as_u64()).is_some_and(|f| f != u64::from(FORMAT)) {
+        // Another version's checkpoint is one: `read` refuses it by name, nothing moves it.
+        return None;
+    }
+    let manifest: Manifest = match serde_json::from_value(value) {
+        Ok(m) => m,
+        Err(e) => return damaged(&e),
+    };
+    for name in [TENSORS, STATE] {
+        let Some(want) = manifest.files.get(name) else { return Some(format!("its {MANIFEST} lists no {name}")) };
+        match fs::metadata(dir.join(name)) {
+            Ok(m) if m.len() == want.bytes => {}
+            Ok(m) => return Some(format!("its {name} is truncated: {} bytes, the manifest says {}", m.len(), want.bytes)),
+            Err(e) => return Some(missing(name, e)),
+        }
+    }
+    None
+}
+
+/// Moves `entry` (under `checkpoints/`) into `checkpoints/set-aside/`, under its own name or,
+/// if that is taken, the name suffixed `-2`, `-3`, ...; returns where it went.
+pub fn set_aside(checkpoints: &Path, entry: &Path) -> anyhow::Result<PathBuf> {
+    let aside = checkpoints.join(SET_ASIDE);
+    fs::create_dir_all(&aside).map_err(|e| friendly_io(e, "creating", &aside))?;
+    let name = entry.file_name().with_context(|| format!("{} has no file name", entry.display()))?.to_string_lossy().into_owned();
+    let mut target = aside.join(&name);
+    for n in 2.. {
+        if fs::symlink_metadata(&target).is_err() {
+            break;
+        }
+        target = aside.join(format!("{name}-{n}"));
+    }
+    fs::rename(entry, &target).map_err(|e| friendly_io(e, "setting aside (renaming)", entry))?;
+    sync_dir(checkpoints);
+    Ok(target)
+}
+
+/// Sets aside every entry of `checkpoints/` named like a checkpoint that is not a complete
+/// one (a regular file, a directory without a valid manifest or with a file of the wrong
+/// size); returns one warning per entry, naming it, why, and where it went.
+pub fn set_aside_incomplete(checkpoints: &Path) -> anyhow::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for (_, path, is_dir) in named_entries(checkpoints)? {
+        let why = if is_dir { incomplete(&path) } else { Some("it is not a directory".to_string()) };
+        if let Some(why) = why {
+            let to = set_aside(checkpoints, &path)?;
+            notes.push(format!(
+                "{} is not a usable checkpoint ({why}); set aside as {}, so it does not count among the {KEEP} kept",
+                path.display(),
+                to.display()
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+/// Removes all but the newest [`KEEP`] complete checkpoints (setting aside what is not one, with
+/// a warning), and temporary ones a crash left behind.
 fn prune(checkpoints: &Path) -> anyhow::Result<()> {
+    for note in set_aside_incomplete(checkpoints)? {
+        eprintln!("warning: {note}");
+    }
     for (_, dir) in list(checkpoints)?.into_iter().skip(KEEP) {
         fs::remove_dir_all(&dir).map_err(|e| friendly_io(e, "removing the old checkpoint", &dir))?;
     }
@@ -336,18 +425,19 @@ pub fn read(dir: &Path) -> anyhow::Result<Checkpoint> {
     Ok(Checkpoint { step: manifest.step, dir: dir.to_path_buf(), tensors, state })
 }
 
-/// The newest checkpoint that verifies, and a note for each newer one that did not.
-pub fn read_newest(checkpoints: &Path) -> anyhow::Result<(Checkpoint, Vec<String>)> {
-    let mut notes = Vec::new();
+/// The newest checkpoint that verifies, and each newer one that did not with why.
+pub fn read_newest(checkpoints: &Path) -> anyhow::Result<(Checkpoint, Vec<(PathBuf, String)>)> {
+    let mut skipped = Vec::new();
     for (_, dir) in list(checkpoints)? {
         match read(&dir) {
-            Ok(c) => return Ok((c, notes)),
-            Err(e) => notes.push(format!("{e:#}")),
+            Ok(c) => return Ok((c, skipped)),
+            Err(e) => skipped.push((dir, format!("{e:#}"))),
         }
     }
-    if notes.is_empty() {
+    if skipped.is_empty() {
         bail!("{} holds no checkpoint yet", checkpoints.display());
     }
+    let notes: Vec<&str> = skipped.iter().map(|(_, why)| why.as_str()).collect();
     bail!("no checkpoint under {} can be loaded: {}", checkpoints.display(), notes.join("; "))
 }
 
@@ -399,11 +489,62 @@ mod tests {
         fs::write(newest.join(TENSORS), &bytes).unwrap();
         let (c, notes) = read_newest(&dir).unwrap();
         assert_eq!(c.step, 1);
-        assert!(notes[0].contains("fails its checksum"), "{notes:?}");
+        assert!(notes[0].1.contains("fails its checksum") && notes[0].0 == newest, "{notes:?}");
         fs::write(newest.join(STATE), b"{").unwrap();
         fs::write(newest.join(TENSORS), &bytes[..10]).unwrap();
         let err = read(&newest).unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stray_empty_directory_is_set_aside_and_does_not_count_towards_the_kept_two() {
+        let dir = scratch("stray-dir");
+        write(&dir, 10, sample(10)).unwrap();
+        // Sorts newest; before the fix it was kept and the step-10 checkpoint pruned.
+        fs::create_dir_all(dir.join("step-999999999999")).unwrap();
+        write(&dir, 20, sample(20)).unwrap();
+        let steps: Vec<u64> = list(&dir).unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(steps, vec![20, 10]);
+        assert!(dir.join(SET_ASIDE).join("step-999999999999").is_dir());
+        // Set aside once: later writes have nothing more to move or say.
+        fs::create_dir_all(dir.join("step-999999999999")).unwrap();
+        assert_eq!(set_aside_incomplete(&dir).unwrap().len(), 1);
+        assert!(dir.join(SET_ASIDE).join("step-999999999999-2").is_dir(), "a second stray of the same name keeps the first");
+        assert!(set_aside_incomplete(&dir).unwrap().is_empty());
+        write(&dir, 30, sample(30)).unwrap();
+        assert_eq!(list(&dir).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![30, 20]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stray_file_named_like_a_checkpoint_is_skipped_not_fatal() {
+        let dir = scratch("stray-file");
+        write(&dir, 10, sample(10)).unwrap();
+        fs::write(dir.join("step-000000000001"), b"not a checkpoint").unwrap();
+        assert_eq!(list(&dir).unwrap().len(), 1, "a file is never listed as a checkpoint");
+        // Before the fix the prune of this write failed: "removing the old checkpoint ...: Not a directory".
+        write(&dir, 20, sample(20)).unwrap();
+        write(&dir, 30, sample(30)).unwrap();
+        assert_eq!(list(&dir).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![30, 20]);
+        assert_eq!(fs::read(dir.join(SET_ASIDE).join("step-000000000001")).unwrap(), b"not a checkpoint");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_half_copied_checkpoint_is_set_aside_but_another_format_is_left_for_read_to_refuse() {
+        let dir = scratch("half");
+        let a = write(&dir, 10, sample(10)).unwrap();
+        let b = write(&dir, 20, sample(20)).unwrap();
+        let bytes = fs::read(b.join(TENSORS)).unwrap();
+        fs::write(b.join(TENSORS), &bytes[..bytes.len() / 2]).unwrap();
+        let text = fs::read_to_string(a.join(MANIFEST)).unwrap().replace("\"format\": 1", "\"format\": 99");
+        fs::write(a.join(MANIFEST), text).unwrap();
+        let notes = set_aside_incomplete(&dir).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("truncated") && notes[0].contains("set-aside"), "{notes:?}");
+        assert_eq!(list(&dir).unwrap(), vec![(10, a.clone())]);
+        assert!(read(&a).unwrap_err().to_string().contains("format 99"));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -96,8 +96,12 @@ pub struct EsConfig {
     /// `eval_episodes` by `tame train`.
     #[serde(skip)]
     pub eval_episodes: usize,
-    /// Cap on episode length for envs without a time limit.
+    /// Cap on training episodes' length for envs without a time limit.
     pub max_episode_steps: u64,
+    /// Cap on evaluation episodes' length (an episode cut there counts as truncated); set
+    /// from the run's `eval_max_episode_steps` by `tame train`.
+    #[serde(skip)]
+    pub eval_max_episode_steps: u64,
     /// Worker threads; 0 runs on the caller's rayon pool. Results do not depend on it.
     #[serde(skip)]
     pub threads: usize,
@@ -124,6 +128,7 @@ impl Default for EsConfig {
             episodes_per_member: 1,
             eval_episodes: 10,
             max_episode_steps: 100_000,
+            eval_max_episode_steps: crate::eval::DEFAULT_EVAL_MAX_EPISODE_STEPS,
             threads: 0,
             seed: 0,
         }
@@ -787,7 +792,7 @@ impl Es {
                 chunks,
                 cfg.eval_episodes,
                 cfg.tau,
-                cfg.max_episode_steps,
+                cfg.eval_max_episode_steps,
             )
         })
     }
@@ -846,6 +851,7 @@ fn evaluate_in(
             returns: all.iter().map(|e| e.ret).collect(),
             lengths: all.iter().map(|e| e.len).collect(),
             success: all.iter().map(|e| e.success).collect(),
+            truncated: all.iter().map(|e| e.truncated).collect(),
         },
         policy_entropy: discrete
             .then(|| all.iter().map(|e| e.entropy_sum).sum::<f64>() / steps.max(1) as f64),
@@ -952,12 +958,14 @@ impl EsPolicy {
     }
 
     /// Deterministic evaluation on fresh envs from `make_env`, episode i from seed
-    /// `EVAL_SEED_BASE + i`; entropy reported at temperature `tau`.
+    /// `EVAL_SEED_BASE + i` and cut after `max_steps` steps; entropy reported at temperature
+    /// `tau`.
     pub fn evaluate(
         &self,
         make_env: &EnvFactory,
         episodes: usize,
         tau: f64,
+        max_steps: u64,
     ) -> Result<EvalReport, EsError> {
         let mut chunks = (0..episodes.div_ceil(LANES))
             .map(|_| Chunk::new(&self.spec, &**make_env))
@@ -967,7 +975,7 @@ impl EsPolicy {
             &mut chunks,
             episodes,
             tau,
-            EsConfig::default().max_episode_steps,
+            max_steps,
         )
     }
 }
@@ -1375,7 +1383,7 @@ mod tests {
         let want = es.evaluate().unwrap().stats.returns;
         assert_eq!(
             loaded
-                .evaluate(&Track::factory(false), 9, 0.0)
+                .evaluate(&Track::factory(false), 9, 0.0, crate::eval::DEFAULT_EVAL_MAX_EPISODE_STEPS)
                 .unwrap()
                 .stats
                 .returns,

@@ -154,6 +154,9 @@ pub struct Episode {
     /// envs without a notion of success.
     #[serde(skip)]
     pub success: Option<bool>,
+    /// Cut (time limit or step cap) rather than terminated; only evaluations read it.
+    #[serde(skip)]
+    pub truncated: bool,
 }
 
 /// How a chunk acts during one rollout.
@@ -294,6 +297,7 @@ impl Chunk {
                     result.terminated || result.truncated || lane.episode.len >= settings.max_steps;
                 if lane.done {
                     lane.episode.success = lane.env.success();
+                    lane.episode.truncated = !result.terminated;
                 }
             }
         }

@@ -10,6 +10,11 @@ use tame_envs::{Action, Env, EnvError};
 /// (training seeds its env with the run seed).
 pub const EVAL_SEED_BASE: u64 = 1_000_000;
 
+/// Steps after which an evaluation episode is cut on an env without a time limit (plain
+/// CliffWalking, a map without `limit=`): a greedy policy that never reaches a terminal state
+/// would otherwise make the evaluation run forever. Envs with a limit are cut at their limit.
+pub const DEFAULT_EVAL_MAX_EPISODE_STEPS: u64 = 10_000;
+
 /// An action chosen by a policy, owned so that a closure can return it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicyAction {
@@ -34,6 +39,9 @@ pub struct EvalStats {
     /// Each episode's success as the env judges it (`Env::success`: a gridworld's goal
     /// reached); `None` for envs without a notion of success.
     pub success: Vec<Option<bool>>,
+    /// Whether each episode was cut (by the env's time limit or the evaluation's bound)
+    /// rather than reaching a terminal state, as Gymnasium's `truncated`.
+    pub truncated: Vec<bool>,
 }
 
 impl EvalStats {
@@ -49,6 +57,11 @@ impl EvalStats {
             return 0.0;
         }
         (self.returns.iter().map(|r| (r - m).powi(2)).sum::<f64>() / n as f64).sqrt()
+    }
+
+    /// Episodes cut before a terminal state (time limit or evaluation bound).
+    pub fn truncated_count(&self) -> usize {
+        self.truncated.iter().filter(|&&t| t).count()
     }
 
     /// Fraction of successful episodes; `None` when the env has no notion of success.
@@ -81,11 +94,13 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
-/// Runs `episodes` episodes of `policy` on `env` (which must carry its own time limit),
-/// episode `i` reset with seed [`EVAL_SEED_BASE`]` + i`.
+/// Runs `episodes` episodes of `policy` on `env`, episode `i` reset with seed
+/// [`EVAL_SEED_BASE`]` + i`, each cut after `max_steps` steps if neither the env's time limit
+/// nor a terminal state ended it first (a cut episode counts as truncated).
 pub fn evaluate(
     env: &mut dyn Env,
     episodes: usize,
+    max_steps: u64,
     policy: &mut dyn FnMut(&[f32]) -> PolicyAction,
 ) -> Result<EvalStats, EnvError> {
     let mut obs = vec![0.0f32; env.observation_space().dim()];
@@ -98,8 +113,9 @@ pub fn evaluate(
             let step = env.step(action.as_action(), &mut obs)?;
             ret += step.reward;
             len += 1;
-            if step.terminated || step.truncated {
+            if step.terminated || step.truncated || len >= max_steps {
                 stats.success.push(env.success());
+                stats.truncated.push(!step.terminated);
                 break;
             }
         }
@@ -109,10 +125,12 @@ pub fn evaluate(
     Ok(stats)
 }
 
-/// Logs an evaluation the way every agent does: `eval/mean_return`, and the spread of the
-/// episodes' returns as the `eval/returns` histogram (a few failing episodes show there).
+/// Logs an evaluation the way every agent does: `eval/mean_return`, the spread of the
+/// episodes' returns as the `eval/returns` histogram (a few failing episodes show there), and
+/// `eval/truncated`, the episodes cut before a terminal state.
 pub fn log_eval(logger: &mut dyn crate::Logger, step: u64, stats: &EvalStats) -> anyhow::Result<()> {
     logger.scalar("eval/mean_return", step, stats.mean_return())?;
+    logger.scalar("eval/truncated", step, stats.truncated_count() as f64)?;
     logger.histogram("eval/returns", step, &stats.returns)
 }
 
@@ -126,7 +144,7 @@ mod tests {
         // DOWN 2). Its last reward is -1, so only the env can tell this episode succeeded.
         let mut env = tame_envs::make("cliffwalking").unwrap();
         let mut t = 0;
-        let stats = evaluate(env.as_mut(), 2, &mut |_| {
+        let stats = evaluate(env.as_mut(), 2, DEFAULT_EVAL_MAX_EPISODE_STEPS, &mut |_| {
             let a = match t % 13 {
                 0 => 0,
                 12 => 2,
@@ -138,9 +156,29 @@ mod tests {
         .unwrap();
         assert_eq!(stats.returns, vec![-13.0, -13.0]);
         assert_eq!(stats.success_rate(), Some(1.0));
+        assert_eq!(stats.truncated_count(), 0);
 
         let mut env = tame_envs::make("pendulum").unwrap();
-        let stats = evaluate(env.as_mut(), 1, &mut |_| PolicyAction::Continuous(vec![0.0])).unwrap();
+        let stats = evaluate(env.as_mut(), 1, DEFAULT_EVAL_MAX_EPISODE_STEPS, &mut |_| PolicyAction::Continuous(vec![0.0])).unwrap();
         assert_eq!(stats.success_rate(), None);
+        // Pendulum's 200-step time limit cuts it: truncated, as Gymnasium says.
+        assert_eq!((stats.lengths.clone(), stats.truncated_count()), (vec![200], 1));
+    }
+
+    #[test]
+    fn a_policy_that_never_reaches_the_goal_is_cut_at_the_bound_and_counted() {
+        // Plain CliffWalking has no time limit; always pushing LEFT (3) into the start
+        // state's wall never terminates, so only the bound ends these episodes.
+        let mut env = tame_envs::make("cliffwalking").unwrap();
+        assert_eq!(tame_envs::time_limit("cliffwalking").unwrap(), None);
+        let stats = evaluate(env.as_mut(), 3, 500, &mut |_| PolicyAction::Discrete(3)).unwrap();
+        assert_eq!(stats.lengths, vec![500, 500, 500]);
+        assert_eq!(stats.returns, vec![-500.0; 3]);
+        assert_eq!(stats.truncated_count(), 3);
+        assert_eq!(stats.success_rate(), Some(0.0));
+        // A bound above the env's own limit changes nothing: the limit cuts first.
+        let mut env = tame_envs::make("frozenlake-noslip").unwrap();
+        let stats = evaluate(env.as_mut(), 1, DEFAULT_EVAL_MAX_EPISODE_STEPS, &mut |_| PolicyAction::Discrete(0)).unwrap();
+        assert_eq!((stats.lengths.clone(), stats.truncated_count()), (vec![100], 1));
     }
 }

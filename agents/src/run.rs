@@ -104,6 +104,37 @@ pub struct RunState {
     /// Whatever the binary wants to find again on resume (its config, for instance).
     #[serde(default)]
     pub meta: serde_json::Value,
+    /// The largest step of any point logged, and flushed, before the checkpoint was taken,
+    /// over every session: a resume whose durable logs end below it knows points are missing.
+    /// `None` in checkpoints written before it was recorded, or before anything was logged.
+    #[serde(default)]
+    pub logged_through: Option<u64>,
+}
+
+/// The training loop's logger: passes everything on and remembers the largest step logged.
+struct Tracked<'a> {
+    inner: &'a mut dyn Logger,
+    through: Option<u64>,
+}
+
+impl Tracked<'_> {
+    fn saw(&mut self, step: u64) {
+        self.through = Some(self.through.map_or(step, |t| t.max(step)));
+    }
+}
+
+impl Logger for Tracked<'_> {
+    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> anyhow::Result<()> {
+        self.saw(step);
+        self.inner.scalar(tag, step, value)
+    }
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f64]) -> anyhow::Result<()> {
+        self.saw(step);
+        self.inner.histogram(tag, step, values)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Drives `learner` to `schedule.total_steps`: evaluations, checkpoints, progress, and a clean
@@ -122,13 +153,23 @@ pub fn train(
     let mut last_checkpoint: Option<u64> = None;
     let mut writer = checkpoint::Background::default();
     let mut checkpoint_seconds = 0.0;
-    let mut checkpoint = |learner: &mut dyn Learner, writer: &mut checkpoint::Background, last: &mut Option<u64>| -> anyhow::Result<()> {
+    let checkpoint_dir = ctx.checkpoint_dir;
+    let mut log = Tracked { inner: &mut *ctx.logger, through: state.logged_through };
+    let mut checkpoint = |learner: &mut dyn Learner,
+                          writer: &mut checkpoint::Background,
+                          last: &mut Option<u64>,
+                          logged_through: Option<u64>|
+     -> anyhow::Result<()> {
         let step = learner.env_steps();
-        if let Some(dir) = ctx.checkpoint_dir {
+        if let Some(dir) = checkpoint_dir {
             let begun = Instant::now();
             let mut out = CheckpointWriter::default();
             learner.save(&mut out)?;
-            let run = RunState { wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(), meta: state.meta.clone() };
+            let run = RunState {
+                wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(),
+                meta: state.meta.clone(),
+                logged_through,
+            };
             out.put("run", &run)?;
             out.put("step", &step)?;
             writer.submit(dir, step, out)?;
@@ -150,10 +191,10 @@ pub fn train(
             break;
         }
         let before = learner.env_steps();
-        if let Err(e) = learner.advance(ctx.logger) {
-            ctx.logger.flush()?;
+        if let Err(e) = learner.advance(&mut log) {
+            log.flush()?;
             writer.wait()?;
-            let kept = match (ctx.checkpoint_dir, writer.last_complete) {
+            let kept = match (checkpoint_dir, writer.last_complete) {
                 (Some(dir), Some(at)) => format!(
                     "the last good checkpoint, from step {at}, is intact under {} (resuming reproduces this step)",
                     dir.display()
@@ -171,17 +212,17 @@ pub fn train(
         let running = step < schedule.total_steps;
         let evaluate = running && crossed(before, step, schedule.eval_every);
         if evaluate {
-            let report = learner.evaluate(ctx.logger, false)?;
-            log_eval(ctx.logger, step, &report.stats)?;
+            let report = learner.evaluate(&mut log, false)?;
+            log_eval(&mut log, step, &report.stats)?;
             on_eval(learner, &mut ctx.on_eval, step)?;
             progress.last_eval = Some(report.mean_return());
-            ctx.logger.flush()?;
+            log.flush()?;
         }
         if running && crossed(before, step, schedule.checkpoint_every) {
             // Logs first: every point up to a checkpoint's step is durable before it exists,
             // since a resume from it logs from the next step on.
-            ctx.logger.flush()?;
-            checkpoint(learner, &mut writer, &mut last_checkpoint)?;
+            log.flush()?;
+            checkpoint(learner, &mut writer, &mut last_checkpoint, log.through)?;
         }
         (ctx.progress)(&progress);
     }
@@ -189,8 +230,8 @@ pub fn train(
     let report = if interrupted || complete_at_start {
         learner.evaluate(&mut NullLogger, true)?
     } else {
-        let report = learner.evaluate(ctx.logger, true)?;
-        log_eval(ctx.logger, step, &report.stats)?;
+        let report = learner.evaluate(&mut log, true)?;
+        log_eval(&mut log, step, &report.stats)?;
         on_eval(learner, &mut ctx.on_eval, step)?;
         report
     };
@@ -198,19 +239,20 @@ pub fn train(
     progress.last_eval = Some(report.mean_return());
     (ctx.progress)(&progress);
     if last_checkpoint != Some(step) {
-        ctx.logger.flush()?;
-        checkpoint(learner, &mut writer, &mut last_checkpoint)?;
+        log.flush()?;
+        checkpoint(learner, &mut writer, &mut last_checkpoint, log.through)?;
     }
     // The summary comes after the final checkpoint is on disk: it marks a finished run.
     let waited = Instant::now();
     writer.wait()?;
-    ctx.logger.flush()?;
+    log.flush()?;
     let checkpoint_seconds = checkpoint_seconds + waited.elapsed().as_secs_f64();
     Ok(TrainSummary {
         steps: step,
         final_eval_returns: report.stats.returns.clone(),
         final_policy_entropy: report.policy_entropy,
         success_rate: report.stats.success_rate(),
+        final_eval_truncated: report.stats.truncated_count(),
         interrupted,
         wall_seconds: state.wall_seconds + start.elapsed().as_secs_f64(),
         checkpoint_seconds,
@@ -239,6 +281,9 @@ pub struct TrainSummary {
     pub final_policy_entropy: Option<f64>,
     /// Fraction of final evaluation episodes that reached the goal, where the env has one.
     pub success_rate: Option<f64>,
+    /// Final evaluation episodes cut (time limit or evaluation bound) before a terminal state.
+    #[serde(default)]
+    pub final_eval_truncated: usize,
     /// True when the run ended early because a stop was requested.
     pub interrupted: bool,
     /// Wall-clock seconds of training, over every session of the run.

@@ -224,6 +224,8 @@ pub struct SacRun {
     /// Env steps between evaluations (0: only the final one).
     pub eval_every: u64,
     pub eval_episodes: usize,
+    /// Steps after which an evaluation episode is cut (counted as truncated).
+    pub eval_max_episode_steps: u64,
     /// Threads for the updates (see [`Trainer::new`]).
     pub threads: usize,
 }
@@ -1467,6 +1469,7 @@ pub struct SacLearner {
     trainer: Trainer,
     eval_env: Box<dyn Env>,
     eval_episodes: usize,
+    eval_max_steps: u64,
     /// Losses of the latest update, logged every `log_every` steps.
     last_losses: Option<UpdateLosses>,
     sps_clock: (Instant, u64),
@@ -1475,7 +1478,14 @@ pub struct SacLearner {
 impl SacLearner {
     pub fn new(run: &SacRun, env: Box<dyn Env>, eval_env: Box<dyn Env>) -> anyhow::Result<Self> {
         let trainer = Trainer::new(&run.config, run.tau, run.seed, run.steps, run.threads, env)?;
-        Ok(SacLearner { trainer, eval_env, eval_episodes: run.eval_episodes, last_losses: None, sps_clock: (Instant::now(), 0) })
+        Ok(SacLearner {
+            trainer,
+            eval_env,
+            eval_episodes: run.eval_episodes,
+            eval_max_steps: run.eval_max_episode_steps,
+            last_losses: None,
+            sps_clock: (Instant::now(), 0),
+        })
     }
 
     /// The agent being trained.
@@ -1512,7 +1522,7 @@ impl Learner for SacLearner {
 
     fn evaluate(&mut self, logger: &mut dyn Logger, last: bool) -> anyhow::Result<EvalReport> {
         let mut entropies = Vec::new();
-        let stats = eval_agent(&self.trainer.agent, self.eval_env.as_mut(), self.eval_episodes, &mut entropies)?;
+        let stats = eval_agent(&self.trainer.agent, self.eval_env.as_mut(), self.eval_episodes, self.eval_max_steps, &mut entropies)?;
         if last && !entropies.is_empty() {
             // Entropy of π(·|s) at every state the final evaluation visited.
             logger.histogram("eval/policy_entropy", self.trainer.step, &entropies)?;
@@ -1563,8 +1573,15 @@ fn log_losses(logger: &mut dyn Logger, step: u64, l: &UpdateLosses) -> anyhow::R
     Ok(())
 }
 
-/// Deterministic evaluation of `agent`, collecting the policy's entropy at visited states.
-pub fn eval_agent(agent: &SacAgent, env: &mut dyn Env, episodes: usize, entropies: &mut Vec<f64>) -> anyhow::Result<EvalStats> {
+/// Deterministic evaluation of `agent`, episodes cut after `max_steps` steps, collecting the
+/// policy's entropy at visited states.
+pub fn eval_agent(
+    agent: &SacAgent,
+    env: &mut dyn Env,
+    episodes: usize,
+    max_steps: u64,
+    entropies: &mut Vec<f64>,
+) -> anyhow::Result<EvalStats> {
     let mut policy = |obs: &[f32]| {
         let (a, h) = agent.act_deterministic(obs);
         if let Some(h) = h {
@@ -1572,7 +1589,7 @@ pub fn eval_agent(agent: &SacAgent, env: &mut dyn Env, episodes: usize, entropie
         }
         a
     };
-    Ok(evaluate(env, episodes, &mut policy)?)
+    Ok(evaluate(env, episodes, max_steps, &mut policy)?)
 }
 
 /// Result of [`bench`]: full training steps (env step, action, one update) per second.
@@ -1723,7 +1740,16 @@ mod tests {
     }
 
     fn run_on(config: SacConfig, tau: Tau, steps: u64, env: fn() -> Box<dyn Env>, threads: usize) -> TrainSummary {
-        let run = SacRun { config, tau, seed: 3, steps, eval_every: 0, eval_episodes: 5, threads };
+        let run = SacRun {
+            config,
+            tau,
+            seed: 3,
+            steps,
+            eval_every: 0,
+            eval_episodes: 5,
+            eval_max_episode_steps: crate::eval::DEFAULT_EVAL_MAX_EPISODE_STEPS,
+            threads,
+        };
         let mut logger = NullLogger;
         let mut progress = |_: &crate::run::Progress| {};
         let mut ctx = RunCtx { logger: &mut logger, checkpoint_dir: None, progress: &mut progress, on_eval: None };
@@ -1744,7 +1770,10 @@ mod tests {
         let stats = {
             let mut rng = ChaCha8Rng::seed_from_u64(9);
             let mut env = seek();
-            evaluate(env.as_mut(), 5, &mut |_| PolicyAction::Continuous(vec![rng.random_range(-1.0..1.0)])).unwrap()
+            evaluate(env.as_mut(), 5, crate::eval::DEFAULT_EVAL_MAX_EPISODE_STEPS, &mut |_| {
+                PolicyAction::Continuous(vec![rng.random_range(-1.0..1.0)])
+            })
+            .unwrap()
         };
         random.extend(stats.returns);
         let random_mean = random.iter().sum::<f64>() / random.len() as f64;

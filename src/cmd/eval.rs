@@ -20,13 +20,8 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    if !args.run_dir.is_dir() {
-        anyhow::bail!("run directory {} does not exist", args.run_dir.display());
-    }
+    crate::run_dir::check_run_dir(&args.run_dir)?;
     let config_path = args.run_dir.join("config.toml");
-    if !config_path.exists() {
-        anyhow::bail!("{} is not a run directory: it has no config.toml", args.run_dir.display());
-    }
     let cfg = RunConfig::from_file(&config_path)?.resolve()?;
     let episodes = args.episodes.unwrap_or(cfg.eval_episodes);
     if episodes == 0 {
@@ -34,7 +29,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     tch::set_num_threads(cfg.threads as i32);
     let (trained, step) = crate::agent::load_trained(&args.run_dir, &cfg)?;
-    let (stats, entropies) = trained.evaluate(&cfg.env, episodes)?;
+    let (stats, entropies) = trained.evaluate(&cfg.env, episodes, cfg.eval_max_episode_steps)?;
     let entropy = (!entropies.is_empty()).then(|| entropies.iter().sum::<f64>() / entropies.len() as f64);
     let success = stats.success_rate();
     if args.json {
@@ -47,6 +42,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "returns": stats.returns,
             "policy_entropy": entropy,
             "success_rate": success,
+            "truncated": stats.truncated_count(),
+            "max_episode_steps": cfg.eval_max_episode_steps,
         });
         println!("{out}");
     } else {
@@ -56,6 +53,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
         if let Some(s) = success {
             print!(", success rate {s:.2}");
+        }
+        let truncated = stats.truncated_count();
+        if truncated > 0 {
+            print!(
+                ", {truncated} truncated (cut by the env's time limit or at eval_max_episode_steps = {})",
+                cfg.eval_max_episode_steps
+            );
         }
         println!();
     }

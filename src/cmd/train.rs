@@ -55,6 +55,11 @@ pub struct TrainArgs {
     /// Episodes per evaluation [default: 10].
     #[arg(long, allow_hyphen_values = true, value_parser = cv::episodes)]
     eval_episodes: Option<usize>,
+    /// Steps after which an evaluation episode is cut and counted as truncated (summary.json's
+    /// final_eval_truncated, TensorBoard's eval/truncated) [default: the env's time limit, or
+    /// 10000 for an env without one, such as cliffwalking].
+    #[arg(long, allow_hyphen_values = true, value_parser = cv::steps)]
+    eval_max_episode_steps: Option<u64>,
     /// Threads: SAC runs its update's two workers (one per critic) side by side (from 0.1
     /// GFLOP per update; smaller networks run on one) and gives libtorch the rest; ES spreads its
     /// population over them. Results do not depend on it [default: all cores].
@@ -172,6 +177,7 @@ fn resolve(args: &TrainArgs) -> anyhow::Result<Resolved> {
         steps: args.steps,
         eval_every: args.eval_every,
         eval_episodes: args.eval_episodes,
+        eval_max_episode_steps: args.eval_max_episode_steps,
         checkpoint_every: args.checkpoint_every,
         threads: args.threads,
         capture_video: args.capture_video.then_some(true),
@@ -206,8 +212,19 @@ fn report(dir: &Path, quiet: bool) -> anyhow::Result<()> {
     if quiet {
         println!("{}", dir.display());
     } else {
+        // Episodes cut by the env's own time limit are routine (Pendulum's all are); those cut
+        // at a shorter evaluation bound, or on an env without a limit, are news.
+        let bound = summary.eval_max_episode_steps.filter(|&m| {
+            tame_envs::time_limit(&summary.env).ok().flatten().is_none_or(|limit| m < u64::from(limit))
+        });
+        let cut = match bound {
+            Some(m) if summary.final_eval_truncated > 0 => {
+                format!(" [{} of them cut at eval_max_episode_steps = {m}]", summary.final_eval_truncated)
+            }
+            _ => String::new(),
+        };
         println!(
-            "{}: final eval return {:.2} ± {:.2} over {} episodes after {} steps ({:.1} s){}",
+            "{}: final eval return {:.2} ± {:.2} over {} episodes{cut} after {} steps ({:.1} s){}",
             dir.display(),
             summary.final_eval_return_mean,
             summary.final_eval_return_std,
@@ -280,7 +297,7 @@ fn train(cfg: &Resolved, place: RunPlace<'_>, quiet: bool, progress_lines: bool,
         }
     };
     let meta = RunMeta { config: toml, tame_version: env!("CARGO_PKG_VERSION").into() };
-    let state = RunState { wall_seconds: 0.0, meta: serde_json::to_value(&meta)? };
+    let state = RunState { wall_seconds: 0.0, meta: serde_json::to_value(&meta)?, logged_through: None };
     session(cfg, &dir, learner.as_mut(), &mut writer, &state, quiet, progress_lines)?;
     Ok(dir)
 }
@@ -297,6 +314,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
         ("--run-dir", args.run_dir.is_some()),
         ("--eval-every", args.eval_every.is_some()),
         ("--eval-episodes", args.eval_episodes.is_some()),
+        ("--eval-max-episode-steps", args.eval_max_episode_steps.is_some()),
         ("--sigma", args.sigma.is_some()),
         ("--checkpoint-every", args.checkpoint_every.is_some()),
         ("--capture-video", args.capture_video),
@@ -309,23 +327,12 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
             dir.join("config.toml").display()
         );
     }
-    if !dir.is_dir() {
-        bail!("run directory {} does not exist", dir.display());
-    }
+    crate::run_dir::check_run_dir(dir)?;
     let config_path = dir.join("config.toml");
-    if !config_path.is_file() {
-        bail!("{} is not a run directory: it has no config.toml", dir.display());
-    }
     // Held until this function returns: the run may not be running elsewhere.
     let _lock = crate::lock::lock_dir(dir)?;
     let mut file = RunConfig::from_file(&config_path)?;
-    let (ckpt, skipped) = checkpoint::read_newest(&dir.join("checkpoints")).with_context(|| {
-        format!("cannot resume {}: it has no loadable checkpoint (a run stopped before its first one starts afresh with a new tame train)", dir.display())
-    })?;
-    for note in &skipped {
-        eprintln!("warning: {note}; falling back to the older checkpoint at step {}", ckpt.step);
-    }
-    let run: RunState = ckpt.get("run")?;
+    let (ckpt, run) = choose_checkpoint(dir)?;
     let meta: RunMeta = serde_json::from_value(run.meta.clone())
         .with_context(|| format!("checkpoint {} was not written by tame train", ckpt.dir.display()))?;
     let saved: RunConfig = toml::from_str(&meta.config)
@@ -339,8 +346,17 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     }
     let planned = file.steps.context("config.toml has no steps")?;
     let steps = args.steps.unwrap_or(planned);
+    let finished = dir.join("summary.json").is_file() && crate::sweep::is_finished(dir);
+    if !finished && steps < planned && ckpt.step < planned {
+        bail!(
+            "--steps {steps} is below the {planned} steps run {} is planned for (its config.toml), and the run \
+             is not finished (checkpoint at step {}); a resume does not shorten a run: leave out --steps to \
+             finish it at {planned}, or pass --steps N with N > {planned} to extend it",
+            dir.display(),
+            ckpt.step
+        );
+    }
     if ckpt.step >= steps {
-        let finished = dir.join("summary.json").is_file() && crate::sweep::is_finished(dir);
         if finished && args.steps.is_none() {
             bail!("run {} is finished ({} steps); to train it further, pass --steps N with N > {}", dir.display(), ckpt.step, ckpt.step);
         }
@@ -376,12 +392,118 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<PathBuf> {
     // The dead process may have logged past its checkpoint: TensorBoard purges those points
     // on the START event at the first step this session logs.
     let mut writer = EventWriter::resume(dir, ckpt.step + 1)?;
-    let state = RunState { wall_seconds: run.wall_seconds, meta: serde_json::to_value(&meta)? };
+    let state = RunState { wall_seconds: run.wall_seconds, meta: serde_json::to_value(&meta)?, logged_through: run.logged_through };
     if !args.quiet {
         eprintln!("tame: resuming {} from step {} of {}", dir.display(), ckpt.step, cfg.steps);
     }
     session(&cfg, dir, learner.as_mut(), &mut writer, &state, args.quiet, args.progress_lines)?;
     Ok(dir.to_path_buf())
+}
+
+/// The checkpoint `tame train --resume` continues `dir` from, with its run state: the newest
+/// that verifies and that the run's durable logs reach. Entries that are no checkpoint, and
+/// checkpoints that fail to load, are set aside (`checkpoints/set-aside/`), each with a warning.
+/// When the logs end before the newest checkpoint's last logged step (a truncated event file),
+/// an older checkpoint they reach is preferred, so that no step goes missing from the curves,
+/// and the newer one is set aside; if none is left, the run continues from the newest with a
+/// warning naming the missing steps.
+fn choose_checkpoint(dir: &Path) -> anyhow::Result<(checkpoint::Checkpoint, RunState)> {
+    let checkpoints = dir.join("checkpoints");
+    for note in checkpoint::set_aside_incomplete(&checkpoints)? {
+        eprintln!("warning: {note}");
+    }
+    let mut failed: Vec<(PathBuf, String)> = Vec::new();
+    // The newest loadable checkpoint the logs do not reach, with its last logged step.
+    let mut beyond: Option<(checkpoint::Checkpoint, RunState, u64)> = None;
+    let mut logs: Option<(Option<u64>, String)> = None;
+    let mut chosen = None;
+    for (_, path) in checkpoint::list(&checkpoints)? {
+        let ckpt = match checkpoint::read(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                failed.push((path, format!("{e:#}")));
+                continue;
+            }
+        };
+        let run: RunState = ckpt.get("run")?;
+        let Some(through) = run.logged_through else {
+            // Written before checkpoints recorded it: nothing to check the logs against.
+            chosen = Some((ckpt, run));
+            break;
+        };
+        let (end, _) = match &logs {
+            Some(l) => l,
+            None => logs.insert(durable_logs_end(dir)?),
+        };
+        if end.is_some_and(|end| end >= through) {
+            chosen = Some((ckpt, run));
+            break;
+        }
+        if beyond.is_none() {
+            beyond = Some((ckpt, run, through));
+        }
+    }
+    let (end, damage) = logs.unwrap_or((None, String::new()));
+    let ends = match end {
+        Some(end) => format!("end at step {end}"),
+        None => "hold no points".to_string(),
+    };
+    let (ckpt, run) = match (chosen, beyond) {
+        (Some(chosen), None) => chosen,
+        (Some((ckpt, run)), Some((newer, _, through))) => {
+            let to = checkpoint::set_aside(&checkpoints, &newer.dir)?;
+            eprintln!(
+                "warning: the durable event files of {} {ends}{damage}, before step {through}, the last one logged \
+                 before the checkpoint at step {}; resuming from the older checkpoint at step {}, which they cover, \
+                 so that no step is missing from the curves (the newer one is set aside as {})",
+                dir.display(),
+                newer.step,
+                ckpt.step,
+                to.display()
+            );
+            (ckpt, run)
+        }
+        (None, Some((ckpt, run, through))) => {
+            let from = end.map_or(0, |e| e + 1);
+            eprintln!(
+                "warning: the durable event files of {} {ends}{damage}, but the checkpoint at step {} was taken \
+                 after logging through step {through}, and no older checkpoint they cover is left: continuing from \
+                 step {}, the curves will have no points from step {from} to step {through}",
+                dir.display(),
+                ckpt.step,
+                ckpt.step
+            );
+            (ckpt, run)
+        }
+        (None, None) => {
+            let why = if failed.is_empty() {
+                format!("{} holds no checkpoint yet", checkpoints.display())
+            } else {
+                let notes: Vec<&str> = failed.iter().map(|(_, why)| why.as_str()).collect();
+                format!("no checkpoint under {} can be loaded: {}", checkpoints.display(), notes.join("; "))
+            };
+            bail!(
+                "cannot resume {}: it has no loadable checkpoint (a run stopped before its first one starts afresh \
+                 with a new tame train): {why}",
+                dir.display()
+            );
+        }
+    };
+    for (path, why) in failed {
+        let to = checkpoint::set_aside(&checkpoints, &path)?;
+        let newer = path.file_name() > ckpt.dir.file_name();
+        let then = if newer { format!("; falling back to the older checkpoint at step {}", ckpt.step) } else { String::new() };
+        eprintln!("warning: {why}; set aside as {}{then}", to.display());
+    }
+    Ok((ckpt, run))
+}
+
+/// The largest step of any point in `dir`'s event files as TensorBoard reads them (after its
+/// restart rule), and a note on the first damage found, if any.
+fn durable_logs_end(dir: &Path) -> anyhow::Result<(Option<u64>, String)> {
+    let events = crate::tensorboard::read_events(dir).with_context(|| format!("reading the event files of {}", dir.display()))?;
+    let damage = events.problems.first().map(|p| format!(" ({p})")).unwrap_or_default();
+    Ok((events.last_step(), damage))
 }
 
 /// The first key (as `section.key`) whose value differs between the config a run started

@@ -8,7 +8,8 @@
 //!   ([`tame_agents::exact::horizon_start_values`]). `reference` is the finite-horizon optimum
 //!   (the best expected return any, possibly time-dependent, policy reaches within T steps;
 //!   a stationary greedy policy of the discounted V* may reach less), `random` the uniform
-//!   policy's. Without a time limit (CliffWalking) both are the limits as T → ∞.
+//!   policy's. Without a time limit (CliffWalking, a map with `:limit=none`) T is the
+//!   evaluation's default bound, [`DEFAULT_EVAL_MAX_EPISODE_STEPS`], where its episodes are cut.
 //! - **Classic control**: documented constants, [`CLASSIC`], each with its source.
 //! - Anything else must be given in the sweep file, `[normalization."ENV"]` with `random` and
 //!   `reference`; otherwise the sweep is refused before any run starts.
@@ -19,7 +20,7 @@ use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tame_agents::eval::{evaluate, PolicyAction};
+use tame_agents::eval::{evaluate, PolicyAction, DEFAULT_EVAL_MAX_EPISODE_STEPS};
 use tame_envs::Space;
 
 /// How one env's returns are mapped to scores.
@@ -77,7 +78,9 @@ pub fn resolve(env: &str, given: &BTreeMap<String, GivenNormalization>) -> anyho
     }
     if let Ok(table) = tame_envs::transition_table(env) {
         let limit = tame_envs::time_limit(env)?;
-        let h = tame_agents::exact::horizon_start_values(&table, limit)
+        // The horizon an evaluation episode has: the env's limit, else the evaluation's bound.
+        let horizon = limit.unwrap_or(DEFAULT_EVAL_MAX_EPISODE_STEPS as u32);
+        let h = tame_agents::exact::horizon_start_values(&table, Some(horizon))
             .with_context(|| format!("exact finite-horizon values of {env}"))?;
         if h.optimal == h.uniform {
             bail!(
@@ -86,7 +89,10 @@ pub fn resolve(env: &str, given: &BTreeMap<String, GivenNormalization>) -> anyho
                 h.optimal
             );
         }
-        let horizon = limit.map_or("no time limit".to_string(), |t| format!("time limit {t}"));
+        let horizon = match limit {
+            Some(t) => format!("time limit {t}"),
+            None => format!("evaluation bound {horizon} (the env has no time limit)"),
+        };
         return Ok(Normalization {
             random: h.uniform,
             reference: h.optimal,
@@ -123,7 +129,9 @@ pub fn random_policy_return(env: &str, episodes: usize, seed: u64) -> anyhow::Re
     }
     let space = e.action_space();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let stats = evaluate(e.as_mut(), episodes, &mut |_| match &space {
+    // A gridworld without a limit (a map whose goal is walled off) is cut as evaluations are.
+    let bound = tame_envs::time_limit(env)?.map_or(DEFAULT_EVAL_MAX_EPISODE_STEPS, u64::from);
+    let stats = evaluate(e.as_mut(), episodes, bound, &mut |_| match &space {
         Space::Discrete(n) => PolicyAction::Discrete(rng.random_range(0..*n)),
         Space::Box { low, high } => PolicyAction::Continuous(
             low.iter().zip(high).map(|(&l, &h)| rng.random_range(f64::from(l)..=f64::from(h))).collect(),
@@ -150,6 +158,11 @@ mod tests {
         assert!((lake.score(1.0) - 1.0).abs() < 1e-12 && lake.score(lake.random).abs() < 1e-12);
         let cliff = resolve("cliffwalking", &none).unwrap();
         assert!((cliff.reference + 13.0).abs() < 1e-9, "{cliff:?}");
+        // No time limit: the horizon is the evaluation's bound, where its episodes are cut.
+        assert!(cliff.source.contains("evaluation bound 10000"), "{cliff:?}");
+        // Uniform walkers that have not reached the goal after 10,000 steps are cut: -51,672.8
+        // against -65,375.1 for the unbounded limit.
+        assert!((cliff.random + 51_672.787_738_716).abs() < 1e-6, "{cliff:?}");
         let cart = resolve("CartPole-v1", &none).unwrap();
         assert_eq!(cart.reference, 500.0);
         assert!(cart.source.contains("rl-baselines3-zoo"));
