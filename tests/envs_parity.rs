@@ -37,3 +37,14 @@ fn toy_text_tables_equal_gymnasium() {
         assert!(r.max_prob_dev.is_some(), "{} was compared as a table", r.name);
     }
 }
+
+#[test]
+fn mujoco_v5_traces_replay_bit_for_bit() {
+    let reports = check_file(&fixture("mujoco_v5.json")).unwrap();
+    assert_eq!(reports.len(), 22, "two traces for each of the eleven v5 tasks");
+    assert_all_ok(&reports);
+    for r in &reports {
+        assert!(r.exact, "{} is held to bit parity", r.name);
+        assert_eq!((r.max_obs_dev, r.max_reward_rel_dev, r.max_info_dev), (0.0, 0.0, 0.0), "{r:?}");
+    }
+}

@@ -13,6 +13,7 @@
 mod classic;
 mod dynamics;
 mod grid;
+mod mujoco;
 pub mod parity;
 mod registry;
 pub mod render;
@@ -104,6 +105,11 @@ pub trait Env: Send {
     fn render_ansi(&self, _ctx: &RenderCtx<'_>) -> Option<String> {
         None
     }
+    /// The last step's `info` as Gymnasium names it (reward terms, positions, velocities):
+    /// the MuJoCo tasks fill it, other envs have none. Empty after a reset.
+    fn step_info(&self) -> &[(&'static str, f64)] {
+        &[]
+    }
     /// Everything needed to continue this env exactly (state, generator, episode phase,
     /// wrapper counters), for checkpoints. Envs that cannot be checkpointed say so.
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
@@ -143,6 +149,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         (**self).render_ansi(ctx)
+    }
+    fn step_info(&self) -> &[(&'static str, f64)] {
+        (**self).step_info()
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         (**self).snapshot()

@@ -2,6 +2,8 @@
 //!
 //! File format: `tests/fixtures/gymnasium/README.md`. A trace is replayed as it was recorded:
 //! `make(id)`, `reset(Some(0))`, `set_state(init_state)`, then every action in turn.
+//! Traces marked `"exact": true` (the MuJoCo tasks) are held to bit parity: each observation
+//! equals Gymnasium's rounded to float32, and rewards and `info` terms are the same f64 bits.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +33,12 @@ pub struct TraceReport {
     pub first_flag_mismatch: Option<usize>,
     /// Tables only: the largest probability deviation after merging identical outcomes.
     pub max_prob_dev: Option<f64>,
+    /// Bit parity required (`"exact": true`): every deviation must be 0.
+    pub exact: bool,
+    /// Exact traces: the largest absolute deviation of an `info` term.
+    pub max_info_dev: f64,
+    /// Exact traces: the first step where anything differs from the reference.
+    pub first_mismatch: Option<usize>,
     /// Something that stopped the comparison (bad entry, env error, differing outcomes).
     pub error: Option<String>,
     pub ok: bool,
@@ -46,15 +54,21 @@ impl TraceReport {
             max_reward_rel_dev: 0.0,
             first_flag_mismatch: None,
             max_prob_dev: None,
+            exact: false,
+            max_info_dev: 0.0,
+            first_mismatch: None,
             error: None,
             ok: false,
         }
     }
     fn finish(mut self) -> Self {
+        let (obs_tol, reward_tol) = if self.exact { (0.0, 0.0) } else { (OBS_TOL, REWARD_REL_TOL) };
         self.ok = self.error.is_none()
             && self.first_flag_mismatch.is_none()
-            && self.max_obs_dev <= OBS_TOL
-            && self.max_reward_rel_dev <= REWARD_REL_TOL
+            && self.max_obs_dev <= obs_tol
+            && self.max_reward_rel_dev <= reward_tol
+            && self.max_info_dev == 0.0
+            && self.first_mismatch.is_none()
             && self.max_prob_dev.is_none_or(|d| d <= PROB_TOL);
         self
     }
@@ -101,6 +115,7 @@ fn replay_trace(entry: &Value, report: &mut TraceReport) -> Result<(), String> {
         .map(|x| x.as_f64().ok_or("init_state holds a non-number"))
         .collect::<Result<_, _>>()?;
     let steps = entry.get("steps").and_then(Value::as_array).ok_or("missing steps")?;
+    report.exact = entry.get("exact").and_then(Value::as_bool).unwrap_or(false);
     let mut env = make(&report.env).map_err(|e| e.to_string())?;
     let mut obs = vec![0.0f32; env.observation_space().dim()];
     env.reset(Some(0), &mut obs);
@@ -125,13 +140,33 @@ fn replay_trace(entry: &Value, report: &mut TraceReport) -> Result<(), String> {
         if ref_obs.len() != obs.len() {
             return Err(format!("step {k}: obs has {} components, reference {}", obs.len(), ref_obs.len()));
         }
+        let mut differs = false;
         for (o, x) in obs.iter().zip(ref_obs) {
             let x = x.as_f64().ok_or(format!("step {k}: obs holds a non-number"))?;
+            // Exact traces hold Gymnasium's float64 observation rounded to float32.
+            let x = if report.exact { x as f32 as f64 } else { x };
             report.max_obs_dev = report.max_obs_dev.max((*o as f64 - x).abs());
+            differs |= *o as f64 != x;
         }
         let ref_r = field("reward")?.as_f64().ok_or(format!("step {k}: reward is not a number"))?;
         let dev = (r.reward - ref_r).abs() / if ref_r == 0.0 { 1.0 } else { ref_r.abs() };
         report.max_reward_rel_dev = report.max_reward_rel_dev.max(dev);
+        differs |= r.reward.to_bits() != ref_r.to_bits();
+        if let Some(info) = step.get("info").and_then(Value::as_object) {
+            let ours = env.step_info();
+            for (key, x) in info {
+                let x = x.as_f64().ok_or(format!("step {k}: info {key} is not a number"))?;
+                let (_, mine) = ours
+                    .iter()
+                    .find(|(name, _)| name == key)
+                    .ok_or(format!("step {k}: {} has no info term {key}", report.env))?;
+                report.max_info_dev = report.max_info_dev.max((mine - x).abs());
+                differs |= mine.to_bits() != x.to_bits();
+            }
+        }
+        if report.exact && differs && report.first_mismatch.is_none() {
+            report.first_mismatch = Some(k);
+        }
         let flag = |key: &str| field(key)?.as_bool().ok_or(format!("step {k}: {key} is not a bool"));
         if report.first_flag_mismatch.is_none()
             && (flag("terminated")? != r.terminated || flag("truncated")? != r.truncated)

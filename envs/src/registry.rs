@@ -6,6 +6,7 @@
 use crate::classic::{CartPole, MountainCarContinuous, Pendulum};
 use crate::dynamics::{Dynamics, Single};
 use crate::grid::{self, GridWorld, Rules};
+use crate::mujoco::{self, MujocoEnv, Task};
 use crate::vector::{VecEnv, VecEnvImpl};
 use crate::wrappers::{Discretized, TimeLimit};
 use crate::{Env, EnvError, Space, TransitionTable};
@@ -72,8 +73,9 @@ fn known_names() -> String {
             None => n.to_string(),
         })
         .collect();
+    v.extend(mujoco::TASKS.iter().map(|t| format!("{} ({})", t.name, t.id)));
     v.push("map:PATH".to_string());
-    format!("{}; options :slippery=, :slip=, :discrete=K, :limit= (see `tame env list`)", v.join(", "))
+    format!("{}; options :slippery=, :slip=, :discrete=K, :limit=, and the MuJoCo tasks' v5 options (see `tame env list`)", v.join(", "))
 }
 
 #[derive(Clone)]
@@ -82,6 +84,7 @@ enum Model {
     Pendulum,
     MountainCar,
     Grid(Box<GridWorld>),
+    Mujoco(Box<mujoco::Config>),
 }
 
 struct Parsed {
@@ -94,10 +97,43 @@ fn bad_option(name: &str, why: String) -> EnvError {
     EnvError::Other(format!("env name '{name}': {why}"))
 }
 
+/// A MuJoCo task's name: `limit=` here, its v5 options in `mujoco::parse_options`.
+fn parse_mujoco<'a>(name: &str, task: Task, parts: impl Iterator<Item = &'a str>) -> Result<Parsed, EnvError> {
+    let spec = task.spec();
+    let mut limit = Some(spec.limit);
+    let mut opts: Vec<(&str, &str)> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for opt in parts {
+        let (key, value) = opt.split_once('=').ok_or_else(|| {
+            bad_option(name, format!("option '{opt}' is not KEY=VALUE; accepted keys: {}, limit", spec.options.join(", ")))
+        })?;
+        if seen.contains(&key) {
+            return Err(bad_option(name, format!("option '{key}' is given twice; accepted: each option at most once")));
+        }
+        seen.push(key);
+        if key == "limit" {
+            limit = if value == "none" {
+                None
+            } else {
+                Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
+                })?)
+            };
+            continue;
+        }
+        opts.push((key, value));
+    }
+    let cfg = mujoco::parse_options(name, task, &opts)?;
+    Ok(Parsed { model: Model::Mujoco(Box::new(cfg)), limit, discrete: None })
+}
+
 fn parse(name: &str) -> Result<Parsed, EnvError> {
     let mut parts = name.split(':');
     let base_raw = parts.next().unwrap_or("");
     let base = base_raw.to_ascii_lowercase();
+    if let Some(task) = Task::from_name(&base) {
+        return parse_mujoco(name, task, parts);
+    }
     let builtin = BUILTINS.iter().position(|(n, id, _, _)| {
         *n == base || id.is_some_and(|id| id.to_ascii_lowercase() == base)
     });
@@ -235,6 +271,8 @@ fn read_map_file(path: &str) -> Result<String, EnvError> {
 trait WithDynamics {
     type Out;
     fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Self::Out;
+    /// MuJoCo tasks keep their state in MuJoCo's `MjData`, outside [`Dynamics`].
+    fn with_mujoco(self, cfg: mujoco::Config, limit: Option<u32>) -> Self::Out;
 }
 
 fn dispatch<W: WithDynamics>(p: Parsed, w: W) -> W::Out {
@@ -245,17 +283,25 @@ fn dispatch<W: WithDynamics>(p: Parsed, w: W) -> W::Out {
         (Model::MountainCar, None) => w.with(MountainCarContinuous, p.limit),
         (Model::MountainCar, Some(k)) => w.with(Discretized::new(MountainCarContinuous, k), p.limit),
         (Model::Grid(g), _) => w.with(*g, p.limit),
+        (Model::Mujoco(cfg), _) => w.with_mujoco(*cfg, p.limit),
     }
 }
 
 struct MakeSingle;
 impl WithDynamics for MakeSingle {
-    type Out = Box<dyn Env>;
-    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Box<dyn Env> {
-        match limit {
+    type Out = Result<Box<dyn Env>, EnvError>;
+    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Self::Out {
+        Ok(match limit {
             Some(l) => Box::new(TimeLimit::new(Single::new(d), l)),
             None => Box::new(Single::new(d)),
-        }
+        })
+    }
+    fn with_mujoco(self, cfg: mujoco::Config, limit: Option<u32>) -> Self::Out {
+        let env = MujocoEnv::new(cfg)?;
+        Ok(match limit {
+            Some(l) => Box::new(TimeLimit::new(env, l)),
+            None => Box::new(env),
+        })
     }
 }
 
@@ -264,23 +310,34 @@ struct MakeVec {
     seed: u64,
 }
 impl WithDynamics for MakeVec {
-    type Out = Box<dyn VecEnv>;
-    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Box<dyn VecEnv> {
-        Box::new(VecEnvImpl::new(d, limit, self.num_envs, self.seed))
+    type Out = Result<Box<dyn VecEnv>, EnvError>;
+    fn with<D: Dynamics>(self, d: D, limit: Option<u32>) -> Self::Out {
+        Ok(Box::new(VecEnvImpl::new(d, limit, self.num_envs, self.seed)))
+    }
+    fn with_mujoco(self, cfg: mujoco::Config, _limit: Option<u32>) -> Self::Out {
+        Err(EnvError::Other(format!(
+            "{} has a {}-dimensional action space, and vectorized envs take one action value per \
+             copy; accepted: single envs (make), one per thread",
+            cfg.task.spec().id,
+            MujocoEnv::new(cfg.clone())?.action_space().dim()
+        )))
     }
 }
 
 struct Spaces;
 impl WithDynamics for Spaces {
-    type Out = (Space, Space);
-    fn with<D: Dynamics>(self, d: D, _limit: Option<u32>) -> (Space, Space) {
-        (d.observation_space(), d.action_space())
+    type Out = Result<(Space, Space), EnvError>;
+    fn with<D: Dynamics>(self, d: D, _limit: Option<u32>) -> Self::Out {
+        Ok((d.observation_space(), d.action_space()))
+    }
+    fn with_mujoco(self, cfg: mujoco::Config, _limit: Option<u32>) -> Self::Out {
+        mujoco::spaces(&cfg)
     }
 }
 
 /// The env called `name`, with its time limit applied (Gymnasium's `gym.make`).
 pub fn make(name: &str) -> Result<Box<dyn Env>, EnvError> {
-    Ok(dispatch(parse(name)?, MakeSingle))
+    dispatch(parse(name)?, MakeSingle)
 }
 
 /// `num_envs` copies of the env called `name`, with auto-reset, reset with `seed`.
@@ -288,7 +345,7 @@ pub fn make_vec(name: &str, num_envs: usize, seed: u64) -> Result<Box<dyn VecEnv
     if num_envs == 0 {
         return Err(EnvError::Other("num_envs is 0; a vectorized env needs at least 1 copy".to_string()));
     }
-    Ok(dispatch(parse(name)?, MakeVec { num_envs, seed }))
+    dispatch(parse(name)?, MakeVec { num_envs, seed })
 }
 
 /// The exact transition table of a gridworld; an error for envs without one.
@@ -319,21 +376,24 @@ pub fn time_limit(name: &str) -> Result<Option<u32>, EnvError> {
 pub fn spec(name: &str) -> Result<EnvSpec, EnvError> {
     let p = parse(name)?;
     let limit = p.limit;
-    let (observation_space, action_space) = dispatch(p, Spaces);
+    let (observation_space, action_space) = dispatch(p, Spaces)?;
     let builtin = BUILTINS.iter().find(|b| b.0 == name || b.1 == Some(name));
+    let task = mujoco::TASKS.iter().find(|t| t.name == name || t.id == name);
     Ok(EnvSpec {
         name: name.to_string(),
-        gymnasium_id: builtin.and_then(|b| b.1),
+        gymnasium_id: builtin.and_then(|b| b.1).or(task.map(|t| t.id)),
         observation_space,
         action_space,
         time_limit: limit,
-        description: builtin.map_or("", |b| b.3),
+        description: builtin.map(|b| b.3).or(task.map(|t| t.description)).unwrap_or(""),
     })
 }
 
-/// Every built-in env, in listing order.
+/// Every built-in env, in listing order; MuJoCo tasks whose model cannot be loaded are left
+/// out (making one gives the reason and how to install the models).
 pub fn builtin_specs() -> Vec<EnvSpec> {
-    BUILTINS.iter().filter_map(|b| spec(b.0).ok()).collect()
+    let classic = BUILTINS.iter().filter_map(|b| spec(b.0).ok());
+    classic.chain(mujoco::TASKS.iter().filter_map(|t| spec(t.name).ok())).collect()
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ impl<E: Env> Env for TimeLimit<E> {
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         self.inner.render_ansi(ctx)
     }
+    fn step_info(&self) -> &[(&'static str, f64)] {
+        self.inner.step_info()
+    }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         Ok(EnvSnapshot { time_limit: Some((self.elapsed, self.truncated)), ..self.inner.snapshot()? })
     }
@@ -139,6 +142,9 @@ impl<E: Env> Env for EpisodeStatistics<E> {
     }
     fn render_ansi(&self, ctx: &RenderCtx<'_>) -> Option<String> {
         self.inner.render_ansi(ctx)
+    }
+    fn step_info(&self) -> &[(&'static str, f64)] {
+        self.inner.step_info()
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         let running = (self.running.episode_return, self.running.length);
