@@ -754,3 +754,40 @@ fn chaos_rounds_equal_the_local_runs() {
         "only {faults} faults were inflicted:\n{stdout}"
     );
 }
+
+/// A run whose checkpoint is over what Redis may hold (a 4,096-state map fills 9,000 replay rows
+/// of 32 kB: about 287 MiB) fails at once with the size and what to change; Redis never holds
+/// it, and the worker goes on serving.
+#[test]
+fn a_checkpoint_too_large_for_redis_fails_the_run_clearly() {
+    let root = scratch("toolarge");
+    let mut rows: Vec<String> = (0..64).map(|_| "F".repeat(64)).collect();
+    rows[0].replace_range(0..1, "S");
+    rows[63].replace_range(63..64, "G");
+    std::fs::write(root.join("big.txt"), rows.join("\n") + "\n").unwrap();
+    let cfg = root.join("big.toml");
+    let map = root.join("big.txt");
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent = \"sac\"\nenv = \"map:{}\"\ncheckpoint_every = 9000\neval_episodes = 1\n[sac]\nhidden = [32, 32]\nlearning_starts = 10000\n",
+            map.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&root, &["--appendonly", "no"]);
+    let worker = Worker::start(&server, &root, "w");
+    let out = distributed(&server, &cfg, &root.join("dist"), "0", "1", "9000").output().unwrap();
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("over the 256 MiB a run may move through Redis") && text.contains("sac.buffer_size"), "{text}");
+    let mut c = server.conn();
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut c).unwrap();
+    let peak: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory_peak:")).unwrap().trim().parse().unwrap();
+    assert!(peak < 64 << 20, "Redis peaked at {peak} bytes");
+    // The worker is still there and serves the next job.
+    let small = config(&root);
+    check(distributed(&server, &small, &root.join("small"), "0", "1", "200").output().unwrap(), "the next sweep");
+    assert!(worker.log_text().contains("too large"), "{}", worker.log_text());
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -891,9 +891,9 @@ impl Worker {
             let size: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
             if size > MAX_CHECKPOINT_BYTES {
                 return Ok(Sync::TooLarge(format!(
-                    "its checkpoint at step {step} is {:.0} MB, over the {} MB a run may move through Redis; \
+                    "its checkpoint at step {step} is {:.0} MiB, over the {} MiB a run may move through Redis; \
                      lower sac.buffer_size (the replay buffer is most of it) or run this sweep without --redis",
-                    size as f64 / 1e6,
+                    size as f64 / (1u64 << 20) as f64,
                     MAX_CHECKPOINT_BYTES >> 20
                 )));
             }
