@@ -674,6 +674,8 @@ fn the_url_can_come_from_the_environment_and_the_password_never_reaches_argv() {
     let listed = tame().arg("workers").env("TAME_REDIS_URL", &url).output().unwrap();
     let text = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(text.contains("envw") && !text.contains(pw), "{text}");
+    // Each worker's bits are shown, and this one's are the coordinator's.
+    assert!(text.contains("protocol 2, fingerprint ") && !text.contains("differs"), "{text}");
     // Neither given: a clear error naming both ways.
     let err = error_of(tame().arg("workers").env_remove("TAME_REDIS_URL").output().unwrap());
     assert!(err.contains("--redis URL") && err.contains("TAME_REDIS_URL"), "{err}");

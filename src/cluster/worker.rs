@@ -1149,6 +1149,10 @@ pub fn list_workers(url: &RedisUrl, timeout: Duration) -> anyhow::Result<()> {
         let Some(beat) = json.and_then(|j| serde_json::from_str::<Beat>(&j).ok()) else { continue };
         let name = k.strip_prefix("tame:workers:").unwrap_or(k);
         println!("  {name:24} pid {:>7}  {} threads  {}", beat.pid, beat.threads, beat.doing);
+        // A worker of other bits refuses jobs started by this tame: said here, before a sweep waits on it.
+        let same = beat.protocol == PROTOCOL && beat.fingerprint == fingerprint();
+        let note = if same { "" } else { "  (differs from this tame: it refuses jobs started here)" };
+        println!("  {:24} protocol {}, fingerprint {}{note}", "", beat.protocol, beat.fingerprint);
     }
     let mut jobs: Vec<String> = redis.call(|c| redis::cmd("SMEMBERS").arg(JOBS).query(c))?;
     jobs.sort();
