@@ -564,7 +564,7 @@ fn a_dead_workers_task_behind_many_live_ones_is_still_taken_over() {
     let mut c = server.conn();
     let worker = Worker::start(&server, &root, "w");
     let job = "sweep-00000000000000d1";
-    handmade_job(&mut c, "w", job, "sweep");
+    unlisted_job(&mut c, "w", job, "sweep");
     let tasks = format!("tame:{job}:tasks");
     // 25 tasks held by a live peer that renews them, then one of a peer that died.
     for i in 0..26 {
@@ -584,10 +584,11 @@ fn a_dead_workers_task_behind_many_live_ones_is_still_taken_over() {
             .unwrap();
         reply.keys.into_iter().flat_map(|k| k.ids).map(|e| e.id).collect()
     };
-    // The worker may read a few itself first; the live peer takes what is left but one.
+    // The peers read their tasks before the job is listed, so the worker finds only theirs.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let live = read(&mut c, "alive", 25);
     let dead = read(&mut c, "dead", 1);
+    let _: () = redis::cmd("SADD").arg("tame:jobs").arg(job).query(&mut c).unwrap();
     let renewer = {
         let (stop, url, tasks, live) = (stop.clone(), server.url(), tasks.clone(), live.clone());
         std::thread::spawn(move || {

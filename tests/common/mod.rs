@@ -213,6 +213,13 @@ pub fn error_of(out: Output) -> String {
 /// Registers a job by hand, as a stranger on the Redis could: its id, kind and lease, and the
 /// protocol and build fingerprint `worker` announces in its heartbeat (so that it is served).
 pub fn handmade_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &str) {
+    unlisted_job(c, worker, id, kind);
+    let _: () = redis::cmd("SADD").arg("tame:jobs").arg(id).query(c).unwrap();
+}
+
+/// [`handmade_job`] but not yet in `tame:jobs`, so that no worker reads its stream until the
+/// caller lists it.
+pub fn unlisted_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &str) {
     let mut beat = None;
     wait_for(30, "the worker's first heartbeat", || {
         beat = redis::cmd("GET").arg(format!("tame:workers:{worker}")).query::<Option<String>>(c).unwrap();
@@ -234,7 +241,6 @@ pub fn handmade_job(c: &mut redis::Connection, worker: &str, id: &str, kind: &st
         .arg(print)
         .query(c)
         .unwrap();
-    let _: () = redis::cmd("SADD").arg("tame:jobs").arg(id).query(c).unwrap();
 }
 
 /// Waits for `child` to exit, at most `secs` (then kills it and panics: a hang is a failure).
