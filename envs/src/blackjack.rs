@@ -157,6 +157,12 @@ pub(crate) fn blackjack_table(rules: Rules) -> TransitionTable {
                 None => hit.push(Outcome { prob: q, next_state: next, reward, terminated }),
             }
         }
+        // Sums of products of thirteenths round: renormalise so that a certain outcome is
+        // exactly 1 (the solvers refuse probabilities above 1).
+        for row in [&mut stick, &mut hit] {
+            let total: f64 = row.iter().map(|o| o.prob).sum();
+            row.iter_mut().for_each(|o| o.prob /= total);
+        }
         p[s] = vec![stick, hit];
     }
     let mut initial: Vec<(usize, f64)> = Vec::new();
