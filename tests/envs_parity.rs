@@ -48,3 +48,50 @@ fn mujoco_v5_traces_replay_bit_for_bit() {
         assert_eq!((r.max_obs_dev, r.max_reward_rel_dev, r.max_info_dev), (0.0, 0.0, 0.0), "{r:?}");
     }
 }
+
+#[test]
+fn acrobot_mountaincar_and_taxi_traces_replay_bit_for_bit() {
+    let reports = check_file(&fixture("toy_classic_traces.json")).unwrap();
+    assert_eq!(reports.len(), 15, "three seeds of Acrobot, MountainCar-v0, Taxi, rainy Taxi, slippery CliffWalking");
+    assert_all_ok(&reports);
+    for r in &reports {
+        assert!(r.steps >= 2000, "{}: {} steps", r.name, r.steps);
+        if r.exact && r.max_prob_dev.is_none() && !r.name.contains("rainy") && !r.name.contains("slippery") {
+            assert_eq!((r.max_obs_dev, r.max_reward_rel_dev, r.first_mismatch), (0.0, 0.0, None), "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn taxi_and_slippery_cliff_tables_equal_gymnasium() {
+    let reports = check_file(&fixture("toy_text_tables_23.json")).unwrap();
+    assert_eq!(reports.len(), 3);
+    assert_all_ok(&reports);
+    for r in &reports {
+        assert!(r.max_prob_dev.is_some(), "{} was compared as a table", r.name);
+    }
+    let taxi = reports.iter().find(|r| r.name == "taxi").unwrap();
+    assert_eq!(taxi.steps, 500 * 6);
+}
+
+#[test]
+fn blackjack_frequencies_match_the_card_probabilities() {
+    let reports = check_file(&fixture("blackjack_trace.json")).unwrap();
+    assert_eq!(reports.len(), 2, "sab and natural rules");
+    assert_all_ok(&reports);
+    for r in &reports {
+        assert!(r.steps >= 10_000 && r.max_z.is_some(), "{r:?}");
+    }
+}
+
+/// The frequency check can fail: a table with a wrong payout is refused.
+#[test]
+fn blackjack_frequency_check_catches_wrong_rules() {
+    let text = std::fs::read_to_string(fixture("blackjack_trace.json")).unwrap();
+    let mut root: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // The natural-rules trace checked as if it were sab's: naturals paid 1.5 are impossible there.
+    root["blackjack_natural"]["kwargs"] = serde_json::json!({});
+    let reports = tame_envs::parity::check_json(&root.to_string()).unwrap();
+    let r = reports.iter().find(|r| r.name == "blackjack_natural").unwrap();
+    assert!(!r.ok && r.error.is_some(), "{r:?}");
+}

@@ -156,14 +156,15 @@ impl Rules {
         }
     }
     /// CliffWalking: UP 0, RIGHT 1, DOWN 2, LEFT 3; −1 per step, −100 for the cliff.
-    pub(crate) fn cliffwalking() -> Rules {
+    /// Slippery (Gymnasium's `is_slippery`): `success_rate` 1/3, each perpendicular 1/3.
+    pub(crate) fn cliffwalking(success_rate: f64) -> Rules {
         Rules {
             moves: [(-1, 0), (0, 1), (1, 0), (0, -1)],
             step_reward: -1.0,
             goal_reward: -1.0,
             cliff_reward: -100.0,
             absorbing_terminals: false,
-            success_rate: 1.0,
+            success_rate,
         }
     }
 }

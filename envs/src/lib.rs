@@ -10,6 +10,8 @@
 //! (N copies with auto-reset, for throughput), [`transition_table`] (gridworlds),
 //! [`spec`] / [`builtin_specs`] / [`time_limit`], and [`parity`] (replaying Gymnasium traces).
 
+mod acrobot;
+mod blackjack;
 mod classic;
 mod dynamics;
 mod grid;
@@ -20,6 +22,7 @@ pub mod render;
 mod scenes;
 mod snapshot;
 mod space;
+mod taxi;
 mod table;
 mod vector;
 mod wrappers;

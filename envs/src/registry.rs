@@ -3,6 +3,9 @@
 //!
 //! Syntax: `BASE[:OPTION=VALUE]...` (see [`NAME_SYNTAX`]).
 
+use crate::acrobot::{Acrobot, MountainCarDiscrete};
+use crate::blackjack::{self, Blackjack};
+use crate::taxi::Taxi;
 use crate::classic::{CartPole, MountainCarContinuous, Pendulum};
 use crate::dynamics::{Dynamics, Single};
 use crate::grid::{self, GridWorld, Rules};
@@ -56,6 +59,12 @@ const BUILTINS: &[(&str, Option<&str>, Option<u32>, &str)] = &[
     ("frozenlake-noslip", None, Some(100), "4x4 lake, not slippery (= frozenlake:slippery=false)"),
     ("frozenlake8x8-noslip", None, Some(100), "8x8 lake, not slippery"),
     ("cliffwalking", Some("CliffWalking-v1"), None, "4x12 cliff; -1 per step, -100 for the cliff"),
+    // Issue 23: the rest of Gymnasium's classic control and toy text.
+    ("acrobot", Some("Acrobot-v1"), Some(500), "swing a two-link arm's tip above the bar; -1 per step"),
+    ("mountaincar-discrete", Some("MountainCar-v0"), Some(200), "drive up a hill, actions left/none/right; -1 per step"),
+    ("cliffwalking-slippery", Some("CliffWalkingSlippery-v1"), None, "4x12 cliff, slippery (= cliffwalking:slippery=true)"),
+    ("taxi", Some("Taxi-v4"), Some(200), "5x5 taxi: pick up, deliver (+20); options :rainy=, :fickle=; Taxi-v3 too"),
+    ("blackjack", Some("Blackjack-v1"), None, "blackjack, infinite deck; options :sab= (default true), :natural="),
 ];
 
 /// Most actions of a discretized Box action space (`discrete=K`): agents keep one output per
@@ -83,6 +92,10 @@ enum Model {
     CartPole,
     Pendulum,
     MountainCar,
+    Acrobot,
+    MountainCarDiscrete,
+    Taxi { rainy: bool, fickle: bool },
+    Blackjack(blackjack::Rules),
     Grid(Box<GridWorld>),
     Mujoco(Box<mujoco::Config>),
 }
@@ -127,12 +140,75 @@ fn parse_mujoco<'a>(name: &str, task: Task, parts: impl Iterator<Item = &'a str>
     Ok(Parsed { model: Model::Mujoco(Box::new(cfg)), limit, discrete: None })
 }
 
+/// Taxi's and Blackjack's names: their boolean options and `limit=`.
+fn parse_toy<'a>(name: &str, base: &str, parts: impl Iterator<Item = &'a str>) -> Result<Parsed, EnvError> {
+    let taxi = base == "taxi";
+    let keys: &[&str] = if taxi { &["rainy", "fickle", "limit"] } else { &["sab", "natural", "limit"] };
+    let mut limit = if taxi { Some(200) } else { None };
+    let mut flags = [None, None];
+    let mut seen: Vec<&str> = Vec::new();
+    for opt in parts {
+        let (key, value) = opt.split_once('=').ok_or_else(|| {
+            bad_option(name, format!("option '{opt}' is not KEY=VALUE; accepted keys: {}", keys.join(", ")))
+        })?;
+        if seen.contains(&key) {
+            return Err(bad_option(name, format!("option '{key}' is given twice; accepted: each option at most once")));
+        }
+        seen.push(key);
+        match keys.iter().position(|k| *k == key) {
+            Some(2) => {
+                limit = if value == "none" {
+                    None
+                } else {
+                    Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
+                    })?)
+                }
+            }
+            Some(i) => {
+                flags[i] = Some(match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_option(name, format!("{key}={value}; accepted: true, false"))),
+                })
+            }
+            None => {
+                return Err(bad_option(name, format!("unknown option '{key}'; accepted: {}", keys.join(", "))))
+            }
+        }
+    }
+    let model = if taxi {
+        Model::Taxi { rainy: flags[0].unwrap_or(false), fickle: flags[1].unwrap_or(false) }
+    } else {
+        // Blackjack-v1 registers sab=True, under which Gymnasium ignores `natural`: refused
+        // here rather than ignored.
+        let sab = flags[0].unwrap_or(true);
+        let natural = flags[1].unwrap_or(false);
+        if sab && natural {
+            return Err(bad_option(
+                name,
+                "natural=true has no effect under Sutton and Barto's rules (sab=true, the default); accepted: \
+                 blackjack:sab=false:natural=true"
+                    .to_string(),
+            ));
+        }
+        Model::Blackjack(blackjack::Rules { sab, natural })
+    };
+    Ok(Parsed { model, limit, discrete: None })
+}
+
 fn parse(name: &str) -> Result<Parsed, EnvError> {
     let mut parts = name.split(':');
     let base_raw = parts.next().unwrap_or("");
     let base = base_raw.to_ascii_lowercase();
     if let Some(task) = Task::from_name(&base) {
         return parse_mujoco(name, task, parts);
+    }
+    // Issue 23: Taxi (v4, and v3's id) and Blackjack take their own options.
+    match base.as_str() {
+        "taxi" | "taxi-v4" | "taxi-v3" => return parse_toy(name, "taxi", parts),
+        "blackjack" | "blackjack-v1" => return parse_toy(name, "blackjack", parts),
+        _ => {}
     }
     let builtin = BUILTINS.iter().position(|(n, id, _, _)| {
         *n == base || id.is_some_and(|id| id.to_ascii_lowercase() == base)
@@ -224,18 +300,24 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
         (None, Some("cartpole")) => Model::CartPole,
         (None, Some("pendulum")) => Model::Pendulum,
         (None, Some("mountaincar")) => Model::MountainCar,
+        (None, Some("acrobot")) => Model::Acrobot,
+        (None, Some("mountaincar-discrete")) => Model::MountainCarDiscrete,
         (None, Some("frozenlake")) => lake(grid::FROZENLAKE_4X4, "frozenlake", 1.0 / 3.0)?,
         (None, Some("frozenlake8x8")) => lake(grid::FROZENLAKE_8X8, "frozenlake8x8", 1.0 / 3.0)?,
         (None, Some("frozenlake-noslip")) => lake(grid::FROZENLAKE_4X4, "frozenlake", 1.0)?,
         (None, Some("frozenlake8x8-noslip")) => lake(grid::FROZENLAKE_8X8, "frozenlake8x8", 1.0)?,
+        (None, Some("cliffwalking-slippery")) => {
+            let rows = grid::parse_map(grid::CLIFFWALKING, "cliffwalking")?;
+            Model::Grid(Box::new(GridWorld::new(&rows, &Rules::cliffwalking(success_rate.unwrap_or(1.0 / 3.0)))))
+        }
         (None, _) => {
             let rows = grid::parse_map(grid::CLIFFWALKING, "cliffwalking")?;
-            Model::Grid(Box::new(GridWorld::new(&rows, &Rules::cliffwalking())))
+            Model::Grid(Box::new(GridWorld::new(&rows, &Rules::cliffwalking(success_rate.unwrap_or(1.0)))))
         }
     };
-    let is_lake = matches!(builtin.map(|i| BUILTINS[i].0), Some(n) if n.starts_with("frozenlake"));
-    if success_rate.is_some() && !(is_lake || base == "map") {
-        return Err(bad_option(name, "slippery= and slip= apply only to frozenlake and map: envs".to_string()));
+    let is_grid = matches!(builtin.map(|i| BUILTINS[i].0), Some(n) if n.starts_with("frozenlake") || n.starts_with("cliffwalking"));
+    if success_rate.is_some() && !(is_grid || base == "map") {
+        return Err(bad_option(name, "slippery= and slip= apply only to frozenlake, cliffwalking and map: envs".to_string()));
     }
     if discrete.is_some() && !matches!(model, Model::Pendulum | Model::MountainCar) {
         return Err(bad_option(
@@ -282,6 +364,10 @@ fn dispatch<W: WithDynamics>(p: Parsed, w: W) -> W::Out {
         (Model::Pendulum, Some(k)) => w.with(Discretized::new(Pendulum, k), p.limit),
         (Model::MountainCar, None) => w.with(MountainCarContinuous, p.limit),
         (Model::MountainCar, Some(k)) => w.with(Discretized::new(MountainCarContinuous, k), p.limit),
+        (Model::Acrobot, _) => w.with(Acrobot, p.limit),
+        (Model::MountainCarDiscrete, _) => w.with(MountainCarDiscrete, p.limit),
+        (Model::Taxi { rainy, fickle }, _) => w.with(Taxi::new(rainy, fickle), p.limit),
+        (Model::Blackjack(rules), _) => w.with(Blackjack { rules }, p.limit),
         (Model::Grid(g), _) => w.with(*g, p.limit),
         (Model::Mujoco(cfg), _) => w.with_mujoco(*cfg, p.limit),
     }
@@ -352,9 +438,17 @@ pub fn make_vec(name: &str, num_envs: usize, seed: u64) -> Result<Box<dyn VecEnv
 pub fn transition_table(name: &str) -> Result<TransitionTable, EnvError> {
     match parse(name)?.model {
         Model::Grid(g) => Ok(g.table().clone()),
+        Model::Taxi { rainy, fickle } => Taxi::new(rainy, fickle).table().cloned().ok_or_else(|| {
+            EnvError::Other(format!(
+                "env '{name}' has no transition table: a fickle passenger changes destination at most once \
+                 per episode, which the 500 states do not record; accepted: taxi, taxi:rainy=true"
+            ))
+        }),
+        Model::Blackjack(rules) => Ok(blackjack::blackjack_table(rules)),
         _ => Err(EnvError::Other(format!(
             "env '{name}' has no transition table; tabular envs: frozenlake, frozenlake8x8, \
-             frozenlake-noslip, frozenlake8x8-noslip, cliffwalking, map:PATH"
+             frozenlake-noslip, frozenlake8x8-noslip, cliffwalking, cliffwalking-slippery, taxi, \
+             taxi:rainy=true, blackjack, map:PATH"
         ))),
     }
 }

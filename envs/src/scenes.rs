@@ -128,6 +128,27 @@ pub(crate) fn mountaincar(position: f64, goal: f64) -> Frame {
     f
 }
 
+pub(crate) const AC_SIZE: usize = 250;
+const AC_SCALE: f64 = 250.0 / 4.4;
+
+/// Acrobot at joint angles `theta1` (from hanging down) and `theta2` (relative to link 1):
+/// the pivot at the centre, links 1 m long and 0.2 m wide, joints as discs, and the line
+/// the tip must rise above (one link length above the pivot).
+pub(crate) fn acrobot(theta1: f64, theta2: f64) -> Frame {
+    let mut f = Frame::new(AC_SIZE, AC_SIZE, colour::WHITE);
+    let c = AC_SIZE as f64 / 2.0;
+    f.fill_rect(c - 2.2 * AC_SCALE, c - AC_SCALE - 0.5, c + 2.2 * AC_SCALE, c - AC_SCALE + 0.5, colour::BLACK);
+    // θ = 0 hangs straight down; screen y points down.
+    let p1 = (c + AC_SCALE * theta1.sin(), c + AC_SCALE * theta1.cos());
+    let a2 = theta1 + theta2;
+    let p2 = (p1.0 + AC_SCALE * a2.sin(), p1.1 + AC_SCALE * a2.cos());
+    for (from, to) in [((c, c), p1), (p1, p2)] {
+        f.line(from, to, 0.2 * AC_SCALE, [0, 204, 204]);
+        f.fill_circle(from.0, from.1, 0.1 * AC_SCALE, [204, 204, 0]);
+    }
+    f
+}
+
 /// Side of a gridworld cell in pixels.
 pub(crate) const CELL: f64 = 32.0;
 
@@ -179,4 +200,88 @@ pub(crate) fn grid_ansi(cells: &[Cell], ncol: usize, agent: usize, action_names:
 /// The torque of the last action for Pendulum, clipped to its bound.
 pub(crate) fn pendulum_torque(ctx: &RenderCtx<'_>) -> f64 {
     scalar_action(ctx, PD_MAX_TORQUE)
+}
+
+/// Taxi's location colours (Red, Green, Yellow, Blue), as Gymnasium paints them.
+pub(crate) const TAXI_COLOURS: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [255, 255, 0], [0, 0, 255]];
+
+/// Taxi in state `s`: 5×5 cells of 32 px, the four locations filled with their colours
+/// (dimmed), walls as black bars, the destination framed in magenta, a waiting passenger as
+/// a disc in its location's colour, and the taxi as a yellow box (green with the passenger).
+pub(crate) fn taxi(s: usize) -> Frame {
+    use crate::taxi::{decode, TAXI_LOCS, TAXI_MAP};
+    let n = 5usize;
+    let mut f = Frame::new(n * CELL as usize, n * CELL as usize, [200, 200, 200]);
+    let corner = |(r, c): (usize, usize)| (c as f64 * CELL, r as f64 * CELL);
+    for r in 0..n {
+        for c in 0..n {
+            let (x, y) = corner((r, c));
+            f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, [235, 235, 235]);
+        }
+    }
+    for (i, &loc) in TAXI_LOCS.iter().enumerate() {
+        let (x, y) = corner(loc);
+        let dim = TAXI_COLOURS[i].map(|v| (v as u16 / 2 + 100) as u8);
+        f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, dim);
+    }
+    // A '|' between columns c and c + 1 of a row is a wall.
+    for r in 0..n {
+        for c in 0..n - 1 {
+            if TAXI_MAP[1 + r].as_bytes()[2 * c + 2] == b'|' {
+                let x = (c + 1) as f64 * CELL;
+                f.fill_rect(x - 2.0, r as f64 * CELL, x + 2.0, (r + 1) as f64 * CELL, colour::BLACK);
+            }
+        }
+    }
+    let (row, col, pass, dest) = decode(s);
+    let (dx, dy) = corner(TAXI_LOCS[dest]);
+    for (x0, y0, x1, y1) in [(0.0, 0.0, CELL, 3.0), (0.0, CELL - 3.0, CELL, CELL), (0.0, 0.0, 3.0, CELL), (CELL - 3.0, 0.0, CELL, CELL)] {
+        f.fill_rect(dx + x0, dy + y0, dx + x1, dy + y1, [200, 0, 200]);
+    }
+    let (tx, ty) = corner((row, col));
+    let body = if pass == 4 { [0, 170, 0] } else { [230, 180, 0] };
+    f.fill_rect(tx + 6.0, ty + 10.0, tx + CELL - 6.0, ty + CELL - 8.0, body);
+    if pass < 4 {
+        let (px, py) = corner(TAXI_LOCS[pass]);
+        f.fill_circle(px + CELL / 2.0, py + CELL / 2.0, 6.0, colour::BLACK);
+        f.fill_circle(px + CELL / 2.0, py + CELL / 2.0, 4.5, TAXI_COLOURS[pass]);
+    }
+    f
+}
+
+pub(crate) const BJ_SIZE: (usize, usize) = (220, 180);
+
+/// A card at (x, y), 40×56 px, with `value` pips (an ace one large pip).
+fn card(f: &mut Frame, x: f64, y: f64, value: u8) {
+    f.fill_rect(x, y, x + 40.0, y + 56.0, colour::BLACK);
+    f.fill_rect(x + 1.0, y + 1.0, x + 39.0, y + 55.0, colour::WHITE);
+    if value == 1 {
+        f.fill_circle(x + 20.0, y + 28.0, 8.0, [180, 0, 0]);
+        return;
+    }
+    for i in 0..value as usize {
+        let (cx, cy) = (x + 12.0 + 16.0 * (i % 2) as f64, y + 8.0 + 8.0 * (i / 2) as f64);
+        f.fill_circle(cx, cy, 3.0, colour::BLACK);
+    }
+}
+
+/// Blackjack on Gymnasium's green felt: the dealer's face-up card (pips) beside the face-down
+/// one at the top; below, the player's sum as 21 slots (filled up to the sum, red beyond 21)
+/// and, with a usable ace, an ace card.
+pub(crate) fn blackjack(sum: u8, up: u8, usable_ace: bool) -> Frame {
+    let (w, _) = BJ_SIZE;
+    let mut f = Frame::new(w, BJ_SIZE.1, [196, 216, 158]);
+    card(&mut f, 60.0, 10.0, up);
+    f.fill_rect(110.0, 10.0, 150.0, 66.0, colour::BLACK);
+    f.fill_rect(111.0, 11.0, 149.0, 65.0, [40, 60, 150]);
+    for i in 0..31u8 {
+        let x = 10.0 + 6.5 * i as f64;
+        let c = if i < sum.min(21) { colour::BLACK } else if i < sum { [200, 0, 0] } else { [150, 170, 120] };
+        f.fill_rect(x, 90.0, x + 5.0, 110.0, c);
+    }
+    f.fill_rect(10.0 + 6.5 * 21.0 - 1.0, 86.0, 10.0 + 6.5 * 21.0, 114.0, [200, 0, 0]);
+    if usable_ace {
+        card(&mut f, 10.0, 100.0 + 16.0 - 2.0, 1);
+    }
+    f
 }
