@@ -100,6 +100,16 @@ enum Model {
     Mujoco(Box<mujoco::Config>),
 }
 
+/// `limit=N` (1 to u32::MAX) or `limit=none`, the option every env takes.
+fn parse_limit(name: &str, value: &str) -> Result<Option<u32>, EnvError> {
+    if value == "none" {
+        return Ok(None);
+    }
+    value.parse().ok().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
+        bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
+    })
+}
+
 struct Parsed {
     model: Model,
     limit: Option<u32>,
@@ -125,13 +135,7 @@ fn parse_mujoco<'a>(name: &str, task: Task, parts: impl Iterator<Item = &'a str>
         }
         seen.push(key);
         if key == "limit" {
-            limit = if value == "none" {
-                None
-            } else {
-                Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
-                })?)
-            };
+            limit = parse_limit(name, value)?;
             continue;
         }
         opts.push((key, value));
@@ -157,13 +161,7 @@ fn parse_toy<'a>(name: &str, base: &str, parts: impl Iterator<Item = &'a str>) -
         seen.push(key);
         match keys.iter().position(|k| *k == key) {
             Some(2) => {
-                limit = if value == "none" {
-                    None
-                } else {
-                    Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
-                    })?)
-                }
+                limit = parse_limit(name, value)?
             }
             Some(i) => {
                 flags[i] = Some(match value {
@@ -269,13 +267,7 @@ fn parse(name: &str) -> Result<Parsed, EnvError> {
                 discrete = Some(k);
             }
             "limit" => {
-                limit = if value == "none" {
-                    None
-                } else {
-                    Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        bad_option(name, format!("limit={value}; accepted: an integer from 1 to {} or none", u32::MAX))
-                    })?)
-                };
+                limit = parse_limit(name, value)?;
             }
             _ => {
                 return Err(bad_option(
