@@ -41,7 +41,8 @@ enum Command {
     Workers(cmd::worker::WorkersArgs),
     /// Summarise runs: agent, env, τ, seed, steps and last/best/mean of a scalar per run.
     Inspect(cmd::inspect::InspectArgs),
-    /// Exact hard and soft value iteration on a gridworld: V*, V*_tau, the gaps and their bound.
+    /// Exact hard and soft value iteration on a tabular env (gridworlds, taxi, blackjack): V*,
+    /// V*_tau, the gaps and their bound.
     Solve(cmd::solve::SolveArgs),
     /// The smoothing certificate K_smooth, measured beside its bounds (objectives or gridworlds).
     Certify(cmd::certify::CertifyArgs),

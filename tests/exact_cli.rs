@@ -74,4 +74,8 @@ fn bad_input_is_a_clean_error() {
     assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "nan"]), "'nan' for '--tau");
     assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "0.1", "--gamma", "1"]), "[0, 1)");
     assert_clean_failure(&tame(&["solve", "--env", "frozenlake", "--tau", "abc"]), "abc");
+    // Taxi's states are not cells of a map: no heat map, and nothing written.
+    let png = std::env::temp_dir().join(format!("tame-solve-taxi-{}.png", std::process::id()));
+    assert_clean_failure(&tame(&["solve", "--env", "taxi", "--tau", "0.1", "--plot", png.to_str().unwrap()]), "--plot draws gridworlds");
+    assert!(!png.exists());
 }

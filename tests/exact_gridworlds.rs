@@ -146,3 +146,38 @@ fn on_frozenlake_the_entropy_bonus_outweighs_the_goal_but_kl_uniform_does_not() 
     assert!(kl.v_pi_tau > 0.5, "KL-optimal policy should reach the goal: {kl:?}");
     assert!(entropy.v_star > 0.9 && (entropy.v_star - kl.v_star).abs() < 1e-12);
 }
+
+/// Blackjack's table is computed from card probabilities, apart from the env that deals the
+/// cards. Its optimal policy, played on the env, must earn what the table says it earns: the
+/// undiscounted optimum −0.0431 (Gymnasium's default rules: sab, infinite deck, the dealer stands
+/// on 17), within four standard errors of 200,000 hands.
+#[test]
+fn blackjacks_optimal_policy_earns_its_exact_value_when_dealt() {
+    let table = tame_envs::transition_table("blackjack").unwrap();
+    let exact = tame_agents::exact::horizon_start_values(&table, None).unwrap().optimal;
+    assert!((exact + 0.0431).abs() < 1e-4, "{exact}");
+    // Hands end within a few cards, so γ = 1 − 1e-9 gives the undiscounted greedy policy.
+    let hard = tame_agents::exact::value_iteration(&table, 1.0 - 1e-9, SolveOptions::default()).unwrap();
+    let policy = hard.greedy_actions();
+    let mut env = tame_envs::make("blackjack").unwrap();
+    let mut obs = vec![0f32; 1];
+    let (hands, mut sum, mut sum_sq) = (200_000u64, 0.0, 0.0);
+    for hand in 0..hands {
+        env.reset(Some(hand), &mut obs);
+        let mut ret = 0.0;
+        loop {
+            let s = obs[0] as usize;
+            let step = env.step(tame_envs::Action::Discrete(policy[s]), &mut obs).unwrap();
+            ret += step.reward;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+        sum += ret;
+        sum_sq += ret * ret;
+    }
+    let n = hands as f64;
+    let mean = sum / n;
+    let se = ((sum_sq / n - mean * mean) / n).sqrt();
+    assert!((mean - exact).abs() < 4.0 * se, "dealt {mean} ± {se}, exact {exact}");
+}

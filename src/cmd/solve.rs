@@ -1,4 +1,4 @@
-//! `tame solve`: exact hard and soft value iteration on a gridworld's transition table, the
+//! `tame solve`: exact hard and soft value iteration on an env's transition table, the
 //! soft/hard gaps at the start state and their bound τ·log|A|/(1−γ).
 
 use std::path::PathBuf;
@@ -13,8 +13,10 @@ use crate::plot::{heat_panels, HeatPanel};
 
 #[derive(Debug, Args)]
 pub struct SolveArgs {
-    /// Gridworld to solve (frozenlake, frozenlake8x8, cliffwalking, map:PATH, ... with options
-    /// such as :slippery=false; see `tame env list`).
+    /// Env with a transition table to solve: the gridworlds (frozenlake, frozenlake8x8,
+    /// cliffwalking, map:PATH, ... with options such as :slippery=false), taxi (:rainy=true too)
+    /// and blackjack; see `tame env list`. A random start (taxi, blackjack) reports each value
+    /// as its expectation over the initial-state distribution.
     #[arg(long)]
     env: String,
     /// Temperature tau of the soft solution: a number from 0 (the hard-argmax limit) to 1e6.
@@ -30,7 +32,8 @@ pub struct SolveArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// Draw the value heat maps with policy arrows, hard and soft side by side, into this PNG.
+    /// Draw the value heat maps with policy arrows, hard and soft side by side, into this PNG
+    /// (gridworlds only).
     /// An arrow is the policy's expected move from the cell (slips included).
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
@@ -61,6 +64,16 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
         bail!("--gamma {} is outside [0, 1); the discounted solver needs 0 <= gamma < 1", compact(args.gamma));
     }
     let table = tame_envs::transition_table(&args.env).with_context(|| format!("--env {}", args.env))?;
+    // A heat map has one cell per state: only gridworlds' states are cells (Taxi's are
+    // (cell, passenger, destination), Blackjack's are hands).
+    if args.plot.is_some() && tame_envs::grid_layout(&args.env).is_err() {
+        bail!(
+            "--plot draws gridworlds (frozenlake, cliffwalking, map:PATH), one cell per state; \
+             {}'s {} states are not cells of a map. Use --json for its values",
+            args.env,
+            table.n_states
+        );
+    }
     let c = compare(&table, args.gamma, args.tau, args.regularizer.into())
         .map_err(crate::exit::interrupted_or)
         .with_context(|| format!("solving {}", args.env))?;

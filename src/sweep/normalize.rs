@@ -52,15 +52,19 @@ pub struct GivenNormalization {
 ///
 /// Random returns are uniform random actions (Box: uniform in [low, high]) measured by tame
 /// itself over 10,000 episodes with `tame env random-return ENV --episodes 10000` (seed 0; standard
-/// errors: CartPole 0.12, Pendulum 2.9, MountainCarContinuous 0.043). References are
+/// errors: CartPole 0.12, Pendulum 2.9, MountainCarContinuous 0.043, Acrobot 0.11; MountainCar-v0's
+/// uniform walker never reaches the flag within 200 steps, so it is −200 exactly). References are
 /// rl-baselines3-zoo's trained agents (benchmark.md, "Performance of trained agents"):
 /// CartPole-v1 500.000 (a2c, ppo, trpo, qrdqn, all at the 500-step limit, so also the
-/// optimum), Pendulum-v1 −156.995 (sac, 20k steps) and MountainCarContinuous-v0 94.679 (sac,
-/// 50k steps).
-pub const CLASSIC: [(&str, &str, f64, &str, f64, &str); 3] = [
+/// optimum), Pendulum-v1 −156.995 (sac, 20k steps), MountainCarContinuous-v0 94.679 (sac,
+/// 50k steps); for the two discrete-action tasks the value-based dqn, the nearest kin of
+/// discrete SAC: Acrobot-v1 −76.639 (100k steps) and MountainCar-v0 −100.849 (120k steps).
+pub const CLASSIC: [(&str, &str, f64, &str, f64, &str); 5] = [
     ("cartpole", "CartPole-v1", 22.27, "tame env random-return cartpole --episodes 10000: 22.27 ± 0.12", 500.0, "rl-baselines3-zoo benchmark.md (a2c/ppo/trpo/qrdqn: 500.000)"),
     ("pendulum", "Pendulum-v1", -1227.43, "tame env random-return pendulum --episodes 10000: -1227.43 ± 2.88", -156.995, "rl-baselines3-zoo benchmark.md (sac: -156.995)"),
     ("mountaincar", "MountainCarContinuous-v0", -33.133, "tame env random-return mountaincar --episodes 10000: -33.133 ± 0.043", 94.679, "rl-baselines3-zoo benchmark.md (sac: 94.679)"),
+    ("acrobot", "Acrobot-v1", -498.913, "tame env random-return acrobot --episodes 10000: -498.913 ± 0.107", -76.639, "rl-baselines3-zoo benchmark.md (dqn: -76.639)"),
+    ("mountaincar-discrete", "MountainCar-v0", -200.0, "tame env random-return mountaincar-discrete --episodes 10000: -200 ± 0 (never at the flag)", -100.849, "rl-baselines3-zoo benchmark.md (dqn: -100.849)"),
 ];
 
 /// The normalization of `env`: given in the sweep file, else exact (gridworlds), else
@@ -163,6 +167,20 @@ mod tests {
         // Uniform walkers that have not reached the goal after 10,000 steps are cut: -51,672.8
         // against -65,375.1 for the unbounded limit.
         assert!((cliff.random + 51_672.787_738_716).abs() < 1e-6, "{cliff:?}");
+        // Random starts: the table's initial-state distribution weighs each start. Taxi's
+        // optimum is the delivery's 20 less −1 per other step; rain costs it 3.98.
+        // Uniform moves are uniform on the slippery cliff too, so its random figure is the
+        // dry cliff's.
+        for (env, random, reference) in [
+            ("taxi", -771.090_999_449_666_8, 7.93),
+            ("taxi:rainy=true", -772.516_508_614_229_5, 3.954_574_516_550_825),
+            ("blackjack", -0.394_174_557_022_041_6, -0.043_113_105_413_477_34),
+            ("cliffwalking-slippery", -51_672.787_738_73, -64.709_175_909_962_4),
+        ] {
+            let n = resolve(env, &none).unwrap();
+            assert!(n.source.starts_with("exact"), "{env}: {n:?}");
+            assert!((n.random - random).abs() < 1e-6 && (n.reference - reference).abs() < 1e-9, "{env}: {n:?}");
+        }
         let cart = resolve("CartPole-v1", &none).unwrap();
         assert_eq!(cart.reference, 500.0);
         assert!(cart.source.contains("rl-baselines3-zoo"));
