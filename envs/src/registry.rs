@@ -22,16 +22,25 @@ Names: BASE[:OPTION=VALUE]... (case-insensitive BASE)
         one row per line, '#' lines are comments)
   Options:
     slippery=true|false  FrozenLake-style slipping (FrozenLake-v1: intended move 1/3,
-                         each perpendicular move 1/3); frozenlake and maps
+                         each perpendicular move 1/3); frozenlake and maps; on cliffwalking
+                         CliffWalkingSlippery-v1's slipping (= cliffwalking-slippery)
     slip=P               probability P in [0, 1] of slipping to one of the two perpendicular
                          moves (P/2 each); frozenlake and maps (maps default to slip=0)
     discrete=K           replace a Box action space by K evenly spaced actions from low
                          to high, 2 <= K <= 1024 (e.g. pendulum:discrete=5)
     limit=N|none         override the time limit (steps per episode)
+    rainy=true|false     taxi: a move goes the intended way with 0.8, each side 0.1
+                         (Taxi-v4's is_rainy)
+    fickle=true|false    taxi: with probability 0.3 (drawn at reset) the passenger changes
+                         destination once, after the taxi's first move with them aboard
+                         (Taxi-v4's fickle_passenger; no transition table)
+    sab=true|false       blackjack: Sutton & Barto's rules (a natural draws against a dealer
+                         natural, else wins 1); default true, as Blackjack-v1 is registered
+    natural=true|false   blackjack with sab=false: a natural that wins pays 1.5
   Each option at most once; slippery and slip exclude each other. Maps: at most 65536
   cells (e.g. 256x256) and 4 MiB of text.
   Examples: frozenlake:slippery=false, frozenlake-noslip, map:configs/maps/bridge.txt:slip=0.1,
-            Pendulum-v1:discrete=9
+            Pendulum-v1:discrete=9, taxi:rainy=true, blackjack:sab=false:natural=true
   Success on gridworlds: an episode succeeds when it ends in a goal cell G
   (FrozenLake: terminated with reward > 0; CliffWalking: terminated). Env::success and
   VecEnv::success report it.";
@@ -84,7 +93,7 @@ fn known_names() -> String {
         .collect();
     v.extend(mujoco::TASKS.iter().map(|t| format!("{} ({})", t.name, t.id)));
     v.push("map:PATH".to_string());
-    format!("{}; options :slippery=, :slip=, :discrete=K, :limit=, and the MuJoCo tasks' v5 options (see `tame env list`)", v.join(", "))
+    format!("{}; options :slippery=, :slip=, :discrete=K, :limit=, taxi's :rainy= and :fickle=, blackjack's :sab= and :natural=, and the MuJoCo tasks' v5 options (see `tame env list`)", v.join(", "))
 }
 
 #[derive(Clone)]
@@ -508,6 +517,24 @@ mod tests {
         assert!(make("map:").is_err());
         assert!(transition_table("pendulum").is_err());
         assert!(make_vec("cartpole", 0, 0).is_err());
+    }
+
+    #[test]
+    fn the_syntax_help_lists_options_that_parse() {
+        // Every example of NAME_SYNTAX builds (map paths are relative to the repository).
+        let examples = NAME_SYNTAX.split("Examples:").nth(1).unwrap().split("Success").next().unwrap();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../");
+        for ex in examples.split(',').map(str::trim) {
+            let name = ex.replace("map:", &format!("map:{root}"));
+            assert!(make(&name).is_ok(), "{ex}: {:?}", make(&name).err());
+        }
+        // And every option it lists is one some env accepts.
+        for opt in ["slippery=", "slip=", "discrete=", "limit=", "rainy=", "fickle=", "sab=", "natural="] {
+            assert!(NAME_SYNTAX.contains(&format!("    {opt}")), "{opt}");
+        }
+        for name in ["cliffwalking:slippery=true", "taxi:fickle=true", "blackjack:sab=true", "taxi:rainy=false:limit=50"] {
+            assert!(make(name).is_ok(), "{name}: {:?}", make(name).err());
+        }
     }
 
     #[test]
