@@ -1,6 +1,6 @@
 //! Rendering: frame sizes, pixels at the places the state puts things, and the gridworld
 //! text mode against `ansi` frames recorded from Gymnasium 1.4.0
-//! (`tests/fixtures/gymnasium/frozenlake_ansi.json`, made by `record_ansi.py` there).
+//! (`tests/fixtures/gymnasium/toy_text_ansi.json`, made by `record_ansi.py` there).
 
 use tame_envs::render::Rgb;
 use tame_envs::{make, Action, Env, Frame, RenderCtx, Trail};
@@ -146,7 +146,7 @@ fn gridworld_cells_agent_and_path() {
 }
 
 fn fixture() -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gymnasium/frozenlake_ansi.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gymnasium/toy_text_ansi.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -202,4 +202,112 @@ fn ansi_names_cliffwalking_actions_in_its_own_numbering_and_classic_control_has_
     for name in ["cartpole", "pendulum", "mountaincar"] {
         assert!(make(name).unwrap().render_ansi(&RenderCtx::default()).is_none(), "{name}");
     }
+}
+
+#[test]
+fn taxi_ansi_equals_gymnasium_in_every_state() {
+    let fx = fixture();
+    let frames = fx["taxi_every_state"]["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 500);
+    let mut env = make("taxi").unwrap();
+    let mut obs = [0.0f32];
+    env.reset(Some(0), &mut obs);
+    for frame in frames {
+        let s = frame["state"].as_f64().unwrap();
+        env.set_state(&[s], &mut obs).unwrap();
+        let action = frame["last_action"].as_u64().map(|a| Action::Discrete(a as usize));
+        let text = env.render_ansi(&RenderCtx { last_action: action, path: &[] }).unwrap();
+        assert_eq!(text, frame["ansi"].as_str().unwrap(), "state {s}, last action {action:?}");
+    }
+}
+
+/// Acrobot, 250×250: the pivot at the centre, 250/4.4 px per metre, links 1 m; θ = 0 hangs
+/// straight down, the bar one link length above the pivot.
+#[test]
+fn acrobot_links_hang_from_the_pivot_as_the_angles_say() {
+    const LINK: Rgb = [0, 204, 204];
+    let scale = 250.0 / 4.4;
+    let c = 125.0;
+    let down = with_state("acrobot", &[0.0, 0.0, 0.0, 0.0]).render_rgb(&RenderCtx::default()).unwrap();
+    assert_eq!((down.width, down.height), (250, 250));
+    assert_eq!(at(&down, c, c + 0.5 * scale), LINK, "first link below the pivot");
+    assert_eq!(at(&down, c, c + 1.5 * scale), LINK, "second link below the first");
+    assert_eq!(at(&down, c, c - 0.5 * scale), WHITE, "nothing above the pivot");
+    assert_eq!(at(&down, c + 1.5 * scale, c - scale), BLACK, "the bar to clear");
+    // First link up, second bent a right angle: the elbow at (c, c − L), the tip to its side.
+    let bent = with_state("acrobot", &[std::f64::consts::PI, std::f64::consts::FRAC_PI_2, 0.0, 0.0])
+        .render_rgb(&RenderCtx::default())
+        .unwrap();
+    assert_eq!(at(&bent, c, c - 0.5 * scale), LINK);
+    assert_eq!(at(&bent, c, c + 0.5 * scale), WHITE);
+    // θ1 + θ2 = 3π/2: sin = −1, cos = 0, so the second link points to screen-left.
+    assert_eq!(at(&bent, c - 0.5 * scale, c - scale), LINK, "second link at the elbow's side");
+    assert_eq!(at(&bent, c + 0.5 * scale, c - scale), BLACK, "only the bar on the other side");
+}
+
+/// MountainCar-v0 draws the continuous task's hill and car, its flag at its own goal (0.5,
+/// against 0.45).
+#[test]
+fn discrete_mountaincar_draws_the_same_car_and_its_own_flag() {
+    let screen = |p: f64| ((p + 1.2) * 300.0 / 1.8, 200.0 - ((3.0 * p).sin() * 0.45 + 0.55) * 300.0 / 1.8);
+    for p in [-1.1, -0.5, 0.3] {
+        let a = with_state("mountaincar", &[p, 0.0]).render_rgb(&RenderCtx::default()).unwrap();
+        let b = with_state("mountaincar-discrete", &[p, 0.0]).render_rgb(&RenderCtx::default()).unwrap();
+        let (x, road) = screen(p);
+        for dy in [5.0, 10.0, 15.0] {
+            assert_eq!(at(&a, x, road - dy), at(&b, x, road - dy), "the car at position {p}");
+        }
+        for (f, goal, other) in [(&a, 0.45, 0.5), (&b, 0.5, 0.45)] {
+            // The pole is 1 px wide: look one pixel either side.
+            let pole = |p: f64| {
+                let (px, py) = screen(p);
+                [-1.0, 0.0, 1.0].iter().any(|dx| at(f, px + dx, py - 10.0) == BLACK)
+            };
+            assert!(pole(goal), "flag pole at {goal}");
+            assert!(!pole(other), "no pole at {other}");
+        }
+    }
+}
+
+/// Taxi, 5×5 cells of 32 px: the locations R (0,0), G (0,4), Y (4,0), B (4,3); state
+/// ((row·5 + col)·5 + passenger)·4 + destination, passenger 4 = aboard.
+#[test]
+fn taxi_draws_the_taxi_passenger_and_destination() {
+    const TAXI: Rgb = [230, 180, 0];
+    const TAXI_FULL: Rgb = [0, 170, 0];
+    const DEST: Rgb = [200, 0, 200];
+    const RED: Rgb = [255, 0, 0];
+    let centre = |r: usize, c: usize| (c as f64 * 32.0 + 16.0, r as f64 * 32.0 + 18.0);
+    // Taxi at (2, 3), passenger waiting at R, bound for Y.
+    let f = with_state("taxi", &[(((2 * 5 + 3) * 5) * 4 + 2) as f64]).render_rgb(&RenderCtx::default()).unwrap();
+    assert_eq!((f.width, f.height), (160, 160));
+    let (x, y) = centre(2, 3);
+    assert_eq!(at(&f, x, y), TAXI);
+    assert_eq!(at(&f, 16.0, 16.0), RED, "the passenger at R");
+    assert_eq!(at(&f, 1.0, 4.0 * 32.0 + 16.0), DEST, "Y's cell (row 4, column 0) is outlined");
+    assert_ne!(at(&f, 1.0 + 4.0 * 32.0, 16.0), DEST, "G's is not");
+    // Passenger aboard: the taxi turns green and no one waits at R.
+    let aboard = with_state("taxi", &[(((2 * 5 + 3) * 5 + 4) * 4 + 2) as f64]).render_rgb(&RenderCtx::default()).unwrap();
+    assert_eq!(at(&aboard, x, y), TAXI_FULL);
+    assert_ne!(at(&aboard, 16.0, 16.0), RED);
+}
+
+/// Blackjack, 220×180: the dealer's card with one pip per point, the player's sum as filled
+/// slots 6.5 px apart from x = 10.
+#[test]
+fn blackjack_shows_the_dealers_card_and_the_players_sum() {
+    const SLOT_EMPTY: Rgb = [150, 170, 120];
+    // [player sum (aces as 1), has ace, cards, dealer card, hidden card]: 15 against a 6.
+    let f = with_state("blackjack", &[15.0, 0.0, 2.0, 6.0, 10.0]).render_rgb(&RenderCtx::default()).unwrap();
+    assert_eq!((f.width, f.height), (220, 180));
+    let slot = |i: usize| 10.0 + 6.5 * i as f64 + 2.5;
+    assert_eq!(at(&f, slot(14), 100.0), BLACK, "slot 15 filled");
+    assert_eq!(at(&f, slot(15), 100.0), SLOT_EMPTY, "slot 16 empty");
+    // Six pips in two columns of three on the dealer's card at (60, 10).
+    let pips = (0..6).filter(|&i| at(&f, 60.0 + 12.0 + 16.0 * (i % 2) as f64, 10.0 + 8.0 + 8.0 * (i / 2) as f64) == BLACK).count();
+    assert_eq!(pips, 6);
+    assert_eq!(at(&f, 72.0, 10.0 + 8.0 + 8.0 * 3.0), WHITE, "no seventh pip");
+    // A bust shows red beyond 21.
+    let bust = with_state("blackjack", &[25.0, 0.0, 3.0, 6.0, 10.0]).render_rgb(&RenderCtx::default()).unwrap();
+    assert_eq!(at(&bust, slot(22), 100.0), [200, 0, 0]);
 }

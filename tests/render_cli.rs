@@ -227,3 +227,28 @@ fn a_resumed_run_keeps_capturing_video() {
     assert_eq!(decode_gif(&last), (returns[0] as usize + 1, 300, 200));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn taxi_runs_render_as_gymnasiums_text_and_as_a_gif() {
+    let root = scratch("taxi");
+    let logdir = root.join("runs");
+    let run = train(&["--agent", "es", "--env", "taxi", "--steps", "20000", "--eval-episodes", "1", "--logdir", logdir.to_str().unwrap()]);
+    let r = run.to_str().unwrap();
+    let out = tame(&["render", r, "--ansi"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let steps: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("episode 1 (seed 1000000): return ").map(|rest| rest.split(" over ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no episode line in {text}"));
+    // One map per state, each with its frame; the taxi is highlighted in every one (yellow
+    // when empty, green with the passenger).
+    assert_eq!(text.matches("+---------+\n|").count(), steps + 1, "{text}");
+    assert_eq!(text.matches("\x1b[43m").count() + text.matches("\x1b[42m").count(), steps + 1, "{text}");
+    assert!(text.contains(&format!("return {:.2} over", final_eval_returns(&run)[0])), "{text}");
+    let gif = root.join("taxi.gif");
+    let out = tame(&["render", r, "--out", gif.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(decode_gif(&gif), (steps + 1, 160, 160));
+    let _ = std::fs::remove_dir_all(&root);
+}

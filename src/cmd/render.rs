@@ -26,8 +26,8 @@ pub struct RenderArgs {
     /// The GIF to write [default: RUN_DIR/render.gif].
     #[arg(long, conflicts_with = "ansi")]
     out: Option<PathBuf>,
-    /// Gridworlds: play the episodes as text in the terminal (Gymnasium's `ansi` mode)
-    /// instead of writing a GIF.
+    /// Gridworlds and Taxi: play the episodes as text in the terminal (Gymnasium's `ansi`
+    /// mode) instead of writing a GIF.
     #[arg(long)]
     ansi: bool,
     /// Frames per second, at most 50 [default: 4 for gridworlds, 30 for classic control].
@@ -52,8 +52,8 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     let mut env = crate::run_dir::make_env(&cfg.env)?;
     if args.ansi && env.render_ansi(&Default::default()).is_none() {
         bail!(
-            "--ansi needs a gridworld, but run {} is on env '{}', which has no text mode; \
-             text mode: frozenlake, frozenlake8x8, cliffwalking, map:PATH (and their options); \
+            "--ansi needs an env with a text mode, but run {} is on env '{}', which has none; \
+             text mode: frozenlake, frozenlake8x8, cliffwalking, map:PATH, taxi (and their options); \
              leave out --ansi to write a GIF",
             args.run_dir.display(),
             cfg.env
