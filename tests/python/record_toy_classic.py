@@ -1,5 +1,5 @@
 """Records Gymnasium 1.4.0 reference data for Acrobot-v1, MountainCar-v0, Taxi-v4 (plain and
-rainy), CliffWalkingSlippery-v1 and Blackjack-v1, into tests/fixtures/gymnasium/.
+rainy and fickle), CliffWalkingSlippery-v1 and Blackjack-v1, into tests/fixtures/gymnasium/.
 
 Not needed by the tests (they read the committed JSON). To re-record:
 
@@ -129,6 +129,29 @@ def main():
         bj[name] = {"env": "Blackjack-v1", "gymnasium": gym.__version__, "kwargs": kwargs, "seed": 7,
                     "starts": starts, "steps": rows}
     (OUT / "blackjack_trace.json").write_text(json.dumps(bj, separators=(",", ":")))
+
+    # Fickle Taxi has no P: one row per step, [state, action, next state, reward, terminated,
+    # truncated, fickle], where fickle is the episode's draw at reset (env.unwrapped.fickle_step
+    # before the episode's first step); tests/envs_parity.rs checks each step against the dry
+    # table and the one destination change Gymnasium's rule allows.
+    fickle = {}
+    for seed in SEEDS:
+        env = gym.make("Taxi-v4", fickle_passenger=True)
+        rng = random.Random(seed)
+        obs, _ = env.reset(seed=seed)
+        flag = bool(env.unwrapped.fickle_step)
+        rows = []
+        while len(rows) < 2 * STEPS:
+            a = int(taxi_policy(obs, rng))
+            nxt, r, term, trunc, _ = env.step(a)
+            rows.append([int(obs), a, int(nxt), float(r), bool(term), bool(trunc), flag])
+            obs = nxt
+            if term or trunc:
+                obs, _ = env.reset()
+                flag = bool(env.unwrapped.fickle_step)
+        fickle[f"taxi_fickle_{seed}"] = {"env": "Taxi-v4", "gymnasium": gym.__version__,
+                                         "kwargs": {"fickle_passenger": True}, "seed": seed, "steps": rows}
+    (OUT / "taxi_fickle_trace.json").write_text(json.dumps(fickle, separators=(",", ":")))
     print("wrote", OUT, file=sys.stderr)
 
 
