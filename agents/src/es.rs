@@ -38,12 +38,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tame_envs::{Env, EnvError, Space};
 
-use crate::es_policy::{scatter_lane, LANES};
-use crate::es_rollout::{spec_for, ActSettings, Chunk, LaneTask, ObsEncoding, PolicySpec};
+use crate::es_policy::{forward, scatter_lane, tanh_lanes, Activations, LANES};
+use crate::es_rollout::{spec_for, ActSettings, Chunk, Head, LaneTask, ObsEncoding, PolicySpec};
 pub use crate::es_rollout::{Episode, ObsNorm};
 use crate::checkpoint::{Checkpoint, CheckpointWriter};
-use crate::eval::{EvalStats, EVAL_SEED_BASE};
-use crate::policy::{EsActor, Policy};
+use crate::eval::{EvalStats, PolicyAction, EVAL_SEED_BASE};
+use crate::policy::Policy;
 use crate::run::Learner;
 use crate::Logger;
 
@@ -816,7 +816,7 @@ fn evaluate_in(
     entropy_tau: f64,
     max_steps: u64,
 ) -> Result<EvalReport, EsError> {
-    let discrete = matches!(policy.spec.head, crate::es_rollout::Head::Discrete(_));
+    let discrete = matches!(policy.spec.head, Head::Discrete(_));
     let settings = ActSettings {
         tau: 0.0,
         entropy_tau: discrete.then_some(entropy_tau),
@@ -902,7 +902,7 @@ impl EsPolicy {
         })
     }
 
-    /// Layer sizes and heads, θ and the observation normalisation, for `crate::policy`.
+    /// Layer sizes and heads, θ and the observation normalisation, for [`EsActor`].
     pub(crate) fn parts(&self) -> (&PolicySpec, &[f32], &ObsNorm) {
         (&self.spec, &self.theta, &self.norm)
     }
@@ -977,6 +977,71 @@ impl EsPolicy {
             tau,
             max_steps,
         )
+    }
+}
+
+/// An ES parameter vector played one observation at a time: the argmax logit or the tanh
+/// mean, and π(·|s) = softmax(logits/τ) at the run's τ (one-hot at τ = 0).
+pub struct EsActor {
+    policy: EsPolicy,
+    tau: f64,
+    /// θ in lane 0 of the interleaved layout the batched forward pass reads.
+    params: Vec<f32>,
+    x: Vec<f32>,
+    out: Vec<f32>,
+    act: Activations,
+}
+
+impl EsActor {
+    pub fn new(policy: EsPolicy, tau: f64) -> Self {
+        let (spec, theta, _) = policy.parts();
+        let mut params = vec![0.0; spec.shape.num_params() * LANES];
+        scatter_lane(theta, &mut params, 0);
+        let x = vec![0.0; spec.shape.inputs() * LANES];
+        let out = vec![0.0; spec.shape.outputs() * LANES];
+        let act = Activations::new(&spec.shape);
+        EsActor { policy, tau, params, x, out, act }
+    }
+
+    /// The network's outputs at `obs` (logits, or the pre-tanh mean).
+    fn outputs(&mut self, obs: &[f32]) -> Vec<f64> {
+        let (spec, _, norm) = self.policy.parts();
+        match spec.obs {
+            ObsEncoding::Box(dim) => {
+                for i in 0..dim {
+                    self.x[i * LANES] = ((obs[i] - norm.mean[i]) * norm.inv_std[i]).clamp(-5.0, 5.0);
+                }
+            }
+            ObsEncoding::OneHot(n) => {
+                for i in 0..n {
+                    self.x[i * LANES] = if i == obs[0] as usize { 1.0 } else { 0.0 };
+                }
+            }
+        }
+        forward(&spec.shape, &self.params, &self.x, &mut self.act, &mut self.out);
+        (0..spec.shape.outputs()).map(|j| self.out[j * LANES] as f64).collect()
+    }
+}
+
+impl Policy for EsActor {
+    fn act(&mut self, obs: &[f32]) -> PolicyAction {
+        let out = self.outputs(obs);
+        match &self.policy.parts().0.head {
+            Head::Discrete(_) => PolicyAction::Discrete(crate::math::argmax(&out)),
+            Head::Continuous { center, half_width } => {
+                // The same squashing tanh as the batched evaluation, so episodes match it.
+                self.out.as_chunks_mut::<LANES>().0.iter_mut().for_each(tanh_lanes);
+                let mean = |d: usize| self.out[d * LANES] as f64;
+                PolicyAction::Continuous((0..center.len()).map(|d| center[d] + half_width[d] * mean(d).clamp(-1.0, 1.0)).collect())
+            }
+        }
+    }
+    fn action_probs(&mut self, obs: &[f32]) -> Option<Vec<f64>> {
+        if !matches!(self.policy.parts().0.head, Head::Discrete(_)) {
+            return None;
+        }
+        let logits = self.outputs(obs);
+        Some(crate::math::softmax_or_argmax(&logits, self.tau))
     }
 }
 

@@ -44,30 +44,17 @@ use tch::{Kind, Tensor};
 use crate::checkpoint::{Checkpoint, CheckpointWriter};
 use crate::eval::{evaluate, EvalReport, EvalStats, PolicyAction};
 use crate::helper::Helper;
+use crate::math::{argmax, log_softmax_rows};
 use crate::nets::{AdamMoments, AdamSlice, GradViews, Mlp, ParamSet, Tape};
 use crate::policy::Policy;
 use crate::replay::{Batch, ReplayBuffer};
 use crate::run::{Learner, RunCtx, Schedule, Tau, TrainSummary};
+use crate::soft::Regularizer;
 use crate::Logger;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
-
-/// What the soft bonus measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Regularizer {
-    /// Maximum entropy, the papers' objective: reward + τ·H(π(·|s)). The bonus is positive, so
-    /// in episodic tasks staying alive pays τ·H per step (on FrozenLake at τ = 0.1 the
-    /// soft-optimal policy never enters the goal: wandering is worth more than its reward).
-    Entropy,
-    /// Relative entropy to the uniform policy: reward − τ·KL(π(·|s) ‖ uniform), i.e. the
-    /// entropy bonus minus its maximum τ·log|A| (log-volume of [-1, 1]^d when continuous).
-    /// Same optimal policy in continuing tasks; in episodic ones the bonus is ≤ 0 and no
-    /// longer rewards avoiding termination. Geist et al. 2019 treat both regularizers.
-    KlUniform,
-}
 
 /// SAC hyper-parameters. Defaults follow Stable-Baselines3 2.x `SAC` and CleanRL's
 /// `sac_continuous_action.py` unless a field says otherwise.
@@ -451,10 +438,7 @@ impl SacAgent {
             }
         };
         let (first, second) = (worker(0), worker(1));
-        let log_reference = match config.regularizer {
-            Regularizer::Entropy => 0.0,
-            Regularizer::KlUniform => log_volume,
-        };
+        let log_reference = config.regularizer.log_reference(log_volume);
         Ok(SacAgent {
             obs,
             head,
@@ -954,6 +938,17 @@ impl SacAgent {
     }
 }
 
+/// SAC: the actor's greedy action; π(·|s) is the categorical actor (the argmax of the min
+/// twin Q at τ = 0).
+impl Policy for SacAgent {
+    fn act(&mut self, obs: &[f32]) -> PolicyAction {
+        self.act_deterministic(obs).0
+    }
+    fn action_probs(&mut self, obs: &[f32]) -> Option<Vec<f64>> {
+        self.discrete_probs(obs)
+    }
+}
+
 impl SacAgent {
     fn param_sets(&self) -> impl Iterator<Item = &ParamSet> {
         std::iter::once(&self.actor_params).chain(&self.critic_params).chain(&self.target_params)
@@ -1163,17 +1158,6 @@ fn state_action(batch: &Batch, next: bool, action: &[f32], d: usize) -> Tensor {
     Tensor::from_slice(&x).view([rows as i64, width as i64])
 }
 
-/// log softmax of each row of `n` logits (row-major), max-shifted.
-fn log_softmax_rows(logits: &[f32], n: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(logits.len());
-    for row in logits.chunks(n) {
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &z| m.max(z as f64));
-        let log_sum = row.iter().map(|&z| (z as f64 - max).exp()).sum::<f64>().ln();
-        out.extend(row.iter().map(|&z| z as f64 - max - log_sum));
-    }
-    out
-}
-
 /// min(Q_1, Q_2) of the given twin (online or target), `[B, out]`.
 fn min_q(twin: &[Mlp; 2], input: &Tensor) -> Tensor {
     twin[0].forward(input).minimum(&twin[1].forward(input))
@@ -1246,16 +1230,6 @@ fn discrete_policy(actor: &Mlp, critics: &[Mlp; 2], obs: &Tensor, hard: bool) ->
     }
     let log_probs = actor.forward(obs).log_softmax(-1, Kind::Float);
     (log_probs.exp(), log_probs)
-}
-
-fn argmax(xs: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 fn sample_categorical(probs: &[f32], rng: &mut ChaCha8Rng) -> usize {
