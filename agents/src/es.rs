@@ -438,20 +438,34 @@ impl PairEvaluator {
         Ok(episodes)
     }
 
-    /// Regenerates each pair's ε_k into its chunk, as [`evaluate`](Self::evaluate) would:
-    /// what a coordinator does while its workers evaluate, to form ĝ from seeds alone.
-    pub fn fill_noise(&mut self, pair_seeds: &[u64]) -> Result<(), EsError> {
+    /// Regenerates each pair's ε_k into its chunk, as [`evaluate`](Self::evaluate) would,
+    /// while `work` runs on the calling thread: what a coordinator does while its workers
+    /// evaluate, to form ĝ from seeds alone. The evaluator's threads take chunks in turn, and
+    /// what they have not done once `work` returns, the calling thread joins in. (At the
+    /// lowest priority, SCHED_IDLE, so as to leave a machine shared with workers to them,
+    /// `tame bench es --redis` measured 62.5% and 64.5% of the local speed against 66.7% and
+    /// 68.4% without.)
+    pub fn fill_noise_during<R>(&mut self, pair_seeds: &[u64], work: impl FnOnce() -> R) -> Result<R, EsError> {
         self.ensure_chunks(pair_seeds.len())?;
+        let threads = match self.cfg.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            t => t,
+        };
         let dim = self.num_params();
-        let chunks = &mut self.chunks;
-        in_pool(self.pool.as_ref(), || {
-            chunks.par_iter_mut().zip(pair_seeds.par_chunks(PAIRS_PER_CHUNK)).for_each(|(chunk, seeds)| {
-                for (eps, &seed) in chunk.noise.chunks_exact_mut(dim).zip(seeds) {
-                    noise(seed, eps);
-                }
-            })
-        });
-        Ok(())
+        let todo = std::sync::Mutex::new(self.chunks.iter_mut().zip(pair_seeds.chunks(PAIRS_PER_CHUNK)));
+        let fill = || {
+            while let Some((chunk, seeds)) = todo.lock().expect("no panics while held").next() {
+                regenerate_noise(&mut chunk.noise, seeds, dim);
+            }
+        };
+        Ok(std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(fill);
+            }
+            let got = work();
+            fill();
+            got
+        }))
     }
 
     /// Σ_k w_k ε_k over the pairs last evaluated or filled: each chunk sums its own pairs,
@@ -499,14 +513,15 @@ fn rollout_pairs(
         .enumerate()
         .map(|(c, chunk)| {
             let dim = theta.len();
+            let first = (c * PAIRS_PER_CHUNK).min(pairs);
+            regenerate_noise(&mut chunk.noise, &pair_seeds[first..(first + PAIRS_PER_CHUNK).min(pairs)], dim);
             let mut tasks = [LaneTask::default(); LANES];
             for p in 0..PAIRS_PER_CHUNK {
                 let k = c * PAIRS_PER_CHUNK + p;
                 if k >= pairs {
                     break;
                 }
-                let eps = &mut chunk.noise[p * dim..(p + 1) * dim];
-                noise(pair_seeds[k], eps);
+                let eps = &chunk.noise[p * dim..(p + 1) * dim];
                 let (plus, minus) = (2 * p, 2 * p + 1);
                 for (i, (&t, &e)) in theta.iter().zip(eps.iter()).enumerate() {
                     chunk.params[i * LANES + plus] = t + sigma as f32 * e;
@@ -648,33 +663,8 @@ impl Es {
         let episodes = match remote {
             None => lanes.evaluate(&generation, theta, norm)?,
             Some(remote) => {
-                // The ε_k for ĝ are regenerated here while the workers evaluate, on as many
-                // threads as the learner has; what they have not done once the episodes are
-                // back, this thread joins in. (At the lowest priority, SCHED_IDLE, so as to
-                // leave a machine shared with workers to them, `tame bench es --redis` measured
-                // 62.5% and 64.5% of the local speed against 66.7% and 68.4% without.)
-                lanes.ensure_chunks(pairs)?;
-                let threads = match self.cfg.threads {
-                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    t => t,
-                };
-                let dim = theta.len();
-                let todo = std::sync::Mutex::new(lanes.chunks.iter_mut().zip(generation.pair_seeds.chunks(PAIRS_PER_CHUNK)));
-                let fill = || {
-                    while let Some((chunk, seeds)) = todo.lock().expect("no panics while held").next() {
-                        for (eps, &seed) in chunk.noise.chunks_exact_mut(dim).zip(seeds) {
-                            noise(seed, eps);
-                        }
-                    }
-                };
-                let got = std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(fill);
-                    }
-                    let got = remote.evaluate(&generation, theta, norm);
-                    fill();
-                    got
-                });
+                // The ε_k for ĝ are regenerated here while the workers evaluate.
+                let got = lanes.fill_noise_during(&generation.pair_seeds, || remote.evaluate(&generation, theta, norm))?;
                 match got.map_err(|e| EsError::Remote(format!("{e:#}")))? {
                     Some(episodes) if episodes.len() == n => episodes,
                     Some(episodes) => {
@@ -1181,6 +1171,14 @@ struct EsState {
     env_steps: u64,
     obs_count: u64,
     rng: tame_envs::RngState,
+}
+
+/// The ε_k of a chunk's pairs, one row of `dim` floats per seed of `seeds`: how the lanes and a
+/// coordinator both regenerate the noise.
+fn regenerate_noise(rows: &mut [f32], seeds: &[u64], dim: usize) {
+    for (eps, &seed) in rows.chunks_exact_mut(dim).zip(seeds) {
+        noise(seed, eps);
+    }
 }
 
 /// Pair k's perturbation ε_k ∼ N(0, I), regenerated from its seed alone.
