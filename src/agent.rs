@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tame_agents::eval::EvalStats;
-use tame_agents::policy::{EsActor, Policy};
+use tame_agents::es::EsActor;
+use tame_agents::policy::Policy;
 use tame_agents::run::Learner;
 use tame_agents::{es, sac};
 

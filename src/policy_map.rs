@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use plotters::prelude::*;
-use tame_agents::exact::Regularizer;
+use tame_agents::soft::Regularizer;
 use tame_envs::GridLayout;
 
 use crate::agent::load_policy;

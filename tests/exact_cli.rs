@@ -21,7 +21,7 @@ fn solve_json_reports_the_start_state_gaps_of_the_exact_solver() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let table = tame_envs::transition_table("frozenlake8x8").unwrap();
-    let want = tame_agents::exact::reference_values(&table, 0.95, 0.1, tame_agents::exact::Regularizer::Entropy).unwrap();
+    let want = tame_agents::exact::reference_values(&table, 0.95, 0.1, tame_agents::soft::Regularizer::Entropy).unwrap();
     for (key, value) in [
         ("v_star", want.v_star),
         ("v_star_tau", want.v_star_tau),

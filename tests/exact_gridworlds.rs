@@ -2,7 +2,8 @@
 //! soft gaps within τ·log|A|/(1−γ), shrinking at least linearly as τ → 0, and the soft
 //! solution's greedy policy converging to a hard-optimal one.
 
-use tame_agents::exact::{compare, evaluate_policy, soft_value_iteration, Regularizer::Entropy, SolveOptions};
+use tame_agents::exact::{compare, evaluate_policy, soft_value_iteration, SolveOptions};
+use tame_agents::soft::Regularizer::Entropy;
 use tame_agents::smoothing::certify_gridworld;
 
 const TAUS: [f64; 7] = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0];
@@ -121,7 +122,7 @@ fn gridworld_certificates_stay_within_their_bounds() {
 /// positive, so V*_τ ≤ V*, and both gaps keep the bound τ·log|A|/(1−γ).
 #[test]
 fn kl_uniform_soft_values_sit_below_hard_within_the_bound() {
-    use tame_agents::exact::Regularizer::KlUniform;
+    use tame_agents::soft::Regularizer::KlUniform;
     for name in ["frozenlake", "frozenlake8x8", "frozenlake-noslip", "cliffwalking"] {
         let table = tame_envs::transition_table(name).unwrap();
         for tau in [1e-4, 1e-3, 1e-2, 1e-1, 1.0] {
@@ -138,7 +139,7 @@ fn kl_uniform_soft_values_sit_below_hard_within_the_bound() {
 /// the KL-to-uniform optimal policy still walks to the goal.
 #[test]
 fn on_frozenlake_the_entropy_bonus_outweighs_the_goal_but_kl_uniform_does_not() {
-    use tame_agents::exact::Regularizer::KlUniform;
+    use tame_agents::soft::Regularizer::KlUniform;
     let table = tame_envs::transition_table("frozenlake-noslip").unwrap();
     let entropy = compare(&table, 0.99, 0.1, Entropy).unwrap().reference;
     let kl = compare(&table, 0.99, 0.1, KlUniform).unwrap().reference;

@@ -38,12 +38,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tame_envs::{Env, EnvError, Space};
 
-use crate::es_policy::{scatter_lane, LANES};
-use crate::es_rollout::{spec_for, ActSettings, Chunk, LaneTask, ObsEncoding, PolicySpec};
+use crate::es_policy::{forward, scatter_lane, tanh_lanes, Activations, LANES};
+use crate::es_rollout::{spec_for, ActSettings, Chunk, Head, LaneTask, ObsEncoding, PolicySpec};
 pub use crate::es_rollout::{Episode, ObsNorm};
 use crate::checkpoint::{Checkpoint, CheckpointWriter};
-use crate::eval::{EvalStats, EVAL_SEED_BASE};
-use crate::policy::{EsActor, Policy};
+use crate::eval::{EvalStats, PolicyAction, EVAL_SEED_BASE};
+use crate::policy::Policy;
 use crate::run::Learner;
 use crate::Logger;
 
@@ -438,20 +438,34 @@ impl PairEvaluator {
         Ok(episodes)
     }
 
-    /// Regenerates each pair's ε_k into its chunk, as [`evaluate`](Self::evaluate) would:
-    /// what a coordinator does while its workers evaluate, to form ĝ from seeds alone.
-    pub fn fill_noise(&mut self, pair_seeds: &[u64]) -> Result<(), EsError> {
+    /// Regenerates each pair's ε_k into its chunk, as [`evaluate`](Self::evaluate) would,
+    /// while `work` runs on the calling thread: what a coordinator does while its workers
+    /// evaluate, to form ĝ from seeds alone. The evaluator's threads take chunks in turn, and
+    /// what they have not done once `work` returns, the calling thread joins in. (At the
+    /// lowest priority, SCHED_IDLE, so as to leave a machine shared with workers to them,
+    /// `tame bench es --redis` measured 62.5% and 64.5% of the local speed against 66.7% and
+    /// 68.4% without.)
+    pub fn fill_noise_during<R>(&mut self, pair_seeds: &[u64], work: impl FnOnce() -> R) -> Result<R, EsError> {
         self.ensure_chunks(pair_seeds.len())?;
+        let threads = match self.cfg.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            t => t,
+        };
         let dim = self.num_params();
-        let chunks = &mut self.chunks;
-        in_pool(self.pool.as_ref(), || {
-            chunks.par_iter_mut().zip(pair_seeds.par_chunks(PAIRS_PER_CHUNK)).for_each(|(chunk, seeds)| {
-                for (eps, &seed) in chunk.noise.chunks_exact_mut(dim).zip(seeds) {
-                    noise(seed, eps);
-                }
-            })
-        });
-        Ok(())
+        let todo = std::sync::Mutex::new(self.chunks.iter_mut().zip(pair_seeds.chunks(PAIRS_PER_CHUNK)));
+        let fill = || {
+            while let Some((chunk, seeds)) = todo.lock().expect("no panics while held").next() {
+                regenerate_noise(&mut chunk.noise, seeds, dim);
+            }
+        };
+        Ok(std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(fill);
+            }
+            let got = work();
+            fill();
+            got
+        }))
     }
 
     /// Σ_k w_k ε_k over the pairs last evaluated or filled: each chunk sums its own pairs,
@@ -499,14 +513,15 @@ fn rollout_pairs(
         .enumerate()
         .map(|(c, chunk)| {
             let dim = theta.len();
+            let first = (c * PAIRS_PER_CHUNK).min(pairs);
+            regenerate_noise(&mut chunk.noise, &pair_seeds[first..(first + PAIRS_PER_CHUNK).min(pairs)], dim);
             let mut tasks = [LaneTask::default(); LANES];
             for p in 0..PAIRS_PER_CHUNK {
                 let k = c * PAIRS_PER_CHUNK + p;
                 if k >= pairs {
                     break;
                 }
-                let eps = &mut chunk.noise[p * dim..(p + 1) * dim];
-                noise(pair_seeds[k], eps);
+                let eps = &chunk.noise[p * dim..(p + 1) * dim];
                 let (plus, minus) = (2 * p, 2 * p + 1);
                 for (i, (&t, &e)) in theta.iter().zip(eps.iter()).enumerate() {
                     chunk.params[i * LANES + plus] = t + sigma as f32 * e;
@@ -648,33 +663,8 @@ impl Es {
         let episodes = match remote {
             None => lanes.evaluate(&generation, theta, norm)?,
             Some(remote) => {
-                // The ε_k for ĝ are regenerated here while the workers evaluate, on as many
-                // threads as the learner has; what they have not done once the episodes are
-                // back, this thread joins in. (At the lowest priority, SCHED_IDLE, so as to
-                // leave a machine shared with workers to them, `tame bench es --redis` measured
-                // 62.5% and 64.5% of the local speed against 66.7% and 68.4% without.)
-                lanes.ensure_chunks(pairs)?;
-                let threads = match self.cfg.threads {
-                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    t => t,
-                };
-                let dim = theta.len();
-                let todo = std::sync::Mutex::new(lanes.chunks.iter_mut().zip(generation.pair_seeds.chunks(PAIRS_PER_CHUNK)));
-                let fill = || {
-                    while let Some((chunk, seeds)) = todo.lock().expect("no panics while held").next() {
-                        for (eps, &seed) in chunk.noise.chunks_exact_mut(dim).zip(seeds) {
-                            noise(seed, eps);
-                        }
-                    }
-                };
-                let got = std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(fill);
-                    }
-                    let got = remote.evaluate(&generation, theta, norm);
-                    fill();
-                    got
-                });
+                // The ε_k for ĝ are regenerated here while the workers evaluate.
+                let got = lanes.fill_noise_during(&generation.pair_seeds, || remote.evaluate(&generation, theta, norm))?;
                 match got.map_err(|e| EsError::Remote(format!("{e:#}")))? {
                     Some(episodes) if episodes.len() == n => episodes,
                     Some(episodes) => {
@@ -816,7 +806,7 @@ fn evaluate_in(
     entropy_tau: f64,
     max_steps: u64,
 ) -> Result<EvalReport, EsError> {
-    let discrete = matches!(policy.spec.head, crate::es_rollout::Head::Discrete(_));
+    let discrete = matches!(policy.spec.head, Head::Discrete(_));
     let settings = ActSettings {
         tau: 0.0,
         entropy_tau: discrete.then_some(entropy_tau),
@@ -902,7 +892,7 @@ impl EsPolicy {
         })
     }
 
-    /// Layer sizes and heads, θ and the observation normalisation, for `crate::policy`.
+    /// Layer sizes and heads, θ and the observation normalisation, for [`EsActor`].
     pub(crate) fn parts(&self) -> (&PolicySpec, &[f32], &ObsNorm) {
         (&self.spec, &self.theta, &self.norm)
     }
@@ -977,6 +967,71 @@ impl EsPolicy {
             tau,
             max_steps,
         )
+    }
+}
+
+/// An ES parameter vector played one observation at a time: the argmax logit or the tanh
+/// mean, and π(·|s) = softmax(logits/τ) at the run's τ (one-hot at τ = 0).
+pub struct EsActor {
+    policy: EsPolicy,
+    tau: f64,
+    /// θ in lane 0 of the interleaved layout the batched forward pass reads.
+    params: Vec<f32>,
+    x: Vec<f32>,
+    out: Vec<f32>,
+    act: Activations,
+}
+
+impl EsActor {
+    pub fn new(policy: EsPolicy, tau: f64) -> Self {
+        let (spec, theta, _) = policy.parts();
+        let mut params = vec![0.0; spec.shape.num_params() * LANES];
+        scatter_lane(theta, &mut params, 0);
+        let x = vec![0.0; spec.shape.inputs() * LANES];
+        let out = vec![0.0; spec.shape.outputs() * LANES];
+        let act = Activations::new(&spec.shape);
+        EsActor { policy, tau, params, x, out, act }
+    }
+
+    /// The network's outputs at `obs` (logits, or the pre-tanh mean).
+    fn outputs(&mut self, obs: &[f32]) -> Vec<f64> {
+        let (spec, _, norm) = self.policy.parts();
+        match spec.obs {
+            ObsEncoding::Box(dim) => {
+                for i in 0..dim {
+                    self.x[i * LANES] = ((obs[i] - norm.mean[i]) * norm.inv_std[i]).clamp(-5.0, 5.0);
+                }
+            }
+            ObsEncoding::OneHot(n) => {
+                for i in 0..n {
+                    self.x[i * LANES] = if i == obs[0] as usize { 1.0 } else { 0.0 };
+                }
+            }
+        }
+        forward(&spec.shape, &self.params, &self.x, &mut self.act, &mut self.out);
+        (0..spec.shape.outputs()).map(|j| self.out[j * LANES] as f64).collect()
+    }
+}
+
+impl Policy for EsActor {
+    fn act(&mut self, obs: &[f32]) -> PolicyAction {
+        let out = self.outputs(obs);
+        match &self.policy.parts().0.head {
+            Head::Discrete(_) => PolicyAction::Discrete(crate::math::argmax(&out)),
+            Head::Continuous { center, half_width } => {
+                // The same squashing tanh as the batched evaluation, so episodes match it.
+                self.out.as_chunks_mut::<LANES>().0.iter_mut().for_each(tanh_lanes);
+                let mean = |d: usize| self.out[d * LANES] as f64;
+                PolicyAction::Continuous((0..center.len()).map(|d| center[d] + half_width[d] * mean(d).clamp(-1.0, 1.0)).collect())
+            }
+        }
+    }
+    fn action_probs(&mut self, obs: &[f32]) -> Option<Vec<f64>> {
+        if !matches!(self.policy.parts().0.head, Head::Discrete(_)) {
+            return None;
+        }
+        let logits = self.outputs(obs);
+        Some(crate::math::softmax_or_argmax(&logits, self.tau))
     }
 }
 
@@ -1116,6 +1171,14 @@ struct EsState {
     env_steps: u64,
     obs_count: u64,
     rng: tame_envs::RngState,
+}
+
+/// The ε_k of a chunk's pairs, one row of `dim` floats per seed of `seeds`: how the lanes and a
+/// coordinator both regenerate the noise.
+fn regenerate_noise(rows: &mut [f32], seeds: &[u64], dim: usize) {
+    for (eps, &seed) in rows.chunks_exact_mut(dim).zip(seeds) {
+        noise(seed, eps);
+    }
 }
 
 /// Pair k's perturbation ε_k ∼ N(0, I), regenerated from its seed alone.

@@ -355,12 +355,7 @@ impl Chunk {
 /// at τ = 0, the hard limit of the same distribution.
 fn sample_discrete(out: &[f32], lane: usize, n: usize, tau: f64, rng: &mut ChaCha8Rng) -> usize {
     let logit = |a: usize| out[a * LANES + lane] as f64;
-    let mut best = 0;
-    for a in 1..n {
-        if logit(a) > logit(best) {
-            best = a;
-        }
-    }
+    let best = crate::math::argmax_by(n, logit);
     if tau == 0.0 {
         return best;
     }
@@ -377,17 +372,13 @@ fn sample_discrete(out: &[f32], lane: usize, n: usize, tau: f64, rng: &mut ChaCh
     best
 }
 
-/// H(softmax(logits/τ)) = log Z − Σ p_a z_a with z = (logits − max)/τ; 0 at τ = 0.
+/// H(softmax(logits/τ)) of one lane's logits; 0 at τ = 0.
 fn softmax_entropy(out: &[f32], lane: usize, n: usize, tau: f64) -> f64 {
     if tau == 0.0 {
         return 0.0;
     }
     let logits: Vec<f64> = (0..n).map(|a| out[a * LANES + lane] as f64).collect();
-    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let z: Vec<f64> = logits.iter().map(|l| (l - max) / tau).collect();
-    let total: f64 = z.iter().map(|v| v.exp()).sum();
-    let mean_z: f64 = z.iter().map(|v| v.exp() * v).sum::<f64>() / total;
-    total.ln() - mean_z
+    crate::math::softmax_entropy(&logits, tau)
 }
 
 #[cfg(test)]

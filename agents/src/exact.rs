@@ -13,8 +13,9 @@
 //!
 //! Plain Rust, no tch: everything is f64 and deterministic.
 
-pub use crate::sac::Regularizer;
+use crate::math::{argmax, log_sum_exp, max, softmax};
 use crate::numfmt::compact;
+use crate::soft::Regularizer;
 use tame_envs::TransitionTable;
 
 /// Why a solve was refused or failed; each message names the bad value.
@@ -103,7 +104,7 @@ pub fn value_iteration(
 ) -> Result<Solution, ExactError> {
     check_table(table)?;
     check_gamma(gamma)?;
-    iterate(table, gamma, opts, |qs| qs.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+    iterate(table, gamma, opts, max)
 }
 
 /// Soft value iteration at temperature τ: `V(s) ← τ·log Σ_a exp(Q(s,a)/τ)`.
@@ -138,10 +139,7 @@ pub fn soft_value_iteration_with(
     if !(tau > 0.0 && tau.is_finite()) {
         return Err(ExactError::BadTau(tau));
     }
-    let offset = match regularizer {
-        Regularizer::Entropy => 0.0,
-        Regularizer::KlUniform => tau * (table.n_actions as f64).ln(),
-    };
+    let offset = tau * regularizer.log_reference((table.n_actions as f64).ln());
     iterate(table, gamma, opts, |qs| log_sum_exp(qs, tau) - offset)
 }
 
@@ -310,37 +308,9 @@ fn horizon_values(
 /// within `horizon` steps (the env's time limit): the two ends of a normalized score.
 pub fn horizon_start_values(table: &TransitionTable, horizon: Option<u32>) -> Result<HorizonValues, ExactError> {
     let n = table.n_actions as f64;
-    let optimal = horizon_values(table, horizon, |qs| qs.iter().copied().fold(f64::NEG_INFINITY, f64::max))?;
+    let optimal = horizon_values(table, horizon, max)?;
     let uniform = horizon_values(table, horizon, |qs| qs.iter().sum::<f64>() / n)?;
     Ok(HorizonValues { horizon, optimal: start_value(table, &optimal), uniform: start_value(table, &uniform) })
-}
-
-/// `τ·log Σ exp(x/τ)`, shifted by the max so that every exponent is ≤ 0.
-pub(crate) fn log_sum_exp(x: &[f64], tau: f64) -> f64 {
-    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return m;
-    }
-    m + tau * x.iter().map(|&xi| ((xi - m) / tau).exp()).sum::<f64>().ln()
-}
-
-/// `softmax(x/τ)`, shifted by the max.
-pub(crate) fn softmax(x: &[f64], tau: f64) -> Vec<f64> {
-    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = x.iter().map(|&xi| ((xi - m) / tau).exp()).collect();
-    let z: f64 = e.iter().sum();
-    e.into_iter().map(|ei| ei / z).collect()
-}
-
-/// The first index of the largest value.
-pub(crate) fn argmax(x: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &xi) in x.iter().enumerate() {
-        if xi > x[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 fn iterate(

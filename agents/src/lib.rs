@@ -13,12 +13,14 @@ mod es_policy;
 mod es_rollout;
 mod helper;
 pub mod limits;
+mod math;
 pub mod nets;
 pub mod numfmt;
 pub mod policy;
 pub mod replay;
 pub mod run;
 pub mod smoothing;
+pub mod soft;
 pub mod sac;
 
 pub use logger::{Logger, NullLogger};

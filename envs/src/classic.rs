@@ -8,7 +8,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::dynamics::{check_state, Dynamics};
-use crate::render::{Frame, RenderCtx};
+use crate::render::{scalar_action, Frame, RenderCtx};
 use crate::scenes;
 use crate::{EnvError, Space};
 
@@ -177,7 +177,7 @@ impl Dynamics for Pendulum {
         (-costs, false)
     }
     fn render_rgb(&self, s: &PendulumState, ctx: &RenderCtx<'_>) -> Option<Frame> {
-        Some(scenes::pendulum(s.th, scenes::pendulum_torque(ctx)))
+        Some(scenes::pendulum(s.th, scalar_action(ctx, PD_MAX_TORQUE)))
     }
     fn state_vec(&self, s: &PendulumState) -> Vec<f64> {
         vec![s.th, s.thdot]

@@ -330,6 +330,11 @@ impl GridWorld {
     pub(crate) fn layout(&self) -> GridLayout {
         GridLayout { ncol: self.ncol, cells: self.cells.iter().map(|c| c.letter()).collect(), moves: self.moves }
     }
+
+    /// The map letter of every cell, row-major: what the scenes draw.
+    fn letters(&self) -> Vec<char> {
+        self.cells.iter().map(|c| c.letter()).collect()
+    }
 }
 
 /// Sums the probabilities of identical `(next_state, reward, terminated)` outcomes, keeping
@@ -417,7 +422,7 @@ impl Dynamics for GridWorld {
         Some(self.cells[*s] == Cell::Goal)
     }
     fn render_rgb(&self, s: &usize, ctx: &RenderCtx<'_>) -> Option<Frame> {
-        Some(scenes::grid(&self.cells, self.ncol, *s, ctx.path))
+        Some(scenes::grid(&self.letters(), self.ncol, *s, ctx.path))
     }
     fn render_ansi(&self, s: &usize, ctx: &RenderCtx<'_>) -> Option<String> {
         let names = self.moves.map(|m| match m {
@@ -426,7 +431,7 @@ impl Dynamics for GridWorld {
             (0, 1) => "Right",
             _ => "Up",
         });
-        Some(scenes::grid_ansi(&self.cells, self.ncol, *s, &names, ctx))
+        Some(scenes::grid_ansi(&self.letters(), self.ncol, *s, &names, ctx))
     }
 }
 

@@ -18,9 +18,7 @@
 
 use std::f64::consts::PI;
 
-use crate::render::{cell_colour, colour, scalar_action, Frame, RenderCtx};
-use crate::classic::PD_MAX_TORQUE;
-use crate::grid::Cell;
+use crate::render::{cell_colour, colour, Frame, RenderCtx};
 use crate::Action;
 
 pub(crate) const CP_SIZE: (usize, usize) = (300, 200);
@@ -152,15 +150,16 @@ pub(crate) fn acrobot(theta1: f64, theta2: f64) -> Frame {
 /// Side of a gridworld cell in pixels.
 pub(crate) const CELL: f64 = 32.0;
 
-/// A gridworld with `ncol` columns, the agent in `agent`.
-pub(crate) fn grid(cells: &[Cell], ncol: usize, agent: usize, path: &[usize]) -> Frame {
+/// A gridworld of cells with map letters `cells` (`S`, `F`, `H`, `G`, `C`, `W`) in `ncol`
+/// columns, the agent in `agent`.
+pub(crate) fn grid(cells: &[char], ncol: usize, agent: usize, path: &[usize]) -> Frame {
     let nrow = cells.len() / ncol;
     let mut f = Frame::new(ncol * CELL as usize, nrow * CELL as usize, colour::GRID);
     let centre = |s: usize| (((s % ncol) as f64 + 0.5) * CELL, ((s / ncol) as f64 + 0.5) * CELL);
-    for (s, kind) in cells.iter().enumerate() {
+    for (s, letter) in cells.iter().enumerate() {
         let (x, y) = ((s % ncol) as f64 * CELL, (s / ncol) as f64 * CELL);
         // One grid-coloured pixel between cells.
-        f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, cell_colour(kind.letter()));
+        f.fill_rect(x + 1.0, y + 1.0, x + CELL, y + CELL, cell_colour(*letter));
     }
     for pair in path.windows(2) {
         f.line(centre(pair[0]), centre(pair[1]), 3.0, colour::PATH);
@@ -178,28 +177,23 @@ pub(crate) fn grid(cells: &[Cell], ncol: usize, agent: usize, path: &[usize]) ->
 /// after reset), then the map with the agent's cell on a red background. Every gridworld
 /// prints this way (CliffWalking and maps too, with their `C` and `W` letters), so that the
 /// last action always shows.
-pub(crate) fn grid_ansi(cells: &[Cell], ncol: usize, agent: usize, action_names: &[&str; 4], ctx: &RenderCtx<'_>) -> String {
+pub(crate) fn grid_ansi(cells: &[char], ncol: usize, agent: usize, action_names: &[&str; 4], ctx: &RenderCtx<'_>) -> String {
     let mut out = String::new();
     match ctx.last_action {
         Some(Action::Discrete(a)) if a < 4 => out.push_str(&format!("  ({})\n", action_names[a])),
         _ => out.push('\n'),
     }
-    for (s, kind) in cells.iter().enumerate() {
+    for (s, letter) in cells.iter().enumerate() {
         if s == agent {
-            out.push_str(&format!("\x1b[41m{}\x1b[0m", kind.letter()));
+            out.push_str(&format!("\x1b[41m{letter}\x1b[0m"));
         } else {
-            out.push(kind.letter());
+            out.push(*letter);
         }
         if s % ncol == ncol - 1 {
             out.push('\n');
         }
     }
     out
-}
-
-/// The torque of the last action for Pendulum, clipped to its bound.
-pub(crate) fn pendulum_torque(ctx: &RenderCtx<'_>) -> f64 {
-    scalar_action(ctx, PD_MAX_TORQUE)
 }
 
 /// Taxi's location colours (Red, Green, Yellow, Blue), as Gymnasium paints them.

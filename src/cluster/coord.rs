@@ -359,7 +359,7 @@ fn seed_checkpoint(redis: &mut Redis, job: &str, run: &str, dir: &Path) -> anyho
     let mut events = Vec::new();
     for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("events.out.tfevents.") {
+        if crate::tensorboard::files::is_written_name(&name) {
             events.push((name, std::fs::read(e.path())?));
         }
     }
@@ -416,7 +416,7 @@ fn apply(redis: &mut Redis, job: &str, states: &mut BTreeMap<String, Run>, start
         }
         "config" => crate::fsutil::write_atomic(&dir.join("config.toml"), &data)?,
         "events" => {
-            if !(safe_name(&name) && name.starts_with("events.out.tfevents.")) {
+            if !(safe_name(&name) && crate::tensorboard::files::is_written_name(&name)) {
                 bail!("event file name '{}' refused", name.escape_debug());
             }
             let offset: u64 = entry.get("offset").context("no offset field")?;

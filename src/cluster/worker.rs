@@ -982,7 +982,7 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
 
 /// `events.out.tfevents.…` with a [`safe_name`]: the files a run directory streams.
 fn is_event_file(name: &str) -> bool {
-    name.starts_with("events.out.tfevents.") && safe_name(name)
+    crate::tensorboard::files::is_written_name(name) && safe_name(name)
 }
 
 /// Writes a task's config (and map file) into the scratch directory as `<name>.toml` and

@@ -294,7 +294,7 @@ fn plot_single(target: &Target, cert: &Certificate, path: &std::path::Path) -> a
             line_panels(path, &[values, grads], 2)
         }
         Target::Gridworld { env, table, gamma } => {
-            let c = tame_agents::exact::compare(table, *gamma, cert.eps, tame_agents::exact::Regularizer::Entropy)
+            let c = tame_agents::exact::compare(table, *gamma, cert.eps, tame_agents::soft::Regularizer::Entropy)
                 .map_err(crate::exit::interrupted_or)?;
             let soft = c.soft.as_ref().map_or(&c.hard.v, |s| &s.v);
             let by_state = |v: &[f64]| v.iter().enumerate().map(|(s, x)| (s as f64, *x)).collect();

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use tame_agents::exact::{compare, Comparison, Regularizer};
+use tame_agents::exact::{compare, Comparison};
+use tame_agents::soft::Regularizer;
 use tame_agents::numfmt::compact;
 use tame_envs::TransitionTable;
 

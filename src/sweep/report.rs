@@ -17,7 +17,7 @@ use super::normalize::{self, Normalization};
 use super::plan::{RunSpec, SweepPlan, TauSpec};
 use crate::fsutil::write_atomic;
 use crate::stats::{self, Aggregate, AggregateEstimates, Bootstrap, Interval};
-use tame_agents::exact::Regularizer;
+use tame_agents::soft::Regularizer;
 
 /// Seed of the per-env bootstrap of the mean, fixed so that a summary is reproducible.
 const BOOTSTRAP_SEED: u64 = 0x7a3e;

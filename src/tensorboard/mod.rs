@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+pub(crate) mod files;
 mod hparams;
 mod markdown;
 mod proto;

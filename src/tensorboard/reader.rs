@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use prost::Message;
 
+use super::files::event_files;
 use super::hparams::{HParamValue, SessionStatus};
 use super::proto::{self, event, hparams_plugin_data, summary_value};
 use super::record;
@@ -112,20 +113,6 @@ pub fn find_runs(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     runs.sort();
     Ok(runs)
-}
-
-/// The event files directly inside `dir`, sorted by name as TensorBoard reads them.
-pub(crate) fn event_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && entry.file_name().to_string_lossy().contains("tfevents") {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 fn read_file(file: &Path, bytes: &[u8], run: &mut RunEvents) {

@@ -205,12 +205,12 @@ fn a_resumed_file_sorts_after_files_from_other_hosts_and_skewed_clocks() {
     let mut w = EventWriter::create(&dir).unwrap();
     w.add_scalar("x", 1, 1.0).unwrap();
     drop(w);
-    std::fs::rename(super::reader::event_files(&dir).unwrap().pop().unwrap(), &foreign).unwrap();
+    std::fs::rename(super::files::event_files(&dir).unwrap().pop().unwrap(), &foreign).unwrap();
     let resumed = EventWriter::resume(&dir, 2).unwrap();
     assert!(resumed.path() > foreign.as_path(), "{:?} sorts before {foreign:?}", resumed.path());
     let again = EventWriter::resume(&dir, 3).unwrap();
     assert!(again.path() > resumed.path(), "{:?} sorts before {:?}", again.path(), resumed.path());
-    assert_eq!(super::reader::event_files(&dir).unwrap().last().map(PathBuf::as_path), Some(again.path()));
+    assert_eq!(super::files::event_files(&dir).unwrap().last().map(PathBuf::as_path), Some(again.path()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

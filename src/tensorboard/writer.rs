@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use prost::Message;
 
+use super::files;
 use super::hparams::{HParams, SessionStatus};
 use super::proto::{self, event, hparams_plugin_data, summary_value};
 use super::record;
@@ -61,7 +62,7 @@ impl EventWriter {
     /// read before with step >= `step`: call it with the step after the checkpoint resumed
     /// from, so that what the dead process logged after its checkpoint is replaced, not doubled.
     pub fn resume(dir: &Path, step: u64) -> anyhow::Result<EventWriter> {
-        let last = super::reader::event_files(dir)?.pop();
+        let last = files::event_files(dir)?.pop();
         let last_name = last.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
         let mut writer = Self::open(dir, last_name.as_deref())?;
         let start = proto::SessionLog { status: proto::SESSION_LOG_START, ..Default::default() };
@@ -76,12 +77,12 @@ impl EventWriter {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         // A later second than the last file's puts the new name after it, whatever the host
         // and pid parts (which do not sort numerically) say.
-        let secs = after.and_then(file_secs).map_or(now, |last| now.max(last + 1));
+        let secs = after.and_then(files::file_secs).map_or(now, |last| now.max(last + 1));
         let host = hostname();
         let pid = std::process::id();
         let (path, file) = loop {
             let n = NEXT_SUFFIX.fetch_add(1, Ordering::Relaxed);
-            let name = format!("events.out.tfevents.{secs}.{host}.{pid}.{n}");
+            let name = files::file_name(secs, &host, pid, n);
             if let Some(after) = after.filter(|after| name.as_str() <= *after) {
                 bail!(
                     "cannot name a new event file in {} that TensorBoard reads after {after} \
@@ -297,11 +298,6 @@ impl tame_agents::Logger for EventWriter {
     fn flush(&mut self) -> anyhow::Result<()> {
         EventWriter::flush(self)
     }
-}
-
-/// The `<secs>` of an `events.out.tfevents.<secs>.<host>...` file name.
-fn file_secs(name: &str) -> Option<u64> {
-    name.strip_prefix("events.out.tfevents.")?.split('.').next()?.parse().ok()
 }
 
 fn checked_step(tag: &str, step: u64) -> anyhow::Result<i64> {

@@ -463,7 +463,7 @@ pub fn certify_gridworld(table: &TransitionTable, gamma: f64, tau: f64) -> Resul
     if !(tau > 0.0 && tau.is_finite()) {
         return Err(ExactError::BadTau(tau));
     }
-    let c = exact::compare(table, gamma, tau, exact::Regularizer::Entropy)?;
+    let c = exact::compare(table, gamma, tau, crate::soft::Regularizer::Entropy)?;
     let soft = c.soft.as_ref().unwrap_or(&c.hard);
     let max_diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
     let bound = c.reference.bound;

@@ -60,14 +60,12 @@ pub const GELU_GAP: f64 = 0.169_971_21;
 /// LSE_τ(x) = τ·log Σ_i exp(x_i/τ), with max_i x_i ≤ LSE_τ(x) ≤ max_i x_i + τ·log n.
 /// Computed as m + τ·log Σ exp((x_i − m)/τ) with m = max x, stable for any τ > 0.
 pub fn lse(x: &[f64], tau: f64) -> f64 {
-    crate::exact::log_sum_exp(x, tau)
+    crate::math::log_sum_exp(x, tau)
 }
 
 /// softmax_τ(x)_i = exp(x_i/τ)/Σ_j exp(x_j/τ) = ∂LSE_τ/∂x_i; → one-hot argmax as τ → 0,
-/// → uniform as τ → ∞.
-pub fn softmax(x: &[f64], tau: f64) -> Vec<f64> {
-    crate::exact::softmax(x, tau)
-}
+/// → uniform as τ → ∞ (max-shifted; the crate's one softmax).
+pub use crate::math::softmax;
 
 /// Label smoothing (Szegedy et al. 2016): y'_k = (1 − α)·y_k + α/K over K classes.
 pub fn label_smoothing(y: &[f64], alpha: f64) -> Vec<f64> {
