@@ -5,8 +5,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tame_agents::exact::{
     compare, evaluate_policy, reference_values, soft_value_iteration, start_value, value_iteration, ExactError,
-    Regularizer::Entropy, SolveOptions,
+    SolveOptions,
 };
+use tame_agents::soft::Regularizer::Entropy;
 use tame_envs::{Outcome, TransitionTable};
 
 const TAUS: [f64; 8] = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3];
