@@ -24,6 +24,18 @@ fn train(args: &[&str]) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
+/// `tame render RUN --ansi`: its text and the step count of its first episode's line.
+fn render_ansi(run: &str) -> (String, usize) {
+    let out = tame(&["render", run, "--ansi"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let steps: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("episode 1 (seed 1000000): return ").map(|rest| rest.split(" over ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no episode line in {text}"));
+    (text, steps)
+}
+
 fn final_eval_returns(dir: &Path) -> Vec<f64> {
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     s["final_eval_returns"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
@@ -155,14 +167,8 @@ fn gridworld_runs_render_as_text_and_gif_for_es_and_sac() {
     assert_eq!((videos, eval_steps.last()), (eval_steps.len(), Some(&300)));
     for run in [es, sac.clone()] {
         let r = run.to_str().unwrap();
-        let out = tame(&["render", r, "--ansi"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8(out.stdout).unwrap();
+        let (text, steps) = render_ansi(r);
         // One text frame per state, each with the agent's cell highlighted once.
-        let steps: usize = text
-            .lines()
-            .find_map(|l| l.strip_prefix("episode 1 (seed 1000000): return ").map(|rest| rest.split(" over ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()))
-            .unwrap_or_else(|| panic!("no episode line in {text}"));
         assert_eq!(text.matches("\x1b[41m").count(), steps + 1, "{text}");
         assert!(text.starts_with(&format!("{r}: ")), "{text}");
         let returns = final_eval_returns(&run);
@@ -234,13 +240,7 @@ fn taxi_runs_render_as_gymnasiums_text_and_as_a_gif() {
     let logdir = root.join("runs");
     let run = train(&["--agent", "es", "--env", "taxi", "--steps", "20000", "--eval-episodes", "1", "--logdir", logdir.to_str().unwrap()]);
     let r = run.to_str().unwrap();
-    let out = tame(&["render", r, "--ansi"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let steps: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("episode 1 (seed 1000000): return ").map(|rest| rest.split(" over ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()))
-        .unwrap_or_else(|| panic!("no episode line in {text}"));
+    let (text, steps) = render_ansi(r);
     // One map per state, each with its frame; the taxi is highlighted in every one (yellow
     // when empty, green with the passenger).
     assert_eq!(text.matches("+---------+\n|").count(), steps + 1, "{text}");
