@@ -791,6 +791,8 @@ fn a_checkpoint_too_large_for_redis_fails_the_run_clearly() {
     // The worker is still there and serves the next job.
     let small = config(&root);
     check(distributed(&server, &small, &root.join("small"), "0", "1", "200").output().unwrap(), "the next sweep");
-    assert!(worker.log_text().contains("too large"), "{}", worker.log_text());
+    // Whether the worker meets the checkpoint while the child runs or after it exits (a race
+    // under load), it logs the run's failure with the size.
+    assert!(worker.log_text().contains("failed: its checkpoint at step 9000 is 287 MiB, over the 256 MiB"), "{}", worker.log_text());
     std::fs::remove_dir_all(&root).ok();
 }
